@@ -1,0 +1,34 @@
+# Set-up is automatic: every target creates .venv (Python >= 3.12) when it is missing.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= bayesgmm-demo
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@set -e; \
+	if [ ! -x "$(PY)" ]; then \
+	    base=$$(scripts/find_python.sh); \
+	    echo "creating $(VENV) with $$base"; \
+	    "$$base" -m venv $(VENV); \
+	fi; \
+	$(PY) -m pip install --quiet --upgrade pip; \
+	$(PY) -m pip install --quiet -e ".[test,bench]"; \
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bayesgmm demo
+
+test: $(STAMP)
+	$(PY) -m ruff check bayesgmm tests examples benchmarks
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check bayesgmm tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_em.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,220 @@
+"""Command line: argument parsing and printing only; the maths lives elsewhere.
+
+Every error a user can cause ends with exit status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .errors import DataError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="CSV or Parquet table")
+    p.add_argument("--columns", nargs="+", metavar="C",
+                   help="data columns (default: every numeric column not named in --errors)")
+    p.add_argument("--errors", nargs="+", metavar="COL",
+                   help="measurement-error columns (standard deviations): one per data "
+                        "column, or one for all")
+    p.add_argument("--covariance", choices=("full", "diag", "spherical"), default="full",
+                   help="component covariance form (default: full)")
+    p.add_argument("--n-init", type=_positive_int, default=5, metavar="N",
+                   help="EM starts (default: 5)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bayesgmm`` argument parser."""
+    parser = _Parser(
+        prog="bayesgmm",
+        description="Gaussian mixtures with measurement errors: EM and Bayesian fits.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    em = sub.add_parser("em", help="maximum-likelihood fit by EM")
+    _data_options(em)
+    em.add_argument("--k", type=_positive_int, required=True, metavar="K",
+                    help="number of components")
+
+    sel = sub.add_parser("select", help="choose the number of components by BIC or AIC")
+    _data_options(sel)
+    sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
+                     help="try K = 1..KMAX")
+    sel.add_argument("--criterion", choices=("bic", "aic"), default="bic")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if args.command == "em":
+                out = _cmd_em(args)
+            else:
+                out = _cmd_select(args)
+        notes = [str(w.message) for w in caught if _ours(w)]
+        if args.json:
+            out["warnings"] = notes
+            print(json.dumps(out, indent=2))
+        else:
+            print(out.pop("_text"))
+            for note in notes:
+                print(f"warning: {note}", file=sys.stderr)
+        return 0
+    except DataError as exc:
+        print(f"bayesgmm: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into e.g. head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("bayesgmm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error, not the user's: still no traceback
+        if os.environ.get("BAYESGMM_DEBUG"):
+            raise
+        print(f"bayesgmm: internal error: {type(exc).__name__}: {exc} "
+              "(set BAYESGMM_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _ours(w: warnings.WarningMessage) -> bool:
+    from .errors import ConvergenceWarning, SamplingWarning
+
+    return issubclass(w.category, ConvergenceWarning | SamplingWarning)
+
+
+def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    from .data import load_table, table_columns
+
+    df = load_table(args.file)
+    return table_columns(df, args.columns, args.errors, source=repr(args.file))
+
+
+def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
+    from .em import GaussianMixtureEM
+
+    X, X_err, names = _load(args)
+    if args.k > X.shape[0]:
+        raise DataError(
+            f"--k {args.k} exceeds the number of rows ({X.shape[0]}); use a smaller K."
+        )
+    gm = GaussianMixtureEM(
+        args.k, covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed
+    ).fit(X, X_err=X_err)
+    order = np.argsort(gm.means_[:, 0], kind="stable")
+    weights = gm.weights_[order]
+    means = gm.means_[order]
+    covs = gm.covariances_[order]
+    out: dict[str, Any] = {
+        "n_components": int(args.k),
+        "weights": weights.tolist(),
+        "means": means.tolist(),
+        "covariances": covs.tolist(),
+        "loglik": gm.loglik_,
+        "bic": gm.bic(X, X_err),
+        "aic": gm.aic(X, X_err),
+        "n_iter": int(gm.n_iter_),
+        "converged": bool(gm.converged_),
+        "degenerate": bool(gm.degenerate_),
+        "n_samples": int(X.shape[0]),
+        "columns": names,
+        "error_columns": list(args.errors or []),
+        "covariance_type": args.covariance,
+    }
+    lines = [
+        f"EM fit of {args.k} component(s) to {X.shape[0]} rows of {', '.join(names)}"
+        + (f" with errors {', '.join(args.errors)}" if args.errors else ""),
+        "",
+    ]
+    if X.shape[1] == 1:
+        lines.append(f"{'component':>9}  {'weight':>8}  {'mean':>12}  {'sigma':>12}")
+        for j in range(args.k):
+            lines.append(f"{j:>9}  {weights[j]:>8.4f}  {means[j, 0]:>12.6g}  "
+                         f"{np.sqrt(covs[j, 0, 0]):>12.6g}")
+    else:
+        for j in range(args.k):
+            lines.append(f"component {j}: weight {weights[j]:.4f}")
+            lines.append(f"  mean  {np.array2string(means[j], precision=5)}")
+            lines.append(f"  sd    {np.array2string(np.sqrt(np.diag(covs[j])), precision=5)}")
+    lines += [
+        "",
+        f"log-likelihood {out['loglik']:.6f}   BIC {out['bic']:.3f}   AIC {out['aic']:.3f}",
+        f"{out['n_iter']} iterations, "
+        + ("converged" if out["converged"] else "NOT converged")
+        + (" (degenerate: a component collapsed)" if out["degenerate"] else ""),
+    ]
+    if args.errors:
+        lines.append("sigmas are intrinsic widths: the measurement errors are deconvolved")
+    out["_text"] = "\n".join(lines)
+    if args.json:
+        out.pop("_text")
+    return out
+
+
+def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
+    from .selection import select_n_components
+
+    X, X_err, names = _load(args)
+    k_max = min(args.k_max, X.shape[0])
+    res = select_n_components(
+        X, range(1, k_max + 1), X_err=X_err, criterion=args.criterion,
+        covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
+    )
+    table = [
+        {"k": int(r.k), "loglik": float(r.loglik), "bic": float(r.bic), "aic": float(r.aic),
+         "converged": bool(r.converged), "degenerate": bool(r.degenerate)}
+        for r in res.table.itertuples()
+    ]
+    out: dict[str, Any] = {
+        "criterion": args.criterion, "best_k": res.best_k, "table": table,
+        "n_samples": int(X.shape[0]), "columns": names,
+    }
+    if not args.json:
+        lines = [f"{'k':>3}  {'loglik':>14}  {'BIC':>12}  {'AIC':>12}  note"]
+        for r in table:
+            note = "degenerate" if r["degenerate"] else ("" if r["converged"] else "not converged")
+            mark = " <- best" if r["k"] == res.best_k else ""
+            lines.append(f"{r['k']:>3}  {r['loglik']:>14.4f}  {r['bic']:>12.3f}  "
+                         f"{r['aic']:>12.3f}  {note}{mark}")
+        lines.append(f"\nbest K by {args.criterion.upper()}: {res.best_k}")
+        out["_text"] = "\n".join(lines)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

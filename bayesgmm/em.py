@@ -1,0 +1,634 @@
+"""Maximum-likelihood Gaussian mixtures by EM, with optional per-point measurement errors.
+
+Plain EM follows the usual E/M steps (Dempster, Laird & Rubin 1977; scikit-learn's
+``GaussianMixture``). With measurement errors it is extreme deconvolution (Bovy, Hogg &
+Roweis 2011): the density of point i under component k is N(x_i | mu_k, V_k + S_i) and
+the M-step uses the latent true values' posterior moments (b_ik, B_ik), an explicit
+update. The hot loops live in :mod:`bayesgmm._kernels`; this module is the driver.
+
+Inside, data are standardized per feature (``(X - loc) / scale``) so that offsets such as
+1e9 and tiny or huge scales cost no precision; everything exposed is in data units.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import logsumexp
+
+from . import _kernels as kern
+from .data import check_errors, check_sample_weight, check_X
+from .errors import ConvergenceWarning, DataError
+
+__all__ = ["GaussianMixtureEM"]
+
+CovarianceType = Literal["full", "diag", "spherical"]
+_COV_TYPES = ("full", "diag", "spherical")
+_EPS = 10 * np.finfo(float).eps
+
+
+class GaussianMixtureEM:
+    """Gaussian mixture fitted by maximum likelihood (EM), with optional measurement errors.
+
+    Follows scikit-learn's ``GaussianMixture`` contract: ``__init__`` stores the
+    arguments, :meth:`fit` returns ``self``, fitted state ends in ``_``. Unlike
+    scikit-learn it takes per-point measurement errors (extreme deconvolution) and
+    per-point weights, works on standardized data inside, and never reports a
+    collapsed component (one sitting on repeated points) as the maximum.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components K.
+    covariance_type : {"full", "diag", "spherical"}, default="full"
+        Form of each component's (intrinsic) covariance.
+    tol : float, default=1e-8
+        Convergence threshold on the change of the mean log-likelihood per point
+        (weighted) between iterations. Much tighter than scikit-learn's 1e-3: EM creeps
+        along flat ridges where overlapping components meet, and the estimate is used to
+        check a posterior, so it must be the maximum, not a point on the way. Because the
+        estimate is used to check a posterior.
+    max_iter : int, default=1000
+        Maximum EM iterations per start.
+    n_init : int, default=5
+        Number of starts; the best non-degenerate one is kept. scikit-learn's default
+        is 1, which often stops at a local maximum.
+    init : {"kmeans++", "random"} or dict, default="kmeans++"
+        ``"kmeans++"``: k-means++ seeding refined by a few Lloyd steps, then one hard
+        M-step. ``"random"``: means drawn from the data, every covariance the data's
+        covariance, equal weights. A dict with ``"means"`` (K, D) and optionally
+        ``"weights"`` (K,) and ``"covariances"`` (K, D, D), in data units, starts there
+        (then only one start is made).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance, in units of each feature's variance
+        (the data are standardized inside), so it does not depend on the data's units.
+        A component whose covariance falls below it has collapsed onto a few points.
+    random_seed : int, numpy.random.Generator or None, default=None
+        Seed for the initialisation.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray of shape (n_components, n_features, n_features)
+        Intrinsic covariances (measurement errors removed when ``X_err`` was given).
+    loglik_ : float
+        Total log-likelihood of the fitted data, sum_i w_i log p(x_i | theta), with
+        measurement errors included.
+    loglik_trace_ : ndarray of shape (n_iter_,)
+        Total log-likelihood at each iteration of the best start.
+    n_iter_ : int
+    converged_ : bool
+    degenerate_ : bool
+        True when every start ended with a collapsed component (then the best
+        degenerate one is kept and a warning is given).
+    n_features_in_ : int
+    n_samples_fit_ : float
+        Sum of the sample weights (the number of points when unweighted).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import GaussianMixtureEM
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 200)])
+    >>> gm = GaussianMixtureEM(2, random_seed=0).fit(x)
+    >>> np.round(np.sort(gm.means_.ravel()))
+    array([0., 5.])
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-8,
+        max_iter: int = 1000,
+        n_init: int = 5,
+        init: str | dict = "kmeans++",
+        reg_covar: float = 1e-6,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.reg_covar = reg_covar
+        self.random_seed = random_seed
+
+    # ------------------------------------------------------------------ sklearn API
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return the constructor arguments (scikit-learn's ``get_params``)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> GaussianMixtureEM:
+        """Set constructor arguments (scikit-learn's ``set_params``) and return self."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"invalid parameter {key!r}; valid ones: {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        }
+        args = [
+            f"{k}={v!r}" for k, v in self.get_params().items()
+            if not (isinstance(v, str | int | float | None) and v == defaults[k])
+        ]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: Any, X_err: Any = None, sample_weight: Any = None) -> GaussianMixtureEM:
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors: standard deviations of shape (n_samples,) or
+            (n_samples, n_features), or covariances of shape
+            (n_samples, n_features, n_features). Zero errors give plain EM.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights, e.g. counts of repeated or binned values.
+
+        Returns
+        -------
+        self : GaussianMixtureEM
+        """
+        self._check_params()
+        X = check_X(X)
+        n, d = X.shape
+        K = int(self.n_components)
+        if K > n:
+            raise DataError(
+                f"n_components={K} exceeds the number of samples ({n}); use at most {n} "
+                "components, or more data."
+            )
+        w = check_sample_weight(sample_weight, n)
+        S = None if X_err is None else check_errors(X_err, n, d)
+        if S is not None and not np.any(S):
+            S = None  # all-zero errors: exactly plain EM
+        rng = np.random.default_rng(self.random_seed)
+
+        loc, scale = _standardizer(X, w)
+        if self.covariance_type == "spherical":
+            # one common scale keeps spherical components spherical in data units
+            scale = np.full_like(scale, np.sqrt(np.mean(scale**2)))
+        Z = (X - loc) / scale
+        Sz = None if S is None else S / np.outer(scale, scale)
+        self._loc, self._scale = loc, scale
+
+        starts: list[_Params]
+        if isinstance(self.init, dict):
+            starts = [self._given_init(self.init, d, loc, scale)]
+        else:
+            starts = [
+                _initialize(Z, w, Sz, K, self.init, rng, self.reg_covar)
+                for _ in range(int(self.n_init))
+            ]
+        runs = [self._run(Z, w, Sz, p) for p in starts]
+        good = [r for r in runs if not r.degenerate]
+        pool = good if good else runs
+        best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
+
+        shift = w.sum() * np.log(scale).sum()  # Jacobian of the standardization
+        p = best.params
+        self.weights_ = p.weights.copy()
+        self.means_ = loc + p.means * scale
+        self.covariances_ = p.covs * np.outer(scale, scale)
+        self.loglik_ = float(best.loglik - shift)
+        self.loglik_trace_ = np.asarray(best.trace) - shift
+        self.n_iter_ = best.n_iter
+        self.converged_ = best.converged
+        self.degenerate_ = not good
+        self.n_features_in_ = d
+        self.n_samples_fit_ = float(w.sum())
+        self.has_errors_ = S is not None
+        if not good:
+            warnings.warn(
+                f"every one of {len(runs)} start(s) ended with a component collapsed onto "
+                "a few (repeated) points, where the likelihood is unbounded; the estimate is "
+                "degenerate. Use fewer components, more starts (n_init), or a larger "
+                "reg_covar.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif not best.converged:
+            warnings.warn(
+                f"EM did not converge in {self.max_iter} iterations (change in mean "
+                f"log-likelihood still above tol={self.tol:g}). Increase max_iter, loosen "
+                "tol, or try other starts.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _check_params(self) -> None:
+        K = self.n_components
+        if not isinstance(K, int | np.integer) or isinstance(K, bool) or K < 1:
+            raise DataError(f"n_components must be an integer >= 1; got {K!r}.")
+        if self.covariance_type not in _COV_TYPES:
+            raise DataError(
+                f"covariance_type must be one of {_COV_TYPES}; got {self.covariance_type!r}."
+            )
+        if not (self.tol >= 0):
+            raise DataError(f"tol must be >= 0; got {self.tol!r}.")
+        if not isinstance(self.max_iter, int | np.integer) or self.max_iter < 1:
+            raise DataError(f"max_iter must be an integer >= 1; got {self.max_iter!r}.")
+        if not isinstance(self.n_init, int | np.integer) or self.n_init < 1:
+            raise DataError(f"n_init must be an integer >= 1; got {self.n_init!r}.")
+        if not (self.reg_covar >= 0):
+            raise DataError(f"reg_covar must be >= 0; got {self.reg_covar!r}.")
+        if not isinstance(self.init, dict) and self.init not in ("kmeans++", "random"):
+            raise DataError(
+                f"init must be 'kmeans++', 'random' or a dict of parameters; got {self.init!r}."
+            )
+
+    def _given_init(self, init: dict, d: int, loc: np.ndarray, scale: np.ndarray) -> _Params:
+        K = int(self.n_components)
+        if "means" not in init:
+            raise DataError("init dict needs 'means' of shape (n_components, n_features).")
+        means = np.asarray(init["means"], dtype=float).reshape(K, -1)
+        if means.shape != (K, d):
+            raise DataError(f"init['means'] must have shape ({K}, {d}); got {means.shape}.")
+        weights = np.asarray(init.get("weights", np.full(K, 1.0 / K)), dtype=float)
+        if weights.shape != (K,) or np.any(weights <= 0):
+            raise DataError(f"init['weights'] must be {K} positive numbers.")
+        if "covariances" in init:
+            covs = np.asarray(init["covariances"], dtype=float).reshape(K, d, d)
+        else:
+            covs = np.broadcast_to(np.diag(scale**2), (K, d, d)).copy()
+        covs_z = covs / np.outer(scale, scale)
+        if np.any(np.linalg.eigvalsh(covs_z)[:, 0] <= 0):
+            raise DataError("init['covariances'] must be positive definite.")
+        return _Params(weights / weights.sum(), (means - loc) / scale, covs_z)
+
+    def _run(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: _Params) -> _Run:
+        """Iterate EM from ``p`` until convergence, collapse or ``max_iter``."""
+        W = w.sum()
+        reg = float(self.reg_covar)
+        # with every error variance >= reg the likelihood is bounded: no collapse possible
+        can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < reg
+        trace: list[float] = []
+        converged = False
+        degenerate = False
+        stepper = _Stepper(Z, w, Sz, self.covariance_type, reg)
+        for it in range(int(self.max_iter)):
+            ll, new, raw_min = stepper.step(p)
+            trace.append(ll)
+            if not np.isfinite(ll):
+                degenerate = True
+                break
+            if it > 0 and abs(trace[-1] - trace[-2]) < self.tol * W:
+                converged = True
+                break
+            if can_collapse and np.any(raw_min < reg):
+                # the M-step wants a singular covariance: a component sits on <= D points
+                degenerate = True
+                p = new
+                trace.append(stepper.step(p)[0])
+                break
+            p = new
+        return _Run(p, trace[-1], trace, len(trace), converged, degenerate)
+
+    # ------------------------------------------------------------------ predictions
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            raise DataError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X) first."
+            )
+
+    def _prep(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        self._check_fitted()
+        X = check_X(X, min_samples=1)
+        if X.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"X has {X.shape[1]} feature(s) but the mixture was fitted on "
+                f"{self.n_features_in_}."
+            )
+        Z = (X - self._loc) / self._scale
+        if X_err is None:
+            return Z, None
+        S = check_errors(X_err, X.shape[0], X.shape[1])
+        return Z, S / np.outer(self._scale, self._scale)
+
+    def _weighted_log_prob(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
+        means = (self.means_ - self._loc) / self._scale
+        covs = self.covariances_ / np.outer(self._scale, self._scale)
+        with np.errstate(divide="ignore"):
+            logpi = np.log(self.weights_)
+        if Z.shape[1] == 1:
+            e2 = np.zeros(Z.shape[0]) if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+            return kern.logprob_1d(Z[:, 0].copy(), e2, logpi, means[:, 0].copy(), covs[:, 0, 0].copy())
+        S = np.zeros((0, Z.shape[1], Z.shape[1])) if Sz is None else Sz
+        return kern.logprob_full(Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs))
+
+    def score_samples(self, X: Any, X_err: Any = None) -> np.ndarray:
+        """Log density of each point, log p(x_i), errors included when given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        Z, Sz = self._prep(X, X_err)
+        return logsumexp(self._weighted_log_prob(Z, Sz), axis=1) - np.log(self._scale).sum()
+
+    def score(self, X: Any, X_err: Any = None, sample_weight: Any = None) -> float:
+        """Mean (weighted) log-likelihood per point."""
+        s = self.score_samples(X, X_err)
+        w = check_sample_weight(sample_weight, s.shape[0])
+        return float(np.sum(w * s) / w.sum())
+
+    def predict_proba(self, X: Any, X_err: Any = None) -> np.ndarray:
+        """Probability of each component given each point, p(j | x_i).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        Z, Sz = self._prep(X, X_err)
+        lp = self._weighted_log_prob(Z, Sz)
+        return np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
+
+    def predict(self, X: Any, X_err: Any = None) -> np.ndarray:
+        """Most probable component of each point, shape (n_samples,)."""
+        return np.argmax(self.predict_proba(X, X_err), axis=1)
+
+    def deconvolve(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and covariance of each point's true (error-free) value.
+
+        The posterior of the true value of point i is a mixture over components of
+        N(b_ik, B_ik), b_ik = mu_k + V_k T^-1 (x_i - mu_k), B_ik = V_k - V_k T^-1 V_k,
+        T = V_k + S_i, weighted by p(k | x_i). This returns its mean and covariance.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like
+            Measurement errors as in :meth:`fit`.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_samples, n_features)
+        cov : ndarray of shape (n_samples, n_features, n_features)
+        """
+        if X_err is None:
+            raise DataError("deconvolve needs X_err, the measurement errors of X.")
+        Z, Sz = self._prep(X, X_err)
+        lp = self._weighted_log_prob(Z, Sz)
+        resp = np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
+        means = np.ascontiguousarray((self.means_ - self._loc) / self._scale)
+        covs = np.ascontiguousarray(self.covariances_ / np.outer(self._scale, self._scale))
+        mz, cz = kern.deconvolve_full(Z, Sz, resp, means, covs)
+        return self._loc + mz * self._scale, cz * np.outer(self._scale, self._scale)
+
+    def _n_parameters(self) -> int:
+        K, d = self.n_components, self.n_features_in_
+        cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
+        return int(cov + K * d + K - 1)
+
+    def bic(self, X: Any, X_err: Any = None) -> float:
+        """Bayesian information criterion, -2 log L + p log n (lower is better)."""
+        s = self.score_samples(X, X_err)
+        return float(-2 * s.sum() + self._n_parameters() * np.log(s.shape[0]))
+
+    def aic(self, X: Any, X_err: Any = None) -> float:
+        """Akaike information criterion, -2 log L + 2 p (lower is better)."""
+        s = self.score_samples(X, X_err)
+        return float(-2 * s.sum() + 2 * self._n_parameters())
+
+    def sample(
+        self, n_samples: int = 1, *, random_seed: int | np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw from the fitted (intrinsic, error-free) mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+        """
+        self._check_fitted()
+        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+            raise DataError(f"n_samples must be an integer >= 1; got {n_samples!r}.")
+        rng = np.random.default_rng(random_seed)
+        counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
+        X = np.vstack([
+            rng.multivariate_normal(m, c, size=int(nk), method="cholesky")
+            for m, c, nk in zip(self.means_, self.covariances_, counts, strict=True)
+        ])
+        labels = np.repeat(np.arange(self.n_components), counts)
+        return X, labels
+
+
+# ---------------------------------------------------------------------- internals
+
+
+class _Params:
+    __slots__ = ("weights", "means", "covs")
+
+    def __init__(self, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> None:
+        self.weights = weights
+        self.means = np.ascontiguousarray(means, dtype=float)
+        self.covs = np.ascontiguousarray(covs, dtype=float)
+
+
+class _Run:
+    __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
+
+    def __init__(self, params, loglik, trace, n_iter, converged, degenerate) -> None:
+        self.params, self.loglik, self.trace = params, loglik, trace
+        self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
+
+
+class _Stepper:
+    """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step."""
+
+    def __init__(self, Z, w, Sz, covariance_type, reg):
+        self.n, self.d = Z.shape
+        self.w, self.cov_type, self.reg = w, covariance_type, reg
+        self.W = w.sum()
+        self.chunks = kern.n_chunks_for(self.n)
+        self.one_d = self.d == 1
+        if self.one_d:
+            self.x = np.ascontiguousarray(Z[:, 0])
+            self.e2 = None if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+        else:
+            self.Z = Z
+            self.S = Sz
+
+    def step(self, p: _Params) -> tuple[float, _Params, np.ndarray]:
+        K = p.weights.shape[0]
+        with np.errstate(divide="ignore"):
+            logpi = np.log(p.weights)
+        if self.one_d:
+            mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
+            if self.e2 is None:
+                ll, st = kern.em_1d(self.x, self.w, logpi, mu, var, self.chunks)
+                st = st.sum(axis=0)
+                nk, s1, s2 = st[0], st[1][:, None], st[2][:, None, None]
+            else:
+                ll, st = kern.xd_1d(self.x, self.e2, self.w, logpi, mu, var, self.chunks)
+                st = st.sum(axis=0)
+                nk, s1, s2 = st[0], st[1][:, None], (st[2] + st[3])[:, None, None]
+        elif self.S is None:
+            chol = np.linalg.cholesky(p.covs)
+            linv = np.linalg.inv(chol)
+            half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            ll, nk, s1, s2 = kern.em_full(self.Z, self.w, logpi, p.means, linv, half_logdet,
+                                          self.chunks)
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
+        else:
+            ll, nk, s1, s2, ok = kern.xd_full(self.Z, self.S, self.w, logpi, p.means, p.covs,
+                                              self.chunks)
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            if not ok:
+                ll = -np.inf
+        return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _mstep(self, p, nk, s1, s2, K):
+        d = self.d
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks[:, None]
+        means = p.means + np.where(live[:, None], delta, 0.0)
+        covs = s2 / nks[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        if self.cov_type == "diag" or d == 1:
+            dg = np.diagonal(covs, axis1=1, axis2=2)
+            raw_min = dg.min(axis=1)
+            covs = np.zeros_like(covs)
+            covs[:, np.arange(d), np.arange(d)] = dg
+        elif self.cov_type == "spherical":
+            dg = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1)
+            raw_min = dg
+            covs = dg[:, None, None] * np.eye(d)
+        else:
+            raw_min = np.linalg.eigvalsh(covs)[:, 0]
+        covs = covs + self.reg * np.eye(d)
+        # a component with no points keeps its shape and gets a negligible weight
+        covs = np.where(live[:, None, None], covs, p.covs)
+        raw_min = np.where(live, raw_min, np.inf)
+        if np.any(np.linalg.eigvalsh(covs)[:, 0] <= 0):
+            bad = np.linalg.eigvalsh(covs)[:, 0] <= 0
+            covs[bad] = p.covs[bad]
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, means, covs), raw_min
+
+
+def _standardizer(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation per feature (the internal units)."""
+    loc = np.average(X, axis=0, weights=w)
+    scale = np.sqrt(np.average((X - loc) ** 2, axis=0, weights=w))
+    tiny = np.abs(loc) * 1e-13 + np.finfo(float).tiny
+    if np.any(scale <= tiny):
+        j = int(np.flatnonzero(scale <= tiny)[0])
+        raise DataError(
+            f"feature {j} of X is constant (every value equals {X[0, j]!r}); a mixture "
+            "needs spread in every feature: drop that column."
+        )
+    return loc, scale
+
+
+def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
+    """Starting parameters in standardized units."""
+    n, d = Z.shape
+    W = w.sum()
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    if how == "random":
+        idx = rng.choice(n, size=K, replace=n < K, p=w / W)
+        means = Z[idx].copy()
+        covs = np.broadcast_to(glob, (K, d, d)).copy()
+        weights = np.full(K, 1.0 / K)
+    else:
+        centers = _kmeans(Z, w, K, rng)
+        labels = _nearest(Z, centers)
+        weights = np.bincount(labels, weights=w, minlength=K)
+        means = np.empty((K, d))
+        covs = np.empty((K, d, d))
+        # shrink each cluster's covariance toward the global one divided among K
+        # clusters (nu pseudo-points), so one-point clusters start sensibly
+        nu = d + 1.0
+        prior = glob / K ** (2.0 / d)
+        for k in range(K):
+            m = labels == k
+            wk = weights[k]
+            if wk <= 0:
+                means[k] = centers[k]
+                covs[k] = prior
+                continue
+            mk = np.average(Z[m], axis=0, weights=w[m])
+            dz = Z[m] - mk
+            scatter = (w[m, None] * dz).T @ dz
+            means[k] = mk
+            covs[k] = (scatter + nu * prior) / (wk + nu)
+        weights = np.maximum(weights, 1e-3 * W / K)
+        weights = weights / weights.sum()
+    if Sz is not None:
+        sbar = np.average(Sz, axis=0, weights=w)
+        for k in range(K):
+            ev, vec = np.linalg.eigh(covs[k] - sbar)
+            ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
+            covs[k] = (vec * ev) @ vec.T
+    covs = covs + reg * np.eye(d)
+    return _Params(weights, means, covs)
+
+
+def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d2 = (
+        (Z**2).sum(1)[:, None] - 2 * Z @ centers.T + (centers**2).sum(1)[None, :]
+    )
+    return np.argmin(d2, axis=1)
+
+
+def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=10):
+    """k-means++ seeding on (a weighted subsample of) Z, refined by Lloyd steps."""
+    n = Z.shape[0]
+    if n > n_sub:
+        idx = rng.choice(n, size=n_sub, replace=False, p=w / w.sum())
+        Y, wy = Z[idx], np.ones(n_sub)
+    else:
+        Y, wy = Z, w
+    m = Y.shape[0]
+    centers = np.empty((K, Z.shape[1]))
+    centers[0] = Y[rng.choice(m, p=wy / wy.sum())]
+    d2 = ((Y - centers[0]) ** 2).sum(1)
+    for k in range(1, K):
+        p = wy * d2
+        tot = p.sum()
+        j = rng.choice(m, p=p / tot) if tot > 0 else rng.integers(m)
+        centers[k] = Y[j]
+        d2 = np.minimum(d2, ((Y - centers[k]) ** 2).sum(1))
+    for _ in range(n_lloyd):
+        lab = _nearest(Y, centers)
+        new = centers.copy()
+        for k in range(K):
+            mk = lab == k
+            if wy[mk].sum() > 0:
+                new[k] = np.average(Y[mk], axis=0, weights=wy[mk])
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return centers
