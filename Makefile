@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bayesgmm demo
+	$(VENV)/bin/bayesgmm em bayesgmm/data/noisy_lines.csv --k 2 --errors x_err --seed 1
 
 test: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks

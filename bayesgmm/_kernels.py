@@ -28,9 +28,12 @@ _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
 
 
+_SERIAL_BELOW = 20_000
+
+
 def n_chunks_for(n: int) -> int:
-    """Number of parallel chunks worth using for ``n`` points."""
-    if n < 20_000:
+    """Number of chunks worth using for ``n`` points (1: run serially)."""
+    if n < _SERIAL_BELOW:
         return 1
     return max(1, numba.get_num_threads()) * 4
 
@@ -76,7 +79,6 @@ def _em_1d_chunk(x, w, mu, const, inv, lo, hi, acc):
     return ll
 
 
-@njit(parallel=True, **_OPTS)
 def em_1d(x, w, logpi, mu, var, n_chunks):
     """One fused E-step + M-step statistics pass for 1-D data without errors.
 
@@ -130,7 +132,6 @@ def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, acc):
     return ll
 
 
-@njit(parallel=True, **_OPTS)
 def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
     """Fused extreme-deconvolution pass for 1-D data with per-point variances ``e2``.
 
@@ -155,7 +156,6 @@ def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
     return lls.sum(), stats
 
 
-@njit(parallel=True, **_OPTS)
 def logprob_1d(x, e2, logpi, mu, var):
     """Weighted component log densities log(pi_k N(x_i | mu_k, var_k + e2_i)), (n, K)."""
     n = x.shape[0]
@@ -244,7 +244,6 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
     return ll
 
 
-@njit(parallel=True, **_OPTS)
 def em_full(X, w, logpi, mu, linv, half_logdet, n_chunks):
     """Fused pass for multi-D data without errors (any covariance type, given as full).
 
@@ -335,7 +334,6 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
     return ll, ok
 
 
-@njit(parallel=True, **_OPTS)
 def xd_full(X, S, w, logpi, mu, V, n_chunks):
     """Fused extreme-deconvolution pass for multi-D data with error covariances ``S``.
 
@@ -401,7 +399,6 @@ def _logprob_range(X, S, has_err, logpi, mu, V, lo, hi, out):
         _logprob_point(X, S, has_err, i, logpi, mu, V, L, T, diff, alpha, out)
 
 
-@njit(parallel=True, **_OPTS)
 def logprob_full(X, S, logpi, mu, V):
     """Weighted component log densities log(pi_k N(x_i | mu_k, V_k + S_i)), shape (n, K).
 
@@ -459,7 +456,6 @@ def _deconvolve_point(X, S, resp, mu, V, i, mean, cov):
             cov[i, a, c] = second[a, c] - mean[i, a] * mean[i, c]
 
 
-@njit(parallel=True, **_OPTS)
 def deconvolve_full(X, S, resp, mu, V):
     """Posterior mean (n, D) and covariance (n, D, D) of each point's true value.
 
@@ -471,3 +467,20 @@ def deconvolve_full(X, S, resp, mu, V):
     for i in prange(n):
         _deconvolve_point(X, S, resp, mu, V, i, mean, cov)
     return mean, cov
+
+
+# Each kernel is compiled twice from the same source: a parallel version for large n and
+# a serial one (``prange`` runs as ``range``) for small n, where starting threads costs
+# more than the loop and a busy machine makes a parallel region wait for a free core.
+_PAR = {}
+_SER = {}
+for _name in ("em_1d", "xd_1d", "logprob_1d", "em_full", "xd_full", "logprob_full",
+              "deconvolve_full"):
+    _f = globals()[_name]
+    _PAR[_name] = njit(parallel=True, **_OPTS)(_f)
+    _SER[_name] = njit(**_OPTS)(_f)
+
+
+def kernel(name: str, n: int):
+    """The compiled kernel ``name``, parallel or serial depending on ``n``."""
+    return (_SER if n < _SERIAL_BELOW else _PAR)[name]

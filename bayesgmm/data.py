@@ -150,10 +150,15 @@ def load_table(path: str | Path) -> Any:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif suffix in (".csv", ".txt", ".tsv", ""):
-            df = pd.read_csv(p, sep=None if suffix == ".tsv" else ",", engine="python")
+            # blank lines are kept: in a one-column file an empty line is a missing value
+            df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",",
+                             skip_blank_lines=False)
+            last = df.notna().any(axis=1).to_numpy().nonzero()[0]
+            df = df.iloc[: (last[-1] + 1 if last.size else 0)]  # trailing blank lines
         else:
             raise DataError(
-                f"cannot read {str(p)!r}: unknown file type {suffix!r}; use a .csv or .parquet file."
+                f"cannot read {str(p)!r}: unknown file type {suffix!r}; "
+                "use a .csv or .parquet file."
             )
     except DataError:
         raise

@@ -333,9 +333,13 @@ class GaussianMixtureEM:
             logpi = np.log(self.weights_)
         if Z.shape[1] == 1:
             e2 = np.zeros(Z.shape[0]) if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
-            return kern.logprob_1d(Z[:, 0].copy(), e2, logpi, means[:, 0].copy(), covs[:, 0, 0].copy())
+            return kern.kernel("logprob_1d", Z.shape[0])(
+                Z[:, 0].copy(), e2, logpi, means[:, 0].copy(), covs[:, 0, 0].copy()
+            )
         S = np.zeros((0, Z.shape[1], Z.shape[1])) if Sz is None else Sz
-        return kern.logprob_full(Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs))
+        return kern.kernel("logprob_full", Z.shape[0])(
+            Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs)
+        )
 
     def score_samples(self, X: Any, X_err: Any = None) -> np.ndarray:
         """Log density of each point, log p(x_i), errors included when given.
@@ -399,7 +403,7 @@ class GaussianMixtureEM:
         resp = np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
         means = np.ascontiguousarray((self.means_ - self._loc) / self._scale)
         covs = np.ascontiguousarray(self.covariances_ / np.outer(self._scale, self._scale))
-        mz, cz = kern.deconvolve_full(Z, Sz, resp, means, covs)
+        mz, cz = kern.kernel("deconvolve_full", Z.shape[0])(Z, Sz, resp, means, covs)
         return self._loc + mz * self._scale, cz * np.outer(self._scale, self._scale)
 
     def _n_parameters(self) -> int:
@@ -480,27 +484,30 @@ class _Stepper:
         K = p.weights.shape[0]
         with np.errstate(divide="ignore"):
             logpi = np.log(p.weights)
+        n, chunks = self.n, self.chunks
         if self.one_d:
             mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
             if self.e2 is None:
-                ll, st = kern.em_1d(self.x, self.w, logpi, mu, var, self.chunks)
+                ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
                 st = st.sum(axis=0)
                 nk, s1, s2 = st[0], st[1][:, None], st[2][:, None, None]
             else:
-                ll, st = kern.xd_1d(self.x, self.e2, self.w, logpi, mu, var, self.chunks)
+                ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
                 st = st.sum(axis=0)
                 nk, s1, s2 = st[0], st[1][:, None], (st[2] + st[3])[:, None, None]
         elif self.S is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
             half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-            ll, nk, s1, s2 = kern.em_full(self.Z, self.w, logpi, p.means, linv, half_logdet,
-                                          self.chunks)
+            ll, nk, s1, s2 = kern.kernel("em_full", n)(
+                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
+            )
             nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
             s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
         else:
-            ll, nk, s1, s2, ok = kern.xd_full(self.Z, self.S, self.w, logpi, p.means, p.covs,
-                                              self.chunks)
+            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
+                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
+            )
             nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
             if not ok:
                 ll = -np.inf

@@ -1,0 +1,123 @@
+"""Command line: output contract and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesgmm.cli import main
+from bayesgmm.datasets import example_path, simulate
+
+
+@pytest.fixture
+def noisy_csv(tmp_path):
+    sim = simulate(400, [0.5, 0.5], [0.0, 3.0], [0.3, 0.5], error_range=(0.2, 0.6),
+                   random_seed=1)
+    p = tmp_path / "noisy.csv"
+    pd.DataFrame({"v": sim.x, "v_err": sim.x_err, "name": ["a"] * 400}).to_csv(p, index=False)
+    return p
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_em_json(capsys, noisy_csv):
+    code, out, err = run(capsys, "em", str(noisy_csv), "--k", "2", "--errors", "v_err",
+                         "--seed", "0", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    for key in ("n_components", "weights", "means", "covariances", "loglik", "bic", "aic",
+                "n_iter", "converged"):
+        assert key in obj
+    assert obj["n_components"] == 2
+    assert np.array(obj["means"]).shape == (2, 1)
+    assert np.array(obj["covariances"]).shape == (2, 1, 1)
+    assert obj["columns"] == ["v"]  # the text column and the error column are not data
+    # intrinsic widths (errors removed), means sorted; n = 400, tolerance ~4 sd
+    np.testing.assert_allclose(np.sqrt(np.ravel(obj["covariances"])), [0.3, 0.5], atol=0.12)
+    np.testing.assert_allclose(np.ravel(obj["means"]), [0.0, 3.0], atol=0.15)
+    n_par = 5
+    assert obj["bic"] == pytest.approx(-2 * obj["loglik"] + n_par * np.log(400))
+
+
+def test_em_text_and_parquet(capsys, tmp_path):
+    df = pd.read_csv(example_path("seed000"))
+    p = tmp_path / "d.parquet"
+    df.to_parquet(p)
+    code, out, err = run(capsys, "em", str(p), "--k", "2", "--seed", "1")
+    assert code == 0, err
+    assert "log-likelihood" in out and "converged" in out
+
+
+def test_select_json(capsys):
+    code, out, err = run(capsys, "select", example_path("seed000"), "--k-max", "6",
+                         "--seed", "0", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["criterion"] == "bic" and obj["best_k"] == 2
+    assert [r["k"] for r in obj["table"]] == [1, 2, 3, 4, 5, 6]
+    assert set(obj["table"][0]) >= {"k", "loglik", "bic", "aic"}
+
+
+def _bad_files(tmp_path):
+    text = tmp_path / "text.csv"
+    pd.DataFrame({"x": ["1.0", "two", "3"]}).to_csv(text, index=False)
+    nan = tmp_path / "nan.csv"
+    pd.DataFrame({"x": [1.0, np.nan, 3.0, 4.0]}).to_csv(nan, index=False)
+    inf = tmp_path / "inf.csv"
+    inf.write_text("x\n1.0\ninf\n3.0\n")
+    neg = tmp_path / "neg.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "e": [0.1, -0.2, 0.1]}).to_csv(neg, index=False)
+    one = tmp_path / "one.csv"
+    pd.DataFrame({"x": [1.0]}).to_csv(one, index=False)
+    ok = tmp_path / "ok.csv"
+    pd.DataFrame({"x": np.arange(5.0)}).to_csv(ok, index=False)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet")
+    return {"text": text, "nan": nan, "inf": inf, "neg": neg, "one": one, "ok": ok,
+            "garbage": garbage}
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["em", "{missing}", "--k", "2"], "file not found"),
+        (["em", "{ok}", "--k", "2", "--columns", "nope"], "column 'nope' not found"),
+        (["em", "{text}", "--k", "1", "--columns", "x"], "not numeric"),
+        (["em", "{nan}", "--k", "1"], "NaN or infinite"),
+        (["em", "{inf}", "--k", "1"], "NaN or infinite"),
+        (["em", "{neg}", "--k", "1", "--columns", "x", "--errors", "e"], "negative"),
+        (["em", "{ok}", "--k", "9"], "exceeds the number of rows"),
+        (["em", "{one}", "--k", "1"], "at least 2"),
+        (["em", "{ok}", "--k", "0"], "positive integer"),
+        (["em", "{ok}"], "required"),
+        (["select", "{ok}", "--k-max", "3", "--criterion", "dic"], "invalid choice"),
+        (["em", "{garbage}", "--k", "2"], "cannot read"),
+    ],
+)
+def test_bad_input_exit_2_one_line(capsys, tmp_path, args, match):
+    files = _bad_files(tmp_path)
+    files["missing"] = tmp_path / "missing.csv"
+    argv = [a.format(**files) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert match in err
+    assert "Traceback" not in err
+
+
+def test_console_script_subprocess(tmp_path):
+    # The installed entry point: exit status and stderr as a user sees them.
+    p = subprocess.run([sys.executable, "-m", "bayesgmm.cli", "em", str(tmp_path / "x.csv"),
+                        "--k", "2"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("bayesgmm: error: file not found")
+    assert "Traceback" not in p.stderr
