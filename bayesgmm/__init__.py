@@ -8,9 +8,33 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "GaussianMixtureEM",
+    "Priors",
     "SamplingWarning",
     "SelectionResult",
+    "build_model",
+    "density",
+    "fit",
+    "membership",
     "select_n_components",
+    "true_values",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Priors": "model",
+    "build_model": "model",
+    "fit": "inference",
+    "membership": "posterior",
+    "density": "posterior",
+    "true_values": "posterior",
+}
+
+
+def __getattr__(name: str):
+    # PyMC, ArviZ and xarray load only when the Bayesian half is used: import stays fast
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

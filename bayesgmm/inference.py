@@ -1,0 +1,353 @@
+"""fit(): EM start, sampling (nutpie or PyMC), and the ArviZ DataTree result."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+
+from .em import GaussianMixtureEM
+from .errors import ConvergenceWarning, DataError
+from .model import Priors, _check_k, build_model, check_1d, standardizer
+
+__all__ = ["fit"]
+
+#: Largest chains x draws x points stored in log_likelihood by default (8 bytes each).
+LOGLIK_MAX_VALUES = 50_000_000
+#: Largest chains x draws x points stored in posterior_predictive.
+PPC_MAX_VALUES = 10_000_000
+#: Jitter (sd, unconstrained space) added to the EM start for each chain.
+START_JITTER = 0.1
+#: nutpie mass-matrix adaptation ("diag" or "low_rank").
+ADAPTATION = "low_rank"
+
+_PYFUNC_CACHE: dict[int, Any] = {}
+
+
+def fit(
+    X: Any,
+    n_components: int,
+    *,
+    X_err: Any = None,
+    priors: Priors | dict | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: Literal["nutpie", "pymc"] = "nutpie",
+    random_seed: int | np.random.Generator | None = None,
+    progressbar: bool = True,
+    target_accept: float = 0.8,
+    log_likelihood: bool | None = None,
+) -> Any:
+    """Sample the posterior of a 1-D Gaussian mixture, started and checked by EM.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples,)
+    n_components : int
+    X_err : array-like of shape (n_samples,), optional
+        Per-point measurement standard deviations; the sigmas are then intrinsic.
+    priors : Priors or dict, optional
+        See :class:`bayesgmm.Priors` (data units).
+    draws, tune, chains : int
+        Kept draws per chain, tuning steps per chain, number of chains.
+    sampler : {"nutpie", "pymc"}, default="nutpie"
+        ``"nutpie"`` samples a fused, compiled log-density (identical to the
+        :func:`build_model` model's, checked by the tests) with nutpie: nothing is
+        compiled per fit, so repeated fits (several K, new data) cost only sampling.
+        ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
+    random_seed : int, numpy.random.Generator or None
+        Seeds EM, the chains' starting points and the sampler: the same seed gives
+        the same posterior.
+    progressbar : bool, default=True
+    target_accept : float, default=0.8
+    log_likelihood : bool or None, default=None
+        Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
+        when it has at most 50 million values (chains x draws x points).
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
+        component; data units), ``sample_stats``, ``log_likelihood`` (``x``),
+        ``posterior_predictive`` (``x``, thinned beyond 10 million values),
+        ``observed_data``, ``constant_data`` (errors, standardization, priors) and
+        ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean).
+
+    Warns
+    -----
+    SamplingWarning
+        When chains settled in different modes, the posterior is far from the EM
+        estimate, a component has almost no weight, or there were divergences.
+    """
+    from .diagnostics import mixture_warnings
+
+    x, e = check_1d(X, X_err)
+    K = _check_k(n_components, x.shape[0])
+    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
+            raise DataError(f"{name} must be a positive integer; got {v!r}.")
+    if sampler not in ("nutpie", "pymc"):
+        raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
+    if not 0 < target_accept < 1:
+        raise DataError(f"target_accept must be in (0, 1); got {target_accept!r}.")
+    rng = np.random.default_rng(random_seed)
+    loc, scale = standardizer(x)
+    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+
+    em = _em_estimate(x, e, K, rng)
+    theta0 = _unconstrained_start(em, loc, scale)
+    seed = int(rng.integers(2**31 - 1))
+    if sampler == "nutpie":
+        post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains,
+                                     seed, progressbar, target_accept)
+    else:
+        post, stats = _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed,
+                                   progressbar, target_accept)
+    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
+                   log_likelihood)
+    for message in mixture_warnings(dt):
+        from .errors import SamplingWarning
+
+        warnings.warn(message, SamplingWarning, stacklevel=2)
+    return dt
+
+
+# ---------------------------------------------------------------------- EM start
+
+
+def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):
+    gm = GaussianMixtureEM(K, n_init=5, random_seed=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(x, X_err=e)
+    order = np.argsort(gm.means_[:, 0], kind="stable")
+    return {
+        "weights": gm.weights_[order],
+        "means": gm.means_[order, 0],
+        "sigmas": np.sqrt(gm.covariances_[order, 0, 0]),
+        "loglik": gm.loglik_,
+        "bic": -2 * gm.loglik_ + gm._n_parameters() * np.log(x.shape[0]),
+        "n_iter": gm.n_iter_,
+        "converged": gm.converged_,
+        "degenerate": gm.degenerate_,
+    }
+
+
+def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
+    """The EM estimate in PyMC's unconstrained space (simplex, ordered, log)."""
+    w = np.maximum(em["weights"], 1e-6)
+    w = w / w.sum()
+    lw = np.log(w)
+    y = lw[:-1] - lw.mean()
+    mu = (em["means"] - loc) / scale
+    gaps = np.maximum(np.diff(mu), 1e-3)
+    t_mu = np.concatenate([[mu[0]], np.log(gaps)])
+    sig = np.maximum(em["sigmas"] / scale, 1e-2)
+    return np.concatenate([y, t_mu, np.log(sig)])
+
+
+# ---------------------------------------------------------------------- samplers
+
+
+def _pyfunc_model(K: int) -> Any:
+    """nutpie model over the fused log-density; built once per K, data passed per fit."""
+    if K in _PYFUNC_CACHE:
+        return _PYFUNC_CACHE[K]
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    from ._logdensity import logp_and_grad, unpack
+
+    def make_logp_fn():
+        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
+                 starts):
+            lp, grad = logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
+                                     float(log_scale_n))
+            return lp, grad
+
+        return logp
+
+    def make_expand_fn(seed1, seed2, chain):
+        def expand(theta, *, loc, scale, **_):
+            w, mu, sigma = unpack(theta, K)
+            return {"weights": w, "means": float(loc) + float(scale) * mu,
+                    "sigmas": float(scale) * sigma}
+
+        return expand
+
+    model = from_pyfunc(
+        ndim=3 * K - 1,
+        make_logp_fn=make_logp_fn,
+        make_expand_fn=make_expand_fn,
+        expanded_dtypes=[np.dtype("float64")] * 3,
+        expanded_shapes=[(K,), (K,), (K,)],
+        expanded_names=["weights", "means", "sigmas"],
+        coords={"component": np.arange(K)},
+        dims={"weights": ("component",), "means": ("component",), "sigmas": ("component",)},
+        shared_data=_shared(np.zeros(2), np.zeros(2), {
+            "alpha": np.ones(K), "mu_mu": np.zeros(K), "mu_sigma": np.ones(K),
+            "sigma_sigma": np.ones(K)}, 0.0, 1.0, np.zeros((1, 3 * K - 1))),
+        make_initial_point_fn=None,
+    )
+    del nutpie
+    _PYFUNC_CACHE[K] = model
+    return model
+
+
+def _shared(z, eps2, hyper, loc, scale, starts) -> dict[str, Any]:
+    return {
+        "z": np.ascontiguousarray(z, dtype=float),
+        "eps2": np.ascontiguousarray(eps2, dtype=float),
+        "alpha": hyper["alpha"], "mu_mu": hyper["mu_mu"], "mu_sd": hyper["mu_sigma"],
+        "sig_sd": hyper["sigma_sigma"],
+        "log_scale_n": np.float64(z.shape[0] * np.log(scale)),
+        "loc": np.float64(loc), "scale": np.float64(scale),
+        "starts": starts,
+    }
+
+
+def _chain_starts(theta0: np.ndarray, chains: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 1])
+    return theta0 + START_JITTER * rng.normal(size=(chains, theta0.size))
+
+
+def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed,
+                   progressbar, target_accept):
+    import dataclasses
+    import threading
+
+    import nutpie
+
+    z = (x - loc) / scale
+    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
+    starts = _chain_starts(theta0, chains, seed)
+    compiled = _pyfunc_model(K).with_data(**_shared(z, eps2, hyper, loc, scale, starts))
+    # nutpie asks each chain for a start with its own seed; hand out the jittered EM
+    # starts in turn (which chain gets which does not matter: they are exchangeable)
+    lock = threading.Lock()
+    issued = [0]
+
+    def initial_point(_seed):
+        with lock:
+            i = issued[0] % chains
+            issued[0] += 1
+        return starts[i].copy()
+
+    compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
+    dt = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+        cores=min(chains, os.cpu_count() or 1), progress_bar=progressbar,
+        save_warmup=False, target_accept=target_accept, adaptation=ADAPTATION,
+    )
+    post = dt["posterior"].to_dataset()
+    stats = dt["sample_stats"].to_dataset()
+    return post[["weights", "means", "sigmas"]], stats
+
+
+def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
+                 target_accept):
+    import pymc as pm
+
+    from ._logdensity import unpack
+
+    model = build_model(x, K, X_err=e, priors=priors)
+    starts = _chain_starts(theta0, chains, seed)
+    initvals = []
+    for th in starts:
+        w, mu, sigma = unpack(th, K)
+        initvals.append({"weights": w, "means_std": mu, "sigmas_std": sigma})
+    with model:
+        dt = pm.sample(
+            draws=draws, tune=tune, chains=chains, initvals=initvals, random_seed=seed,
+            progressbar=progressbar, nuts_sampler="pymc",
+            cores=min(chains, os.cpu_count() or 1), target_accept=target_accept,
+            compute_convergence_checks=False,
+        )
+    post = dt["posterior"].to_dataset()
+    stats = dt["sample_stats"].to_dataset()
+    return post[["weights", "means", "sigmas"]], stats
+
+
+# ---------------------------------------------------------------------- result
+
+
+def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
+              log_likelihood):
+    import xarray as xr
+
+    from . import __version__
+    from ._logdensity import pointwise_loglik
+
+    n = x.shape[0]
+    C, S = post.sizes["chain"], post.sizes["draw"]
+    post = post.assign_coords(component=np.arange(K))
+    for name, units in (("weights", ""), ("means", "data units"), ("sigmas", "data units")):
+        post[name].attrs["units"] = units
+    post["sigmas"].attrs["long_name"] = "intrinsic width (measurement errors removed)"
+    post.attrs.update({"sampler": sampler, "inference_library": sampler})
+
+    z = (x - loc) / scale
+    eps2 = np.zeros(n) if e is None else (e / scale) ** 2
+    w = post["weights"].values.reshape(C * S, K)
+    mu = ((post["means"].values - loc) / scale).reshape(C * S, K)
+    sg = (post["sigmas"].values / scale).reshape(C * S, K)
+    obs = np.arange(n)
+    groups: dict[str, Any] = {"posterior": post, "sample_stats": stats}
+
+    store_ll = (C * S * n <= LOGLIK_MAX_VALUES) if log_likelihood is None else log_likelihood
+    if store_ll:
+        ll = pointwise_loglik(z, eps2, np.ascontiguousarray(w), np.ascontiguousarray(mu),
+                              np.ascontiguousarray(sg), float(np.log(scale)))
+        groups["log_likelihood"] = xr.Dataset(
+            {"x": (("chain", "draw", "obs"), ll.reshape(C, S, n))},
+            coords={"chain": post.chain.values, "draw": post.draw.values, "obs": obs},
+        )
+
+    keep = max(1, min(S, PPC_MAX_VALUES // max(1, C * n)))
+    idx = np.unique(np.linspace(0, S - 1, keep).round().astype(int))
+    prng = np.random.default_rng([seed, 2])
+    wd = post["weights"].values[:, idx]
+    u = prng.random((C, idx.size, n))
+    lab = (u[..., None] > np.cumsum(wd, axis=-1)[:, :, None, :]).sum(-1).clip(max=K - 1)
+    mu_d = np.take_along_axis(mu.reshape(C, S, K)[:, idx], lab, axis=-1)
+    sg_d = np.take_along_axis(sg.reshape(C, S, K)[:, idx], lab, axis=-1)
+    pp = loc + scale * (mu_d + np.sqrt(sg_d**2 + eps2) * prng.standard_normal(lab.shape))
+    groups["posterior_predictive"] = xr.Dataset(
+        {"x": (("chain", "draw", "obs"), pp)},
+        coords={"chain": post.chain.values, "draw": post.draw.values[idx], "obs": obs},
+    )
+    groups["observed_data"] = xr.Dataset({"x": ("obs", x)}, coords={"obs": obs})
+    const = {
+        "x_err": ("obs", np.zeros(n) if e is None else e),
+        "loc": ((), loc),
+        "scale": ((), scale),
+    }
+    for key, value in hyper.items():
+        const[f"prior_{key}_std"] = ("component", value)
+    groups["constant_data"] = xr.Dataset(const, coords={"obs": obs, "component": np.arange(K)})
+    groups["em_estimate"] = xr.Dataset(
+        {
+            "weights": ("component", em["weights"]),
+            "means": ("component", em["means"]),
+            "sigmas": ("component", em["sigmas"]),
+            "loglik": ((), float(em["loglik"])),
+            "bic": ((), float(em["bic"])),
+        },
+        coords={"component": np.arange(K)},
+        attrs={"n_iter": int(em["n_iter"]), "converged": int(em["converged"]),
+               "degenerate": int(em["degenerate"])},
+    )
+    dt = xr.DataTree.from_dict(groups)
+    dt.attrs.update({
+        "bayesgmm_version": __version__,
+        "n_components": K,
+        "has_errors": int(e is not None),
+        "sampler": sampler,
+        "random_seed": seed,
+        "log_likelihood_stored": int(bool(store_ll)),
+    })
+    del rng
+    return dt

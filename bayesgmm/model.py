@@ -1,0 +1,215 @@
+"""The Bayesian mixture as an ordinary PyMC model. Builds; never samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .data import check_errors, check_X
+from .errors import DataError
+
+__all__ = ["Priors", "build_model", "standardizer"]
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Prior hyperparameters, in the data's units.
+
+    ``None`` means the weakly informative default, which scales with the data
+    (``loc`` and ``scale`` are the data's mean and standard deviation):
+
+    - ``weights_alpha``: Dirichlet concentration, default 1 for every component
+      (uniform on the simplex).
+    - ``means_mu``, ``means_sigma``: Normal prior of each mean, default
+      ``loc`` and ``3 * scale``.
+    - ``sigmas_sigma``: HalfNormal scale of each intrinsic width, default ``scale``.
+
+    Each may be a scalar or one value per component.
+    """
+
+    weights_alpha: Any = None
+    means_mu: Any = None
+    means_sigma: Any = None
+    sigmas_sigma: Any = None
+
+    @classmethod
+    def from_any(cls, priors: Priors | dict | None) -> Priors:
+        """Accept a :class:`Priors`, a dict of its fields, or None."""
+        if priors is None:
+            return cls()
+        if isinstance(priors, Priors):
+            return priors
+        if isinstance(priors, dict):
+            unknown = set(priors) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise DataError(
+                    f"unknown prior(s) {sorted(unknown)}; valid keys: "
+                    f"{sorted(cls.__dataclass_fields__)}."
+                )
+            return cls(**priors)
+        raise DataError(f"priors must be a dict, a bayesgmm.Priors or None; got {type(priors)}.")
+
+    def standardized(self, n_components: int, loc: float, scale: float) -> dict[str, np.ndarray]:
+        """Hyperparameters in standardized units, one value per component."""
+        K = n_components
+
+        def vec(value: Any, default: float, name: str, positive: bool) -> np.ndarray:
+            v = np.broadcast_to(np.asarray(default if value is None else value, float), (K,))
+            if not np.all(np.isfinite(v)) or (positive and np.any(v <= 0)):
+                raise DataError(
+                    f"prior {name} must be {'positive and ' if positive else ''}finite, "
+                    f"a scalar or {K} values; got {value!r}."
+                )
+            return np.array(v, dtype=float)
+
+        alpha = vec(self.weights_alpha, 1.0, "weights_alpha", True)
+        mu_mu = (vec(self.means_mu, loc, "means_mu", False) - loc) / scale
+        mu_sd = vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale
+        sig_sd = vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale
+        return {"alpha": alpha, "mu_mu": mu_mu, "mu_sigma": mu_sd, "sigma_sigma": sig_sd}
+
+
+def standardizer(x: np.ndarray) -> tuple[float, float]:
+    """Location and scale used inside the model: the data's mean and standard deviation."""
+    loc = float(np.mean(x))
+    scale = float(np.std(x))
+    if not scale > 1e-13 * max(abs(loc), np.finfo(float).tiny):
+        raise DataError("the data are constant (no spread); a mixture needs varying values.")
+    return loc, scale
+
+
+def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate 1-D data and optional per-point error sds; return flat arrays."""
+    X2 = check_X(X)
+    if X2.shape[1] != 1:
+        raise DataError(
+            f"the Bayesian model takes 1-D data; got {X2.shape[1]} features. Fit each "
+            "column separately, or use GaussianMixtureEM for multi-D data."
+        )
+    x = X2[:, 0].copy()
+    if X_err is None:
+        return x, None
+    cov = check_errors(X_err, x.shape[0], 1)
+    e = np.sqrt(cov[:, 0, 0])
+    return x, (e if np.any(e > 0) else None)
+
+
+def build_model(
+    X: Any,
+    n_components: int,
+    *,
+    X_err: Any = None,
+    priors: Priors | dict | None = None,
+) -> Any:
+    r"""Build the Bayesian Gaussian mixture as a PyMC model (it is not sampled here).
+
+    The generative model, for points i = 1..n and components k = 1..K, with the data
+    standardized inside (:math:`z_i = (x_i - \text{loc}) / \text{scale}`, loc and scale
+    the data's mean and standard deviation, :math:`\epsilon_i = e_i / \text{scale}`):
+
+    .. math::
+
+        w &\sim \text{Dirichlet}(\alpha) \\
+        \tilde\mu_k &\sim \text{Normal}(m_k, s_k), \quad \tilde\mu_1 < \dots < \tilde\mu_K \\
+        \tilde\sigma_k &\sim \text{HalfNormal}(t_k) \\
+        c_i &\sim \text{Categorical}(w) \quad \text{(marginalised, never sampled)} \\
+        z_i \mid c_i = k &\sim \text{Normal}\big(\tilde\mu_k,
+            \sqrt{\tilde\sigma_k^2 + \epsilon_i^2}\big)
+
+    so that p(x_i) = sum_k w_k N(x_i | mu_k, sqrt(sigma_k^2 + e_i^2)) in data units, with
+    ``means = loc + scale * means_std`` and ``sigmas = scale * sigmas_std``. The
+    sigmas are intrinsic widths: the measurement errors e_i are deconvolved.
+    Defaults: alpha = 1, m = 0, s = 3, t = 1 (in data units: means ~ Normal(mean,
+    3 sd), sigmas ~ HalfNormal(sd)); change them with ``priors``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples,)
+    n_components : int
+    X_err : array-like of shape (n_samples,), optional
+        Per-point measurement standard deviations e_i (>= 0).
+    priors : Priors or dict, optional
+        Hyperparameters in data units, see :class:`Priors`.
+
+    Returns
+    -------
+    pymc.Model
+        Coords ``component`` and ``obs``; free variables ``weights``, ``means_std``,
+        ``sigmas_std``; deterministics ``means`` and ``sigmas`` (data units); observed
+        ``x`` (data units, so its log-likelihood is in data units). Data containers
+        ``x_data``, ``x_err``, ``loc``, ``scale`` and the prior hyperparameters
+        (``prior_*``, standardized) can be swapped with ``pm.set_data``.
+
+    Notes
+    -----
+    The means are ordered (``means_std`` carries PyMC's ordered transform), so the
+    model's default initial point (all means equal) is invalid: pass a starting point to
+    the sampler, e.g. ``pm.sample(initvals=bayesgmm.initvals_from_em(gm, model))``;
+    :func:`bayesgmm.fit` does this from the EM estimate.
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm
+    >>> from bayesgmm import build_model
+    >>> x = np.concatenate([np.random.default_rng(0).normal(0, 1, 50), [5.0, 5.5, 6.0]])
+    >>> model = build_model(x, 2)
+    >>> sorted(model.named_vars)[:4]
+    ['loc', 'means', 'means_std', 'prior_alpha']
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.transforms import ordered
+
+    x, e = check_1d(X, X_err)
+    K = _check_k(n_components, x.shape[0])
+    loc, scale = standardizer(x)
+    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+    n = x.shape[0]
+    coords = {"component": np.arange(K), "obs": np.arange(n)}
+    with pm.Model(coords=coords) as model:
+        x_data = pm.Data("x_data", x, dims="obs")
+        err = pm.Data("x_err", np.zeros(n) if e is None else e, dims="obs")
+        loc_d = pm.Data("loc", loc)
+        scale_d = pm.Data("scale", scale)
+        alpha = pm.Data("prior_alpha", hyper["alpha"], dims="component")
+        mu_mu = pm.Data("prior_means_mu", hyper["mu_mu"], dims="component")
+        mu_sd = pm.Data("prior_means_sigma", hyper["mu_sigma"], dims="component")
+        sig_sd = pm.Data("prior_sigmas_sigma", hyper["sigma_sigma"], dims="component")
+
+        weights = pm.Dirichlet("weights", a=alpha, dims="component")
+        means_std = pm.Normal("means_std", mu=mu_mu, sigma=mu_sd, dims="component",
+                              transform=ordered)
+        sigmas_std = pm.HalfNormal("sigmas_std", sigma=sig_sd, dims="component")
+        pm.Deterministic("means", loc_d + scale_d * means_std, dims="component")
+        pm.Deterministic("sigmas", scale_d * sigmas_std, dims="component")
+
+        def logp(value, w, mu, sigma, e_i, loc_, scale_):
+            z = (value - loc_) / scale_
+            var = sigma[None, :] ** 2 + (e_i / scale_)[:, None] ** 2
+            comp = (pt.log(w)[None, :] - 0.5 * pt.log(2 * np.pi * var)
+                    - 0.5 * (z[:, None] - mu[None, :]) ** 2 / var)
+            return pt.logsumexp(comp, axis=1) - pt.log(scale_)
+
+        def random(w, mu, sigma, e_i, loc_, scale_, rng=None, size=None):
+            rng = np.random.default_rng(rng)
+            m = np.shape(e_i)[0]
+            lab = rng.choice(len(w), size=m, p=np.asarray(w) / np.sum(w))
+            sd = np.sqrt(np.asarray(sigma)[lab] ** 2 + (np.asarray(e_i) / scale_) ** 2)
+            return loc_ + scale_ * rng.normal(np.asarray(mu)[lab], sd)
+
+        pm.CustomDist("x", weights, means_std, sigmas_std, err, loc_d, scale_d,
+                      logp=logp, random=random, observed=x_data, dims="obs")
+    return model
+
+
+def _check_k(n_components: Any, n: int) -> int:
+    if not isinstance(n_components, int | np.integer) or isinstance(n_components, bool) \
+            or n_components < 1:
+        raise DataError(f"n_components must be an integer >= 1; got {n_components!r}.")
+    if n_components > n:
+        raise DataError(
+            f"n_components={n_components} exceeds the number of points ({n}); use fewer."
+        )
+    return int(n_components)
