@@ -321,14 +321,12 @@ def _vector_like(v):
     return pt.tensor(dtype="float64", shape=v.type.shape)
 
 
-class _NoHigherOrder:
-    """Mixin: second derivatives are not implemented."""
-
-    def _null_grads(self, inputs, comment):
-        return [grad_not_implemented(self, i, v, comment) for i, v in enumerate(inputs)]
+def _no_second_derivatives(op, inputs):
+    msg = "Second derivatives of the mixture log-likelihood are not implemented."
+    return [grad_not_implemented(op, i, v, msg) for i, v in enumerate(inputs)]
 
 
-class MixtureLogpTotal(_NoHigherOrder, Op):
+class MixtureLogpTotal(Op):
     """Sum of mixture log-densities, with its gradient as extra outputs.
 
     Inputs ``(x, e2, w, mu, sigma)``; outputs ``(logp, dlogp/dw, dlogp/dmu,
@@ -346,12 +344,12 @@ class MixtureLogpTotal(_NoHigherOrder, Op):
         for store, value in zip(output_storage, _total_impl(*inputs), strict=True):
             store[0] = np.asarray(value)
 
-    def infer_shape(self, fgraph, node, input_shapes):  # noqa: D102
+    def infer_shape(self, node, input_shapes):  # noqa: D102
         return [(), input_shapes[2], input_shapes[3], input_shapes[4]]
 
     def pullback(self, inputs, outputs, cotangents):  # noqa: D102
         if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
-            return self._null_grads(inputs, "Second derivatives are not implemented.")
+            return _no_second_derivatives(self, inputs)
         g = cotangents[0]
         x, e2 = inputs[:2]
         return [
@@ -361,7 +359,7 @@ class MixtureLogpTotal(_NoHigherOrder, Op):
         ]
 
 
-class MixtureLogpPointwise(_NoHigherOrder, Op):
+class MixtureLogpPointwise(Op):
     """Vector of mixture log-densities ``log p(x_i)``.
 
     Inputs ``(x, e2, w, mu, sigma)``. Use :func:`mixture_logp_pointwise` rather
@@ -377,7 +375,7 @@ class MixtureLogpPointwise(_NoHigherOrder, Op):
     def perform(self, node, inputs, output_storage):  # noqa: D102
         output_storage[0][0] = _pointwise_impl(*inputs)
 
-    def infer_shape(self, fgraph, node, input_shapes):  # noqa: D102
+    def infer_shape(self, node, input_shapes):  # noqa: D102
         return [input_shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):  # noqa: D102
@@ -389,7 +387,7 @@ class MixtureLogpPointwise(_NoHigherOrder, Op):
         ]
 
 
-class MixtureLogpVJP(_NoHigherOrder, Op):
+class MixtureLogpVJP(Op):
     """Pullback of :class:`MixtureLogpPointwise` for a cotangent ``g`` of shape (n,).
 
     Inputs ``(x, e2, w, mu, sigma, g)``; outputs the gradients of
@@ -407,11 +405,11 @@ class MixtureLogpVJP(_NoHigherOrder, Op):
         for store, value in zip(output_storage, _vjp_impl(*inputs), strict=True):
             store[0] = value
 
-    def infer_shape(self, fgraph, node, input_shapes):  # noqa: D102
+    def infer_shape(self, node, input_shapes):  # noqa: D102
         return list(input_shapes[2:5])
 
     def pullback(self, inputs, outputs, cotangents):  # noqa: D102
-        return self._null_grads(inputs, "Second derivatives are not implemented.")
+        return _no_second_derivatives(self, inputs)
 
 
 @register_funcify_default_op_cache_key(MixtureLogpTotal)

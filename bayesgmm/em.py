@@ -49,8 +49,7 @@ class GaussianMixtureEM:
         Convergence threshold on the change of the mean log-likelihood per point
         (weighted) between iterations. Much tighter than scikit-learn's 1e-3: EM creeps
         along flat ridges where overlapping components meet, and the estimate is used to
-        check a posterior, so it must be the maximum, not a point on the way. Because the
-        estimate is used to check a posterior.
+        check a posterior, so it must be the maximum, not a point on the way.
     max_iter : int, default=1000
         Maximum EM iterations per start.
     n_init : int, default=5
@@ -148,6 +147,57 @@ class GaussianMixtureEM:
             if not (isinstance(v, str | int | float | None) and v == defaults[k])
         ]
         return f"{type(self).__name__}({', '.join(args)})"
+
+    @classmethod
+    def from_params(
+        cls,
+        weights: Any,
+        means: Any,
+        covariances: Any,
+        *,
+        covariance_type: CovarianceType = "full",
+    ) -> GaussianMixtureEM:
+        """A mixture with given parameters, ready to score, predict and sample.
+
+        Use it to evaluate known parameters (a simulation's truth, published values)
+        with the same methods as a fitted model.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_components,)
+        means : array-like of shape (n_components,) or (n_components, n_features)
+        covariances : array-like of shape (n_components,), (n_components, n_features) or
+            (n_components, n_features, n_features)
+            Variances (1-D input), diagonal variances, or full covariance matrices.
+
+        Returns
+        -------
+        GaussianMixtureEM
+        """
+        w = np.asarray(weights, dtype=float).ravel()
+        K = w.size
+        m = np.asarray(means, dtype=float).reshape(K, -1)
+        d = m.shape[1]
+        c = np.asarray(covariances, dtype=float)
+        if c.shape in ((K,), (K, 1), (K, 1, 1)) and d == 1:
+            c = c.reshape(K, 1, 1)
+        elif c.shape == (K, d):
+            c = np.stack([np.diag(ci) for ci in c])
+        elif c.shape != (K, d, d):
+            raise DataError(
+                f"covariances must have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}); "
+                f"got {c.shape}."
+            )
+        if np.any(w <= 0) or not np.isclose(w.sum(), 1.0):
+            raise DataError("weights must be positive and sum to 1.")
+        if np.any(np.linalg.eigvalsh(c)[:, 0] <= 0):
+            raise DataError("covariances must be positive definite.")
+        gm = cls(K, covariance_type=covariance_type)
+        gm.weights_, gm.means_, gm.covariances_ = w, m, c
+        gm.n_features_in_ = d
+        gm._loc, gm._scale = np.zeros(d), np.ones(d)
+        gm.converged_, gm.n_iter_, gm.degenerate_ = True, 0, False
+        return gm
 
     # ------------------------------------------------------------------ fitting
 
@@ -490,11 +540,12 @@ class _Stepper:
             if self.e2 is None:
                 ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
                 st = st.sum(axis=0)
-                nk, s1, s2 = st[0], st[1][:, None], st[2][:, None, None]
+                s2 = st[2]
             else:
                 ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
                 st = st.sum(axis=0)
-                nk, s1, s2 = st[0], st[1][:, None], (st[2] + st[3])[:, None, None]
+                s2 = st[2] + st[3]
+            return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
         elif self.S is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
@@ -512,6 +563,23 @@ class _Stepper:
             if not ok:
                 ll = -np.inf
         return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _mstep_1d(self, mu, var, nk, s1, s2):
+        """The M-step for one feature, on (K,) arrays (no matrix algebra)."""
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks
+        raw = s2 / nks - delta * delta
+        new_mu = np.where(live, mu + delta, mu)
+        new_var = np.where(live, raw + self.reg, var)
+        raw_min = np.where(live, raw, np.inf)
+        bad = new_var <= 0
+        if bad.any():
+            new_var = np.where(bad, var, new_var)
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
 
     def _mstep(self, p, nk, s1, s2, K):
         d = self.d

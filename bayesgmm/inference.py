@@ -153,7 +153,7 @@ def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
 
 
 def _pyfunc_model(K: int) -> Any:
-    """nutpie model over the fused log-density; built once per K, data passed per fit."""
+    """Nutpie model over the fused log-density; built once per K, data passed per fit."""
     if K in _PYFUNC_CACHE:
         return _PYFUNC_CACHE[K]
     import nutpie
@@ -162,8 +162,7 @@ def _pyfunc_model(K: int) -> Any:
     from ._logdensity import logp_and_grad, unpack
 
     def make_logp_fn():
-        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
-                 starts):
+        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale):
             lp, grad = logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
                                      float(log_scale_n))
             return lp, grad
@@ -189,7 +188,7 @@ def _pyfunc_model(K: int) -> Any:
         dims={"weights": ("component",), "means": ("component",), "sigmas": ("component",)},
         shared_data=_shared(np.zeros(2), np.zeros(2), {
             "alpha": np.ones(K), "mu_mu": np.zeros(K), "mu_sigma": np.ones(K),
-            "sigma_sigma": np.ones(K)}, 0.0, 1.0, np.zeros((1, 3 * K - 1))),
+            "sigma_sigma": np.ones(K)}, 0.0, 1.0),
         make_initial_point_fn=None,
     )
     del nutpie
@@ -197,7 +196,7 @@ def _pyfunc_model(K: int) -> Any:
     return model
 
 
-def _shared(z, eps2, hyper, loc, scale, starts) -> dict[str, Any]:
+def _shared(z, eps2, hyper, loc, scale) -> dict[str, Any]:
     return {
         "z": np.ascontiguousarray(z, dtype=float),
         "eps2": np.ascontiguousarray(eps2, dtype=float),
@@ -205,7 +204,6 @@ def _shared(z, eps2, hyper, loc, scale, starts) -> dict[str, Any]:
         "sig_sd": hyper["sigma_sigma"],
         "log_scale_n": np.float64(z.shape[0] * np.log(scale)),
         "loc": np.float64(loc), "scale": np.float64(scale),
-        "starts": starts,
     }
 
 
@@ -217,24 +215,18 @@ def _chain_starts(theta0: np.ndarray, chains: int, seed: int) -> np.ndarray:
 def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed,
                    progressbar, target_accept):
     import dataclasses
-    import threading
 
     import nutpie
 
     z = (x - loc) / scale
     eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
-    starts = _chain_starts(theta0, chains, seed)
-    compiled = _pyfunc_model(K).with_data(**_shared(z, eps2, hyper, loc, scale, starts))
-    # nutpie asks each chain for a start with its own seed; hand out the jittered EM
-    # starts in turn (which chain gets which does not matter: they are exchangeable)
-    lock = threading.Lock()
-    issued = [0]
+    compiled = _pyfunc_model(K).with_data(**_shared(z, eps2, hyper, loc, scale))
 
-    def initial_point(_seed):
-        with lock:
-            i = issued[0] % chains
-            issued[0] += 1
-        return starts[i].copy()
+    # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
+    # jitter the EM start with it, so the same seed gives the same chains
+    def initial_point(chain_seed):
+        rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
+        return theta0 + START_JITTER * rng.normal(size=theta0.size)
 
     compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
     dt = nutpie.sample(

@@ -43,6 +43,13 @@ class SelectionResult:
     def __iter__(self) -> Iterator[Any]:
         return iter((self.table, self.best_k))
 
+    def best(self, criterion: str) -> int:
+        """The k chosen by ``criterion`` (``"bic"`` or ``"aic"``) from the same fits."""
+        if criterion not in ("bic", "aic"):
+            raise DataError(f"criterion must be 'bic' or 'aic'; got {criterion!r}.")
+        ok = self.table[~self.table["degenerate"]]
+        return int(ok.loc[ok[criterion].idxmin(), "k"])
+
     @property
     def best_model(self) -> GaussianMixtureEM:
         """The fitted model with ``best_k`` components."""

@@ -35,10 +35,11 @@ to ``examples/output/``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from bayesgmm import GaussianMixtureEM, select_n_components
 
@@ -55,22 +56,25 @@ COV2 = np.array([[[1.0, 0.6], [0.6, 1.0]],
 
 def simple_mles() -> dict:
     """The seed's closed-form MLEs, each checked numerically."""
+    # scipy.stats.fit maximizes the likelihood by differential evolution (then a local
+    # polish); seeded here so that the numbers do not depend on numpy's global state
+    de = partial(optimize.differential_evolution, seed=0)
     out = {}
     # binomial, 61 heads in 100: three candidate p, then p free
     cands = {"1/3": 1 / 3, "1/2": 1 / 2, "2/3": 2 / 3}
     out["binom_candidates"] = {k: float(stats.binom.pmf(61, 100, p)) for k, p in cands.items()}
     out["binom_best_candidate"] = max(out["binom_candidates"], key=out["binom_candidates"].get)
-    fit = stats.fit(stats.binom, [61], bounds={"n": (100, 100), "p": (0, 1)})
+    fit = stats.fit(stats.binom, [61], bounds={"n": (100, 100), "p": (0, 1)}, optimizer=de)
     out["binom_p"] = {"closed_form": 61 / 100, "numerical": float(fit.params.p)}
     # Bernoulli sample 0,1,0,0,1,0
     sample = np.array([0, 1, 0, 0, 1, 0])
-    fit = stats.fit(stats.bernoulli, sample, bounds={"p": (0, 1)})
+    fit = stats.fit(stats.bernoulli, sample, bounds={"p": (0, 1)}, optimizer=de)
     out["bernoulli_p"] = {"closed_form": float(sample.mean()), "numerical": float(fit.params.p),
                           "seed_value": 2 / 5}
     rng = np.random.default_rng(3)
     # Poisson: lambda_hat = mean
     x = rng.poisson(3.7, 500)
-    fit = stats.fit(stats.poisson, x, bounds={"mu": (0, 20)})
+    fit = stats.fit(stats.poisson, x, bounds={"mu": (0, 20)}, optimizer=de)
     out["poisson_lambda"] = {"closed_form": float(x.mean()), "numerical": float(fit.params.mu)}
     # normal: mean and the 1/n variance; scipy's norm.fit is the MLE
     x = rng.normal(10.0, 3.0, 500)
@@ -219,10 +223,10 @@ def draw(outdir: Path, mv: dict, sp: dict) -> list[Path]:
     ax.legend(loc="upper right")
     ax.set_title("points coloured by responsibilities (RGB)")
     ax = axes[1]
-    ax.plot(gm.loglik_trace_, "-", lw=3, alpha=0.5, label="GaussianMixtureEM")
-    ax.plot(mv["trace"], "k--", lw=1, label="Bishop's equations (numpy)")
-    ax.set_xscale("log")
-    ax.set_xlabel("iteration")
+    it = np.arange(len(mv["trace"]))
+    ax.plot(it, gm.loglik_trace_, "-", lw=3, alpha=0.5, label="GaussianMixtureEM")
+    ax.plot(it, mv["trace"], "k--", lw=1, label="Bishop's equations (numpy)")
+    ax.set_xlabel("EM step (0 = the common start)")
     ax.set_ylabel("log-likelihood")
     ax.legend()
     ax.set_title("the same path from the same start")
@@ -277,10 +281,10 @@ def main(outdir: Path | None = None) -> dict:
         cf, nu = np.atleast_1d(r["closed_form"]), np.atleast_1d(r["numerical"])
         print(f"  {name:<22} closed form {np.array2string(cf, precision=5):<24} "
               f"numerical {np.array2string(nu, precision=5)}")
-        # scipy.stats.fit maximizes numerically (differential evolution, then a local
-        # polish) and lands within ~1e-8 relative; 1e-6 leaves room. norm.fit and
-        # uniform.fit are closed forms themselves.
-        assert np.allclose(cf, nu, rtol=1e-6, atol=0), (name, cf, nu)
+        # scipy.stats.fit's numerical maximum lands within 1e-6 relative of the closed
+        # form (worst over 30 optimizer seeds: 9e-7, the Bernoulli p); 1e-5 leaves room.
+        # norm.fit and uniform.fit are closed forms themselves.
+        assert np.allclose(cf, nu, rtol=1e-5, atol=0), (name, cf, nu)
     print(f"  Bernoulli sample 0,1,0,0,1,0: MLE 2/6 = {a['bernoulli_p']['closed_form']:.4f}; "
           "the seed's 2/5 counts three zeros instead of four")
     assert a["bernoulli_p"]["closed_form"] == 1 / 3
@@ -314,18 +318,27 @@ def main(outdir: Path | None = None) -> dict:
     # mean SEs are sqrt(Sigma / n_k) <= 0.07, so 0.25 is > 3.5 SE
     assert np.allclose(gm.means_[o], MU2[np.argsort(MU2[:, 0])], atol=0.25)
     sk = mv["sklearn"]
-    sk_diff = None
+    sk_diff = sk_exact = None
     if sk is None:
         print("  scikit-learn is not importable: skipping that comparison")
     else:
+        # sklearn stops by its own rule, one M step later than bayesgmm here: compare it
+        # with the transcription after the same number of steps (to rounding), and with
+        # bayesgmm's converged parameters (to convergence: consecutive EM steps differ
+        # by ~sqrt(tol) = 1e-6 near the maximum)
+        spi, smu, sS, _ = bishop_em(mv["X"], mv["start"]["weights"], mv["start"]["means"],
+                                    mv["start"]["covariances"], int(sk.n_iter_))
+        sk_exact = max(float(np.max(np.abs(sk.weights_ - spi))),
+                       float(np.max(np.abs(sk.means_ - smu))),
+                       float(np.max(np.abs(sk.covariances_ - sS))))
         sk_diff = max(float(np.max(np.abs(sk.weights_ - gm.weights_))),
                       float(np.max(np.abs(sk.means_ - gm.means_))),
                       float(np.max(np.abs(sk.covariances_ - gm.covariances_))))
         print(f"  scikit-learn GaussianMixture from the same start (reg_covar=0, tol=1e-12): "
-              f"{sk.n_iter_} iterations, parameters max abs difference {sk_diff:.1e}")
-        # both converged to the same maximum; sklearn stops on its own rule (change in
-        # the mean log-likelihood < 1e-12), so agreement is to convergence, not rounding
-        assert sk_diff < 1e-6, sk_diff
+              f"{sk.n_iter_} M steps; vs Bishop's equations after as many steps: max abs "
+              f"difference {sk_exact:.1e}; vs bayesgmm's converged parameters: {sk_diff:.1e}")
+        assert sk_exact < 1e-8, sk_exact
+        assert sk_diff < 1e-5, sk_diff
 
     # (c) share prices
     sp = share_prices()
@@ -337,6 +350,9 @@ def main(outdir: Path | None = None) -> dict:
               f"sd {prm['sigmas'][j]:.3f}")
     print(f"  price 95: p(A) = {sp['p95'][0]:.3f}, p(B) = {sp['p95'][1]:.3f} "
           f"(at the generating parameters: {sp['p95_truth'][0]:.3f}, {sp['p95_truth'][1]:.3f})")
+    print("  (95 lies in the gap between the peaks, where p(A | x) is sensitive to the fitted "
+          "widths:\n   over 20 simulated data sets the estimate had sd 0.06; a Bayesian "
+          "interval will show this, issue 3)")
     print("  the text's literal version (both N(100, 2^2)): BIC over K = 1..3")
     print(sp["literal_table"][["k", "loglik", "bic"]].to_string(index=False))
     print(f"  -> K = {sp['literal_best_k']}: identical companies cannot be told apart")
@@ -345,9 +361,11 @@ def main(outdir: Path | None = None) -> dict:
     assert np.allclose(prm["weights"], [1000 / 1800, 800 / 1800], atol=0.05)
     assert np.allclose(prm["means"], [100, 90], atol=0.3)
     assert np.allclose(prm["sigmas"], [2, 2], atol=0.2)
-    # p(A | 95) is 0.556 at the truth (equidistant: the ratio of the counts); the estimate
-    # moves with the fitted means and widths: within 0.1 (about 3 SE, from refits)
-    assert abs(sp["p95"][0] - sp["p95_truth"][0]) < 0.1
+    # p(A | 95) is 0.556 at the truth (95 is equidistant, so it is the ratio of the
+    # counts). 95 sits in the gap, 2.5 sd from both means, where the ratio of the two
+    # tails is sensitive to the fitted widths: over 20 simulated data sets (seeds 0-19)
+    # the estimate had sd 0.062 (range 0.44-0.65). Tolerance 0.25, 4 sd.
+    assert abs(sp["p95"][0] - sp["p95_truth"][0]) < 0.25
     assert sp["literal_best_k"] == 1
 
     figures = draw(outdir, mv, sp) if outdir is not None else []
@@ -361,6 +379,7 @@ def main(outdir: Path | None = None) -> dict:
         "bishop_n_steps": mv["n_steps"],
         "loglik_2d": float(gm.loglik_),
         "sklearn_param_abs_diff": sk_diff,
+        "sklearn_vs_bishop_abs_diff": sk_exact,
         "share_params": {k: v.tolist() for k, v in prm.items()},
         "p95": sp["p95"].tolist(),
         "p95_truth": sp["p95_truth"].tolist(),

@@ -314,3 +314,16 @@ def test_bad_X(X, match):
 def test_not_fitted():
     with pytest.raises(DataError, match="not fitted"):
         GaussianMixtureEM(2).predict([1.0, 2.0])
+
+
+def test_from_params_scores_like_scipy():
+    gm = GaussianMixtureEM.from_params([0.3, 0.7], [170.0, 200.0], [25.0, 225.0])
+    p = gm.predict_proba([180.0])[0]
+    a = 0.3 * norm.pdf(180, 170, 5)
+    b = 0.7 * norm.pdf(180, 200, 15)
+    np.testing.assert_allclose(p, [a / (a + b), b / (a + b)], rtol=1e-12)
+    np.testing.assert_allclose(gm.score_samples([180.0])[0], np.log(a + b), rtol=1e-12)
+    g2 = GaussianMixtureEM.from_params([0.5, 0.5], [[0, 0], [1, 1]], [[1, 2], [3, 4]])
+    assert g2.covariances_.shape == (2, 2, 2) and g2.covariances_[1, 1, 1] == 4.0
+    with pytest.raises(DataError, match="sum to 1"):
+        GaussianMixtureEM.from_params([0.5, 0.6], [0, 1], [1, 1])

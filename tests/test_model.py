@@ -1,0 +1,122 @@
+"""The PyMC model: structure, priors, and its log-density against SciPy and the fused one."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import dirichlet, halfnorm, norm
+
+from bayesgmm import DataError, Priors, build_model
+from bayesgmm._logdensity import logp_and_grad, pointwise_loglik, unpack
+from bayesgmm.datasets import simulate
+from bayesgmm.model import standardizer
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["errors", "no-errors"])
+def case(request):
+    sim = simulate(120, [0.6, 0.4], [10.0, 14.0], [0.8, 1.5],
+                   error_range=(0.3, 1.2) if request.param else None, random_seed=5)
+    K = 3 if request.param else 2
+    model = build_model(sim.x, K, X_err=sim.x_err,
+                        priors={"weights_alpha": [1.0, 2.0, 1.5][:K], "sigmas_sigma": 2.0})
+    point_ll = model.compile_logp(vars=[model["x"]], sum=False, jacobian=False)
+    total = model.compile_logp()
+    dlogp = model.compile_dlogp()
+    return sim, K, model, point_ll, total, dlogp
+
+
+def _point(theta, K):
+    return {"weights_simplex__": theta[:K - 1], "means_std_ordered__": theta[K - 1:2 * K - 1],
+            "sigmas_std_log__": theta[2 * K - 1:]}
+
+
+def test_structure(case):
+    sim, K, model, *_ = case
+    assert list(model.coords) == ["component", "obs"]
+    assert len(model.coords["obs"]) == sim.x.size
+    assert {v.name for v in model.free_RVs} == {"weights", "means_std", "sigmas_std"}
+    assert model.named_vars_to_dims["means"] == ("component",)
+    assert model.named_vars_to_dims["x"] == ("obs",)
+    assert [v.name for v in model.observed_RVs] == ["x"]
+
+
+def test_pointwise_logp_matches_scipy(case):
+    # 1e-10 relative: both are exact double-precision evaluations of the same formula
+    sim, K, model, point_ll, *_ = case
+    loc, scale = standardizer(sim.x)
+    e = np.zeros_like(sim.x) if sim.x_err is None else sim.x_err
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        theta = rng.normal(0, 0.7, size=3 * K - 1)
+        w, mu, sg = unpack(theta, K)
+        means, sigmas = loc + scale * mu, scale * sg
+        sd = np.sqrt(sigmas[None, :] ** 2 + e[:, None] ** 2)
+        ref = logsumexp(np.log(w) + norm.logpdf(sim.x[:, None], means, sd), axis=1)
+        got = point_ll(_point(theta, K))[0]
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+        # the DataTree's log_likelihood kernel gives the same numbers
+        eps2 = (e / scale) ** 2
+        pw = pointwise_loglik((sim.x - loc) / scale, eps2, w[None], mu[None], sg[None],
+                              float(np.log(scale)))[0]
+        np.testing.assert_allclose(pw, ref, rtol=1e-10)
+
+
+def test_total_logp_matches_scipy_priors(case):
+    # The full log-density (priors + likelihood, transforms' Jacobians excluded) in
+    # standardized units, against SciPy's distributions.
+    sim, K, model, _, _, _ = case
+    logp_nojac = model.compile_logp(jacobian=False)
+    loc, scale = standardizer(sim.x)
+    hyper = Priors(weights_alpha=[1.0, 2.0, 1.5][:K], sigmas_sigma=2.0).standardized(
+        K, loc, scale)
+    e = np.zeros_like(sim.x) if sim.x_err is None else sim.x_err
+    theta = np.random.default_rng(3).normal(0, 0.5, size=3 * K - 1)
+    w, mu, sg = unpack(theta, K)
+    sd = np.sqrt((scale * sg)[None, :] ** 2 + e[:, None] ** 2)
+    lik = logsumexp(np.log(w) + norm.logpdf(sim.x[:, None], loc + scale * mu, sd), axis=1).sum()
+    prior = (dirichlet.logpdf(w, hyper["alpha"]) if K > 1 else 0.0) \
+        + norm.logpdf(mu, hyper["mu_mu"], hyper["mu_sigma"]).sum() \
+        + halfnorm.logpdf(sg, scale=hyper["sigma_sigma"]).sum()
+    np.testing.assert_allclose(logp_nojac(_point(theta, K)), lik + prior, rtol=1e-10)
+
+
+def test_fused_logdensity_matches_pymc(case):
+    # The sampler's fused log-density and gradient equal the PyMC model's own (with
+    # Jacobians) to 1e-10 at random points in the unconstrained space.
+    sim, K, model, _, total, dlogp = case
+    loc, scale = standardizer(sim.x)
+    hyper = Priors(weights_alpha=[1.0, 2.0, 1.5][:K], sigmas_sigma=2.0).standardized(
+        K, loc, scale)
+    e = np.zeros_like(sim.x) if sim.x_err is None else sim.x_err
+    z, eps2 = (sim.x - loc) / scale, (e / scale) ** 2
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        theta = rng.normal(0, 1.0, size=3 * K - 1)
+        lp, grad = logp_and_grad(theta, z, eps2, hyper["alpha"], hyper["mu_mu"],
+                                 hyper["mu_sigma"], hyper["sigma_sigma"],
+                                 z.size * np.log(scale))
+        np.testing.assert_allclose(lp, total(_point(theta, K)), rtol=1e-10)
+        np.testing.assert_allclose(grad, dlogp(_point(theta, K)), rtol=1e-10, atol=1e-10)
+
+
+def test_fused_logdensity_far_from_components():
+    # Points 1e3 sds from every component: no underflow to -inf, gradient finite.
+    z = np.array([-1e3, 0.0, 1e3])
+    lp, grad = logp_and_grad(np.array([0.0, 0.0, 0.0, -2.0, -2.0]), z, np.zeros(3),
+                             np.ones(2), np.zeros(2), np.full(2, 3.0), np.ones(2), 0.0)
+    assert np.isfinite(lp) and np.all(np.isfinite(grad))
+
+
+def test_priors_validation_and_units():
+    x = np.array([100.0, 102.0, 104.0, 110.0, 112.0])
+    loc, scale = standardizer(x)
+    h = Priors(means_mu=[100.0, 110.0], means_sigma=scale).standardized(2, loc, scale)
+    np.testing.assert_allclose(h["mu_mu"], (np.array([100.0, 110.0]) - loc) / scale)
+    np.testing.assert_allclose(h["mu_sigma"], [1.0, 1.0])
+    with pytest.raises(DataError, match="unknown prior"):
+        build_model(x, 2, priors={"mean_mu": 1.0})
+    with pytest.raises(DataError, match="positive"):
+        build_model(x, 2, priors={"sigmas_sigma": -1.0})
+    with pytest.raises(DataError, match="1-D data"):
+        build_model(np.ones((5, 2)), 2)
+    with pytest.raises(DataError, match="exceeds the number of points"):
+        build_model(x, 6)
