@@ -57,26 +57,53 @@ def _normalize(lp, K):
 
 
 @njit(**_OPTS)
-def _em_1d_chunk(x, w, mu, const, inv, lo, hi, acc):
+def _em_1d_chunk(x, w, mu, coef, inv, lo, hi, out):
+    # Terms coef_k * exp(-q_k), q_k = (x - mu_k)^2 / (2 var_k), shifted by min_k q_k: no
+    # log per component; the per-point logs are taken on a renormalised running product.
+    # Sums stay in thread-local arrays until the end (no false sharing between chunks).
     K = mu.shape[0]
-    lp = np.empty(K)
+    pk = np.empty(K)
+    qk = np.empty(K)
+    n0 = np.zeros(K)
+    n1 = np.zeros(K)
+    n2 = np.zeros(K)
     ll = 0.0
+    prod = 1.0
     for i in range(lo, hi):
         xi = x[i]
+        qmin = np.inf
         for k in range(K):
             d = xi - mu[k]
-            lp[k] = const[k] - 0.5 * d * d * inv[k]
-        m, s = _normalize(lp, K)
+            q = 0.5 * d * d * inv[k]
+            qk[k] = q
+            if q < qmin:
+                qmin = q
+        s = 0.0
+        for k in range(K):
+            e = coef[k] * math.exp(qmin - qk[k])
+            pk[k] = e
+            s += e
         wi = w[i]
-        ll += wi * (m + math.log(s))
+        if wi == 1.0:
+            ll -= qmin
+            prod *= s
+        else:
+            ll += wi * (math.log(s) - qmin)
+        if prod > 1e150 or prod < 1e-150:
+            ll += math.log(prod)
+            prod = 1.0
         f = wi / s
         for k in range(K):
-            r = lp[k] * f
+            r = pk[k] * f
             d = xi - mu[k]
-            acc[0, k] += r
-            acc[1, k] += r * d
-            acc[2, k] += r * d * d
-    return ll
+            n0[k] += r
+            n1[k] += r * d
+            n2[k] += r * d * d
+    for k in range(K):
+        out[0, k] = n0[k]
+        out[1, k] = n1[k]
+        out[2, k] = n2[k]
+    return ll + math.log(prod)
 
 
 def em_1d(x, w, logpi, mu, var, n_chunks):
@@ -93,43 +120,74 @@ def em_1d(x, w, logpi, mu, var, n_chunks):
     K = mu.shape[0]
     stats = np.zeros((n_chunks, 3, K))
     lls = np.zeros(n_chunks)
-    const = np.empty(K)
+    coef = np.empty(K)
     inv = np.empty(K)
     for k in range(K):
-        const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
+        coef[k] = math.exp(logpi[k] - 0.5 * (_LOG2PI + math.log(var[k])))
         inv[k] = 1.0 / var[k]
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        lls[c] = _em_1d_chunk(x, w, mu, const, inv, c * step, min(n, (c + 1) * step), stats[c])
+        lls[c] = _em_1d_chunk(x, w, mu, coef, inv, c * step, min(n, (c + 1) * step), stats[c])
     return lls.sum(), stats
 
 
 @njit(**_OPTS)
-def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, acc):
+def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
+    # As _em_1d_chunk, with t_ik = var_k + e2_i: coef_k / sqrt(t_ik) * exp(-q_ik).
     K = mu.shape[0]
-    lp = np.empty(K)
-    c0 = -0.5 * _LOG2PI
+    pk = np.empty(K)
+    qk = np.empty(K)
+    tinv = np.empty(K)
+    coef = np.empty(K)
+    for k in range(K):
+        coef[k] = math.exp(logpi[k] - 0.5 * _LOG2PI)
+    n0 = np.zeros(K)
+    n1 = np.zeros(K)
+    n2 = np.zeros(K)
+    n3 = np.zeros(K)
     ll = 0.0
+    prod = 1.0
     for i in range(lo, hi):
         xi = x[i]
         ei = e2[i]
+        qmin = np.inf
         for k in range(K):
-            t = var[k] + ei
+            ti = 1.0 / (var[k] + ei)
             d = xi - mu[k]
-            lp[k] = logpi[k] + c0 - 0.5 * (math.log(t) + d * d / t)
-        m, s = _normalize(lp, K)
+            tinv[k] = ti
+            q = 0.5 * d * d * ti
+            qk[k] = q
+            if q < qmin:
+                qmin = q
+        s = 0.0
+        for k in range(K):
+            e = coef[k] * math.sqrt(tinv[k]) * math.exp(qmin - qk[k])
+            pk[k] = e
+            s += e
         wi = w[i]
-        ll += wi * (m + math.log(s))
+        if wi == 1.0:
+            ll -= qmin
+            prod *= s
+        else:
+            ll += wi * (math.log(s) - qmin)
+        if prod > 1e150 or prod < 1e-150:
+            ll += math.log(prod)
+            prod = 1.0
         f = wi / s
         for k in range(K):
-            r = lp[k] * f
-            g = var[k] / (var[k] + ei)
+            r = pk[k] * f
+            g = var[k] * tinv[k]
             db = g * (xi - mu[k])
-            acc[0, k] += r
-            acc[1, k] += r * db
-            acc[2, k] += r * db * db
-            acc[3, k] += r * (var[k] - g * var[k])
-    return ll
+            n0[k] += r
+            n1[k] += r * db
+            n2[k] += r * db * db
+            n3[k] += r * (var[k] - g * var[k])
+    for k in range(K):
+        out[0, k] = n0[k]
+        out[1, k] = n1[k]
+        out[2, k] = n2[k]
+        out[3, k] = n3[k]
+    return ll + math.log(prod)
 
 
 def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
@@ -217,6 +275,9 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
     K = mu.shape[0]
     lp = np.empty(K)
     diff = np.empty((K, D))
+    # thread-local sums, copied out at the end (no false sharing between chunks)
+    nk_out, s1_out, s2_out = nk, s1, s2
+    nk, s1, s2 = np.zeros_like(nk), np.zeros_like(s1), np.zeros_like(s2)
     ll = 0.0
     for i in range(lo, hi):
         for k in range(K):
@@ -241,6 +302,9 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
                 s1[k, a] += ra
                 for b in range(a + 1):
                     s2[k, a, b] += ra * diff[k, b]
+    nk_out[:] = nk
+    s1_out[:] = s1
+    s2_out[:] = s2
     return ll
 
 
@@ -286,6 +350,9 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
     db = np.empty(D)
     TinvV = np.empty((D, D))
     ok = True
+    # thread-local sums, copied out at the end (no false sharing between chunks)
+    nk_out, s1_out, s2_out = nk, s1, s2
+    nk, s1, s2 = np.zeros_like(nk), np.zeros_like(s1), np.zeros_like(s2)
     ll = 0.0
     for i in range(lo, hi):
         for k in range(K):
@@ -331,6 +398,9 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
                     for p in range(D):
                         t += V[k, a, p] * TinvV[p, b]
                     s2[k, a, b] += r * (db[a] * db[b] + V[k, a, b] - t)
+    nk_out[:] = nk
+    s1_out[:] = s1
+    s2_out[:] = s2
     return ll, ok
 
 

@@ -5,9 +5,11 @@ With known measurement variance ``e2[i]`` the log-likelihood of point ``i`` is::
     log p(x_i) = logsumexp_k [log w_k + log Normal(x_i | mu_k, sqrt(sigma_k**2 + e2_i))]
 
 As a PyTensor graph this materialises several ``(n, K)`` arrays, and the gradient
-adds more passes over them. Here one compiled loop over the points computes the
-log-likelihood *and* its gradient with respect to ``w``, ``mu`` and ``sigma``,
-holding only length-``K`` scratch arrays.
+adds more passes over them. Here one compiled pass over the points computes the
+log-likelihood *and* its gradient with respect to ``w``, ``mu`` and ``sigma``, in
+blocks of at most 256 points with ``(K, block)`` scratch arrays that stay in cache.
+The loops are written so that LLVM vectorises them (AVX2/AVX-512), with inlined
+polynomial ``exp`` and ``log`` instead of libm calls.
 
 - ``mixture_logp_total`` gives the scalar ``sum_i log p(x_i)``. Its Op has four
   outputs (the value and the three gradients), and the pullback of the value is
@@ -43,9 +45,11 @@ from pytensor.graph.basic import Apply, Constant
 from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+from pytensor.tensor import TensorLike
 from pytensor.tensor.basic import Alloc
 from pytensor.tensor.math import Sum
 from pytensor.tensor.rewriting.basic import register_canonicalize, register_specialize
+from pytensor.tensor.variable import TensorVariable
 
 __all__ = ["mixture_logp_pointwise", "mixture_logp_total"]
 
@@ -185,7 +189,7 @@ def _setup(x, e2, w, mu, sigma):
         raise ValueError("w, mu and sigma must have the same length")
     if e2.shape[0] != x.shape[0] and e2.shape[0] != 1:
         raise ValueError("e2 must have length 1 or the length of x")
-    B = 256 if K <= 4 else 128
+    B = 256 if K <= 3 else (128 if K <= 6 else 64)  # keeps the (K, B) scratch in L1/L2
     KB = (np.empty((K, B)), np.empty((K, B)), np.empty((K, B)), np.empty((K, B)))
     return B, np.log(w), sigma * sigma, KB, np.empty(B), np.empty(B)
 
@@ -491,7 +495,9 @@ def _broadcast_args(x, e2, w, mu, sigma):
     return x, e2, w, mu, sigma
 
 
-def mixture_logp_total(x, e2, w, mu, sigma) -> pt.TensorVariable:
+def mixture_logp_total(
+    x: TensorLike, e2: TensorLike | None, w: TensorLike, mu: TensorLike, sigma: TensorLike
+) -> TensorVariable:
     """Total log-likelihood of a 1-D Gaussian mixture with known per-point errors.
 
     Computes ``sum_i logsumexp_k [log w_k + log N(x_i | mu_k, sqrt(sigma_k**2 + e2_i))]``
@@ -520,7 +526,9 @@ def mixture_logp_total(x, e2, w, mu, sigma) -> pt.TensorVariable:
     return MixtureLogpTotal()(*_broadcast_args(x, e2, w, mu, sigma))[0]
 
 
-def mixture_logp_pointwise(x, e2, w, mu, sigma) -> pt.TensorVariable:
+def mixture_logp_pointwise(
+    x: TensorLike, e2: TensorLike | None, w: TensorLike, mu: TensorLike, sigma: TensorLike
+) -> TensorVariable:
     """Per-point log-likelihood of a 1-D Gaussian mixture with known per-point errors.
 
     Use it as the ``logp`` of a ``pm.CustomDist`` so that ``pm.compute_log_likelihood``

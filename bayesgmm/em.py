@@ -28,6 +28,7 @@ __all__ = ["GaussianMixtureEM"]
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
 _EPS = 10 * np.finfo(float).eps
+_COLLAPSE_FLOOR = 1e-8
 
 
 class GaussianMixtureEM:
@@ -330,8 +331,11 @@ class GaussianMixtureEM:
         """Iterate EM from ``p`` until convergence, collapse or ``max_iter``."""
         W = w.sum()
         reg = float(self.reg_covar)
-        # with every error variance >= reg the likelihood is bounded: no collapse possible
-        can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < reg
+        # a covariance below this (relative to the data's variance) has collapsed onto
+        # <= D points; with reg_covar = 0 a floor still catches the numerically singular
+        collapse = max(reg, _COLLAPSE_FLOOR)
+        # with every error variance above it the likelihood is bounded: no collapse possible
+        can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
         trace: list[float] = []
         converged = False
         degenerate = False
@@ -343,9 +347,15 @@ class GaussianMixtureEM:
                 degenerate = True
                 break
             if it > 0 and abs(trace[-1] - trace[-2]) < self.tol * W:
+                # keep the last M-step too (as scikit-learn does): one more pass gives
+                # its exact log-likelihood, which EM guarantees is no lower
                 converged = True
+                ll_new = stepper.step(new)[0]
+                if ll_new >= ll:
+                    p = new
+                    trace.append(ll_new)
                 break
-            if can_collapse and np.any(raw_min < reg):
+            if can_collapse and np.any(raw_min < collapse):
                 # the M-step wants a singular covariance: a component sits on <= D points
                 degenerate = True
                 p = new

@@ -21,7 +21,7 @@ PPC_MAX_VALUES = 10_000_000
 #: Jitter (sd, unconstrained space) added to the EM start for each chain.
 START_JITTER = 0.1
 #: nutpie mass-matrix adaptation ("diag" or "low_rank").
-ADAPTATION = "low_rank"
+ADAPTATION = "diag"
 
 _PYFUNC_CACHE: dict[int, Any] = {}
 
