@@ -512,14 +512,21 @@ def print_report(report):
     print("loglik diff = bayesgmm - peer, total log-likelihood of the final estimates under "
           "one shared evaluator.")
     print("per-iteration bayesgmm times include its whole fit (validation, standardization).")
+    print("per case: bayesgmm time in its kernels, one EM step (kernel + M-step), and the "
+          "final total log-likelihoods")
     for case in CASES:
-        b = report["results"][case]["bayesgmm"]
+        res = report["results"][case]
+        b = res["bayesgmm"]
         step = "n/a" if b.get("step_ms") is None else f"{b['step_ms']:.3g} ms"
+        lls = f"bayesgmm {b.get('loglik_after_fixed', b['loglik']):.10g}"
+        for peer in ("sklearn", "astroml"):
+            if peer in res:
+                lls += f", {peer} {res[peer]['loglik']:.10g}"
+                if res[peer].get("step_ms") is not None:
+                    step += f" (sklearn E+M step {res[peer]['step_ms']:.3g} ms)"
         print(f"  {case}: kernels {b['kernel_ms_per_iter']:.3g} ms/it "
-              f"({100 * b['kernel_share']:.0f}% of the fit), one EM step {step}")
-    for case in ("plain_1d", "plain_md"):
-        s = report["results"][case]["sklearn"]
-        print(f"  {case}: sklearn one E+M step {s['step_ms']:.3g} ms")
+              f"({100 * b['kernel_share']:.0f}% of the fit), one EM step {step}; "
+              f"loglik {lls}")
     blas = [f"{p['prefix']} {p['version'] or ''} {p['architecture'] or ''} "
             f"{p['num_threads']} threads" for p in env["threadpools"]]
     print(f"threads: numba {env['numba_threads']} ({env['numba_threading_layer']}); "
