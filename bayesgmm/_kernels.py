@@ -19,10 +19,14 @@ Conventions (inputs are clean, C-contiguous float64, already standardized):
 from __future__ import annotations
 
 import math
+import types
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.extending import intrinsic
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
@@ -56,54 +60,131 @@ def _normalize(lp, K):
 # --------------------------------------------------------------------------- 1-D
 
 
-@njit(**_OPTS)
-def _em_1d_chunk(x, w, mu, coef, inv, lo, hi, out):
-    # Terms coef_k * exp(-q_k), q_k = (x - mu_k)^2 / (2 var_k), shifted by min_k q_k: no
-    # log per component; the per-point logs are taken on a renormalised running product.
-    # Sums stay in thread-local arrays until the end (no false sharing between chunks).
+# Blocked loops over _B points: every inner loop runs over points with no library call,
+# so LLVM vectorizes it. exp and log are evaluated by the polynomials below (within ~1
+# ulp) because math.exp/math.log are scalar libm calls that block vectorization;
+# error_model="numpy" drops the zero-division checks that block it too, and "reassoc"
+# lets the per-block sums be vectorized (they change only in the last bits).
+_FAST = {**_OPTS, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
+_B = 256
+
+
+@intrinsic
+def _f2i(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return nbtypes.int64(nbtypes.float64), codegen
+
+
+@intrinsic
+def _i2f(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return nbtypes.float64(nbtypes.int64), codegen
+
+
+@njit(**_FAST)
+def _exp(y):
+    """exp(y) for y <= 0, within a few ulp; 0 below -708 (and for -inf)."""
+    v = max(y, -708.0)
+    t = v * 1.4426950408889634 + 6755399441055744.0
+    nn = t - 6755399441055744.0
+    r = v - nn * 0.6931471803691238 - nn * 1.9082149292705877e-10
+    p = 1.6059043836821613e-10
+    p = p * r + 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 1.984126984126984e-04
+    p = p * r + 1.388888888888889e-03
+    p = p * r + 8.333333333333333e-03
+    p = p * r + 4.1666666666666664e-02
+    p = p * r + 1.6666666666666666e-01
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    out = _i2f(_f2i(p) + ((_f2i(t) - 0x4338000000000000) << 52))
+    return out if y >= -708.0 else 0.0
+
+
+@njit(**_FAST)
+def _log(x):
+    """log(x) for a positive normal x, within a few ulp."""
+    bits = _f2i(x)
+    # exponent as a double without an int->float conversion (which AVX2 cannot vectorize)
+    e = _i2f((bits >> 52) | 0x4330000000000000) - 4503599627371519.0  # 2**52 + 1023
+    m = _i2f((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = m > 1.4142135623730951
+    m = m * 0.5 if big else m
+    e = e + 1.0 if big else e
+    f = (m - 1.0) / (m + 1.0)
+    z = f * f
+    p = 1.0 / 21.0
+    p = p * z + 1.0 / 19.0
+    p = p * z + 1.0 / 17.0
+    p = p * z + 1.0 / 15.0
+    p = p * z + 1.0 / 13.0
+    p = p * z + 1.0 / 11.0
+    p = p * z + 1.0 / 9.0
+    p = p * z + 1.0 / 7.0
+    p = p * z + 1.0 / 5.0
+    p = p * z + 1.0 / 3.0
+    p = p * z + 1.0
+    return e * 0.6931471805599453 + 2.0 * f * p
+
+
+@njit(**_FAST)
+def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out):
     K = mu.shape[0]
-    pk = np.empty(K)
-    qk = np.empty(K)
-    n0 = np.zeros(K)
-    n1 = np.zeros(K)
-    n2 = np.zeros(K)
+    lp = np.empty((K, _B))
+    mx = np.empty(_B)
+    f = np.empty(_B)
+    acc = np.zeros((3, K))  # chunk-local sums, copied to ``out`` at the end
     ll = 0.0
-    prod = 1.0
-    for i in range(lo, hi):
-        xi = x[i]
-        qmin = np.inf
+    for b0 in range(lo, hi, _B):
+        nb = min(_B, hi - b0)
+        xb = x[b0:b0 + nb]
+        wb = w[b0:b0 + nb]
+        for j in range(nb):
+            mx[j] = -np.inf
         for k in range(K):
-            d = xi - mu[k]
-            q = 0.5 * d * d * inv[k]
-            qk[k] = q
-            if q < qmin:
-                qmin = q
-        s = 0.0
+            mk, ck, hk = mu[k], const[k], 0.5 * inv[k]
+            for j in range(nb):
+                d = xb[j] - mk
+                v = ck - d * d * hk
+                lp[k, j] = v
+                mx[j] = max(mx[j], v)
+        for j in range(nb):
+            f[j] = 0.0
         for k in range(K):
-            e = coef[k] * math.exp(qmin - qk[k])
-            pk[k] = e
-            s += e
-        wi = w[i]
-        if wi == 1.0:
-            ll -= qmin
-            prod *= s
-        else:
-            ll += wi * (math.log(s) - qmin)
-        if prod > 1e150 or prod < 1e-150:
-            ll += math.log(prod)
-            prod = 1.0
-        f = wi / s
+            for j in range(nb):
+                e = _exp(lp[k, j] - mx[j])
+                lp[k, j] = e
+                f[j] += e
+        t = 0.0
+        for j in range(nb):
+            s = f[j]
+            t += wb[j] * (mx[j] + _log(s))
+            f[j] = wb[j] / s
+        ll += t
         for k in range(K):
-            r = pk[k] * f
-            d = xi - mu[k]
-            n0[k] += r
-            n1[k] += r * d
-            n2[k] += r * d * d
-    for k in range(K):
-        out[0, k] = n0[k]
-        out[1, k] = n1[k]
-        out[2, k] = n2[k]
-    return ll + math.log(prod)
+            mk = mu[k]
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            for j in range(nb):
+                r = lp[k, j] * f[j]
+                d = xb[j] - mk
+                rd = r * d
+                t0 += r
+                t1 += rd
+                t2 += rd * d
+            acc[0, k] += t0
+            acc[1, k] += t1
+            acc[2, k] += t2
+    out[:] = acc
+    return ll
 
 
 def em_1d(x, w, logpi, mu, var, n_chunks):
@@ -120,74 +201,78 @@ def em_1d(x, w, logpi, mu, var, n_chunks):
     K = mu.shape[0]
     stats = np.zeros((n_chunks, 3, K))
     lls = np.zeros(n_chunks)
-    coef = np.empty(K)
+    const = np.empty(K)
     inv = np.empty(K)
     for k in range(K):
-        coef[k] = math.exp(logpi[k] - 0.5 * (_LOG2PI + math.log(var[k])))
+        const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
         inv[k] = 1.0 / var[k]
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        lls[c] = _em_1d_chunk(x, w, mu, coef, inv, c * step, min(n, (c + 1) * step), stats[c])
+        lls[c] = _em_1d_chunk(x, w, mu, const, inv, c * step, min(n, (c + 1) * step), stats[c])
     return lls.sum(), stats
 
 
-@njit(**_OPTS)
+@njit(**_FAST)
 def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
-    # As _em_1d_chunk, with t_ik = var_k + e2_i: coef_k / sqrt(t_ik) * exp(-q_ik).
     K = mu.shape[0]
-    pk = np.empty(K)
-    qk = np.empty(K)
-    tinv = np.empty(K)
-    coef = np.empty(K)
-    for k in range(K):
-        coef[k] = math.exp(logpi[k] - 0.5 * _LOG2PI)
-    n0 = np.zeros(K)
-    n1 = np.zeros(K)
-    n2 = np.zeros(K)
-    n3 = np.zeros(K)
+    lp = np.empty((K, _B))
+    it = np.empty((K, _B))
+    mx = np.empty(_B)
+    f = np.empty(_B)
+    acc = np.zeros((4, K))  # chunk-local sums, copied to ``out`` at the end
+    c0 = -0.5 * _LOG2PI
     ll = 0.0
-    prod = 1.0
-    for i in range(lo, hi):
-        xi = x[i]
-        ei = e2[i]
-        qmin = np.inf
+    for b0 in range(lo, hi, _B):
+        nb = min(_B, hi - b0)
+        xb = x[b0:b0 + nb]
+        eb = e2[b0:b0 + nb]
+        wb = w[b0:b0 + nb]
+        for j in range(nb):
+            mx[j] = -np.inf
         for k in range(K):
-            ti = 1.0 / (var[k] + ei)
-            d = xi - mu[k]
-            tinv[k] = ti
-            q = 0.5 * d * d * ti
-            qk[k] = q
-            if q < qmin:
-                qmin = q
-        s = 0.0
+            mk, vk, ck = mu[k], var[k], logpi[k] + c0
+            for j in range(nb):
+                t = vk + eb[j]
+                ti = 1.0 / t
+                d = xb[j] - mk
+                v = ck - 0.5 * (_log(t) + d * d * ti)
+                it[k, j] = ti
+                lp[k, j] = v
+                mx[j] = max(mx[j], v)
+        for j in range(nb):
+            f[j] = 0.0
         for k in range(K):
-            e = coef[k] * math.sqrt(tinv[k]) * math.exp(qmin - qk[k])
-            pk[k] = e
-            s += e
-        wi = w[i]
-        if wi == 1.0:
-            ll -= qmin
-            prod *= s
-        else:
-            ll += wi * (math.log(s) - qmin)
-        if prod > 1e150 or prod < 1e-150:
-            ll += math.log(prod)
-            prod = 1.0
-        f = wi / s
+            for j in range(nb):
+                e = _exp(lp[k, j] - mx[j])
+                lp[k, j] = e
+                f[j] += e
+        t = 0.0
+        for j in range(nb):
+            s = f[j]
+            t += wb[j] * (mx[j] + _log(s))
+            f[j] = wb[j] / s
+        ll += t
         for k in range(K):
-            r = pk[k] * f
-            g = var[k] * tinv[k]
-            db = g * (xi - mu[k])
-            n0[k] += r
-            n1[k] += r * db
-            n2[k] += r * db * db
-            n3[k] += r * (var[k] - g * var[k])
-    for k in range(K):
-        out[0, k] = n0[k]
-        out[1, k] = n1[k]
-        out[2, k] = n2[k]
-        out[3, k] = n3[k]
-    return ll + math.log(prod)
+            mk, vk = mu[k], var[k]
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            for j in range(nb):
+                r = lp[k, j] * f[j]
+                g = vk * it[k, j]
+                db = g * (xb[j] - mk)
+                rdb = r * db
+                t0 += r
+                t1 += rdb
+                t2 += rdb * db
+                t3 += r * g
+            acc[0, k] += t0
+            acc[1, k] += t1
+            acc[2, k] += t2
+            acc[3, k] += vk * (t0 - t3)  # sum r (var - g var) = var (sum r - sum r g)
+    out[:] = acc
+    return ll
 
 
 def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
@@ -542,13 +627,26 @@ def deconvolve_full(X, S, resp, mu, V):
 # Each kernel is compiled twice from the same source: a parallel version for large n and
 # a serial one (``prange`` runs as ``range``) for small n, where starting threads costs
 # more than the loop and a busy machine makes a parallel region wait for a free core.
+# Numba's on-disk cache keys a function by its qualified name and bytecode, not by the
+# ``parallel`` flag: two dispatchers over one function would share (and overwrite) one
+# cache entry, so whichever compiled first is loaded for both. The serial twin is
+# therefore a copy of the function under its own name.
+def _renamed(f, suffix):
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__,
+                           f.__closure__)
+    g.__qualname__ = f.__qualname__ + suffix
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    return g
+
+
 _PAR = {}
 _SER = {}
 for _name in ("em_1d", "xd_1d", "logprob_1d", "em_full", "xd_full", "logprob_full",
               "deconvolve_full"):
     _f = globals()[_name]
     _PAR[_name] = njit(parallel=True, **_OPTS)(_f)
-    _SER[_name] = njit(**_OPTS)(_f)
+    _SER[_name] = njit(**_OPTS)(_renamed(_f, "_serial"))
 
 
 def kernel(name: str, n: int):

@@ -351,7 +351,8 @@ class GaussianMixtureEM:
                 # its exact log-likelihood, which EM guarantees is no lower
                 converged = True
                 ll_new = stepper.step(new)[0]
-                if ll_new >= ll:
+                collapsed = can_collapse and np.any(raw_min < collapse)
+                if ll_new >= ll and not collapsed:
                     p = new
                     trace.append(ll_new)
                 break
