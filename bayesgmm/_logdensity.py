@@ -23,8 +23,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._mixture_kernels import _fused
+
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
+_EMPTY = np.empty(0)
 
 
 @njit(**_OPTS)
@@ -63,63 +66,15 @@ def _lgamma_sum(alpha):
 def logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n):
     """Log-density (Jacobians included) and its gradient with respect to ``theta``."""
     K = alpha.shape[0]
-    n = z.shape[0]
     w, mu, sigma = unpack(theta, K)
     logw = np.log(w)
-    var = sigma * sigma
     grad = np.zeros(3 * K - 1)
 
-    # ---- likelihood: one pass, accumulating d/dlogw, d/dmu, d/dsigma.
-    # Each point's terms are w_k / sqrt(2 pi t_k) * exp(-q_k), q_k = d_k^2 / (2 t_k),
-    # shifted by min_k q_k so one exponent is 0: no log per component, and the logs of
-    # the per-point sums are taken on a running product, renormalised when it leaves
-    # [1e-150, 1e150]. Transcendentals dominate the cost; this keeps K exps per point.
-    u = np.zeros(K)  # d loglik / d log w_k
-    gmu = np.zeros(K)
-    gsig = np.zeros(K)
-    pk = np.empty(K)
-    qk = np.empty(K)
-    tinv = np.empty(K)
-    dd = np.empty(K)
-    coef = np.empty(K)
-    for k in range(K):
-        coef[k] = w[k] / math.sqrt(2.0 * math.pi)
-    ll = 0.0
-    prod = 1.0
-    for i in range(n):
-        zi = z[i]
-        ei = eps2[i]
-        qmin = np.inf
-        for k in range(K):
-            ti = 1.0 / (var[k] + ei)
-            d = zi - mu[k]
-            tinv[k] = ti
-            dd[k] = d
-            q = 0.5 * d * d * ti
-            qk[k] = q
-            if q < qmin:
-                qmin = q
-        s = 0.0
-        for k in range(K):
-            e = coef[k] * math.sqrt(tinv[k]) * math.exp(qmin - qk[k])
-            pk[k] = e
-            s += e
-        ll -= qmin
-        prod *= s
-        if prod > 1e150 or prod < 1e-150:
-            ll += math.log(prod)
-            prod = 1.0
-        f = 1.0 / s
-        for k in range(K):
-            r = pk[k] * f
-            u[k] += r
-            rd = r * dd[k] * tinv[k]
-            gmu[k] += rd
-            gsig[k] += r * tinv[k] * (dd[k] * dd[k] * tinv[k] - 1.0)
-    ll += math.log(prod)
-    logp = ll - log_scale_n
-    for k in range(K):
-        gsig[k] *= var[k]  # d/d log sigma = sigma * d/d sigma
+    # ---- likelihood and its gradient: one blocked, vectorized pass (_mixture_kernels)
+    total, dw, gmu, dsig = _fused(z, eps2, w, mu, sigma, _EMPTY)
+    logp = total - log_scale_n
+    u = w * dw  # d loglik / d log w_k
+    gsig = dsig * sigma  # d/d log sigma = sigma * d/d sigma
 
     # ---- Dirichlet prior on w and the simplex Jacobian
     logp += _lgamma_sum(alpha)

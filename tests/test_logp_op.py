@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from bayesgmm import _logp_op
+from bayesgmm import _mixture_kernels as _mk
 from bayesgmm._logp_op import (
     MixtureLogpPointwise,
     MixtureLogpTotal,
@@ -102,20 +103,20 @@ def test_exp_and_log_are_accurate():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.uniform(-708, 0, 200_000), rng.uniform(-1, 1, 200_000),
                         -np.logspace(-300, 2.85, 2_000), [0.0, -0.0, 5.0, 700.0]])
-    got = np.array([_logp_op._exp(v) for v in x[::50]] + [_logp_op._exp(v) for v in x[-4:]])
+    got = np.array([_mk._exp(v) for v in x[::50]] + [_mk._exp(v) for v in x[-4:]])
     want = np.exp(np.concatenate([x[::50], x[-4:]]))
     # 4 ulp: a degree-12 Taylor polynomial on |r| <= log(2)/2 errs by < 1 ulp, Horner ~2.
     np.testing.assert_allclose(got, want, rtol=4 * 2.2e-16, atol=0)
-    assert _logp_op._exp(-709.0) == 0.0 and _logp_op._exp(-np.inf) == 0.0
-    assert np.isnan(_logp_op._exp(np.nan))
+    assert _mk._exp(-709.0) == 0.0 and _mk._exp(-np.inf) == 0.0
+    assert np.isnan(_mk._exp(np.nan))
 
     y = np.concatenate([rng.uniform(1e-3, 1e3, 20_000), np.logspace(-300, 300, 2_000),
                         [1.0, 2.0, 0.5, np.sqrt(2.0), np.sqrt(0.5), 1 + 2.2e-16]])
-    got = np.array([_logp_op._log(v) for v in y])
+    got = np.array([_mk._log(v) for v in y])
     # 4 ulp of max(1, |log y|): the atanh series is truncated below 1e-17.
     np.testing.assert_allclose(got, np.log(y), rtol=4 * 2.2e-16, atol=4 * 2.2e-16)
-    assert _logp_op._log(0.0) == -np.inf and _logp_op._log(np.inf) == np.inf
-    assert np.isnan(_logp_op._log(-1.0)) and np.isnan(_logp_op._log(np.nan))
+    assert _mk._log(0.0) == -np.inf and _mk._log(np.inf) == np.inf
+    assert np.isnan(_mk._log(-1.0)) and np.isnan(_mk._log(np.nan))
 
 
 # ---------------------------------------------------------------- values and gradients
@@ -196,14 +197,14 @@ def test_zero_weight_component_has_finite_gradient():
     x, e2 = _data(rng, n=400)
     w = np.array([0.6, 0.0, 0.4])
     mu, sigma = np.array([-2.0, 0.0, 2.0]), np.array([1.0, 0.5, 1.0])
-    total, dw, dmu, dsig = _logp_op._total_impl(x, e2, w, mu, sigma)
+    total, dw, dmu, dsig = _mk._total_impl(x, e2, w, mu, sigma)
     np.testing.assert_allclose(total, _scipy_pointwise(x, e2, w, mu, sigma).sum(), rtol=RTOL)
     # d/dw_k = sum_i N(x_i | k) / p(x_i), finite even where w_k = 0
     sd = np.sqrt(sigma[None, :] ** 2 + e2[:, None])
     dens = norm.pdf(x[:, None], mu, sd)
     np.testing.assert_allclose(dw, (dens / (dens @ w)[:, None]).sum(axis=0), rtol=RTOL)
     assert dmu[1] == 0.0 and dsig[1] == 0.0
-    dw_v, _, _ = _logp_op._vjp_impl(x, e2, w, mu, sigma, np.full(x.size, 2.0))
+    dw_v, _, _ = _mk._vjp_impl(x, e2, w, mu, sigma, np.full(x.size, 2.0))
     np.testing.assert_allclose(dw_v, 2 * dw, rtol=RTOL)
 
 
@@ -211,10 +212,10 @@ def test_numerically_stable_far_from_all_components():
     x = np.array([-1e4, -50.0, 0.0, 37.0, 3e3, 1e6])
     e2 = np.array([0.0, 1e-8, 4.0, 0.0, 1e4, 0.0])
     w, mu, sigma = np.array([0.2, 0.8]), np.array([-1.0, 1.0]), np.array([0.01, 0.3])
-    total, *grads = _logp_op._total_impl(x, e2, w, mu, sigma)
+    total, *grads = _mk._total_impl(x, e2, w, mu, sigma)
     want = _scipy_pointwise(x, e2, w, mu, sigma)
     assert np.all(np.isfinite(want))
-    np.testing.assert_allclose(_logp_op._pointwise_impl(x, e2, w, mu, sigma), want, rtol=RTOL)
+    np.testing.assert_allclose(_mk._pointwise_impl(x, e2, w, mu, sigma), want, rtol=RTOL)
     np.testing.assert_allclose(total, want.sum(), rtol=RTOL)
     assert all(np.all(np.isfinite(g)) for g in grads)
 
@@ -222,14 +223,14 @@ def test_numerically_stable_far_from_all_components():
 def test_non_finite_parameters_propagate():
     x, e2 = np.linspace(-2, 2, 50), np.full(50, 0.1)
     w, sigma = np.array([0.5, 0.5]), np.array([1.0, 1.0])
-    assert np.isnan(_logp_op._total_impl(x, e2, w, np.array([0.0, np.nan]), sigma)[0])
-    assert np.isnan(_logp_op._pointwise_impl(x, e2, w, np.array([np.nan, 0.0]), sigma)).all()
+    assert np.isnan(_mk._total_impl(x, e2, w, np.array([0.0, np.nan]), sigma)[0])
+    assert np.isnan(_mk._pointwise_impl(x, e2, w, np.array([np.nan, 0.0]), sigma)).all()
 
 
 def test_empty_data():
     w, mu, sigma = np.array([1.0]), np.array([0.0]), np.array([1.0])
-    assert _logp_op._total_impl(np.empty(0), np.empty(0), w, mu, sigma)[0] == 0.0
-    assert _logp_op._pointwise_impl(np.empty(0), np.array(0.0), w, mu, sigma).shape == (0,)
+    assert _mk._total_impl(np.empty(0), np.empty(0), w, mu, sigma)[0] == 0.0
+    assert _mk._pointwise_impl(np.empty(0), np.array(0.0), w, mu, sigma).shape == (0,)
 
 
 def test_bad_shapes_are_rejected():
@@ -274,7 +275,7 @@ def test_logp_and_gradient_share_one_node(funcs):
 def test_loop_runs_once_per_evaluation(monkeypatch):
     """Count kernel calls: the Python linker calls ``perform``, which calls the kernel."""
     calls = []
-    kernel = _logp_op._total_impl
+    kernel = _mk._total_impl
     monkeypatch.setattr(_logp_op, "_total_impl", lambda *a: calls.append(1) or kernel(*a))
     x, e2 = _data(np.random.default_rng(8), n=100)
     w, mu, sigma = pt.dvector("w"), pt.dvector("mu"), pt.dvector("sigma")
