@@ -56,6 +56,10 @@ def check_seed000(out: dict) -> None:
     assert not table.loc[table.k == 2, "degenerate"].item()
     # the best value seen ends at the MLE
     assert out["reader_session"][-1]["best_seen"] == pytest.approx(out["loglik_em"])
+    # the Bayesian posterior (4 x 1,000 draws, seed 1) brackets each MLE in its 94% interval
+    for name, value in out["em_theta"].items():
+        lo, hi = out["posterior"][name]["interval"]
+        assert lo <= value <= hi, name
 
 
 def check_seed001(out: dict) -> None:
@@ -111,6 +115,10 @@ def check_seed002(out: dict) -> None:
     theta = out["theta_em"]
     assert theta["mu_1"] == pytest.approx(170.032, abs=0.3)  # SE 0.06
     assert theta["mu_2"] == pytest.approx(199.862, abs=0.7)  # SE 0.16
+    # the posterior answer (2 x 500 draws) agrees with the bootstrap to < 0.01 (SE ~0.017)
+    blo, bhi = out["posterior_p_low_180_interval"]
+    assert out["posterior_p_low_180"] == pytest.approx(out["p_low_180"], abs=0.01)
+    assert blo < out["p_stated_params"] < bhi
 
 
 def check_seed003(out: dict) -> None:
