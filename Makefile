@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bayesgmm em bayesgmm/data/noisy_lines.csv --k 2 --errors x_err --seed 1
+	$(VENV)/bin/bayesgmm demo --out $(DEMO_OUT) --seed 1 --force
 
 test: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks

@@ -72,7 +72,36 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
                      help="try K = 1..KMAX")
     sel.add_argument("--criterion", choices=("bic", "aic"), default="bic")
+
+    fit = sub.add_parser("fit", help="Bayesian fit: posterior, summary and report in --out")
+    _fit_options(fit)
+    fit.add_argument("file", metavar="FILE", help="CSV or Parquet table")
+    fit.add_argument("--k", required=True, metavar="K|auto",
+                     help="number of components, or 'auto' (BIC from EM over 1..8, then "
+                          "LOO between the leading candidates)")
+    fit.add_argument("--column", metavar="C", help="data column (default: the only numeric "
+                     "column besides --errors)")
+    fit.add_argument("--errors", metavar="COL", help="measurement-error column (sds)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
+    rep = sub.add_parser("report", help="rebuild the HTML report from a saved posterior")
+    rep.add_argument("posterior", metavar="POSTERIOR.nc")
+    rep.add_argument("--out", metavar="FILE", help="default: report.html beside the input")
+
+    demo = sub.add_parser("demo", help="the whole job on bundled data with measurement errors")
+    _fit_options(demo)
+    demo.add_argument("--out", default="bayesgmm-demo", metavar="DIR",
+                      help="output directory (default: bayesgmm-demo)")
     return parser
+
+
+def _fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--draws", type=_positive_int, default=1000, metavar="D")
+    p.add_argument("--tune", type=_positive_int, default=1000, metavar="T")
+    p.add_argument("--chains", type=_positive_int, default=4, metavar="C")
+    p.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
+    p.add_argument("--seed", type=int, default=None, metavar="S")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if args.command in ("fit", "demo", "report"):
+                from . import cli_fit
+
+                return cli_fit.run(args)
             if args.command == "em":
                 out = _cmd_em(args)
             else:

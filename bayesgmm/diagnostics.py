@@ -1,35 +1,63 @@
 """Checks of a fitted posterior. Functions return data; they never print.
 
-The generic diagnostics (R-hat, ESS, E-BFMI) come from ArviZ; the mixture-specific
-ones (modes, distance from the EM estimate, empty components) are here.
+The generic diagnostics (R-hat, ESS, E-BFMI) come from ArviZ (``arviz_stats``); the
+mixture-specific ones (modes, distance from the EM estimate, empty components, labels
+left unidentified by the ordering, posterior predictive p-values) are here.
+:func:`diagnose` gathers all of them into one :class:`Diagnosis`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["mixture_checks", "mixture_warnings"]
+__all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
 
 #: Chain means further apart than this many within-chain sds: different modes.
 MODE_SPLIT_SD = 4.0
 #: Posterior median further from the EM estimate than this many posterior sds.
 FAR_FROM_EM_SD = 4.0
+#: A component whose posterior mean weight is under max(MIN_WEIGHT, 2 / n) is near-empty.
+MIN_WEIGHT = 0.01
 
 
-def _n_obs(dt: Any) -> int:
+def _n_obs(dt: Any) -> int | None:
+    if "observed_data" not in dt.children or "x" not in dt["observed_data"]:
+        return None
     return int(dt["observed_data"]["x"].size)
 
 
-def mixture_checks(dt: Any) -> list[dict[str, Any]]:
+def mixture_checks(
+    dt: Any,
+    *,
+    mode_split_sd: float = MODE_SPLIT_SD,
+    far_from_em_sd: float = FAR_FROM_EM_SD,
+    min_weight: float = MIN_WEIGHT,
+) -> list[dict[str, Any]]:
     """Mixture-specific checks of a :func:`bayesgmm.fit` result.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+    mode_split_sd : float, default=4.0
+        Chains whose means differ by more than this many within-chain sds are in
+        different modes.
+    far_from_em_sd : float, default=4.0
+        A posterior median more than this many posterior sds from the EM estimate is far.
+    min_weight : float, default=0.01
+        A component with posterior mean weight under ``max(min_weight, 2 / n)`` is
+        near-empty.
 
     Returns
     -------
     list of dict
         One entry per check: ``name``, ``ok`` (bool), ``message`` (one sentence on
-        what it means and what to try), ``value`` (the number checked).
+        what it means and what to try), ``value`` (the number checked) and
+        ``threshold`` (the limit it was checked against).
     """
     post = dt["posterior"].to_dataset()
     out = []
@@ -45,9 +73,9 @@ def mixture_checks(dt: Any) -> list[dict[str, Any]]:
             j = int(np.argmax(spread))
             if spread[j] > worst:
                 worst, where = float(spread[j]), f"{var}[{j}]"
-    ok = worst <= MODE_SPLIT_SD
+    ok = worst <= mode_split_sd
     out.append({
-        "name": "chains_agree", "ok": ok, "value": worst,
+        "name": "chains_agree", "ok": ok, "value": worst, "threshold": mode_split_sd,
         "message": "the chains explore the same mode" if ok else
         f"the chains settled in different modes ({where}: chain means "
         f"{worst:.1f} within-chain sds apart), so the posterior summaries mix "
@@ -67,9 +95,9 @@ def mixture_checks(dt: Any) -> list[dict[str, Any]]:
             j = int(np.argmax(dist))
             if dist[j] > worst:
                 worst, where = float(dist[j]), f"{var}[{j}]"
-        ok = worst <= FAR_FROM_EM_SD
+        ok = worst <= far_from_em_sd
         out.append({
-            "name": "near_em", "ok": ok, "value": worst,
+            "name": "near_em", "ok": ok, "value": worst, "threshold": far_from_em_sd,
             "message": "the posterior is centred near the maximum-likelihood (EM) estimate"
             if ok else
             f"the posterior is far from the maximum-likelihood (EM) estimate ({where}: "
@@ -80,11 +108,11 @@ def mixture_checks(dt: Any) -> list[dict[str, Any]]:
     # near-empty components
     n = _n_obs(dt)
     w = post["weights"].values.reshape(-1, post.sizes["component"]).mean(axis=0)
-    floor = max(0.01, 2.0 / n)
+    floor = max(min_weight, 2.0 / n) if n else min_weight
     j = int(np.argmin(w))
     ok = bool(w[j] >= floor)
     out.append({
-        "name": "no_empty_component", "ok": ok, "value": float(w[j]),
+        "name": "no_empty_component", "ok": ok, "value": float(w[j]), "threshold": floor,
         "message": "every component holds a real share of the data" if ok else
         f"component {j} has almost no weight (posterior mean {w[j]:.3g}, under {floor:.3g}):"
         " the data may support fewer components; try K - 1 and compare the fits by LOO",
@@ -95,7 +123,7 @@ def mixture_checks(dt: Any) -> list[dict[str, Any]]:
     if stats is not None and "diverging" in stats:
         nd = int(stats["diverging"].values.sum())
         out.append({
-            "name": "no_divergences", "ok": nd == 0, "value": nd,
+            "name": "no_divergences", "ok": nd == 0, "value": nd, "threshold": 0,
             "message": "no divergent transitions" if nd == 0 else
             f"{nd} divergent transition(s): the sampler met geometry it could not follow, "
             "so the posterior may be biased; raise target_accept (e.g. 0.95) or check for "
@@ -105,6 +133,363 @@ def mixture_checks(dt: Any) -> list[dict[str, Any]]:
 
 
 def mixture_warnings(dt: Any) -> list[str]:
-    """Messages of the failed :func:`mixture_checks`."""
+    """Messages of the failed :func:`mixture_checks`.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+
+    Returns
+    -------
+    list of str
+        One capitalised sentence per failed check.
+    """
     return [c["message"][0].upper() + c["message"][1:] + "."
             for c in mixture_checks(dt) if not c["ok"]]
+
+
+# ---------------------------------------------------------------------- diagnose
+
+#: What to try first for each failed check, most fundamental first (used by the verdict).
+_FIRST_TRY = {
+    "chains_agree": "fit fewer components, or tune longer and compare each chain with the "
+                    "EM estimate",
+    "no_empty_component": "fit K - 1 components and compare the two fits by LOO",
+    "labels_identified": "fit K - 1 components, since two components sit on top of each other",
+    "r_hat": "run longer (e.g. tune=2000, draws=2000) and with at least 4 chains",
+    "no_divergences": "raise target_accept to 0.95",
+    "ess_bulk": "draw more samples (raise draws) or run more chains",
+    "ess_tail": "draw more samples (raise draws) or run more chains",
+    "e_bfmi": "run a longer tune so the sampler adapts to the posterior's scale",
+    "tree_depth": "run a longer tune; if it persists, fit fewer components",
+    "near_em": "check that the priors are not too tight, and compare K",
+    "ppc_sd": "compare other numbers of components by LOO, and look for outliers",
+    "ppc_skewness": "compare other numbers of components by LOO, and look for outliers",
+    "ppc_tails": "compare other numbers of components by LOO, and look for outliers",
+}
+#: Checks about the sampler; the others are about the model's fit to the data.
+_SAMPLING = {"chains_agree", "r_hat", "no_divergences", "ess_bulk", "ess_tail", "e_bfmi",
+             "tree_depth", "near_em"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Diagnosis:
+    """Everything :func:`diagnose` found, as data.
+
+    Attributes
+    ----------
+    ok : bool
+        True when every check passed (skipped checks count as passed).
+    verdict : str
+        Two to four plain sentences: can the numbers be trusted, and what to try first.
+    checks : pandas.DataFrame
+        One row per check, columns ``name``, ``ok``, ``value``, ``threshold``,
+        ``message`` (what it means and what to try) and ``skipped``.
+    table : pandas.DataFrame
+        One row per parameter (index like ``"means[0]"``), data units: ``mean``, ``sd``,
+        ``lower``, ``upper`` (equal-tailed interval), ``ess_bulk``, ``ess_tail``,
+        ``r_hat`` and ``em`` (the EM estimate).
+    """
+
+    ok: bool
+    verdict: str
+    checks: Any
+    table: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: plain Python numbers, NaN as None.
+
+        Returns
+        -------
+        dict
+            Keys ``ok``, ``verdict``, ``checks`` (list of dict) and ``table``
+            (parameter name -> dict of column -> value).
+        """
+        return {
+            "ok": bool(self.ok),
+            "verdict": self.verdict,
+            "checks": [{k: _plain(v) for k, v in row.items()}
+                       for row in self.checks.to_dict(orient="records")],
+            "table": {str(i): {k: _plain(v) for k, v in row.items()}
+                      for i, row in self.table.to_dict(orient="index").items()},
+        }
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _row(name, ok, value, threshold, message, skipped=False) -> dict[str, Any]:
+    return {"name": name, "ok": bool(ok), "value": float(value), "threshold": float(threshold),
+            "message": message, "skipped": bool(skipped)}
+
+
+def _skip(name: str, threshold: float, why: str) -> dict[str, Any]:
+    return _row(name, True, np.nan, threshold, f"skipped: {why}", skipped=True)
+
+
+def _table(dt: Any, var_names: list[str], ci_prob: float):
+    import arviz_stats as azs
+    import pandas as pd
+
+    s = pd.DataFrame(azs.summary(dt, var_names=var_names, ci_prob=ci_prob, ci_kind="eti",
+                                 round_to="none"))
+    lb = next(c for c in s.columns if c.endswith("_lb"))
+    ub = next(c for c in s.columns if c.endswith("_ub"))
+    s = s.rename(columns={lb: "lower", ub: "upper"})
+    s = s[["mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "r_hat"]].astype(float)
+    em_col = np.full(len(s), np.nan)
+    if "em_estimate" in dt.children:
+        em = dt["em_estimate"].to_dataset()
+        for var in var_names:
+            rows = [i for i, name in enumerate(s.index)
+                    if name == var or str(name).startswith(var + "[")]
+            if var in em and em[var].size == len(rows):
+                em_col[rows] = em[var].values.ravel()
+    s["em"] = em_col
+    return s
+
+
+def _convergence_rows(table, rhat_max: float, ess_min: float) -> list[dict[str, Any]]:
+    rows = []
+    r = table["r_hat"].to_numpy()
+    if np.all(np.isnan(r)):
+        rows.append(_skip("r_hat", rhat_max, "R-hat is undefined for these draws"))
+    else:
+        j = int(np.nanargmax(r))
+        ok = r[j] <= rhat_max
+        rows.append(_row(
+            "r_hat", ok, r[j], rhat_max,
+            f"the chains agree (max rank-normalized R-hat {r[j]:.3f})" if ok else
+            f"the chains disagree (R-hat of {table.index[j]} is {r[j]:.3f}, above "
+            f"{rhat_max}), so the posterior is not yet explored; run longer (more tune and "
+            "draws) with at least 4 chains, and if chains_agree also fails, fit fewer "
+            "components"))
+    for col, what in (("ess_bulk", "the centre (means, sds)"),
+                      ("ess_tail", "the interval ends")):
+        e = table[col].to_numpy()
+        if np.all(np.isnan(e)):
+            rows.append(_skip(col, ess_min, "ESS is undefined for these draws"))
+            continue
+        j = int(np.nanargmin(e))
+        ok = e[j] >= ess_min
+        rows.append(_row(
+            col, ok, e[j], ess_min,
+            f"enough effective draws for {what} (min {col} {e[j]:.0f})" if ok else
+            f"too few effective draws for {what} ({col} of {table.index[j]} is {e[j]:.0f}, "
+            f"under {ess_min:g}), so those numbers are noisy; raise draws or the number "
+            "of chains"))
+    return rows
+
+
+def _sampler_rows(dt: Any, depth_frac_max: float, ebfmi_min: float) -> list[dict[str, Any]]:
+    rows = []
+    stats = dt["sample_stats"].to_dataset() if "sample_stats" in dt.children else None
+    flag = None
+    if stats is not None:
+        flag = next((v for v in ("maxdepth_reached", "reached_max_treedepth") if v in stats),
+                    None)
+    if flag is None:
+        rows.append(_skip("tree_depth", depth_frac_max,
+                          "no tree-depth statistics in sample_stats"))
+    else:
+        frac = float(np.asarray(stats[flag].values, dtype=float).mean())
+        ok = frac < depth_frac_max
+        rows.append(_row(
+            "tree_depth", ok, frac, depth_frac_max,
+            "the sampler rarely hit its maximum tree depth" if ok else
+            f"the sampler hit its maximum tree depth in {100 * frac:.1f}% of draws, so it "
+            "moves slowly through a badly scaled or ridge-shaped posterior; run a longer "
+            "tune, and if it persists fit fewer components"))
+    if stats is None or "energy" not in stats:
+        rows.append(_skip("e_bfmi", ebfmi_min, "no energy in sample_stats, so E-BFMI "
+                          "cannot be computed"))
+    else:
+        import arviz_stats as azs
+
+        b = np.asarray(azs.bfmi(dt)["energy"].values, dtype=float).ravel()
+        j = int(np.nanargmin(b))
+        ok = b[j] >= ebfmi_min
+        rows.append(_row(
+            "e_bfmi", ok, b[j], ebfmi_min,
+            f"the momentum resampling explores the energy well (min E-BFMI {b[j]:.2f})"
+            if ok else
+            f"chain {j} has E-BFMI {b[j]:.2f}, under {ebfmi_min}, so the sampler explores "
+            "the posterior's tails poorly; run a longer tune, and check the priors on "
+            "the sigmas"))
+    return rows
+
+
+def _label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
+    """Fraction of draws where neighbouring means are closer than gap_sd pooled sigmas.
+
+    The means are ordered in every draw, so labels cannot swap; but when two neighbours
+    often lie within a small fraction of their widths of each other, the ordering is
+    what separates them and their marginals pile up against each other: the labels
+    (and the per-component numbers) are not identified by the data.
+    """
+    post = dt["posterior"].to_dataset()
+    K = post.sizes["component"]
+    if K < 2:
+        return _skip("labels_identified", max_frac, "one component has no labels to switch")
+    mu = post["means"].values.reshape(-1, K)
+    sg = post["sigmas"].values.reshape(-1, K)
+    gap = np.abs(np.diff(mu, axis=1))
+    pooled = np.sqrt(0.5 * (sg[:, 1:] ** 2 + sg[:, :-1] ** 2))
+    frac = (gap < gap_sd * pooled).mean(axis=0)
+    j = int(np.argmax(frac))
+    ok = frac[j] <= max_frac
+    return _row(
+        "labels_identified", ok, frac[j], max_frac,
+        "neighbouring components stay apart, so the ordering identifies the labels" if ok
+        else f"components {j} and {j + 1} are within {gap_sd:g} of their width of each "
+        f"other in {100 * frac[j]:.0f}% of draws, so only the ordering tells them apart "
+        "and their separate numbers are not meaningful; fit K - 1 components and compare "
+        "by LOO")
+
+
+def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
+    names = ("ppc_sd", "ppc_skewness", "ppc_tails")
+    if ("posterior_predictive" not in dt.children or "observed_data" not in dt.children
+            or "x" not in dt["posterior_predictive"] or "x" not in dt["observed_data"]):
+        return [_skip(n, alpha, "no posterior_predictive or observed_data group")
+                for n in names]
+    obs = np.asarray(dt["observed_data"]["x"].values, dtype=float).ravel()
+    rep = np.asarray(dt["posterior_predictive"]["x"].values, dtype=float)
+    rep = rep.reshape(-1, obs.size)
+    lo, hi = np.quantile(obs, [tail_prob, 1 - tail_prob])
+
+    def stats(y):  # y: (m, n) -> sd, skewness, fraction outside the observed quantiles
+        d = y - y.mean(axis=-1, keepdims=True)
+        sd = np.sqrt((d**2).mean(axis=-1))
+        skew = (d**3).mean(axis=-1) / np.maximum(sd, 1e-300) ** 3
+        tails = ((y < lo) | (y > hi)).mean(axis=-1)
+        return sd, skew, tails
+
+    t_obs = stats(obs[None, :])
+    t_rep = stats(rep)
+    what = ("spread (sd)", "skewness",
+            f"fraction of points beyond the observed {100 * tail_prob:g}% and "
+            f"{100 * (1 - tail_prob):g}% quantiles")
+    rows = []
+    for name, w, to, tr in zip(names, what, t_obs, t_rep, strict=True):
+        p = float(np.mean(tr > to[0]) + 0.5 * np.mean(tr == to[0]))
+        ok = alpha <= p <= 1 - alpha
+        rows.append(_row(
+            name, ok, p, alpha,
+            f"data replicated from the posterior reproduce the observed {w} (p = {p:.2f})"
+            if ok else
+            f"data replicated from the posterior do not reproduce the observed {w} "
+            f"(posterior predictive p = {p:.3f}), so the model misses a feature of the "
+            "data; compare other numbers of components by LOO and look for outliers"))
+    return rows
+
+
+def diagnose(
+    dt: Any,
+    *,
+    rhat_max: float = 1.01,
+    ess_min: float = 400,
+    ebfmi_min: float = 0.3,
+    depth_frac_max: float = 0.01,
+    label_gap_sd: float = 0.1,
+    label_overlap_max: float = 0.05,
+    ppc_alpha: float = 0.01,
+    tail_prob: float = 0.025,
+    mode_split_sd: float = MODE_SPLIT_SD,
+    far_from_em_sd: float = FAR_FROM_EM_SD,
+    min_weight: float = MIN_WEIGHT,
+    ci_prob: float = 0.94,
+    var_names: tuple[str, ...] = ("weights", "means", "sigmas"),
+) -> Diagnosis:
+    """Check whether a :func:`bayesgmm.fit` posterior can be trusted, and summarise it.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result. Only ``posterior`` is required; checks whose
+        group is missing are reported as skipped (``ok=True``).
+    rhat_max : float, default=1.01
+        Largest acceptable rank-normalized R-hat (``arviz_stats.rhat``).
+    ess_min : float, default=400
+        Smallest acceptable bulk and tail effective sample size (``arviz_stats.ess``).
+    ebfmi_min : float, default=0.3
+        Smallest acceptable E-BFMI of any chain (``arviz_stats.bfmi``).
+    depth_frac_max : float, default=0.01
+        Fails when this fraction of draws or more hit the maximum tree depth.
+    label_gap_sd : float, default=0.1
+        Neighbouring means closer than this many pooled sigmas count as coincident.
+    label_overlap_max : float, default=0.05
+        Largest acceptable fraction of draws with coincident neighbours.
+    ppc_alpha : float, default=0.01
+        Posterior predictive p-values under ``ppc_alpha`` or over ``1 - ppc_alpha``
+        fail (statistics: sd, skewness, fraction in the tails).
+    tail_prob : float, default=0.025
+        The tails are beyond the observed ``tail_prob`` and ``1 - tail_prob`` quantiles.
+    mode_split_sd, far_from_em_sd, min_weight : float
+        Passed to :func:`mixture_checks`.
+    ci_prob : float, default=0.94
+        Probability of the equal-tailed interval in ``table``.
+    var_names : tuple of str, default=("weights", "means", "sigmas")
+        Posterior variables in ``table`` and in the R-hat and ESS checks.
+
+    Returns
+    -------
+    Diagnosis
+        ``ok``, ``verdict``, ``checks`` (one row per check) and ``table``.
+    """
+    import pandas as pd
+
+    names = [v for v in var_names if v in dt["posterior"]]
+    table = _table(dt, names, ci_prob)
+    mixture = {c["name"]: c for c in mixture_checks(
+        dt, mode_split_sd=mode_split_sd, far_from_em_sd=far_from_em_sd, min_weight=min_weight)}
+
+    def from_mixture(name: str, threshold: float, why: str) -> dict[str, Any]:
+        if name not in mixture:
+            return _skip(name, threshold, why)
+        c = mixture[name]
+        return _row(name, c["ok"], c["value"], c["threshold"], c["message"])
+
+    rows = _convergence_rows(table, rhat_max, ess_min)
+    rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
+    rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
+    rows.append(from_mixture("chains_agree", mode_split_sd, ""))
+    rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
+    rows.append(from_mixture("no_empty_component", min_weight, ""))
+    rows.append(_label_row(dt, label_gap_sd, label_overlap_max))
+    rows += _ppc_rows(dt, ppc_alpha, tail_prob)
+    checks = pd.DataFrame(rows, columns=["name", "ok", "value", "threshold", "message",
+                                         "skipped"])
+    ok = bool(checks["ok"].all())
+    return Diagnosis(ok=ok, verdict=_verdict(checks, table, dt), checks=checks, table=table)
+
+
+def _verdict(checks, table, dt: Any) -> str:
+    K = dt["posterior"].sizes.get("component", 0)
+    failed = checks.loc[~checks["ok"], "name"].tolist()
+    ran = int((~checks["skipped"]).sum())
+    if not failed:
+        skipped = checks.loc[checks["skipped"], "name"].tolist()
+        note = f" ({', '.join(skipped)} could not be run)" if skipped else ""
+        return (f"All {ran} checks that could be run passed{note}: the chains agree, there are "
+                "enough effective draws, and the sampler reported no problems. These "
+                f"numbers can be trusted as the posterior of this {K}-component model. "
+                "Whether another number of components fits better is a separate question: "
+                "compare K by LOO.")
+    first = min(failed, key=list(_FIRST_TRY).index)
+    listed = ", ".join(failed)
+    if any(f in _SAMPLING for f in failed):
+        return (f"Do not trust these numbers yet: {len(failed)} of {ran} checks failed "
+                f"({listed}), so the sampler has not explored the posterior reliably. "
+                f"First try: {_FIRST_TRY[first]}. The 'checks' table says what each "
+                "failure means.")
+    return (f"The sampler explored the posterior reliably, but {len(failed)} of {ran} "
+            f"checks on the model failed ({listed}). The numbers describe the posterior "
+            f"faithfully, but this {K}-component model does not describe the data well. "
+            f"First try: {_FIRST_TRY[first]}.")

@@ -1,0 +1,236 @@
+"""The ``fit``, ``report`` and ``demo`` commands: the main job end to end.
+
+Printing and file handling only; the maths is in :mod:`bayesgmm.inference`,
+:mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Output directories are written
+to a temporary sibling and renamed at the end, so an interrupted run leaves nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+__all__ = ["run"]
+
+K_AUTO_MAX = 8
+N_CANDIDATES = 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one of the commands; DataError propagates to the caller (exit status 2)."""
+    if args.command == "report":
+        return _report(args)
+    if args.command == "demo":
+        from .datasets import example_path
+
+        args.file, args.column, args.errors, args.k = example_path("noisy_lines"), "x", \
+            "x_err", "2"
+        print("demo: 800 simulated velocities with per-point errors larger than the "
+              "intrinsic widths (bundled example 'noisy_lines')")
+    return _fit(args)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _pick_column(df: Any, column: str | None, errors: str | None, source: str):
+    from .data import table_columns
+
+    if column is None:
+        import pandas as pd
+
+        cand = [str(c) for c in df.columns if str(c) != errors
+                and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        if len(cand) != 1:
+            raise DataError(
+                f"{source} has {len(cand)} numeric columns besides the errors "
+                f"({', '.join(cand) or 'none'}); choose one with --column."
+            )
+        column = cand[0]
+    X, E, _ = table_columns(df, [column], [errors] if errors else None, source=source)
+    return X[:, 0], (None if E is None else E[:, 0]), column
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {str(out)!r} exists and is a file; choose a directory path.")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise DataError(
+            f"output directory {str(out)!r} already exists and is not empty; choose another "
+            "--out or pass --force to replace it."
+        )
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .data import load_table
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    if args.k != "auto":
+        try:
+            k = int(args.k)
+        except ValueError:
+            raise DataError(f"--k must be a positive integer or 'auto'; got {args.k!r}.") from None
+        if k < 1:
+            raise DataError(f"--k must be a positive integer or 'auto'; got {args.k!r}.")
+    df = load_table(args.file)
+    x, e, column = _pick_column(df, args.column, args.errors, repr(str(args.file)))
+    if args.k != "auto" and int(args.k) > x.size:
+        raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
+    progress = sys.stderr.isatty()
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=False)
+        dt, selection, loo_table, notes = _run_fit(args, x, e, progress)
+        _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    _print_verdict(out)
+    return 0
+
+
+def _run_fit(args, x, e, progress):
+    from .inference import fit
+    from .selection import select_n_components
+
+    selection, loo_table, notes = None, None, []
+    kw = dict(X_err=e, draws=args.draws, tune=args.tune, chains=args.chains,
+              sampler=args.sampler, random_seed=args.seed, progressbar=progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sel = select_n_components(x, range(1, min(K_AUTO_MAX, x.size) + 1), X_err=e,
+                                  random_seed=args.seed)
+        selection = sel.table
+        if args.k == "auto":
+            ok = sel.table[~sel.table["degenerate"]].sort_values("bic")
+            cands = [int(k) for k in ok["k"].head(N_CANDIDATES)]
+            _say(f"K auto: BIC from EM over 1..{int(sel.table.k.max())} ranks K = "
+                 f"{', '.join(map(str, cands))} first; fitting each and comparing by LOO")
+            fits = {}
+            for k in cands:
+                _say(f"  fitting K = {k} ...")
+                fits[f"K={k}"] = fit(x, k, **kw)
+            import arviz_stats as azs
+
+            loo_table = azs.compare(fits)
+            best, why = _choose_by_loo(loo_table)
+            dt = fits[best]
+            _say(f"chose {best}: {why}; BIC's first choice was K = {cands[0]}")
+        else:
+            _say(f"fitting K = {args.k} ...")
+            dt = fit(x, int(args.k), **kw)
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        from .errors import SamplingWarning
+
+        if issubclass(w.category, SamplingWarning) and msg not in seen:
+            seen.add(msg)
+            notes.append(msg)
+    return dt, selection, loo_table, notes
+
+
+def _choose_by_loo(table) -> tuple[str, str]:
+    """Smallest K whose LOO elpd is within 2 standard errors of the best one's.
+
+    LOO cannot tell apart models whose elpd differ by less than their standard error;
+    then the simpler mixture is kept (fewer components to interpret).
+    """
+    top = str(table.index[0])
+    close = [str(name) for name in table.index
+             if float(table.loc[name, "elpd_diff"]) <= 2 * float(table.loc[name, "dse"])]
+    best = min(close, key=lambda name: int(name.split("=")[1]))
+    if best == top:
+        return best, (f"highest LOO elpd ({float(table.loc[best, 'elpd']):.1f}), ahead of "
+                      "the others by more than 2 standard errors" if len(table) > 1 else
+                      "the only candidate")
+    d = float(table.loc[best, "elpd_diff"])
+    return best, (f"its LOO elpd is within 2 standard errors of {top}'s (difference "
+                  f"{d:.1f} +- {float(table.loc[best, 'dse']):.1f}), so the simpler mixture "
+                  "is kept")
+
+
+def _diagnosis(dt):
+    from . import diagnostics
+
+    if hasattr(diagnostics, "diagnose"):
+        return diagnostics.diagnose(dt)
+    return None
+
+
+def _summary_table(dt, diagnosis):
+    if diagnosis is not None and getattr(diagnosis, "table", None) is not None:
+        return diagnosis.table
+    import arviz_stats as azs
+
+    return azs.summary(dt, var_names=["weights", "means", "sigmas"], ci_prob=0.94,
+                       round_to="none")
+
+
+def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors) -> None:
+    dt.attrs["data_column"] = column
+    dt.attrs["error_column"] = errors or ""
+    dt.to_netcdf(outdir / "posterior.nc")
+    diagnosis = _diagnosis(dt)
+    _summary_table(dt, diagnosis).to_csv(outdir / "summary.csv")
+    try:
+        from .report import write_report
+    except ImportError:  # the report module arrives with the report issue
+        return
+    write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
+                 loo_table=loo_table)
+
+
+def _print_verdict(out: Path) -> None:
+    import xarray as xr
+
+    dt = xr.load_datatree(out / "posterior.nc")
+    diagnosis = _diagnosis(dt)
+    if diagnosis is not None:
+        _say(("CONVERGED: " if diagnosis.ok else "NOT TRUSTWORTHY YET: ") + diagnosis.verdict)
+    else:
+        from .diagnostics import mixture_checks
+
+        bad = [c["message"] for c in mixture_checks(dt) if not c["ok"]]
+        _say("checks passed" if not bad else "problems: " + "; ".join(bad))
+    files = ", ".join(p.name for p in sorted(out.iterdir()))
+    _say(f"wrote {out}/ ({files})")
+    if (out / "report.html").exists():
+        _say(f"report: {(out / 'report.html').resolve()}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    src = Path(args.posterior)
+    if not src.exists():
+        raise DataError(f"file not found: {str(src)!r}; pass a posterior.nc written by "
+                        "'bayesgmm fit'.")
+    try:
+        dt = xr.load_datatree(src)
+    except Exception as exc:  # not netCDF, or not a DataTree
+        raise DataError(f"cannot read {str(src)!r} as a saved posterior: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+            from None
+    if "posterior" not in dt.children or "weights" not in dt["posterior"]:
+        raise DataError(f"{str(src)!r} is not a bayesgmm posterior (no posterior/weights).")
+    from .report import write_report
+
+    target = Path(args.out) if args.out else src.with_name("report.html")
+    write_report(dt, target, diagnosis=_diagnosis(dt))
+    _say(f"report: {target.resolve()}")
+    return 0

@@ -1,0 +1,109 @@
+"""`bayesgmm fit` / `demo`: outputs, --force, --k auto, interruption, one-line errors."""
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayesgmm.cli import main
+from bayesgmm.datasets import simulate
+
+FAST = ["--draws", "100", "--tune", "200", "--chains", "2", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    sim = simulate(300, [0.5, 0.5], [0.0, 3.0], [0.3, 0.5], error_range=(0.2, 0.5),
+                   random_seed=3)
+    p = tmp_path_factory.mktemp("data") / "v.csv"
+    pd.DataFrame({"v": sim.x, "v_err": sim.x_err}).to_csv(p, index=False)
+    return p
+
+
+def test_fit_writes_outputs(capsys, table, tmp_path):
+    out = tmp_path / "run"
+    code = main(["fit", str(table), "--k", "2", "--errors", "v_err", "--out", str(out), *FAST])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    dt = xr.load_datatree(out / "posterior.nc")
+    assert dt.posterior["means"].sizes == {"chain": 2, "draw": 100, "component": 2}
+    assert dt.attrs["data_column"] == "v" and dt.attrs["error_column"] == "v_err"
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert {"means[0]", "means[1]", "sigmas[0]", "weights[1]"} <= set(summary.index)
+    # data units: the means are near 0 and 3 (n = 300, 4 sd ~ 0.2)
+    assert abs(summary.loc["means[1]", "mean"] - 3.0) < 0.25
+    assert "wrote" in captured.out
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_existing_output_needs_force(capsys, table, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("user's file")
+    code = main(["fit", str(table), "--k", "1", "--column", "v", "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--force" in err
+    assert (out / "keep.txt").read_text() == "user's file"
+    code = main(["fit", str(table), "--k", "1", "--column", "v", "--out", str(out), "--force",
+                 *FAST])
+    assert code == 0
+    assert (out / "posterior.nc").exists() and not (out / "keep.txt").exists()
+
+
+def test_k_auto_compares_by_loo(capsys, table, tmp_path):
+    out = tmp_path / "auto"
+    code = main(["fit", str(table), "--k", "auto", "--errors", "v_err", "--out", str(out),
+                 *FAST])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "BIC from EM" in text and "LOO" in text and "chose K=" in text
+    dt = xr.load_datatree(out / "posterior.nc")
+    assert dt.attrs["n_components"] == 2  # two well-separated components
+
+
+def test_interrupt_leaves_nothing(capsys, table, tmp_path, monkeypatch):
+    import bayesgmm.inference as inference
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "fit", interrupted)
+    out = tmp_path / "run"
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out), *FAST])
+    assert code == 130
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--k", "abc"], "--k must be a positive integer or 'auto'"),
+        (["--k", "0"], "--k must be a positive integer"),
+        (["--k", "2", "--column", "nope"], "column 'nope' not found"),
+        (["--k", "2", "--errors", "v_err", "--column", "v", "--draws", "0"],
+         "positive integer"),
+    ],
+)
+def test_fit_bad_input(capsys, table, tmp_path, extra, match):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(["fit", str(table), "--out", str(tmp_path / "o"), *extra]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and "Traceback" not in err
+
+
+def test_fit_needs_column_when_ambiguous(capsys, tmp_path):
+    p = tmp_path / "two.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]}).to_csv(p, index=False)
+    code = main(["fit", str(p), "--k", "1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "choose one with --column" in err
+
+
+def test_report_bad_file(capsys, tmp_path):
+    code = main(["report", str(tmp_path / "missing.nc")])
+    assert code == 2 and "file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.nc"
+    bad.write_text("not netcdf")
+    code = main(["report", str(bad)])
+    assert code == 2 and "cannot read" in capsys.readouterr().err
