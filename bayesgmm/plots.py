@@ -355,7 +355,10 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     import arviz_plots as azp
 
     if kind == "rank":
-        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib")
+        # one row per variable, one column per component: titles never hit tick labels
+        K = int(dt["posterior"].sizes.get("component", 1))
+        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib",
+                           col_wrap=min(K, 4))
     elif kind == "trace":
         pc = azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib")
     else:

@@ -1,0 +1,255 @@
+"""diagnose(): each check on a real short fit and on hand-built DataTrees that break it.
+
+The hand-built trees start from an ideal posterior (independent draws around fixed values,
+iid energies, replicated data from the same mixture as the observed data) and change one
+thing, so each test shows one check failing for the reason it names.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import bayesgmm
+from bayesgmm import SamplingWarning
+from bayesgmm.datasets import simulate
+from bayesgmm.diagnostics import Diagnosis, diagnose, mixture_checks, mixture_warnings
+
+W, MU, SG = np.array([0.5, 0.5]), np.array([0.0, 4.0]), np.array([0.5, 0.7])
+
+
+def _mixture(rng, size, w=W, mu=MU, sg=SG):
+    lab = rng.choice(len(w), size=size, p=w)
+    return mu[lab] + sg[lab] * rng.standard_normal(size)
+
+
+def _tree(seed=0, C=4, S=500, n=300, drop=(), **replace):
+    """An ideal fit result; ``replace`` swaps posterior/sample_stats/pp variables."""
+    rng = np.random.default_rng(seed)
+    w0 = 0.5 + 0.02 * rng.standard_normal((C, S))
+    post = {
+        "weights": np.stack([w0, 1 - w0], axis=-1),
+        "means": MU + 0.05 * rng.standard_normal((C, S, 2)),
+        "sigmas": SG + 0.03 * rng.standard_normal((C, S, 2)),
+    }
+    stats = {
+        "diverging": np.zeros((C, S), bool),
+        "maxdepth_reached": np.zeros((C, S), bool),
+        "depth": np.full((C, S), 3),
+        "energy": rng.standard_normal((C, S)),
+    }
+    ppc = {"x": _mixture(rng, (C, S, n))}
+    for group in (post, stats, ppc):
+        for key in list(group):
+            if key in replace:
+                group[key] = replace.pop(key)
+    assert not replace, replace
+    coords = {"chain": np.arange(C), "draw": np.arange(S)}
+    cdims, pdims = ("chain", "draw"), ("chain", "draw", "component")
+    groups = {
+        "posterior": xr.Dataset({k: (pdims, v) for k, v in post.items()},
+                                coords={**coords, "component": [0, 1]}),
+        "sample_stats": xr.Dataset({k: (cdims, v) for k, v in stats.items()}, coords=coords),
+        "posterior_predictive": xr.Dataset({k: ((*cdims, "obs"), v) for k, v in ppc.items()},
+                                           coords=coords),
+        "observed_data": xr.Dataset({"x": ("obs", _mixture(rng, n))}),
+        "em_estimate": xr.Dataset({"weights": ("component", W), "means": ("component", MU),
+                                   "sigmas": ("component", SG)}, coords={"component": [0, 1]}),
+    }
+    return xr.DataTree.from_dict({k: v for k, v in groups.items() if k not in drop})
+
+
+def _checks(d: Diagnosis) -> dict:
+    return {r["name"]: r for r in d.checks.to_dict(orient="records")}
+
+
+def _only_failure(d: Diagnosis, name: str, *words: str) -> dict:
+    """Assert that ``name`` is the one failed check and its message says what to try."""
+    checks = _checks(d)
+    assert not d.ok
+    assert [k for k, c in checks.items() if not c["ok"]] == [name], d.checks
+    for word in words:
+        assert word in checks[name]["message"], (word, checks[name]["message"])
+    return checks[name]
+
+
+# ---------------------------------------------------------------------- real fits
+
+
+@pytest.fixture(scope="module")
+def dt_fit():
+    sim = simulate(300, W, MU, SG, random_seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return bayesgmm.fit(sim.x, 2, draws=200, tune=300, chains=2, progressbar=False,
+                            random_seed=3)
+
+
+def test_real_fit_passes_with_short_run_thresholds(dt_fit):
+    # 2 chains x 200 draws cannot give ESS 400, so the default flags ESS; with thresholds
+    # suited to a run this short every check passes on well-separated data (n = 300)
+    d = diagnose(dt_fit, rhat_max=1.05, ess_min=100)
+    assert d.ok, d.checks
+    assert "can be trusted" in d.verdict
+    assert not d.checks["skipped"].any()
+    # PPC p-values of a model that generated the data are far from 0 and 1
+    ppc = d.checks.set_index("name").loc[["ppc_sd", "ppc_skewness", "ppc_tails"], "value"]
+    assert ((ppc > 0.05) & (ppc < 0.95)).all()
+
+
+def test_real_fit_default_thresholds_ask_for_more_draws(dt_fit):
+    d = diagnose(dt_fit)
+    checks = _checks(d)
+    assert not checks["ess_bulk"]["ok"] or not checks["ess_tail"]["ok"]
+    assert "Do not trust" in d.verdict and "First try" in d.verdict
+    assert "raise draws" in (checks["ess_tail"]["message"] + checks["ess_bulk"]["message"])
+
+
+def test_table_matches_arviz_and_em(dt_fit):
+    import arviz_stats as azs
+
+    t = diagnose(dt_fit).table
+    assert list(t.columns) == ["mean", "sd", "lower", "upper", "ess_bulk", "ess_tail",
+                               "r_hat", "em"]
+    assert list(t.index) == [f"{v}[{k}]" for v in ("weights", "means", "sigmas")
+                             for k in (0, 1)]
+    np.testing.assert_allclose(t.loc[["means[0]", "means[1]"], "r_hat"],
+                               azs.rhat(dt_fit)["means"].values, rtol=1e-12)
+    np.testing.assert_allclose(t.loc[["means[0]", "means[1]"], "ess_tail"],
+                               azs.ess(dt_fit, method="tail")["means"].values, rtol=1e-12)
+    np.testing.assert_allclose(t.loc[["sigmas[0]", "sigmas[1]"], "em"],
+                               dt_fit["em_estimate"]["sigmas"].values)
+    # data units: a 94% equal-tailed interval around the true means (n = 300)
+    m = dt_fit["posterior"]["means"].values.reshape(-1, 2)
+    np.testing.assert_allclose(t.loc["means[1]", ["lower", "upper"]].astype(float),
+                               np.quantile(m[:, 1], [0.03, 0.97]), rtol=1e-2)
+    assert (t["lower"] < t["mean"]).all() and (t["mean"] < t["upper"]).all()
+    t89 = diagnose(dt_fit, ci_prob=0.5).table
+    assert (t89["upper"] - t89["lower"] < t["upper"] - t["lower"]).all()
+
+
+def test_to_dict_is_json(dt_fit):
+    d = diagnose(dt_fit).to_dict()
+    back = json.loads(json.dumps(d))
+    assert back["ok"] is False and isinstance(back["verdict"], str)
+    assert {c["name"] for c in back["checks"]} >= {"r_hat", "e_bfmi", "ppc_tails"}
+    assert set(back["table"]["means[0]"]) >= {"mean", "lower", "upper", "em"}
+
+
+def test_mixture_checks_unchanged_contract(dt_fit):
+    checks = mixture_checks(dt_fit)
+    assert [c["name"] for c in checks] == ["chains_agree", "near_em", "no_empty_component",
+                                          "no_divergences"]
+    assert all({"name", "ok", "message", "value"} <= set(c) for c in checks)
+    assert mixture_warnings(dt_fit) == []
+
+
+# ---------------------------------------------------------------------- synthetic trees
+
+
+def test_ideal_tree_passes_everything():
+    d = diagnose(_tree())
+    assert d.ok, d.checks
+    assert isinstance(d.checks, pd.DataFrame) and len(d.checks) == 13
+
+
+def test_high_rhat_from_shifted_chain():
+    means = MU + 0.05 * np.random.default_rng(1).standard_normal((4, 500, 2))
+    means[0] += 0.03  # chain 0 shifted by 0.6 sd: R-hat ~1.05, not yet "different modes"
+    d = diagnose(_tree(means=means))
+    checks = _checks(d)
+    c = checks["r_hat"]
+    assert not c["ok"] and c["value"] > 1.01
+    assert "run longer" in c["message"] and "chains" in c["message"]
+    # a shifted chain also inflates the between-chain variance in ESS; nothing else fails
+    assert {k for k, c in checks.items() if not c["ok"]} <= {"r_hat", "ess_bulk", "ess_tail"}
+    assert checks["chains_agree"]["ok"]
+    assert "Do not trust" in d.verdict and "run longer" in d.verdict
+
+
+def test_low_ess_from_autocorrelated_draws():
+    rng = np.random.default_rng(2)
+    ar = np.zeros((4, 500, 2))
+    for t in range(1, 500):  # AR(1), phi = 0.97: ESS about 4 * 500 * 0.03 / 1.97 = 30
+        ar[:, t] = 0.97 * ar[:, t - 1] + np.sqrt(1 - 0.97**2) * rng.standard_normal((4, 2))
+    d = diagnose(_tree(sigmas=SG + 0.03 * ar), rhat_max=1.1)
+    checks = _checks(d)
+    for name in ("ess_bulk", "ess_tail"):
+        assert not checks[name]["ok"] and checks[name]["value"] < 200
+        assert "raise draws" in checks[name]["message"]
+    assert "draw more samples" in d.verdict
+
+
+def test_divergences():
+    div = np.zeros((4, 500), bool)
+    div[1, ::50] = True
+    c = _only_failure(diagnose(_tree(diverging=div)), "no_divergences", "target_accept")
+    assert c["value"] == 10
+
+
+@pytest.mark.parametrize("flag", ["maxdepth_reached", "reached_max_treedepth"])
+def test_tree_depth_saturation_nutpie_and_pymc_names(flag):
+    hit = np.zeros((4, 500), bool)
+    hit[:, ::20] = True  # 5% of draws
+    dt = _tree(drop=("sample_stats",))
+    dt["sample_stats"] = xr.DataTree(xr.Dataset(
+        {flag: (("chain", "draw"), hit), "diverging": (("chain", "draw"), hit & False),
+         "energy": (("chain", "draw"), np.random.default_rng(3).standard_normal((4, 500)))},
+        coords={"chain": np.arange(4), "draw": np.arange(500)}))
+    c = _only_failure(diagnose(dt), "tree_depth", "longer tune")
+    assert c["value"] == pytest.approx(0.05)
+    assert diagnose(dt, depth_frac_max=0.1).ok
+
+
+def test_low_ebfmi_from_random_walk_energy():
+    # a random-walk energy has E-BFMI ~ 1/S-ish: far under 0.3
+    energy = np.cumsum(np.random.default_rng(4).standard_normal((4, 500)), axis=1)
+    c = _only_failure(diagnose(_tree(energy=energy)), "e_bfmi", "longer tune")
+    assert c["value"] < 0.3
+
+
+def test_near_empty_component():
+    w0 = 0.995 + 0.001 * np.random.default_rng(5).standard_normal((4, 500))
+    d = diagnose(_tree(weights=np.stack([w0, 1 - w0], axis=-1)), far_from_em_sd=1e9)
+    c = _checks(d)["no_empty_component"]
+    assert not c["ok"] and "K - 1" in c["message"]
+    assert "K - 1" in d.verdict
+
+
+def test_coincident_neighbours_flag_labels():
+    rng = np.random.default_rng(6)
+    lo = 1.0 + 0.05 * rng.standard_normal((4, 500))
+    gap = np.abs(0.1 * rng.standard_normal((4, 500)))  # often under 0.1 * sigma ~ 0.06
+    means = np.stack([lo, lo + gap], axis=-1)
+    d = diagnose(_tree(means=means), far_from_em_sd=1e9)
+    c = _only_failure(d, "labels_identified", "K - 1")
+    assert c["value"] > 0.3
+    # well apart: the ordering is never what separates them
+    assert _checks(diagnose(_tree()))["labels_identified"]["value"] == 0.0
+
+
+def test_misfit_ppc_from_too_narrow_model():
+    rng = np.random.default_rng(7)
+    narrow = _mixture(rng, (4, 500, 300), sg=0.3 * SG)
+    d = diagnose(_tree(x=narrow))
+    checks = _checks(d)
+    assert not checks["ppc_sd"]["ok"] and checks["ppc_sd"]["value"] < 0.01
+    assert not checks["ppc_tails"]["ok"]
+    assert "numbers of components" in checks["ppc_sd"]["message"]
+    assert "sampler explored the posterior reliably" in d.verdict
+
+
+def test_missing_groups_are_skipped_not_failed():
+    dt = _tree(drop=("sample_stats", "posterior_predictive", "em_estimate"))
+    d = diagnose(dt)
+    assert d.ok, d.checks
+    checks = _checks(d)
+    for name in ("e_bfmi", "tree_depth", "no_divergences", "near_em", "ppc_sd"):
+        assert checks[name]["skipped"] and checks[name]["ok"]
+        assert checks[name]["message"].startswith("skipped")
+    assert "could not be run" in d.verdict
+    assert np.isnan(d.table["em"]).all()
+    json.dumps(d.to_dict())
