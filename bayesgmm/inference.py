@@ -246,7 +246,7 @@ def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar
 
     from ._logdensity import unpack
 
-    model = build_model(x, K, X_err=e, priors=priors)
+    model = build_model(x, K, X_err=e, priors=priors, fused=True)
     starts = _chain_starts(theta0, chains, seed)
     initvals = []
     for th in starts:

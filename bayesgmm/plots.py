@@ -331,8 +331,13 @@ def plot_selection(table: Any) -> Any:
 # ---------------------------------------------------------------------- ArviZ figures
 
 
-def _figure_of(pc: Any) -> Any:
-    return pc.get_viz("figure")
+def _figure_of(pc: Any, row_height: float | None = None) -> Any:
+    fig = pc.get_viz("figure")
+    if row_height is not None:  # arviz_plots' fixed spacing lets titles hit tick labels
+        rows = len({round(ax.get_position().y0, 3) for ax in fig.axes if ax.get_visible()})
+        fig.set_size_inches(fig.get_size_inches()[0], row_height * max(rows, 1))
+        fig.set_layout_engine("constrained")
+    return fig
 
 
 def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
@@ -355,15 +360,14 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     import arviz_plots as azp
 
     if kind == "rank":
-        # one row per variable, one column per component: titles never hit tick labels
+        # one row per variable, one column per component
         K = int(dt["posterior"].sizes.get("component", 1))
         pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib",
                            col_wrap=min(K, 4))
-    elif kind == "trace":
-        pc = azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib")
-    else:
-        raise DataError(f"kind must be 'rank' or 'trace'; got {kind!r}.")
-    return _figure_of(pc)
+        return _figure_of(pc, row_height=2.3)
+    if kind == "trace":
+        return _figure_of(azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib"))
+    raise DataError(f"kind must be 'rank' or 'trace'; got {kind!r}.")
 
 
 def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
