@@ -7,12 +7,14 @@ from .selection import SelectionResult, select_n_components
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "Diagnosis",
     "GaussianMixtureEM",
     "Priors",
     "SamplingWarning",
     "SelectionResult",
     "build_model",
     "density",
+    "diagnose",
     "fit",
     "membership",
     "select_n_components",
@@ -28,6 +30,8 @@ _LAZY = {
     "membership": "posterior",
     "density": "posterior",
     "true_values": "posterior",
+    "diagnose": "diagnostics",
+    "Diagnosis": "diagnostics",
 }
 
 

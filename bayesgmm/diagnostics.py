@@ -442,6 +442,16 @@ def diagnose(
     -------
     Diagnosis
         ``ok``, ``verdict``, ``checks`` (one row per check) and ``table``.
+
+    Notes
+    -----
+    ``labels_identified``: the means are ordered in every draw, so labels cannot swap;
+    the check fails when, for some neighbours k and k + 1, more than
+    ``label_overlap_max`` of the draws have ``means[k+1] - means[k]`` under
+    ``label_gap_sd`` times their pooled sigma, i.e. only the ordering separates them.
+    ``ppc_*``: p = P(T(replicate) > T(observed)) over the posterior predictive draws,
+    for T = sd, skewness and the fraction of points beyond the observed ``tail_prob``
+    and ``1 - tail_prob`` quantiles.
     """
     import pandas as pd
 
