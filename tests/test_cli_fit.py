@@ -107,3 +107,28 @@ def test_report_bad_file(capsys, tmp_path):
     bad.write_text("not netcdf")
     code = main(["report", str(bad)])
     assert code == 2 and "cannot read" in capsys.readouterr().err
+
+
+def test_report_rebuilds_from_saved_posterior(capsys, table, tmp_path):
+    out = tmp_path / "run"
+    assert main(["fit", str(table), "--k", "2", "--errors", "v_err", "--out", str(out),
+                 *FAST]) == 0
+    html = (out / "report.html").read_text()
+    assert 'id="verdict"' in html and html.count("data:image/png;base64,") >= 5
+    target = tmp_path / "again.html"
+    assert main(["report", str(out / "posterior.nc"), "--out", str(target)]) == 0
+    assert str(target.resolve()) in capsys.readouterr().out
+    again = target.read_text()
+    assert 'id="verdict"' in again and again.count("data:image/png;base64,") >= 5
+
+
+def test_demo_end_to_end(capsys, tmp_path):
+    # the README's main job: bundled data with errors, defaults (4 x 1,000 draws)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "report:" in text and str((out / "report.html").resolve()) in text
+    assert "CONVERGED" in text  # this example meets R-hat, ESS and the other checks
+    for name in ("posterior.nc", "summary.csv", "report.html"):
+        assert (out / name).stat().st_size > 0
+    assert main(["demo", "--out", str(out)]) == 2  # not overwritten without --force
