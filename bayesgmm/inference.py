@@ -102,8 +102,23 @@ def fit(
     theta0 = _unconstrained_start(em, loc, scale)
     seed = int(rng.integers(2**31 - 1))
     if sampler == "nutpie":
-        post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains,
-                                     seed, progressbar, target_accept)
+        try:
+            post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
+                                         chains, seed, progressbar, target_accept)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # nutpie's Rust panics are BaseExceptions
+            from .errors import SamplingWarning
+
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(
+                f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
+                "NUTS sampler, which is slower but samples the same model.",
+                SamplingWarning, stacklevel=2,
+            )
+            sampler = "pymc"
+            post, stats = _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed,
+                                       progressbar, target_accept)
     else:
         post, stats = _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed,
                                    progressbar, target_accept)

@@ -41,3 +41,17 @@ def test_pymc_sampler_plumbing(mocked_sample):
     assert dt.posterior["means"].dims == ("chain", "draw", "component")
     assert dt.log_likelihood["x"].shape == (2, 30, 80)
     assert dt.attrs["sampler"] == "pymc"
+
+
+def test_nutpie_failure_falls_back_to_pymc(mocked_sample, monkeypatch):
+    import bayesgmm.inference as inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated nutpie failure")
+
+    monkeypatch.setattr(inference, "_sample_nutpie", broken)
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with pytest.warns(SamplingWarning, match="nutpie failed .*falling back to PyMC"):
+        dt = fit(sim.x, 2, draws=20, chains=2, random_seed=1, progressbar=False)
+    assert dt.attrs["sampler"] == "pymc"
+    assert mocked_sample["nuts_sampler"] == "pymc"
