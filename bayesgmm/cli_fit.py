@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .errors import DataError, SamplingError
 
 __all__ = ["run"]
 
@@ -89,7 +89,13 @@ def _fit(args: argparse.Namespace) -> int:
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         tmp.mkdir(parents=True, exist_ok=False)
-        dt, selection, loo_table, notes = _run_fit(args, x, e, progress)
+        try:
+            dt, selection, loo_table, notes = _run_fit(args, x, e, progress)
+        except SamplingError as exc:
+            _save_em_only(exc, tmp, out, column, args.errors)
+            print(f"bayesgmm: {exc}; saved the EM estimate to "
+                  f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
+            return 1
         _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
         if out.exists():
             shutil.rmtree(out)
@@ -193,6 +199,19 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors) -> No
         return
     write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
                  loo_table=loo_table)
+
+
+def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors) -> None:
+    """Keep what was computed when sampling fails: the EM estimate, marked as such."""
+    import json
+
+    doc = {"kind": "maximum-likelihood (EM) estimate, NOT a posterior: sampling failed",
+           "error": str(exc), "data_column": column, "error_column": errors or "",
+           **(exc.em_estimate or {})}
+    (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=float))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
 
 
 def _print_verdict(out: Path) -> None:

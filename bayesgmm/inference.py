@@ -117,11 +117,11 @@ def fit(
                 SamplingWarning, stacklevel=2,
             )
             sampler = "pymc"
-            post, stats = _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed,
-                                       progressbar, target_accept)
+            post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains,
+                                               seed, progressbar, target_accept, em)
     else:
-        post, stats = _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed,
-                                   progressbar, target_accept)
+        post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
+                                           progressbar, target_accept, em)
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
                    log_likelihood)
     for message in mixture_warnings(dt):
@@ -253,6 +253,25 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
     return post[["weights", "means", "sigmas"]], stats
+
+
+def _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
+                         target_accept, em):
+    try:
+        return _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
+                            target_accept)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        from .errors import SamplingError
+
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SamplingError(
+            f"sampling failed ({type(exc).__name__}: {first}); the maximum-likelihood (EM) "
+            "estimate is in this error's em_estimate (a point estimate, not a posterior)",
+            em_estimate={k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                         for k, v in em.items()},
+        ) from exc
 
 
 def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,

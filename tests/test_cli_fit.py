@@ -132,3 +132,23 @@ def test_demo_end_to_end(capsys, tmp_path):
     for name in ("posterior.nc", "summary.csv", "report.html"):
         assert (out / name).stat().st_size > 0
     assert main(["demo", "--out", str(out)]) == 2  # not overwritten without --force
+
+
+def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch):
+    import json
+
+    import bayesgmm.inference as inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated sampler failure")
+
+    monkeypatch.setattr(inference, "_sample_nutpie", broken)
+    monkeypatch.setattr(inference, "_sample_pymc", broken)
+    out = tmp_path / "run"
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out), *FAST])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "sampling failed" in err and "not a posterior" in err
+    doc = json.loads((out / "em_estimate.json").read_text())
+    assert "NOT a posterior" in doc["kind"] and len(doc["means"]) == 2
+    assert not (out / "posterior.nc").exists()
