@@ -1,7 +1,7 @@
 """bayesgmm: Gaussian mixtures with honest uncertainty and measurement errors."""
 
 from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError, SamplingWarning
+from .errors import ConvergenceWarning, DataError, SamplingError, SamplingWarning
 from .selection import SelectionResult, select_n_components
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Diagnosis",
     "GaussianMixtureEM",
     "Priors",
+    "SamplingError",
     "SamplingWarning",
     "SelectionResult",
     "build_model",
