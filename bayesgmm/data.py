@@ -23,8 +23,14 @@ def check_X(X: Any, *, name: str = "X", min_samples: int = 2) -> np.ndarray:
     A 1-D array is read as ``n_samples`` scalar observations.
     """
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        raw = np.asarray(X)
+        if np.iscomplexobj(raw):
+            raise DataError(f"{name} must be real; got complex values. Pass np.real({name}) "
+                            "if the imaginary part is noise.")
+        arr = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(
             f"{name} must be numeric (array-like of shape (n_samples,) or "
             f"(n_samples, n_features)); could not convert it to float: {exc}"
@@ -60,8 +66,13 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
     feature) or (n, D), or full covariance matrices of shape (n, D, D).
     """
     try:
-        err = np.asarray(X_err, dtype=np.float64)
+        raw = np.asarray(X_err)
+        if np.iscomplexobj(raw):
+            raise DataError(f"{name} must be real; got complex values.")
+        err = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{name} must be numeric; could not convert it to float: {exc}") from None
     n, d = n_samples, n_features
     if not np.all(np.isfinite(err)):

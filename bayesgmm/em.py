@@ -632,7 +632,7 @@ def _standardizer(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if np.any(scale <= tiny):
         j = int(np.flatnonzero(scale <= tiny)[0])
         raise DataError(
-            f"feature {j} of X is constant (every value equals {X[0, j]!r}); a mixture "
+            f"feature {j} of X is constant (every value equals {float(X[0, j])!r}); a mixture "
             "needs spread in every feature: drop that column."
         )
     return loc, scale

@@ -152,9 +152,11 @@ def build_model(
     Notes
     -----
     The means are ordered (``means_std`` carries PyMC's ordered transform), so the
-    model's default initial point (all means equal) is invalid: pass a starting point to
-    the sampler, e.g. ``pm.sample(initvals=bayesgmm.initvals_from_em(gm, model))``;
-    :func:`bayesgmm.fit` does this from the EM estimate.
+    model's default initial point (all means equal) is invalid, and no ``initval`` is set
+    (PyMC 6 cannot compute the pointwise log-likelihood of a model with initvals). Give
+    the sampler a start instead, e.g.
+    ``pm.sample(initvals={"means_std": np.linspace(-1, 1, K)})``;
+    :func:`bayesgmm.fit` starts every chain at the EM estimate.
 
     Examples
     --------
