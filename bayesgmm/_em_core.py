@@ -1,0 +1,229 @@
+"""EM internals: parameter containers, one EM iteration, initialisation, standardization.
+
+Private to :mod:`bayesgmm.em`. Everything here works on standardized data and clean
+float64 arrays; the hot loops are in :mod:`bayesgmm._kernels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as kern
+from .errors import DataError
+
+_EPS = 10 * np.finfo(float).eps
+
+
+# ---------------------------------------------------------------------- internals
+
+
+class _Params:
+    __slots__ = ("weights", "means", "covs")
+
+    def __init__(self, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> None:
+        self.weights = weights
+        self.means = np.ascontiguousarray(means, dtype=float)
+        self.covs = np.ascontiguousarray(covs, dtype=float)
+
+
+class _Run:
+    __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
+
+    def __init__(self, params, loglik, trace, n_iter, converged, degenerate) -> None:
+        self.params, self.loglik, self.trace = params, loglik, trace
+        self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
+
+
+class _Stepper:
+    """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step."""
+
+    def __init__(self, Z, w, Sz, covariance_type, reg):
+        self.n, self.d = Z.shape
+        self.w, self.cov_type, self.reg = w, covariance_type, reg
+        self.W = w.sum()
+        self.chunks = kern.n_chunks_for(self.n)
+        self.one_d = self.d == 1
+        if self.one_d:
+            self.x = np.ascontiguousarray(Z[:, 0])
+            self.e2 = None if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+        else:
+            self.Z = Z
+            self.S = Sz
+
+    def step(self, p: _Params) -> tuple[float, _Params, np.ndarray]:
+        K = p.weights.shape[0]
+        with np.errstate(divide="ignore"):
+            logpi = np.log(p.weights)
+        n, chunks = self.n, self.chunks
+        if self.one_d:
+            mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
+            if self.e2 is None:
+                ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
+                st = st.sum(axis=0)
+                s2 = st[2]
+            else:
+                ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
+                st = st.sum(axis=0)
+                s2 = st[2] + st[3]
+            return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
+        elif self.S is None:
+            chol = np.linalg.cholesky(p.covs)
+            linv = np.linalg.inv(chol)
+            half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            ll, nk, s1, s2 = kern.kernel("em_full", n)(
+                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
+        else:
+            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
+                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            if not ok:
+                ll = -np.inf
+        return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _mstep_1d(self, mu, var, nk, s1, s2):
+        """The M-step for one feature, on (K,) arrays (no matrix algebra)."""
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks
+        raw = s2 / nks - delta * delta
+        new_mu = np.where(live, mu + delta, mu)
+        new_var = np.where(live, raw + self.reg, var)
+        raw_min = np.where(live, raw, np.inf)
+        bad = new_var <= 0
+        if bad.any():
+            new_var = np.where(bad, var, new_var)
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
+
+    def _mstep(self, p, nk, s1, s2, K):
+        d = self.d
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks[:, None]
+        means = p.means + np.where(live[:, None], delta, 0.0)
+        covs = s2 / nks[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        if self.cov_type == "diag" or d == 1:
+            dg = np.diagonal(covs, axis1=1, axis2=2)
+            raw_min = dg.min(axis=1)
+            covs = np.zeros_like(covs)
+            covs[:, np.arange(d), np.arange(d)] = dg
+        elif self.cov_type == "spherical":
+            dg = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1)
+            raw_min = dg
+            covs = dg[:, None, None] * np.eye(d)
+        else:
+            raw_min = np.linalg.eigvalsh(covs)[:, 0]
+        covs = covs + self.reg * np.eye(d)
+        # a component with no points keeps its shape and gets a negligible weight
+        covs = np.where(live[:, None, None], covs, p.covs)
+        raw_min = np.where(live, raw_min, np.inf)
+        if np.any(np.linalg.eigvalsh(covs)[:, 0] <= 0):
+            bad = np.linalg.eigvalsh(covs)[:, 0] <= 0
+            covs[bad] = p.covs[bad]
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, means, covs), raw_min
+
+
+def _standardizer(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation per feature (the internal units)."""
+    loc = np.average(X, axis=0, weights=w)
+    scale = np.sqrt(np.average((X - loc) ** 2, axis=0, weights=w))
+    tiny = np.abs(loc) * 1e-13 + np.finfo(float).tiny
+    if np.any(scale <= tiny):
+        j = int(np.flatnonzero(scale <= tiny)[0])
+        raise DataError(
+            f"feature {j} of X is constant (every value equals {float(X[0, j])!r}); a mixture "
+            "needs spread in every feature: drop that column."
+        )
+    return loc, scale
+
+
+def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
+    """Starting parameters in standardized units."""
+    n, d = Z.shape
+    W = w.sum()
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    if how == "random":
+        idx = rng.choice(n, size=K, replace=n < K, p=w / W)
+        means = Z[idx].copy()
+        covs = np.broadcast_to(glob, (K, d, d)).copy()
+        weights = np.full(K, 1.0 / K)
+    else:
+        centers = _kmeans(Z, w, K, rng)
+        labels = _nearest(Z, centers)
+        weights = np.bincount(labels, weights=w, minlength=K)
+        means = np.empty((K, d))
+        covs = np.empty((K, d, d))
+        # shrink each cluster's covariance toward the global one divided among K
+        # clusters (nu pseudo-points), so one-point clusters start sensibly
+        nu = d + 1.0
+        prior = glob / K ** (2.0 / d)
+        for k in range(K):
+            m = labels == k
+            wk = weights[k]
+            if wk <= 0:
+                means[k] = centers[k]
+                covs[k] = prior
+                continue
+            mk = np.average(Z[m], axis=0, weights=w[m])
+            dz = Z[m] - mk
+            scatter = (w[m, None] * dz).T @ dz
+            means[k] = mk
+            covs[k] = (scatter + nu * prior) / (wk + nu)
+        weights = np.maximum(weights, 1e-3 * W / K)
+        weights = weights / weights.sum()
+    if Sz is not None:
+        sbar = np.average(Sz, axis=0, weights=w)
+        for k in range(K):
+            ev, vec = np.linalg.eigh(covs[k] - sbar)
+            ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
+            covs[k] = (vec * ev) @ vec.T
+    covs = covs + reg * np.eye(d)
+    return _Params(weights, means, covs)
+
+
+def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d2 = (
+        (Z**2).sum(1)[:, None] - 2 * Z @ centers.T + (centers**2).sum(1)[None, :]
+    )
+    return np.argmin(d2, axis=1)
+
+
+def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=10):
+    """k-means++ seeding on (a weighted subsample of) Z, refined by Lloyd steps."""
+    n = Z.shape[0]
+    if n > n_sub:
+        idx = rng.choice(n, size=n_sub, replace=False, p=w / w.sum())
+        Y, wy = Z[idx], np.ones(n_sub)
+    else:
+        Y, wy = Z, w
+    m = Y.shape[0]
+    centers = np.empty((K, Z.shape[1]))
+    centers[0] = Y[rng.choice(m, p=wy / wy.sum())]
+    d2 = ((Y - centers[0]) ** 2).sum(1)
+    for k in range(1, K):
+        p = wy * d2
+        tot = p.sum()
+        j = rng.choice(m, p=p / tot) if tot > 0 else rng.integers(m)
+        centers[k] = Y[j]
+        d2 = np.minimum(d2, ((Y - centers[k]) ** 2).sum(1))
+    for _ in range(n_lloyd):
+        lab = _nearest(Y, centers)
+        new = centers.copy()
+        for k in range(K):
+            mk = lab == k
+            if wy[mk].sum() > 0:
+                new[k] = np.average(Y[mk], axis=0, weights=wy[mk])
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return centers
