@@ -23,10 +23,9 @@ import types
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange
-from numba import types as nbtypes
-from numba.extending import intrinsic
+
+from ._mixture_kernels import _exp, _log
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
@@ -69,69 +68,26 @@ _FAST = {**_OPTS, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
 _B = 256
 
 
-@intrinsic
-def _f2i(typingctx, x):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return nbtypes.int64(nbtypes.float64), codegen
-
-
-@intrinsic
-def _i2f(typingctx, x):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return nbtypes.float64(nbtypes.int64), codegen
-
-
 @njit(**_FAST)
-def _exp(y):
-    """exp(y) for y <= 0, within a few ulp; 0 below -708 (and for -inf)."""
-    v = max(y, -708.0)
-    t = v * 1.4426950408889634 + 6755399441055744.0
-    nn = t - 6755399441055744.0
-    r = v - nn * 0.6931471803691238 - nn * 1.9082149292705877e-10
-    p = 1.6059043836821613e-10
-    p = p * r + 2.08767569878681e-09
-    p = p * r + 2.505210838544172e-08
-    p = p * r + 2.755731922398589e-07
-    p = p * r + 2.7557319223985893e-06
-    p = p * r + 2.48015873015873e-05
-    p = p * r + 1.984126984126984e-04
-    p = p * r + 1.388888888888889e-03
-    p = p * r + 8.333333333333333e-03
-    p = p * r + 4.1666666666666664e-02
-    p = p * r + 1.6666666666666666e-01
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    out = _i2f(_f2i(p) + ((_f2i(t) - 0x4338000000000000) << 52))
-    return out if y >= -708.0 else 0.0
+def _block_lse(lp, mx, f, wb, K, nb):
+    """Turn a block's log terms into responsibilities' numerators in place.
 
-
-@njit(**_FAST)
-def _log(x):
-    """log(x) for a positive normal x, within a few ulp."""
-    bits = _f2i(x)
-    # exponent as a double without an int->float conversion (which AVX2 cannot vectorize)
-    e = _i2f((bits >> 52) | 0x4330000000000000) - 4503599627371519.0  # 2**52 + 1023
-    m = _i2f((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
-    big = m > 1.4142135623730951
-    m = m * 0.5 if big else m
-    e = e + 1.0 if big else e
-    f = (m - 1.0) / (m + 1.0)
-    z = f * f
-    p = 1.0 / 21.0
-    p = p * z + 1.0 / 19.0
-    p = p * z + 1.0 / 17.0
-    p = p * z + 1.0 / 15.0
-    p = p * z + 1.0 / 13.0
-    p = p * z + 1.0 / 11.0
-    p = p * z + 1.0 / 9.0
-    p = p * z + 1.0 / 7.0
-    p = p * z + 1.0 / 5.0
-    p = p * z + 1.0 / 3.0
-    p = p * z + 1.0
-    return e * 0.6931471805599453 + 2.0 * f * p
+    lp (K, B) holds log terms and mx (B,) their maxima; afterwards lp holds
+    exp(lp - mx), f holds w_j / sum_k, and the return value is sum_j w_j log p(x_j).
+    """
+    for j in range(nb):
+        f[j] = 0.0
+    for k in range(K):
+        for j in range(nb):
+            e = _exp(lp[k, j] - mx[j])
+            lp[k, j] = e
+            f[j] += e
+    t = 0.0
+    for j in range(nb):
+        s = f[j]
+        t += wb[j] * (mx[j] + _log(s))
+        f[j] = wb[j] / s
+    return t
 
 
 @njit(**_FAST)
@@ -155,19 +111,7 @@ def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out):
                 v = ck - d * d * hk
                 lp[k, j] = v
                 mx[j] = max(mx[j], v)
-        for j in range(nb):
-            f[j] = 0.0
-        for k in range(K):
-            for j in range(nb):
-                e = _exp(lp[k, j] - mx[j])
-                lp[k, j] = e
-                f[j] += e
-        t = 0.0
-        for j in range(nb):
-            s = f[j]
-            t += wb[j] * (mx[j] + _log(s))
-            f[j] = wb[j] / s
-        ll += t
+        ll += _block_lse(lp, mx, f, wb, K, nb)
         for k in range(K):
             mk = mu[k]
             t0 = 0.0
@@ -239,19 +183,7 @@ def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
                 it[k, j] = ti
                 lp[k, j] = v
                 mx[j] = max(mx[j], v)
-        for j in range(nb):
-            f[j] = 0.0
-        for k in range(K):
-            for j in range(nb):
-                e = _exp(lp[k, j] - mx[j])
-                lp[k, j] = e
-                f[j] += e
-        t = 0.0
-        for j in range(nb):
-            s = f[j]
-            t += wb[j] * (mx[j] + _log(s))
-            f[j] = wb[j] / s
-        ll += t
+        ll += _block_lse(lp, mx, f, wb, K, nb)
         for k in range(K):
             mk, vk = mu[k], var[k]
             t0 = 0.0

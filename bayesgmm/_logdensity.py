@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._mixture_kernels import _fused
+from ._mixture_kernels import _fused, _pointwise
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
@@ -120,25 +120,8 @@ def pointwise_loglik(z, eps2, w, mu, sigma, log_scale):
 
     ``w``, ``mu``, ``sigma``: (S, K) draws in standardized units.
     """
-    S, K = w.shape
-    n = z.shape[0]
-    out = np.empty((S, n))
-    c0 = -0.5 * _LOG2PI
+    S = w.shape[0]
+    out = np.empty((S, z.shape[0]))
     for s in prange(S):
-        logw = np.log(w[s])
-        var = sigma[s] ** 2
-        for i in range(n):
-            m = -np.inf
-            lp = np.empty(K)
-            for k in range(K):
-                t = var[k] + eps2[i]
-                d = z[i] - mu[s, k]
-                v = logw[k] + c0 - 0.5 * (math.log(t) + d * d / t)
-                lp[k] = v
-                if v > m:
-                    m = v
-            tot = 0.0
-            for k in range(K):
-                tot += math.exp(lp[k] - m)
-            out[s, i] = m + math.log(tot) - log_scale
+        out[s] = _pointwise(z, eps2, w[s], mu[s], sigma[s]) - log_scale
     return out

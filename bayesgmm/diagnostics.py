@@ -30,6 +30,17 @@ def _n_obs(dt: Any) -> int | None:
     return int(dt["observed_data"]["x"].size)
 
 
+def _worst(post, score) -> tuple[float, str]:
+    """Largest per-component score over weights, means and sigmas, and where it is."""
+    worst, where = 0.0, ""
+    for var in ("weights", "means", "sigmas"):
+        values = score(var, post[var].values)
+        j = int(np.argmax(values))
+        if values[j] > worst:
+            worst, where = float(values[j]), f"{var}[{j}]"
+    return worst, where
+
+
 def mixture_checks(
     dt: Any,
     *,
@@ -65,14 +76,12 @@ def mixture_checks(
     # chains in different modes
     worst, where = 0.0, ""
     if post.sizes["chain"] > 1:
-        for var in ("weights", "means", "sigmas"):
-            v = post[var].values  # chain, draw, component
+        def spread(var, v):  # v: chain, draw, component
             cm = v.mean(axis=1)
             within = np.sqrt(v.var(axis=1, ddof=1).mean(axis=0))
-            spread = (cm.max(axis=0) - cm.min(axis=0)) / np.maximum(within, 1e-300)
-            j = int(np.argmax(spread))
-            if spread[j] > worst:
-                worst, where = float(spread[j]), f"{var}[{j}]"
+            return (cm.max(axis=0) - cm.min(axis=0)) / np.maximum(within, 1e-300)
+
+        worst, where = _worst(post, spread)
     ok = worst <= mode_split_sd
     out.append({
         "name": "chains_agree", "ok": ok, "value": worst, "threshold": mode_split_sd,
@@ -86,15 +95,12 @@ def mixture_checks(
     # posterior against the EM estimate
     if "em_estimate" in dt.children:
         em = dt["em_estimate"].to_dataset()
-        worst, where = 0.0, ""
-        for var in ("weights", "means", "sigmas"):
-            v = post[var].values.reshape(-1, post.sizes["component"])
-            med = np.median(v, axis=0)
-            sd = v.std(axis=0)
-            dist = np.abs(med - em[var].values) / np.maximum(sd, 1e-300)
-            j = int(np.argmax(dist))
-            if dist[j] > worst:
-                worst, where = float(dist[j]), f"{var}[{j}]"
+        def distance(var, v):
+            v = v.reshape(-1, v.shape[-1])
+            sd = np.maximum(v.std(axis=0), 1e-300)
+            return np.abs(np.median(v, axis=0) - em[var].values) / sd
+
+        worst, where = _worst(post, distance)
         ok = worst <= far_from_em_sd
         out.append({
             "name": "near_em", "ok": ok, "value": worst, "threshold": far_from_em_sd,
