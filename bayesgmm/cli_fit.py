@@ -69,6 +69,39 @@ def _check_out(out: Path, force: bool) -> None:
         )
 
 
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Put the finished ``tmp`` at ``out``; a replaced result is set aside, not deleted, first.
+
+    At every instant either the old result or the new one is complete on disk: the old
+    one is renamed to a hidden sibling, the new one renamed into place, and only then is
+    the old one removed. A process killed in between leaves both (the next run clears
+    the hidden ones).
+    """
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Clear hidden work directories left by runs that were killed (their process is gone)."""
+    if not out.parent.is_dir():
+        return
+    for p in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = p.name.rpartition("-")
+        if not kind.endswith((".partial", ".replaced")) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except OSError:  # alive but not ours, or cannot tell: leave it
+            continue
+
+
 def _fit(args: argparse.Namespace) -> int:
     from .data import load_table
 
@@ -86,6 +119,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.k != "auto" and int(args.k) > x.size:
         raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
     progress = sys.stderr.isatty()
+    _remove_stale_partials(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         tmp.mkdir(parents=True, exist_ok=False)
@@ -97,9 +131,7 @@ def _fit(args: argparse.Namespace) -> int:
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
             return 1
         _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -170,33 +202,15 @@ def _choose_by_loo(table) -> tuple[str, str]:
                   "is kept")
 
 
-def _diagnosis(dt):
-    from . import diagnostics
-
-    if hasattr(diagnostics, "diagnose"):
-        return diagnostics.diagnose(dt)
-    return None
-
-
-def _summary_table(dt, diagnosis):
-    if diagnosis is not None and getattr(diagnosis, "table", None) is not None:
-        return diagnosis.table
-    import arviz_stats as azs
-
-    return azs.summary(dt, var_names=["weights", "means", "sigmas"], ci_prob=0.94,
-                       round_to="none")
-
-
 def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors) -> None:
+    from .diagnostics import diagnose
+    from .report import write_report
+
     dt.attrs["data_column"] = column
     dt.attrs["error_column"] = errors or ""
     dt.to_netcdf(outdir / "posterior.nc")
-    diagnosis = _diagnosis(dt)
-    _summary_table(dt, diagnosis).to_csv(outdir / "summary.csv")
-    try:
-        from .report import write_report
-    except ImportError:  # the report module arrives with the report issue
-        return
+    diagnosis = diagnose(dt)
+    diagnosis.table.to_csv(outdir / "summary.csv")
     write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
                  loo_table=loo_table)
 
@@ -209,23 +223,17 @@ def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors)
            "error": str(exc), "data_column": column, "error_column": errors or "",
            **(exc.em_estimate or {})}
     (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=float))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    _move_into_place(tmp, out)
 
 
 def _print_verdict(out: Path) -> None:
     import xarray as xr
 
-    dt = xr.load_datatree(out / "posterior.nc")
-    diagnosis = _diagnosis(dt)
-    if diagnosis is not None:
-        _say(("CONVERGED: " if diagnosis.ok else "NOT TRUSTWORTHY YET: ") + diagnosis.verdict)
-    else:
-        from .diagnostics import mixture_checks
+    from .diagnostics import diagnose
 
-        bad = [c["message"] for c in mixture_checks(dt) if not c["ok"]]
-        _say("checks passed" if not bad else "problems: " + "; ".join(bad))
+    dt = xr.load_datatree(out / "posterior.nc")
+    diagnosis = diagnose(dt)
+    _say(("CONVERGED: " if diagnosis.ok else "NOT TRUSTWORTHY YET: ") + diagnosis.verdict)
     files = ", ".join(p.name for p in sorted(out.iterdir()))
     _say(f"wrote {out}/ ({files})")
     if (out / "report.html").exists():
@@ -250,6 +258,6 @@ def _report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     target = Path(args.out) if args.out else src.with_name("report.html")
-    write_report(dt, target, diagnosis=_diagnosis(dt))
+    write_report(dt, target)
     _say(f"report: {target.resolve()}")
     return 0

@@ -20,9 +20,6 @@ import numpy as np
 
 __all__ = ["write_report"]
 
-#: ArviZ's recommended minimum bulk ESS per chain (used only by the fallback checks).
-_ESS_PER_CHAIN = 100
-_RHAT_MAX = 1.01
 _DPI = 96
 
 _CSS = """
@@ -117,54 +114,9 @@ def _figure(make: Any, alt: str, caption: str) -> str:
 # ---------------------------------------------------------------------- diagnosis
 
 
-class _Fallback:
-    """Stand-in for ``bayesgmm.diagnostics.Diagnosis`` built from mixture_checks."""
-
-    def __init__(self, dt: Any) -> None:
-        import arviz_stats as azs
-        import pandas as pd
-
-        from .diagnostics import mixture_checks
-
-        summ = azs.summary(dt, var_names=["weights", "means", "sigmas"], round_to="none")
-        table = pd.DataFrame(summ).copy()
-        if "em_estimate" in dt.children:
-            em = dt["em_estimate"]
-            table.insert(0, "em", [float(em[n.split("[")[0]].values[int(n[:-1].split("[")[1])])
-                                   for n in table.index])
-        table.index.name = "parameter"
-        checks = [dict(c, threshold=np.nan) for c in mixture_checks(dt)]
-        rhat = float(table["r_hat"].max())
-        checks.append({"name": "r_hat", "ok": rhat <= _RHAT_MAX, "value": rhat,
-                       "threshold": _RHAT_MAX,
-                       "message": "the chains agree (largest R-hat)" if rhat <= _RHAT_MAX
-                       else "R-hat is too large: the chains disagree; sample longer"})
-        ess_min = _ESS_PER_CHAIN * int(dt["posterior"].sizes["chain"])
-        ess = float(table[["ess_bulk", "ess_tail"]].min().min())
-        checks.append({"name": "ess", "ok": ess >= ess_min, "value": ess,
-                       "threshold": ess_min,
-                       "message": "enough effective draws (smallest bulk/tail ESS)"
-                       if ess >= ess_min else
-                       "too few effective draws for stable intervals; draw more"})
-        self.checks = pd.DataFrame(checks)[["name", "ok", "value", "threshold", "message"]]
-        self.table = table
-        self.ok = bool(self.checks["ok"].all())
-        failed = self.checks[~self.checks["ok"].astype(bool)]
-        if self.ok:
-            self.verdict = ("The fit looks trustworthy: every check passed (chains agree, "
-                            "enough effective draws, no divergences, the posterior sits near "
-                            "the EM estimate, no empty component).")
-        else:
-            msgs = "; ".join(failed["message"])
-            self.verdict = (f"Do not trust this fit yet: {len(failed)} of {len(self.checks)} "
-                            f"checks failed: {msgs}.")
-
-
 def _diagnose(dt: Any) -> Any:
-    try:
-        from .diagnostics import diagnose
-    except ImportError:
-        return _Fallback(dt)
+    from .diagnostics import diagnose
+
     return diagnose(dt)
 
 

@@ -152,3 +152,47 @@ def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch
     doc = json.loads((out / "em_estimate.json").read_text())
     assert "NOT a posterior" in doc["kind"] and len(doc["means"]) == 2
     assert not (out / "posterior.nc").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
+    """SIGKILL while the outputs are being written: the previous result stays whole.
+
+    The kill lands once posterior.nc has appeared in the hidden work directory (the
+    report takes seconds more to draw), i.e. in the middle of writing the new result.
+    """
+    import hashlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "bayesgmm", "fit", str(table), "--k", "2", "--errors",
+           "v_err", "--out", str(out), *FAST]
+    assert subprocess.run(cmd, capture_output=True, timeout=600).returncode == 0
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
+    assert {"posterior.nc", "summary.csv", "report.html"} <= set(digest)
+
+    proc = subprocess.Popen([*cmd[:-2], "--seed", "2", "--force"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / f".run.partial-{proc.pid}"
+    deadline = time.monotonic() + 600
+    while not (partial / "posterior.nc").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    killed_while_writing = proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert killed_while_writing, "the run finished before the kill; the test proved nothing"
+    # the old result is untouched, file for file
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in out.iterdir()} == digest
+    assert partial.exists()  # the killed run's work directory, never seen as a result
+
+    # the next run clears what the killed one left and replaces the result whole
+    assert subprocess.run([*cmd, "--force"], capture_output=True,
+                          timeout=600).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (out / "posterior.nc").exists() and (out / "report.html").exists()

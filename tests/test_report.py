@@ -135,17 +135,6 @@ def test_diagnosis_object_is_used(dt, tmp_path):
     assert "BIC and AIC" not in text
 
 
-def test_fallback_diagnosis(dt):
-    from bayesgmm.report import _Fallback
-
-    d = _Fallback(dt)
-    assert list(d.checks.columns) == ["name", "ok", "value", "threshold", "message"]
-    assert {"chains_agree", "r_hat", "ess"} <= set(d.checks["name"])
-    np.testing.assert_allclose(d.table.loc["means[1]", "em"],
-                               dt["em_estimate"]["means"].values[1])
-    assert d.ok == bool(d.checks["ok"].all()) and d.verdict
-
-
 def test_write_is_atomic(dt, tmp_path, monkeypatch):
     from bayesgmm import report as report_mod
 
