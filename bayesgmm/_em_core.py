@@ -191,6 +191,59 @@ def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
     return _Params(weights, means, covs)
 
 
+def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
+    """A start that splits the points by local density instead of by position.
+
+    k-means cannot separate components that share a centre and differ in width (a narrow
+    line on a broad background): it cuts by position. Here each point's local scale is
+    its distance to its m-th nearest neighbour; sorting by it and cutting into K groups
+    of equal weight gives a dense core and sparser shells, whose means and covariances
+    start EM. None when there are too few points to tell densities apart.
+    """
+    n, d = Z.shape
+    if K < 2 or n < 10 * K:
+        return None
+    Y, wy = (Z, w) if n <= n_sub else (Z[np.linspace(0, n - 1, n_sub).astype(int)],
+                                        w[np.linspace(0, n - 1, n_sub).astype(int)])
+    m = int(min(np.clip(Y.shape[0] // (20 * K), 5, 50), Y.shape[0] - 1))
+    if d == 1:
+        y = np.sort(Y[:, 0])
+        order = np.argsort(Y[:, 0], kind="stable")
+        idx = np.arange(y.size)
+        # the m-th neighbour of a point in sorted 1-D data is among the m on either side
+        lo = np.clip(idx[:, None] - np.arange(1, m + 1)[None, :], 0, y.size - 1)
+        hi = np.clip(idx[:, None] + np.arange(1, m + 1)[None, :], 0, y.size - 1)
+        dist = np.sort(np.abs(np.concatenate([y[lo], y[hi]], 1) - y[:, None]), 1)[:, m - 1]
+        local = np.empty(y.size)
+        local[order] = dist
+    else:
+        from scipy.spatial import cKDTree
+
+        local = cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
+    rank = np.argsort(np.log(np.maximum(local, 1e-300)), kind="stable")
+    cum = np.cumsum(wy[rank]) / wy.sum()
+    group = np.empty(Y.shape[0], dtype=int)
+    group[rank] = np.minimum((cum * K).astype(int), K - 1)
+    weights = np.bincount(group, weights=wy, minlength=K)
+    if np.any(weights <= 0):
+        return None
+    means = np.empty((K, d))
+    covs = np.empty((K, d, d))
+    glob = np.atleast_2d(np.cov(Y.T, aweights=wy, bias=True))
+    for k in range(K):
+        g = group == k
+        means[k] = np.average(Y[g], axis=0, weights=wy[g])
+        dz = Y[g] - means[k]
+        covs[k] = (wy[g, None] * dz).T @ dz / weights[k] + 1e-6 * glob
+    if Sz is not None:
+        sbar = np.average(Sz, axis=0, weights=w)
+        for k in range(K):
+            ev, vec = np.linalg.eigh(covs[k] - sbar)
+            ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
+            covs[k] = (vec * ev) @ vec.T
+    return _Params(weights / weights.sum(), means, covs + reg * np.eye(d))
+
+
 def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     d2 = (
         (Z**2).sum(1)[:, None] - 2 * Z @ centers.T + (centers**2).sum(1)[None, :]
@@ -198,8 +251,13 @@ def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(d2, axis=1)
 
 
-def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=10):
-    """k-means++ seeding on (a weighted subsample of) Z, refined by Lloyd steps."""
+def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=100):
+    """Greedy k-means++ seeding on (a weighted subsample of) Z, refined by Lloyd steps.
+
+    Greedy as in scikit-learn: each new centre is the best of 2 + log K candidates drawn
+    in proportion to the squared distance, which avoids most of plain k-means++'s bad
+    seedings (two centres in one cluster, none in another) when K is large.
+    """
     n = Z.shape[0]
     if n > n_sub:
         idx = rng.choice(n, size=n_sub, replace=False, p=w / w.sum())
@@ -207,15 +265,21 @@ def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=10):
     else:
         Y, wy = Z, w
     m = Y.shape[0]
+    trials = 2 + int(np.log(K))
     centers = np.empty((K, Z.shape[1]))
     centers[0] = Y[rng.choice(m, p=wy / wy.sum())]
     d2 = ((Y - centers[0]) ** 2).sum(1)
     for k in range(1, K):
         p = wy * d2
         tot = p.sum()
-        j = rng.choice(m, p=p / tot) if tot > 0 else rng.integers(m)
-        centers[k] = Y[j]
-        d2 = np.minimum(d2, ((Y - centers[k]) ** 2).sum(1))
+        if tot <= 0:
+            centers[k] = Y[rng.integers(m)]
+            continue
+        cand = rng.choice(m, size=trials, p=p / tot)
+        cd2 = np.minimum(d2[None, :], ((Y[None, :, :] - Y[cand][:, None, :]) ** 2).sum(2))
+        best = int(np.argmin(cd2 @ wy))
+        centers[k] = Y[cand[best]]
+        d2 = cd2[best]
     for _ in range(n_lloyd):
         lab = _nearest(Y, centers)
         new = centers.copy()

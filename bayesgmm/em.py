@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import _kernels as kern
-from ._em_core import _initialize, _Params, _Run, _standardizer, _Stepper
+from ._em_core import _density_layers, _initialize, _Params, _Run, _standardizer, _Stepper
 from .data import check_errors, check_sample_weight, check_X
 from .errors import ConvergenceWarning, DataError
 
@@ -28,7 +28,9 @@ __all__ = ["GaussianMixtureEM"]
 
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
-_COLLAPSE_FLOOR = 1e-8
+_COLLAPSE_FLOOR = 1e-12
+#: distance (in data standard deviations) standing in for points too far out to score
+_FAR = 1e100
 
 
 class GaussianMixtureEM:
@@ -57,15 +59,21 @@ class GaussianMixtureEM:
         Number of starts; the best non-degenerate one is kept. scikit-learn's default
         is 1, which often stops at a local maximum.
     init : {"kmeans++", "random"} or dict, default="kmeans++"
-        ``"kmeans++"``: k-means++ seeding refined by a few Lloyd steps, then one hard
-        M-step. ``"random"``: means drawn from the data, every covariance the data's
+        ``"kmeans++"``: greedy k-means++ seeding refined by Lloyd steps, then one hard
+        M-step; besides these ``n_init`` starts, one more splits the points by local
+        density (distance to a near neighbour), so that components sharing a centre
+        but differing in width, which k-means cannot separate, are found too.
+        ``"random"``: means drawn from the data, every covariance the data's
         covariance, equal weights. A dict with ``"means"`` (K, D) and optionally
         ``"weights"`` (K,) and ``"covariances"`` (K, D, D), in data units, starts there
         (then only one start is made).
-    reg_covar : float, default=1e-6
+    reg_covar : float, default=1e-9
         Added to the diagonal of every covariance, in units of each feature's variance
         (the data are standardized inside), so it does not depend on the data's units.
-        A component whose covariance falls below it has collapsed onto a few points.
+        A component whose covariance falls below it has collapsed onto a few points; the
+        default resolves components down to 3e-5 of the data's standard deviation and
+        biases a component 1/100 as wide as the data by 1e-5 of its variance. (scikit-
+        learn's 1e-6 is absolute, in the data's units.)
     random_seed : int, numpy.random.Generator or None, default=None
         Seed for the initialisation.
 
@@ -109,7 +117,7 @@ class GaussianMixtureEM:
         max_iter: int = 1000,
         n_init: int = 5,
         init: str | dict = "kmeans++",
-        reg_covar: float = 1e-6,
+        reg_covar: float = 1e-9,
         random_seed: int | np.random.Generator | None = None,
     ) -> None:
         self.n_components = n_components
@@ -250,6 +258,10 @@ class GaussianMixtureEM:
                 _initialize(Z, w, Sz, K, self.init, rng, self.reg_covar)
                 for _ in range(int(self.n_init))
             ]
+            if self.init == "kmeans++":
+                layered = _density_layers(Z, w, Sz, K, self.reg_covar)
+                if layered is not None:
+                    starts.append(layered)
         runs = [self._run(Z, w, Sz, p) for p in starts]
         good = [r for r in runs if not r.degenerate]
         pool = good if good else runs
@@ -273,7 +285,9 @@ class GaussianMixtureEM:
                 f"every one of {len(runs)} start(s) ended with a component collapsed onto "
                 "a few (repeated) points, where the likelihood is unbounded; the estimate is "
                 "degenerate. Use fewer components, more starts (n_init), or a larger "
-                "reg_covar.",
+                f"reg_covar; if a component is really that narrow (width below "
+                f"{np.sqrt(max(self.reg_covar, _COLLAPSE_FLOOR)):.1g} of the data's "
+                "spread), a smaller reg_covar.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -333,7 +347,7 @@ class GaussianMixtureEM:
         reg = float(self.reg_covar)
         # a covariance below this (relative to the data's variance) has collapsed onto
         # <= D points; with reg_covar = 0 a floor still catches the numerically singular
-        collapse = max(reg, _COLLAPSE_FLOOR)
+        collapse = reg if reg > 0 else _COLLAPSE_FLOOR
         # with every error variance above it the likelihood is bounded: no collapse possible
         can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
         trace: list[float] = []
@@ -433,6 +447,15 @@ class GaussianMixtureEM:
         """
         Z, Sz = self._prep(X, X_err)
         lp = self._weighted_log_prob(Z, Sz)
+        far = ~np.isfinite(lp.max(axis=1))
+        if far.any():
+            # so far out that every component's density underflows (|z| > ~1e154): use
+            # the limit along the point's direction, reached long before _FAR
+            Xf = check_X(X, min_samples=1)[far]
+            top = np.max(np.abs(Xf), axis=1, keepdims=True)
+            u = (Xf / top - self._loc / top) / self._scale
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            lp[far] = self._weighted_log_prob(_FAR * u, None if Sz is None else Sz[far])
         return np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
 
     def predict(self, X: Any, X_err: Any = None) -> np.ndarray:

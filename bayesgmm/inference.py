@@ -94,13 +94,15 @@ def fit(
         raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
     if not 0 < target_accept < 1:
         raise DataError(f"target_accept must be in (0, 1); got {target_accept!r}.")
-    rng = np.random.default_rng(random_seed)
+    # independent streams: EM's starts, the sampler's seed, the predictive draws (a change
+    # in how many numbers EM's initialisation draws must not change the chains)
+    rng_em, rng_sampler, rng = np.random.default_rng(random_seed).spawn(3)
     loc, scale = standardizer(x)
     hyper = Priors.from_any(priors).standardized(K, loc, scale)
 
-    em = _em_estimate(x, e, K, rng)
+    em = _em_estimate(x, e, K, rng_em)
     theta0 = _unconstrained_start(em, loc, scale)
-    seed = int(rng.integers(2**31 - 1))
+    seed = int(rng_sampler.integers(2**31 - 1))
     if sampler == "nutpie":
         try:
             post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,

@@ -71,7 +71,25 @@ def _comp_logpdf(x, e, w, mu, sg):
     """log(w_k N(x | mu_k, sqrt(sigma_k^2 + e^2))) with shape (S, m, K)."""
     var = sg[:, None, :] ** 2 + e[None, :, None] ** 2
     d = x[None, :, None] - mu[:, None, :]
-    return np.log(w)[:, None, :] - 0.5 * np.log(2 * np.pi * var) - 0.5 * d * d / var
+    with np.errstate(over="ignore"):  # d^2 = inf far out: log density -inf, exactly right
+        return np.log(w)[:, None, :] - 0.5 * np.log(2 * np.pi * var) - 0.5 * d * d / var
+
+
+def _comp_logpdf_far_safe(x, e, w, mu, sg):
+    """``_comp_logpdf`` for membership, safe far out.
+
+    Points so far out that every component's density underflows (|z| > ~1e154) take the
+    limit along their direction (the widest component wins), found at a stand-in
+    distance of 1e100 component widths.
+    """
+    lp = _comp_logpdf(x, e, w, mu, sg)
+    far = ~np.isfinite(lp.max(axis=-1)).all(axis=0)  # (m,)
+    if far.any():
+        centre = float(np.median(mu))
+        width = float(np.max(np.sqrt(sg**2 + np.max(e[far]) ** 2)))
+        stand_in = centre + np.sign(x[far] - centre) * 1e100 * width
+        lp[:, far] = _comp_logpdf(stand_in, e[far], w, mu, sg)
+    return lp
 
 
 def membership(dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = None) -> Any:
@@ -105,7 +123,7 @@ def membership(dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = No
     xs = _as_points(x, "x")
     e = _errors_at(x_err, xs.size)
     w, mu, sg = _draws(dt)
-    p = softmax(_comp_logpdf(xs, e, w, mu, sg), axis=-1)  # (S, m, K)
+    p = softmax(_comp_logpdf_far_safe(xs, e, w, mu, sg), axis=-1)  # (S, m, K)
     s = _summarize(p, prob)
     dims = ("point", "component")
     return xr.Dataset(

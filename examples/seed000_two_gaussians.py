@@ -294,8 +294,8 @@ def main(outdir: Path | None = None) -> dict:
     rel = abs(em_ll - opt_ll) / abs(opt_ll)
     assert rel < 1e-6, f"EM and gradient log-likelihoods differ: {em_ll} vs {opt_ll}"
     # 1e-4 absolute on parameters of order 0.2-7: both optimizers stop at gtol 1e-7 / tol
-    # 1e-13, far tighter; the EM reg_covar of 1e-6 (relative to Var x = 2.3) moves sigma by
-    # ~3e-6 only
+    # 1e-13, far tighter; the EM reg_covar of 1e-9 (relative to Var x = 2.3) moves sigma by
+    # ~3e-9 only
     assert np.allclose(em_theta, opt_theta, rtol=0, atol=1e-4), (em_theta, opt_theta)
 
     # 4. the interactive page, as a table of settings and as a surface

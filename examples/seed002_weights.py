@@ -86,8 +86,8 @@ def warm_up(n: int = 10_000, seed: int = 170) -> dict:
     x = rng.normal(170.0, 5.0, n)  # variance 25
     mu_hat = float(x.mean())
     var_hat = float(np.mean((x - mu_hat) ** 2))  # divide by N: the MLE, not np.var(ddof=1)
-    # reg_covar=0: the default adds 1e-6 of the data's variance to every covariance (a
-    # guard against collapse), which would show up at the 1e-6 relative level here
+    # reg_covar=0: the default adds 1e-9 of the data's variance to every covariance (a
+    # guard against collapse), which would show up at the 1e-9 relative level here
     gm = GaussianMixtureEM(1, reg_covar=0.0, random_seed=0).fit(x)
     gm_default = GaussianMixtureEM(1, random_seed=0).fit(x)
     loc, scale = stats.norm.fit(x)
@@ -187,7 +187,7 @@ def main(outdir: Path | None = None) -> dict:
     print(f"  sample mean {wu['mu_hat']:.4f}, biased variance (1/N) {wu['var_hat']:.4f} "
           f"(unbiased 1/(N-1): {wu['var_unbiased']:.4f})")
     print(f"  GaussianMixtureEM(1): mean {wu['em_mean']:.4f}, variance {wu['em_var']:.4f} "
-          f"(with the default reg_covar=1e-6: {wu['em_var_default_reg']:.4f})")
+          f"(with the default reg_covar=1e-9: {wu['em_var_default_reg']:.4f})")
     print(f"  scipy.stats.norm.fit: loc {wu['scipy_loc']:.4f}, scale^2 {wu['scipy_var']:.4f}")
     print(f"  log-likelihood at the MLE: EM {wu['em_loglik']:.4f}, "
           f"-N/2 (log(2 pi s^2) + 1) = {wu['loglik_formula']:.4f}")
@@ -196,8 +196,8 @@ def main(outdir: Path | None = None) -> dict:
     assert np.isclose(wu["scipy_loc"], wu["mu_hat"], rtol=1e-12)
     assert np.isclose(wu["scipy_var"], wu["var_hat"], rtol=1e-10)
     assert np.isclose(wu["em_loglik"], wu["loglik_formula"], rtol=1e-12)
-    # the default reg_covar inflates the variance by exactly 1e-6 of itself
-    assert np.isclose(wu["em_var_default_reg"] / wu["var_hat"], 1 + 1e-6, rtol=0, atol=1e-10)
+    # the default reg_covar inflates the variance by exactly 1e-9 of itself
+    assert np.isclose(wu["em_var_default_reg"] / wu["var_hat"], 1 + 1e-9, rtol=0, atol=1e-12)
     # n = 10,000: the mean's SE is 5 / 100 = 0.05 and the variance's 25 sqrt(2 / n) = 0.35;
     # 4 SE
     assert abs(wu["mu_hat"] - 170) < 0.2 and abs(wu["var_hat"] - 25) < 1.4
