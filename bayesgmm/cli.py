@@ -38,6 +38,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return v
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="CSV or Parquet table")
     p.add_argument("--columns", nargs="+", metavar="C",
@@ -100,6 +110,9 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", type=_positive_int, default=1000, metavar="T")
     p.add_argument("--chains", type=_positive_int, default=4, metavar="C")
     p.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
+    p.add_argument("--target-accept", type=_probability, default=None, metavar="A",
+                   help="NUTS target acceptance (default: 0.8, then 0.99 if any "
+                        "transition diverged)")
     p.add_argument("--seed", type=int, default=None, metavar="S")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 

@@ -147,7 +147,8 @@ def _run_fit(args, x, e, progress):
 
     selection, loo_table, notes = None, None, []
     kw = dict(X_err=e, draws=args.draws, tune=args.tune, chains=args.chains,
-              sampler=args.sampler, random_seed=args.seed, progressbar=progress)
+              sampler=args.sampler, random_seed=args.seed, progressbar=progress,
+              target_accept=args.target_accept)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sel = select_n_components(x, range(1, min(K_AUTO_MAX, x.size) + 1), X_err=e,

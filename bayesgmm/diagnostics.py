@@ -132,8 +132,11 @@ def mixture_checks(
             "name": "no_divergences", "ok": nd == 0, "value": nd, "threshold": 0,
             "message": "no divergent transitions" if nd == 0 else
             f"{nd} divergent transition(s): the sampler met geometry it could not follow, "
-            "so the posterior may be biased; raise target_accept (e.g. 0.95) or check for "
-            "a component with almost no data",
+            "so the posterior may be biased; "
+            + ("even at target_accept 0.99: fit fewer components or check for a component "
+               "with almost no data" if float(dt.attrs.get("target_accept", 0.8)) >= 0.99
+               else "raise target_accept (e.g. 0.99) or check for a component with "
+               "almost no data"),
         })
     return out
 
@@ -164,7 +167,8 @@ _FIRST_TRY = {
     "no_empty_component": "fit K - 1 components and compare the two fits by LOO",
     "labels_identified": "fit K - 1 components, since two components sit on top of each other",
     "r_hat": "run longer (e.g. tune=2000, draws=2000) and with at least 4 chains",
-    "no_divergences": "raise target_accept to 0.95",
+    "no_divergences": "raise target_accept to 0.99 (fit does so by itself unless "
+                      "target_accept is given), or fit fewer components",
     "ess_bulk": "draw more samples (raise draws) or run more chains",
     "ess_tail": "draw more samples (raise draws) or run more chains",
     "e_bfmi": "run a longer tune so the sampler adapts to the posterior's scale",

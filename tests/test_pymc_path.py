@@ -55,3 +55,52 @@ def test_nutpie_failure_falls_back_to_pymc(mocked_sample, monkeypatch):
         dt = fit(sim.x, 2, draws=20, chains=2, random_seed=1, progressbar=False)
     assert dt.attrs["sampler"] == "pymc"
     assert mocked_sample["nuts_sampler"] == "pymc"
+
+
+def _wrap_nutpie(monkeypatch, divergent_runs):
+    """Real nutpie runs, with divergences written into the first ``divergent_runs``."""
+    import bayesgmm.inference as inference
+
+    calls = []
+    real = inference._sample_nutpie
+
+    def wrapped(*args):
+        post, stats = real(*args)
+        calls.append({"tune": args[8], "target_accept": args[-1]})
+        if len(calls) <= divergent_runs:
+            div = np.zeros(stats["diverging"].shape, dtype=bool)
+            div[0, :3] = True
+            stats = stats.assign(diverging=(stats["diverging"].dims, div))
+        return post, stats
+
+    monkeypatch.setattr(inference, "_sample_nutpie", wrapped)
+    return calls
+
+
+@pytest.mark.parametrize("divergent_runs", [0, 1, 2])
+def test_divergences_trigger_one_rerun_at_high_target_accept(monkeypatch, divergent_runs):
+    import json
+
+    calls = _wrap_nutpie(monkeypatch, divergent_runs)
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        dt = fit(sim.x, 2, draws=30, tune=40, chains=2, random_seed=1, progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    expected = [(0.8, 40)] if divergent_runs == 0 else [(0.8, 40), (0.99, 80)]
+    assert [(c["target_accept"], c["tune"]) for c in calls] == expected
+    assert [(r["target_accept"], r["tune"]) for r in runs] == expected
+    assert [r["divergences"] for r in runs] == [3 if i < divergent_runs else 0
+                                                 for i in range(len(expected))]
+    assert dt.attrs["target_accept"] == expected[-1][0]
+    assert int(dt.sample_stats["diverging"].sum()) == (3 if divergent_runs == 2 else 0)
+
+
+def test_given_target_accept_is_used_once(monkeypatch):
+    calls = _wrap_nutpie(monkeypatch, 5)
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with pytest.warns(SamplingWarning, match="divergent"):
+        dt = fit(sim.x, 2, draws=30, tune=40, chains=2, random_seed=1, progressbar=False,
+                 target_accept=0.9)
+    assert [c["target_accept"] for c in calls] == [0.9]
+    assert dt.attrs["target_accept"] == 0.9

@@ -85,18 +85,18 @@ def test_recovery_in_data_units(scale, offset):
         assert np.all(np.abs(m - t) < 3.5 * sd), (v, m, t, sd)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="target not met yet: seed 001 with K = 3 gave max R-hat 1.03-1.11, 1-16 "
-    "divergences, min bulk ESS 29-213 over seeds 0-3 (4 x 1,000 draws). The posterior has "
-    "a weakly identified direction (the N(0, 1) component shrinking into the broad one; "
-    "BIC prefers K = 2 here). See the issue 3 note.",
-)
 def test_seed001_k3_overlapping():
     # Seed 001's 1,000 points with K = 3: two heavily overlapping components. The
-    # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here.
+    # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here. At
+    # target_accept 0.8 this posterior gives divergences (regions of very different
+    # curvature along the overlapping pair's ridge), so fit samples again at 0.99 with
+    # twice the tuning: seeds 0 and 1 gave R-hat 1.005/1.007, ESS 519/427, 0 divergences.
+    import json
+
     dt, warned = _fit(seed001_data(), 3, random_seed=0)
     rhat, ess, div = _quality(dt)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert runs[0]["target_accept"] == 0.8 and runs[-1]["divergences"] == div
     if div:  # whatever the outcome, a run with divergences must have told the user
         assert any("divergent" in w for w in warned)
-    assert rhat <= 1.01 and div == 0 and ess >= 400, (rhat, ess, div)
+    assert rhat <= 1.01 and div == 0 and ess >= 400, (rhat, ess, div, runs)
