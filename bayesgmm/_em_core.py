@@ -191,6 +191,25 @@ def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
     return _Params(weights, means, covs)
 
 
+def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
+    """Distance from each point to its m-th nearest other point."""
+    if Y.shape[1] == 1:
+        order = np.argsort(Y[:, 0], kind="stable")
+        y = Y[order, 0]
+        # the m-th neighbour of a point in sorted 1-D data is among the m on either side;
+        # padding with infinities keeps the ends from counting themselves as neighbours
+        pad = np.concatenate([np.full(m, -np.inf), y, np.full(m, np.inf)])
+        idx = np.arange(y.size)[:, None] + m
+        steps = np.arange(1, m + 1)[None, :]
+        near = np.concatenate([pad[idx - steps], pad[idx + steps]], 1)
+        local = np.empty(y.size)
+        local[order] = np.sort(np.abs(near - y[:, None]), 1)[:, m - 1]
+        return local
+    from scipy.spatial import cKDTree
+
+    return cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
+
+
 def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
     """A start that splits the points by local density instead of by position.
 
@@ -206,20 +225,7 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
     Y, wy = (Z, w) if n <= n_sub else (Z[np.linspace(0, n - 1, n_sub).astype(int)],
                                         w[np.linspace(0, n - 1, n_sub).astype(int)])
     m = int(min(np.clip(Y.shape[0] // (20 * K), 5, 50), Y.shape[0] - 1))
-    if d == 1:
-        y = np.sort(Y[:, 0])
-        order = np.argsort(Y[:, 0], kind="stable")
-        idx = np.arange(y.size)
-        # the m-th neighbour of a point in sorted 1-D data is among the m on either side
-        lo = np.clip(idx[:, None] - np.arange(1, m + 1)[None, :], 0, y.size - 1)
-        hi = np.clip(idx[:, None] + np.arange(1, m + 1)[None, :], 0, y.size - 1)
-        dist = np.sort(np.abs(np.concatenate([y[lo], y[hi]], 1) - y[:, None]), 1)[:, m - 1]
-        local = np.empty(y.size)
-        local[order] = dist
-    else:
-        from scipy.spatial import cKDTree
-
-        local = cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
+    local = _local_scale(Y, m)
     rank = np.argsort(np.log(np.maximum(local, 1e-300)), kind="stable")
     cum = np.cumsum(wy[rank]) / wy.sum()
     group = np.empty(Y.shape[0], dtype=int)
@@ -276,7 +282,9 @@ def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=100):
             centers[k] = Y[rng.integers(m)]
             continue
         cand = rng.choice(m, size=trials, p=p / tot)
-        cd2 = np.minimum(d2[None, :], ((Y[None, :, :] - Y[cand][:, None, :]) ** 2).sum(2))
+        C = Y[cand]  # (trials, D); distances by expansion: no (trials, m, D) array
+        sq = (Y**2).sum(1)[None, :] - 2.0 * C @ Y.T + (C**2).sum(1)[:, None]
+        cd2 = np.minimum(d2[None, :], np.maximum(sq, 0.0))
         best = int(np.argmin(cd2 @ wy))
         centers[k] = Y[cand[best]]
         d2 = cd2[best]

@@ -2,14 +2,17 @@
 
 Printing and file handling only; the maths is in :mod:`bayesgmm.inference`,
 :mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Output directories are written
-to a temporary sibling and renamed at the end, so an interrupted run leaves nothing.
+to a hidden sibling and renamed at the end, so an interrupted or killed run never leaves
+a half-written result (see ARCHITECTURE.md, "Writing results").
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -69,37 +72,69 @@ def _check_out(out: Path, force: bool) -> None:
         )
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
+def _tag() -> str:
+    """Mark of the current process on its hidden work directories: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _move_into_place(tmp: Path, out: Path, force: bool) -> None:
     """Put the finished ``tmp`` at ``out``; a replaced result is set aside, not deleted, first.
 
     At every instant either the old result or the new one is complete on disk: the old
     one is renamed to a hidden sibling, the new one renamed into place, and only then is
-    the old one removed. A process killed in between leaves both (the next run clears
-    the hidden ones).
+    the old one removed. A process killed in between leaves the old one hidden, and the
+    next run into the same ``--out`` puts it back. Without ``force`` nothing is replaced:
+    if another run wrote ``out`` meanwhile, this result goes to a visible sibling.
     """
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.replaced-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not force or not out.exists():
+        try:
+            os.rename(tmp, out)  # onto an absent or empty directory only
+        except OSError:
+            alt = out.parent / f"{out.name}.{os.getpid()}"
+            os.rename(tmp, alt)
+            raise DataError(
+                f"output directory {str(out)!r} was filled by another run while this one "
+                f"was fitting; this result is saved in {str(alt)!r} instead."
+            ) from None
+        return
+    old = out.parent / f".{out.name}.replaced-{_tag()}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_stale_partials(out: Path) -> None:
-    """Clear hidden work directories left by runs that were killed (their process is gone)."""
+def _recover_stale(out: Path) -> None:
+    """Tidy what runs into ``out`` that were killed (on this host) left behind.
+
+    A set-aside old result (``.replaced-*``) is put back if ``out`` is missing (the run
+    died between its two renames), else removed; unfinished work (``.partial-*``) is
+    removed. Directories of live processes, or of other hosts, are left alone.
+    """
     if not out.parent.is_dir():
         return
-    for p in out.parent.glob(f".{out.name}.*-*"):
-        kind, _, pid = p.name.rpartition("-")
-        if not kind.endswith((".partial", ".replaced")) or not pid.isdigit():
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(partial|replaced)-(.+)-(\d+)$")
+    stale = []
+    for p in out.parent.iterdir():
+        m = pattern.match(p.name)
+        if not m or m.group(2) != socket.gethostname():
             continue
         try:
-            os.kill(int(pid), 0)
+            os.kill(int(m.group(3)), 0)
         except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
+            stale.append((m.group(1), p))
         except OSError:  # alive but not ours, or cannot tell: leave it
             continue
+    for kind, p in sorted(stale, key=lambda t: t[0] != "replaced"):
+        if kind == "replaced" and not out.exists():
+            os.rename(p, out)
+            print(f"bayesgmm: restored {str(out)!r}, left aside by a run that was killed",
+                  file=sys.stderr)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -119,19 +154,20 @@ def _fit(args: argparse.Namespace) -> int:
     if args.k != "auto" and int(args.k) > x.size:
         raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
     progress = sys.stderr.isatty()
-    _remove_stale_partials(out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    _recover_stale(out)
+    _check_out(out, args.force)  # again: a restored result may be there now
+    tmp = out.parent / f".{out.name}.partial-{_tag()}"
     try:
         tmp.mkdir(parents=True, exist_ok=False)
         try:
             dt, selection, loo_table, notes = _run_fit(args, x, e, progress)
         except SamplingError as exc:
-            _save_em_only(exc, tmp, out, column, args.errors)
+            _save_em_only(exc, tmp, out, column, args.errors, args.force)
             print(f"bayesgmm: {exc}; saved the EM estimate to "
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
             return 1
         _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
-        _move_into_place(tmp, out)
+        _move_into_place(tmp, out, args.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -216,7 +252,8 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors) -> No
                  loo_table=loo_table)
 
 
-def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors) -> None:
+def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors,
+                  force: bool) -> None:
     """Keep what was computed when sampling fails: the EM estimate, marked as such."""
     import json
 
@@ -224,7 +261,7 @@ def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors)
            "error": str(exc), "data_column": column, "error_column": errors or "",
            **(exc.em_estimate or {})}
     (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=float))
-    _move_into_place(tmp, out)
+    _move_into_place(tmp, out, force)
 
 
 def _print_verdict(out: Path) -> None:

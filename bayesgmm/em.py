@@ -62,7 +62,8 @@ class GaussianMixtureEM:
         ``"kmeans++"``: greedy k-means++ seeding refined by Lloyd steps, then one hard
         M-step; besides these ``n_init`` starts, one more splits the points by local
         density (distance to a near neighbour), so that components sharing a centre
-        but differing in width, which k-means cannot separate, are found too.
+        but differing in width, which k-means cannot separate, are found too: EM runs
+        ``n_init + 1`` times (with K >= 2 and at least 10 K points).
         ``"random"``: means drawn from the data, every covariance the data's
         covariance, equal weights. A dict with ``"means"`` (K, D) and optionally
         ``"weights"`` (K,) and ``"covariances"`` (K, D, D), in data units, starts there
@@ -286,7 +287,7 @@ class GaussianMixtureEM:
                 "a few (repeated) points, where the likelihood is unbounded; the estimate is "
                 "degenerate. Use fewer components, more starts (n_init), or a larger "
                 f"reg_covar; if a component is really that narrow (width below "
-                f"{np.sqrt(max(self.reg_covar, _COLLAPSE_FLOOR)):.1g} of the data's "
+                f"{np.sqrt(self.reg_covar or _COLLAPSE_FLOOR):.1g} of the data's "
                 "spread), a smaller reg_covar.",
                 ConvergenceWarning,
                 stacklevel=2,
@@ -347,7 +348,7 @@ class GaussianMixtureEM:
         reg = float(self.reg_covar)
         # a covariance below this (relative to the data's variance) has collapsed onto
         # <= D points; with reg_covar = 0 a floor still catches the numerically singular
-        collapse = reg if reg > 0 else _COLLAPSE_FLOOR
+        collapse = reg or _COLLAPSE_FLOOR
         # with every error variance above it the likelihood is bounded: no collapse possible
         can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
         trace: list[float] = []

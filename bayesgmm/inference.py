@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError
+from .errors import ConvergenceWarning, DataError, SamplingError
 from .model import Priors, _check_k, build_model, check_1d, standardizer
 
 __all__ = ["fit"]
@@ -71,9 +71,8 @@ def fit(
         posterior is sampled again (same seed) at 0.99 with twice the tuning steps, and
         that run is kept. Divergences mean the sampler missed part of the posterior
         (overlapping components give it regions of very different curvature); the
-        smaller step of the second run usually removes them, at 2-4 times the cost.
-        Every run is recorded in ``dt.attrs["sampling_runs"]``. A number: that rate,
-        one run.
+        smaller step of the second run usually removes them; it costs 2-4 times the
+        first, on top of it. A number: that rate, one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
@@ -85,7 +84,10 @@ def fit(
         component; data units), ``sample_stats``, ``log_likelihood`` (``x``),
         ``posterior_predictive`` (``x``, thinned beyond 10 million values),
         ``observed_data``, ``constant_data`` (errors, standardization, priors) and
-        ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean).
+        ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
+        include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
+        (``json.loads`` it) listing each run's target_accept, tune, divergences and
+        sampler.
 
     Warns
     -----
@@ -104,9 +106,10 @@ def fit(
         raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
     if target_accept is not None and not 0 < target_accept < 1:
         raise DataError(f"target_accept must be in (0, 1) or None; got {target_accept!r}.")
-    # independent streams: EM's starts, the sampler's seed, the predictive draws (a change
-    # in how many numbers EM's initialisation draws must not change the chains)
-    rng_em, rng_sampler, rng = np.random.default_rng(random_seed).spawn(3)
+    # independent streams for EM's starts and the sampler's seed: a change in how many
+    # numbers EM's initialisation draws must not change the chains (the predictive draws
+    # are seeded from the sampler's seed)
+    rng_em, rng_sampler = np.random.default_rng(random_seed).spawn(2)
     loc, scale = standardizer(x)
     hyper = Priors.from_any(priors).standardized(K, loc, scale)
 
@@ -117,15 +120,26 @@ def fit(
     runs: list[dict[str, Any]] = []
     while True:
         accept, n_tune = plan[len(runs)]
-        post, stats, sampler = _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0,
-                                       draws, n_tune, chains, seed, progressbar, accept, em)
+        try:
+            result = _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws,
+                             n_tune, chains, seed, progressbar, accept, em)
+        except SamplingError as exc:
+            if not runs:
+                raise
+            from .errors import SamplingWarning
+
+            warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
+                          "the first run, whose divergences are reported.",
+                          SamplingWarning, stacklevel=2)
+            break
+        post, stats, sampler = result
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
-        runs.append({"target_accept": accept, "tune": n_tune, "divergences": n_div,
-                     "sampler": sampler})
+        runs.append({"target_accept": float(accept), "tune": int(n_tune),
+                     "divergences": n_div, "sampler": sampler})
         if n_div == 0 or target_accept is not None or len(runs) == len(RETRY_TARGET_ACCEPT):
             break
-        plan.append((RETRY_TARGET_ACCEPT[len(runs)], 2 * max(tune, 1)))
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
+        plan.append((RETRY_TARGET_ACCEPT[len(runs)], 2 * max(int(tune), 1)))
+    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
                    log_likelihood)
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
@@ -296,8 +310,6 @@ def _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed, pro
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        from .errors import SamplingError
-
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SamplingError(
             f"sampling failed ({type(exc).__name__}: {first}); the maximum-likelihood (EM) "
@@ -334,8 +346,7 @@ def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar
 # ---------------------------------------------------------------------- result
 
 
-def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
-              log_likelihood):
+def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_likelihood):
     import xarray as xr
 
     from . import __version__
@@ -409,5 +420,4 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, rng,
         "random_seed": seed,
         "log_likelihood_stored": int(bool(store_ll)),
     })
-    del rng
     return dt

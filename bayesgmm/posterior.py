@@ -69,10 +69,10 @@ def _errors_at(x_err: Any, m: int) -> np.ndarray:
 
 def _comp_logpdf(x, e, w, mu, sg):
     """log(w_k N(x | mu_k, sqrt(sigma_k^2 + e^2))) with shape (S, m, K)."""
-    var = sg[:, None, :] ** 2 + e[None, :, None] ** 2
-    d = x[None, :, None] - mu[:, None, :]
-    with np.errstate(over="ignore"):  # d^2 = inf far out: log density -inf, exactly right
-        return np.log(w)[:, None, :] - 0.5 * np.log(2 * np.pi * var) - 0.5 * d * d / var
+    sd = np.hypot(sg[:, None, :], e[None, :, None])  # no overflow of sigma^2 + e^2
+    with np.errstate(over="ignore"):  # z^2 = inf far out: log density -inf, exactly right
+        z = (x[None, :, None] - mu[:, None, :]) / sd
+        return np.log(w)[:, None, :] - 0.5 * np.log(2 * np.pi) - np.log(sd) - 0.5 * z * z
 
 
 def _comp_logpdf_far_safe(x, e, w, mu, sg):
@@ -86,8 +86,10 @@ def _comp_logpdf_far_safe(x, e, w, mu, sg):
     far = ~np.isfinite(lp.max(axis=-1)).all(axis=0)  # (m,)
     if far.any():
         centre = float(np.median(mu))
-        width = float(np.max(np.sqrt(sg**2 + np.max(e[far]) ** 2)))
-        stand_in = centre + np.sign(x[far] - centre) * 1e100 * width
+        width = float(np.max(np.hypot(sg, np.max(e[far]))))
+        with np.errstate(over="ignore"):
+            stand_in = np.clip(centre + np.sign(x[far] - centre) * min(1e100 * width, 1e300),
+                               -1e300, 1e300)
         lp[:, far] = _comp_logpdf(stand_in, e[far], w, mu, sg)
     return lp
 

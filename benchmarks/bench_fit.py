@@ -79,13 +79,15 @@ def compare(name, x, K, seeds):
         dt_o, t_o = ours(x, K, seed)
         q_o = quality(dt_o)
         r_h, r_o = q_h["ess_bulk_min"] / t_h, q_o["ess_bulk_min"] / t_o
+        runs = json.loads(dt_o.attrs["sampling_runs"])
         rows.append({"seed": seed, "hand_tuned": {**q_h, "wall_s": t_h, "ess_per_s": r_h},
-                     "bayesgmm": {**q_o, "wall_s": t_o, "ess_per_s": r_o},
+                     "bayesgmm": {**q_o, "wall_s": t_o, "ess_per_s": r_o, "runs": runs},
                      "ratio_ess_per_s": r_o / r_h})
         print(f"{name} seed {seed}: hand-tuned {t_h:6.1f} s  ESS {q_h['ess_bulk_min']:6.0f} "
               f"R-hat {q_h['rhat']:.3f} div {q_h['divergences']:3d} | bayesgmm {t_o:6.1f} s "
               f"ESS {q_o['ess_bulk_min']:6.0f} R-hat {q_o['rhat']:.3f} "
-              f"div {q_o['divergences']:3d} | ESS/s ratio {r_o / r_h:5.2f}", flush=True)
+              f"div {q_o['divergences']:3d} runs {len(runs)} | ESS/s ratio {r_o / r_h:5.2f}",
+              flush=True)
     return rows
 
 
@@ -94,8 +96,9 @@ def refit(x, K):
     from bayesgmm.datasets import simulate
 
     other = simulate(x.size, [0.35, 0.5, 0.15], [-1, 0, 3], [1.5, 1, 0.5], random_seed=9).x
-    _, t1 = ours(x, K, 0, draws=200, tune=200)
-    _, t2 = ours(other, K, 0, draws=200, tune=200)
+    # one run each (target_accept given, so no rerun after divergences): like for like
+    _, t1 = ours(x, K, 0, draws=200, tune=200, target_accept=0.8)
+    _, t2 = ours(other, K, 0, draws=200, tune=200, target_accept=0.8)
     print(f"refit: first fit {t1:.1f} s, refit on new data {t2:.1f} s (200+200 draws)")
     return {"first_s": t1, "refit_s": t2}
 

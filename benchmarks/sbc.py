@@ -24,7 +24,7 @@ Every fit goes through ``bayesgmm.fit`` with its defaults (4 chains x 1,000 draw
 nutpie); the compiled model is built once per K and reused for every simulation.
 
     python benchmarks/sbc.py                      # 200 + 200 simulations (about 25 min)
-    python benchmarks/sbc.py --quick              # 20 + 20 smaller ones (about 1 min)
+    python benchmarks/sbc.py --quick              # 20 + 20 smaller ones (about 2 min)
     python benchmarks/sbc.py --resume             # carry on an interrupted run
 
 Each finished simulation is appended to ``<out>/records.jsonl`` at once, so an
@@ -120,8 +120,8 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
 
     import bayesgmm as bg
 
-    rng = np.random.default_rng([settings.seed, list(DESIGNS).index(design.name)
-                                 if design.name in DESIGNS else 99, index])
+    stream = [ord(c) for c in design.name]  # each design its own stream, by name
+    rng = np.random.default_rng([settings.seed, *stream, index])
     truth = design.draw(rng)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -153,7 +153,8 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
         "warnings": sorted({type(w.message).__name__ for w in caught}),
     }
     if truth["x_err"] is not None:
-        tv = bg.true_values(dt, ci_prob=settings.ci_prob, random_seed=index)
+        tv = bg.true_values(dt, ci_prob=settings.ci_prob,
+                            random_seed=int(rng.integers(2**31 - 1)))
         inside = (tv["lower"].values <= truth["true"]) & (truth["true"] <= tv["upper"].values)
         record["true_values_covered"] = int(inside.sum())
         record["true_values_n"] = int(inside.size)
@@ -281,16 +282,26 @@ def plot_ranks(records: list[dict], settings: Settings, path: Path) -> None:
 
 
 def load_records(path: Path) -> list[dict]:
-    """Finished simulations; a line cut short by a killed run is skipped."""
+    """Finished simulations; a last line cut short by a killed run is dropped from the file."""
     if not path.exists():
         return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):  # cut short: keep only whole lines
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text)
     records = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
     return records
+
+
+def _identity(designs: list[Design], settings: Settings) -> dict:
+    """What must not change between a run and its resumption (``sims`` may)."""
+    same = {k: v for k, v in asdict(settings).items() if k != "sims"}
+    return {"settings": same, "designs": [asdict(d) for d in designs]}
 
 
 def run(designs: list[Design], settings: Settings, out: Path, resume: bool = False,
@@ -300,8 +311,16 @@ def run(designs: list[Design], settings: Settings, out: Path, resume: bool = Fal
 
     out.mkdir(parents=True, exist_ok=True)
     rec_path = out / "records.jsonl"
-    if not resume and rec_path.exists():
+    id_path = out / "identity.json"
+    identity = json.loads(json.dumps(_identity(designs, settings)))
+    if resume and rec_path.exists():
+        before = json.loads(id_path.read_text()) if id_path.exists() else None
+        if before != identity:
+            raise SystemExit(f"--resume: {out} holds a run with other settings or designs; "
+                             "use another --out or drop --resume.")
+    elif rec_path.exists():
         rec_path.unlink()
+    id_path.write_text(json.dumps(identity, indent=1))
     records = load_records(rec_path)
     done = {(r["design"], r["index"]) for r in records}
     with rec_path.open("a") as fh:

@@ -164,6 +164,7 @@ def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
     import hashlib
     import os
     import signal
+    import socket
     import subprocess
     import sys
     import time
@@ -177,7 +178,7 @@ def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
 
     proc = subprocess.Popen([*cmd[:-2], "--seed", "2", "--force"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = tmp_path / f".run.partial-{proc.pid}"
+    partial = tmp_path / f".run.partial-{socket.gethostname()}-{proc.pid}"
     deadline = time.monotonic() + 600
     while not (partial / "posterior.nc").exists() and proc.poll() is None:
         assert time.monotonic() < deadline
@@ -196,3 +197,60 @@ def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
                           timeout=600).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (out / "posterior.nc").exists() and (out / "report.html").exists()
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_result_set_aside_by_a_killed_run_is_restored(tmp_path, capsys):
+    """Killed between its two renames: the old result is hidden and out is missing."""
+    import socket
+
+    from bayesgmm.cli_fit import _recover_stale
+
+    host, pid = socket.gethostname(), _dead_pid()
+    old = tmp_path / f".run.replaced-{host}-{pid}"
+    old.mkdir()
+    (old / "posterior.nc").write_text("old result")
+    new = tmp_path / f".run.partial-{host}-{pid}"
+    new.mkdir()
+    (new / "posterior.nc").write_text("new, maybe incomplete")
+    other = tmp_path / f".run.v2.partial-{host}-{pid}"  # another --out: not touched
+    other.mkdir()
+    live = tmp_path / f".run.partial-{host}-{__import__('os').getpid()}"  # alive: kept
+    live.mkdir()
+    _recover_stale(tmp_path / "run")
+    assert (tmp_path / "run" / "posterior.nc").read_text() == "old result"
+    assert not old.exists() and not new.exists() and other.exists() and live.exists()
+    assert "restored" in capsys.readouterr().err
+
+
+def test_no_force_never_replaces_a_result_that_appeared_meanwhile(tmp_path):
+    from bayesgmm.cli_fit import _move_into_place
+    from bayesgmm.errors import DataError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "theirs.txt").write_text("another run's result")
+    tmp = tmp_path / ".run.partial-x-1"
+    tmp.mkdir()
+    (tmp / "posterior.nc").write_text("ours")
+    with pytest.raises(DataError, match="filled by another run"):
+        _move_into_place(tmp, out, force=False)
+    assert (out / "theirs.txt").read_text() == "another run's result"
+    saved = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
+    assert len(saved) == 1 and (saved[0] / "posterior.nc").read_text() == "ours"
+    # an empty directory (allowed by the up-front check) is simply taken
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tmp2 = tmp_path / ".empty.partial-x-1"
+    tmp2.mkdir()
+    (tmp2 / "posterior.nc").write_text("ours")
+    _move_into_place(tmp2, empty, force=False)
+    assert (empty / "posterior.nc").read_text() == "ours"

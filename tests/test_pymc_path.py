@@ -104,3 +104,65 @@ def test_given_target_accept_is_used_once(monkeypatch):
                  target_accept=0.9)
     assert [c["target_accept"] for c in calls] == [0.9]
     assert dt.attrs["target_accept"] == 0.9
+
+
+def test_fallback_and_rerun_together(monkeypatch):
+    """nutpie broken and the first PyMC run divergent: PyMC again at 0.99, one warning."""
+    import json
+
+    import bayesgmm.inference as inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated nutpie failure")
+
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append((kwargs["target_accept"], kwargs["tune"]))
+        first = len(calls) == 1
+        stats = {"diverging": lambda size: np.arange(np.prod(size)).reshape(size) < (
+                     2 if first else 0),
+                 "tree_depth": lambda size: np.full(size, 3)}
+        return functools.partial(mock_sample, sample_stats=stats)(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_sample_nutpie", broken)
+    monkeypatch.setattr(pm, "sample", fake)
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        dt = fit(sim.x, 2, draws=20, tune=30, chains=2, random_seed=1, progressbar=False)
+    assert calls == [(0.8, 30), (0.99, 60)]
+    assert sum("nutpie failed" in str(w.message) for w in caught) == 1
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert [r["sampler"] for r in runs] == ["pymc", "pymc"]
+    assert [r["divergences"] for r in runs] == [2, 0]
+
+
+def test_failed_rerun_keeps_the_first_run(monkeypatch):
+    import json
+
+    import bayesgmm.inference as inference
+
+    real = inference._sample_nutpie
+    calls = []
+
+    def first_divergent_then_broken(*args):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("simulated failure of the second run")
+        post, stats = real(*args)
+        div = np.zeros(stats["diverging"].shape, dtype=bool)
+        div[0, 0] = True
+        return post, stats.assign(diverging=(stats["diverging"].dims, div))
+
+    monkeypatch.setattr(inference, "_sample_nutpie", first_divergent_then_broken)
+    monkeypatch.setattr(inference, "_sample_pymc",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("pymc too")))
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        dt = fit(sim.x, 2, draws=20, tune=30, chains=2, random_seed=1, progressbar=False)
+    assert any("keeping the first run" in str(w.message) for w in caught)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert len(runs) == 1 and runs[0]["divergences"] == 1
+    assert int(dt.sample_stats["diverging"].sum()) == 1

@@ -135,29 +135,43 @@ def test_model_log_density_in_the_tails_and_at_extreme_widths():
         assert np.isfinite(lp) and np.all(np.isfinite(grad))
 
 
-def test_posterior_membership_and_density_far_out():
+@pytest.mark.parametrize("unit", [1.0, 1e60, 1e160, 1e-200])
+def test_posterior_membership_and_density_far_out(unit):
+    # the same posterior in units 1e-200 .. 1e160 apart: nothing overflows into NaN
     import xarray as xr
 
     import bayesgmm as bg
 
     rng = np.random.default_rng(4)
     C, S = 2, 50
+    dims = ("chain", "draw", "component")
+    means = np.stack([rng.normal(0, 0.05, (C, S)), rng.normal(5, 0.05, (C, S))], -1)
+    sigmas = np.stack([rng.uniform(0.9, 1.1, (C, S)), rng.uniform(1.9, 2.1, (C, S))], -1)
     post = xr.Dataset(
-        {"weights": (("chain", "draw", "component"), rng.dirichlet([30, 70], (C, S))),
-         "means": (("chain", "draw", "component"),
-                   np.stack([rng.normal(0, 0.05, (C, S)), rng.normal(5, 0.05, (C, S))], -1)),
-         "sigmas": (("chain", "draw", "component"),
-                    np.stack([rng.uniform(0.9, 1.1, (C, S)), rng.uniform(1.9, 2.1, (C, S))],
-                             -1))},
+        {"weights": (dims, rng.dirichlet([30, 70], (C, S))), "means": (dims, unit * means),
+         "sigmas": (dims, unit * sigmas)},
         coords={"chain": np.arange(C), "draw": np.arange(S), "component": [0, 1]})
     dt = xr.DataTree.from_dict({"posterior": post})
-    pts = np.array([1.0, 1e6, -1e8, 1e160, -1e300])
-    m = bg.membership(dt, pts)
+    far = [1e160, -1e300] if unit == 1.0 else []
+    pts = np.array([1.0 * unit, 1e6 * unit, -1e8 * unit, *far])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow warnings either
+        m = bg.membership(dt, pts)
+        d = bg.density(dt, pts)
     for v in ("mean", "lower", "upper"):
         assert np.all(np.isfinite(m[v].values))
     assert np.allclose(m["mean"].values.sum(-1), 1.0)
     assert np.all(m["mean"].values[1:, 1] > 0.999)  # the wider component wins far out
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # no overflow warnings either
-        d = bg.density(dt, pts)
     assert np.all(np.isfinite(d["mean"].values)) and np.all(d["mean"].values[1:] == 0)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_local_scale_matches_a_kd_tree(d):
+    from scipy.spatial import cKDTree
+
+    from bayesgmm._em_core import _local_scale
+
+    Y = np.random.default_rng(5).normal(size=(400, d))
+    for m in (1, 5, 20):
+        expected = cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
+        np.testing.assert_allclose(_local_scale(Y, m), expected, rtol=1e-12)

@@ -52,6 +52,19 @@ def test_records_survive_an_interrupted_run(sbc, tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text(json.dumps({"design": "plain", "index": 0}) + "\n" + '{"design": "pl')
     assert sbc.load_records(path) == [{"design": "plain", "index": 0}]
+    # the cut-short line is gone, so the next record appended starts on a line of its own
+    with path.open("a") as fh:
+        fh.write(json.dumps({"design": "plain", "index": 1}) + "\n")
+    assert [r["index"] for r in sbc.load_records(path)] == [0, 1]
+
+
+def test_resume_refuses_other_settings(sbc, tmp_path):
+    designs = [sbc.Design("plain", n=30)]
+    (tmp_path / "records.jsonl").write_text("")
+    (tmp_path / "identity.json").write_text(json.dumps(
+        sbc._identity(designs, sbc.Settings(sims=5, draws=100))))
+    with pytest.raises(SystemExit, match="other settings"):
+        sbc.run(designs, sbc.Settings(sims=5, draws=200), tmp_path, resume=True)
 
 
 def test_coverage_intervals(sbc):

@@ -1,0 +1,153 @@
+"""Mixture-specific checks of a posterior: modes, distance from EM, empty components.
+
+Cheap enough to run after every fit (:func:`bayesgmm.fit` turns the failed ones into
+``SamplingWarning``s); :func:`bayesgmm.diagnostics.diagnose` adds them to its table.
+Public through :mod:`bayesgmm.diagnostics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Chain means further apart than this many within-chain sds: different modes.
+MODE_SPLIT_SD = 4.0
+#: Posterior median further from the EM estimate than this many posterior sds.
+FAR_FROM_EM_SD = 4.0
+#: A component whose posterior mean weight is under max(MIN_WEIGHT, 2 / n) is near-empty.
+MIN_WEIGHT = 0.01
+
+
+def _n_obs(dt: Any) -> int | None:
+    if "observed_data" not in dt.children or "x" not in dt["observed_data"]:
+        return None
+    return int(dt["observed_data"]["x"].size)
+
+
+def _worst(post, score) -> tuple[float, str]:
+    """Largest per-component score over weights, means and sigmas, and where it is."""
+    worst, where = 0.0, ""
+    for var in ("weights", "means", "sigmas"):
+        values = score(var, post[var].values)
+        j = int(np.argmax(values))
+        if values[j] > worst:
+            worst, where = float(values[j]), f"{var}[{j}]"
+    return worst, where
+
+
+def mixture_checks(
+    dt: Any,
+    *,
+    mode_split_sd: float = MODE_SPLIT_SD,
+    far_from_em_sd: float = FAR_FROM_EM_SD,
+    min_weight: float = MIN_WEIGHT,
+) -> list[dict[str, Any]]:
+    """Mixture-specific checks of a :func:`bayesgmm.fit` result.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+    mode_split_sd : float, default=4.0
+        Chains whose means differ by more than this many within-chain sds are in
+        different modes.
+    far_from_em_sd : float, default=4.0
+        A posterior median more than this many posterior sds from the EM estimate is far.
+    min_weight : float, default=0.01
+        A component with posterior mean weight under ``max(min_weight, 2 / n)`` is
+        near-empty.
+
+    Returns
+    -------
+    list of dict
+        One entry per check: ``name``, ``ok`` (bool), ``message`` (one sentence on
+        what it means and what to try), ``value`` (the number checked) and
+        ``threshold`` (the limit it was checked against).
+    """
+    post = dt["posterior"].to_dataset()
+    out = []
+
+    # chains in different modes
+    worst, where = 0.0, ""
+    if post.sizes["chain"] > 1:
+        def spread(var, v):  # v: chain, draw, component
+            cm = v.mean(axis=1)
+            within = np.sqrt(v.var(axis=1, ddof=1).mean(axis=0))
+            return (cm.max(axis=0) - cm.min(axis=0)) / np.maximum(within, 1e-300)
+
+        worst, where = _worst(post, spread)
+    ok = worst <= mode_split_sd
+    out.append({
+        "name": "chains_agree", "ok": ok, "value": worst, "threshold": mode_split_sd,
+        "message": "the chains explore the same mode" if ok else
+        f"the chains settled in different modes ({where}: chain means "
+        f"{worst:.1f} within-chain sds apart), so the posterior summaries mix "
+        "incompatible solutions; try fewer components, a longer tune, or inspect each "
+        "chain's means against the EM estimate",
+    })
+
+    # posterior against the EM estimate
+    if "em_estimate" in dt.children:
+        em = dt["em_estimate"].to_dataset()
+        def distance(var, v):
+            v = v.reshape(-1, v.shape[-1])
+            sd = np.maximum(v.std(axis=0), 1e-300)
+            return np.abs(np.median(v, axis=0) - em[var].values) / sd
+
+        worst, where = _worst(post, distance)
+        ok = worst <= far_from_em_sd
+        out.append({
+            "name": "near_em", "ok": ok, "value": worst, "threshold": far_from_em_sd,
+            "message": "the posterior is centred near the maximum-likelihood (EM) estimate"
+            if ok else
+            f"the posterior is far from the maximum-likelihood (EM) estimate ({where}: "
+            f"{worst:.1f} posterior sds away): the sampler may be stuck away from the "
+            "best solution, or the priors dominate; check the priors, or compare K",
+        })
+
+    # near-empty components
+    n = _n_obs(dt)
+    w = post["weights"].values.reshape(-1, post.sizes["component"]).mean(axis=0)
+    floor = max(min_weight, 2.0 / n) if n else min_weight
+    j = int(np.argmin(w))
+    ok = bool(w[j] >= floor)
+    out.append({
+        "name": "no_empty_component", "ok": ok, "value": float(w[j]), "threshold": floor,
+        "message": "every component holds a real share of the data" if ok else
+        f"component {j} has almost no weight (posterior mean {w[j]:.3g}, under {floor:.3g}):"
+        " the data may support fewer components; try K - 1 and compare the fits by LOO",
+    })
+
+    # divergences
+    stats = dt["sample_stats"].to_dataset() if "sample_stats" in dt.children else None
+    if stats is not None and "diverging" in stats:
+        nd = int(stats["diverging"].values.sum())
+        out.append({
+            "name": "no_divergences", "ok": nd == 0, "value": nd, "threshold": 0,
+            "message": "no divergent transitions" if nd == 0 else
+            f"{nd} divergent transition(s): the sampler met geometry it could not follow, "
+            "so the posterior may be biased; "
+            + ("even at target_accept 0.99: fit fewer components or check for a component "
+               "with almost no data" if float(dt.attrs.get("target_accept", 0.8)) >= 0.99
+               else "raise target_accept (e.g. 0.99) or check for a component with "
+               "almost no data"),
+        })
+    return out
+
+
+def mixture_warnings(dt: Any) -> list[str]:
+    """Messages of the failed :func:`mixture_checks`.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+
+    Returns
+    -------
+    list of str
+        One capitalised sentence per failed check.
+    """
+    return [c["message"][0].upper() + c["message"][1:] + "."
+            for c in mixture_checks(dt) if not c["ok"]]
