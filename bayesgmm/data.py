@@ -59,6 +59,33 @@ def check_X(X: Any, *, name: str = "X", min_samples: int = 2) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+#: Largest |value| and spread, and smallest non-zero spread, a fit accepts: variances
+#: (squares) must stay inside float64's range of about 1e-308 to 1e308.
+MAX_MAGNITUDE = 1e150
+MIN_SPREAD = 1e-150
+
+
+def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
+    """Reject data whose variances float64 cannot hold, saying how to rescale them."""
+    top = np.max(np.abs(arr), axis=0)
+    for j in range(arr.shape[1]):
+        col = f"{name}" if arr.shape[1] == 1 else f"feature {j} of {name}"
+        if top[j] > MAX_MAGNITUDE:
+            k = int(np.floor(np.log10(top[j])))
+            raise DataError(
+                f"{col} has values up to {top[j]:.3g}, beyond what float64 can square "
+                f"(variances must stay below ~1e300); rescale it, e.g. divide by 1e{k}."
+            )
+        spread = float(np.ptp(arr[:, j]))
+        if 0 < spread < MIN_SPREAD:
+            k = int(np.floor(np.log10(spread)))
+            raise DataError(
+                f"{col} spans only {spread:.3g}, too little for float64 to hold its "
+                f"variances (below ~1e-300); rescale it, e.g. multiply by 1e{-k} after "
+                "subtracting its mean."
+            )
+
+
 def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_err") -> np.ndarray:
     """Return per-point measurement-error covariances of shape (n, D, D).
 
@@ -79,6 +106,14 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
         raise DataError(
             f"{name} contains NaN or infinite values; every point needs a finite "
             "measurement error (use 0 for an exact value)."
+        )
+    top = float(np.max(np.abs(err))) if err.size else 0.0
+    limit = MAX_MAGNITUDE**2 if err.ndim == 3 else MAX_MAGNITUDE
+    if top > limit:
+        k = int(np.floor(np.log10(top if err.ndim < 3 else np.sqrt(top))))
+        raise DataError(
+            f"{name} has values up to {top:.3g}, beyond what float64 can square or hold "
+            f"as a variance; rescale X and {name} together, e.g. divide both by 1e{k}."
         )
     if err.ndim == 1 and err.shape[0] == n or err.ndim == 2 and err.shape == (n, 1):
         sd = err.reshape(n)

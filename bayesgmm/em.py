@@ -21,7 +21,7 @@ from scipy.special import logsumexp
 
 from . import _kernels as kern
 from ._em_core import _density_layers, _initialize, _Params, _Run, _standardizer, _Stepper
-from .data import check_errors, check_sample_weight, check_X
+from .data import check_errors, check_fit_scale, check_sample_weight, check_X
 from .errors import ConvergenceWarning, DataError
 
 __all__ = ["GaussianMixtureEM"]
@@ -31,6 +31,14 @@ _COV_TYPES = ("full", "diag", "spherical")
 _COLLAPSE_FLOOR = 1e-12
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
+
+
+def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
+    """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
+    try:
+        return float(stepper.step(p)[0])
+    except np.linalg.LinAlgError:
+        return -np.inf
 
 
 class GaussianMixtureEM:
@@ -230,6 +238,7 @@ class GaussianMixtureEM:
         """
         self._check_params()
         X = check_X(X)
+        check_fit_scale(X)
         n, d = X.shape
         K = int(self.n_components)
         if K > n:
@@ -365,17 +374,20 @@ class GaussianMixtureEM:
                 # keep the last M-step too (as scikit-learn does): one more pass gives
                 # its exact log-likelihood, which EM guarantees is no lower
                 converged = True
-                ll_new = stepper.step(new)[0]
+                ll_new = _loglik_or_ninf(stepper, new)
                 collapsed = can_collapse and np.any(raw_min < collapse)
                 if ll_new >= ll and not collapsed:
                     p = new
                     trace.append(ll_new)
                 break
             if can_collapse and np.any(raw_min < collapse):
-                # the M-step wants a singular covariance: a component sits on <= D points
+                # the M-step wants a singular covariance: a component sits on <= D points;
+                # keep it (floored by reg_covar) if its likelihood can still be evaluated
                 degenerate = True
-                p = new
-                trace.append(stepper.step(p)[0])
+                ll_new = _loglik_or_ninf(stepper, new)
+                if np.isfinite(ll_new):
+                    p = new
+                    trace.append(ll_new)
                 break
             p = new
         return _Run(p, trace[-1], trace, len(trace), converged, degenerate)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import check_errors, check_X
+from .data import check_errors, check_fit_scale, check_X
 from .errors import DataError
 
 __all__ = ["Priors", "build_model", "standardizer"]
@@ -83,6 +83,7 @@ def standardizer(x: np.ndarray) -> tuple[float, float]:
 def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate 1-D data and optional per-point error sds; return flat arrays."""
     X2 = check_X(X)
+    check_fit_scale(X2)
     if X2.shape[1] != 1:
         raise DataError(
             f"the Bayesian model takes 1-D data; got {X2.shape[1]} features. Fit each "

@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bayesgmm import GaussianMixtureEM
 from bayesgmm.errors import ConvergenceWarning
@@ -175,3 +177,47 @@ def test_local_scale_matches_a_kd_tree(d):
     for m in (1, 5, 20):
         expected = cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
         np.testing.assert_allclose(_local_scale(Y, m), expected, rtol=1e-12)
+
+
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(values=st.lists(st.tuples(_FLOATS, st.floats(0.0, 1e300)), min_size=2, max_size=30),
+       K=st.integers(1, 3), with_errors=st.booleans())
+def test_any_finite_input_gives_a_finite_fit_or_a_data_error(values, K, with_errors):
+    """Values anywhere in float64's range, errors up to 1e300: no NaN ever comes back.
+
+    Either a DataError says what to change (constant data, variances float64 cannot
+    hold, K above the distinct values...) or every estimate and membership is finite.
+    """
+    from bayesgmm.errors import DataError
+
+    x = np.array([v for v, _ in values])
+    e = np.array([s for _, s in values]) if with_errors else None
+    try:
+        gm, _ = fit_em(x, K, X_err=e, random_seed=0, n_init=2, max_iter=200)
+    except DataError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    _finite_estimate(gm)
+    p = gm.predict_proba(x, X_err=e)
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(1), 1.0)
+    assert np.all(~np.isnan(gm.score_samples(x, X_err=e)))
+
+
+def test_variances_float64_cannot_hold_are_refused_with_a_rescaling_hint():
+    from bayesgmm.errors import DataError
+
+    with pytest.raises(DataError, match=r"up to 5e\+293.*divide by 1e293"):
+        GaussianMixtureEM(1).fit(np.array([5e293, 0.0, 1.0]))
+    with pytest.raises(DataError, match=r"spans only 4e-273.*multiply by 1e273"):
+        GaussianMixtureEM(1).fit(np.array([1e-273, 5e-273, 3e-273]))
+    with pytest.raises(DataError, match=r"X_err has values up to 1e\+224.*divide both"):
+        GaussianMixtureEM(1).fit(np.array([0.0, 1.0, 2.0]), X_err=np.array([1.0, 1e224, 1.0]))
+    # the Bayesian entry points validate the same way
+    import bayesgmm as bg
+
+    with pytest.raises(DataError, match="beyond what float64 can square"):
+        bg.build_model(np.array([5e293, 0.0, 1.0]), 1)
