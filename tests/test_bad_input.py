@@ -345,6 +345,7 @@ def test_fit_offset_and_zero_errors():
 # ---------------------------------------------------------------------------- CLI
 
 FILES = {
+    "huge.csv": "x\n5e293\n0\n1\n2\n",
     "ok.csv": "x,e,s,i\n1,0.1,a,1\n2,0.2,b,2\n3,0.1,c,2\n4,0.3,d,3\n10,0.2,e,9\n11,0.1,f,9\n",
     "three.csv": "a,b,c,e1,e2\n1,2,3,0.1,0.1\n2,3,1,0.1,0.1\n5,1,2,0.1,0.1\n",
     "gap.csv": "x\n1\n\n3\n4\n",
@@ -437,6 +438,10 @@ CLI_ERRORS = [
     pytest.param("fit ok.csv --k 2 --column x --target-accept 1.5 --out o",
                  r"argument --target-accept: expected a number between 0 and 1, got '1.5'",
                  id="fit-target-accept"),
+    pytest.param("em huge.csv --k 1", r"X has values up to 5e\+293, beyond what float64 can "
+                 r"square .*divide by 1e293", id="em-huge-values"),
+    pytest.param("fit huge.csv --k 1 --out o", r"beyond what float64 can square",
+                 id="fit-huge-values"),
     pytest.param("report nope.nc", r"file not found: 'nope.nc'", id="report-no-file"),
     pytest.param("report ok.csv", r"cannot read 'ok.csv' as a saved posterior",
                  id="report-not-netcdf"),
