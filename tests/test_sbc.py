@@ -1,7 +1,8 @@
 """Simulation-based calibration, reduced: benchmarks/sbc.py at a size the suite can carry.
 
 The full study (200 + 200 simulations, target: no parameter rejects uniformity at 1%)
-is ``python benchmarks/sbc.py``; this runs the same code on 20 + 20 small data sets.
+is ``python benchmarks/sbc.py``; this runs the same code on 20 + 20 data sets of 40
+points, 4 x 200 draws (the 99 ranked draws are then every 8th, close to independent).
 """
 
 import importlib.util
@@ -87,8 +88,8 @@ def test_reduced_sbc_is_calibrated(sbc, tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cp, "from_pyfunc", counting)
-    settings = sbc.Settings(sims=20, draws=300, tune=300, chains=4, bins=5, seed=7)
-    designs = [sbc.Design("plain", n=50), sbc.Design("errors", n=50, errors=(0.2, 1.0))]
+    settings = sbc.Settings(sims=20, draws=200, tune=300, chains=4, bins=5, seed=7)
+    designs = [sbc.Design("plain", n=40), sbc.Design("errors", n=40, errors=(0.2, 1.0))]
     records, summary = sbc.run(designs, settings, tmp_path, log=lambda *_: None)
 
     assert len(records) == 40
@@ -107,6 +108,6 @@ def test_reduced_sbc_is_calibrated(sbc, tmp_path, monkeypatch):
         cover = np.mean([c["coverage"] for c in res["interval_coverage"].values()])
         assert 0.75 <= cover <= 0.99, (name, cover)
     tv = summary["results"]["errors"]["true_values_coverage_by_simulation"]
-    # 20 data sets x 50 points; the per-simulation coverage has sd ~0.06, so the mean's
+    # 20 data sets x 40 points; the per-simulation coverage has sd ~0.06, so the mean's
     # standard error is ~0.014: 0.05 is more than 3 of them
     assert abs(tv["coverage"] - 0.9) < 0.05, tv
