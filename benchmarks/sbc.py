@@ -104,6 +104,7 @@ class Settings:
     bins: int = 20
     seed: int = 2018
     ci_prob: float = 0.9
+    target_accept: float | None = None  # fit's default: 0.8, rerun at 0.99 on divergences
     overrides: dict = field(default_factory=dict)  # Design fields changed (--n, --k)
 
 
@@ -128,6 +129,7 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
         warnings.simplefilter("always")
         dt = bg.fit(truth["x"], design.K, X_err=truth["x_err"], priors=design.priors(),
                     draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                    target_accept=settings.target_accept,
                     random_seed=int(rng.integers(2**31 - 1)), progressbar=False)
     seconds = time.perf_counter() - t0
     post = dt["posterior"]

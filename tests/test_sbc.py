@@ -88,7 +88,10 @@ def test_reduced_sbc_is_calibrated(sbc, tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cp, "from_pyfunc", counting)
-    settings = sbc.Settings(sims=20, draws=200, tune=300, chains=4, bins=5, seed=7)
+    # one run per fit (target_accept given): the rerun after divergences would double the
+    # time here; the full study samples with fit's defaults, rerun included
+    settings = sbc.Settings(sims=20, draws=200, tune=300, chains=4, bins=5, seed=7,
+                            target_accept=0.8)
     designs = [sbc.Design("plain", n=40), sbc.Design("errors", n=40, errors=(0.2, 1.0))]
     records, summary = sbc.run(designs, settings, tmp_path, log=lambda *_: None)
 
