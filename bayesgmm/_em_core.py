@@ -182,13 +182,20 @@ def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
         weights = np.maximum(weights, 1e-3 * W / K)
         weights = weights / weights.sum()
     if Sz is not None:
-        sbar = np.average(Sz, axis=0, weights=w)
-        for k in range(K):
-            ev, vec = np.linalg.eigh(covs[k] - sbar)
-            ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
-            covs[k] = (vec * ev) @ vec.T
+        covs = _without_errors(covs, Sz, w)
     covs = covs + reg * np.eye(d)
     return _Params(weights, means, covs)
+
+
+def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Start covariances with the mean error covariance taken out (kept positive)."""
+    sbar = np.average(Sz, axis=0, weights=w)
+    out = covs.copy()
+    for k in range(covs.shape[0]):
+        ev, vec = np.linalg.eigh(covs[k] - sbar)
+        ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
+        out[k] = (vec * ev) @ vec.T
+    return out
 
 
 def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
@@ -222,8 +229,8 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
     n, d = Z.shape
     if K < 2 or n < 10 * K:
         return None
-    Y, wy = (Z, w) if n <= n_sub else (Z[np.linspace(0, n - 1, n_sub).astype(int)],
-                                        w[np.linspace(0, n - 1, n_sub).astype(int)])
+    keep = slice(None) if n <= n_sub else np.linspace(0, n - 1, n_sub).astype(int)
+    Y, wy = Z[keep], w[keep]
     m = int(min(np.clip(Y.shape[0] // (20 * K), 5, 50), Y.shape[0] - 1))
     local = _local_scale(Y, m)
     rank = np.argsort(np.log(np.maximum(local, 1e-300)), kind="stable")
@@ -242,11 +249,7 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
         dz = Y[g] - means[k]
         covs[k] = (wy[g, None] * dz).T @ dz / weights[k] + 1e-6 * glob
     if Sz is not None:
-        sbar = np.average(Sz, axis=0, weights=w)
-        for k in range(K):
-            ev, vec = np.linalg.eigh(covs[k] - sbar)
-            ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
-            covs[k] = (vec * ev) @ vec.T
+        covs = _without_errors(covs, Sz, w)
     return _Params(weights / weights.sum(), means, covs + reg * np.eye(d))
 
 
