@@ -116,13 +116,15 @@ def fit(
     em = _em_estimate(x, e, K, rng_em)
     theta0 = _unconstrained_start(em, loc, scale)
     seed = int(rng_sampler.integers(2**31 - 1))
-    plan = [(RETRY_TARGET_ACCEPT[0], tune)] if target_accept is None else [(target_accept, tune)]
+    if target_accept is None:  # a second run only if the first diverged
+        schedule = [(RETRY_TARGET_ACCEPT[0], tune), (RETRY_TARGET_ACCEPT[1], 2 * max(tune, 1))]
+    else:
+        schedule = [(target_accept, tune)]
     runs: list[dict[str, Any]] = []
-    while True:
-        accept, n_tune = plan[len(runs)]
+    for accept, n_tune in schedule:
         try:
-            result = _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws,
-                             n_tune, chains, seed, progressbar, accept, em)
+            post, stats, sampler = _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0,
+                                           draws, n_tune, chains, seed, progressbar, accept, em)
         except SamplingError as exc:
             if not runs:
                 raise
@@ -132,13 +134,11 @@ def fit(
                           "the first run, whose divergences are reported.",
                           SamplingWarning, stacklevel=2)
             break
-        post, stats, sampler = result
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
                      "divergences": n_div, "sampler": sampler})
-        if n_div == 0 or target_accept is not None or len(runs) == len(RETRY_TARGET_ACCEPT):
+        if n_div == 0:
             break
-        plan.append((RETRY_TARGET_ACCEPT[len(runs)], 2 * max(int(tune), 1)))
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
                    log_likelihood)
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
