@@ -27,7 +27,24 @@ ADAPTATION = "draw_diag"
 #: target_accept of the first run and of the run repeated after divergences
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
 
+#: nutpie model backend: "native" (compiled C callback, :mod:`._nutpie_model`) or
+#: "pyfunc" (nutpie's ``from_pyfunc``: a Python call per gradient). "native" falls back to
+#: "pyfunc" when this nutpie cannot build it.
+BACKEND = "native"
+
 _PYFUNC_CACHE: dict[int, Any] = {}
+
+
+def _native_model(K, z, eps2, hyper, loc, scale, initial_point) -> Any | None:
+    """The compiled-callback nutpie model, or None where this nutpie cannot take it."""
+    if BACKEND != "native":
+        return None
+    try:
+        from ._nutpie_model import compiled_model
+
+        return compiled_model(K, z, eps2, hyper, loc, scale, initial_point)
+    except Exception:  # noqa: BLE001 - another nutpie or numba: the pyfunc path still works
+        return None
 
 
 def fit(
@@ -86,8 +103,9 @@ def fit(
         ``observed_data``, ``constant_data`` (errors, standardization, priors) and
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
-        (``json.loads`` it) listing each run's target_accept, tune, divergences and
-        sampler.
+        (``json.loads`` it) listing each run's target_accept, tune, divergences,
+        sampler and backend (``"native"``: nutpie calls the compiled log-density
+        directly; ``"pyfunc"``: through Python, the fallback for other nutpie versions).
 
     Warns
     -----
@@ -136,7 +154,8 @@ def fit(
             break
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
-                     "divergences": n_div, "sampler": sampler})
+                     "divergences": n_div, "sampler": sampler,
+                     "backend": stats.attrs.get("nutpie_backend", sampler)})
         if n_div == 0:
             break
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
@@ -281,9 +300,6 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
     # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
     # but rounding, and without it x -> 2x gives exactly twice the draws
-    shared = _shared(z, eps2, hyper, loc, scale)
-    shared["log_scale_n"] = np.float64(0.0)
-    compiled = _pyfunc_model(K).with_data(**shared)
 
     # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
     # jitter the EM start with it, so the same seed gives the same chains
@@ -291,7 +307,13 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
         rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
         return theta0 + START_JITTER * rng.normal(size=theta0.size)
 
-    compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
+    compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point)
+    backend = "native" if compiled is not None else "pyfunc"
+    if compiled is None:
+        shared = _shared(z, eps2, hyper, loc, scale)
+        shared["log_scale_n"] = np.float64(0.0)
+        compiled = _pyfunc_model(K).with_data(**shared)
+        compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
     dt = nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, seed=seed,
         cores=min(chains, os.cpu_count() or 1), progress_bar=progressbar,
@@ -299,6 +321,7 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     )
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
+    stats.attrs["nutpie_backend"] = backend
     return post[["weights", "means", "sigmas"]], stats
 
 

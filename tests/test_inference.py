@@ -82,21 +82,82 @@ def test_same_seed_same_posterior(noisy):
     xr.testing.assert_equal(a.posterior.to_dataset(), b.posterior.to_dataset())
 
 
-def test_refit_new_data_reuses_model(noisy):
-    from bayesgmm import inference
+def test_refit_new_data_reuses_model(noisy, monkeypatch):
+    import json
 
-    inference._PYFUNC_CACHE.pop(2, None)
+    from bayesgmm import _nutpie_model, inference
+
+    # the default backend: one compiled C callback for every K and data set; a fit only
+    # writes a new header of addresses
+    addresses = []
+    original = _nutpie_model.compiled_model
+
+    def recording(*args, **kwargs):
+        model = original(*args, **kwargs)
+        addresses.append(model.compiled_logp_func.address)
+        return model
+
+    monkeypatch.setattr(_nutpie_model, "compiled_model", recording)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         fit(noisy.x, 2, X_err=noisy.x_err, draws=20, tune=20, chains=1, progressbar=False,
             random_seed=0)
-        model = inference._PYFUNC_CACHE[2]
         other = simulate(150, [0.3, 0.7], [10.0, 14.0], [1.0, 1.0], random_seed=1)
         dt = fit(other.x, 2, draws=100, tune=200, chains=1, progressbar=False, random_seed=0)
-    assert inference._PYFUNC_CACHE[2] is model  # same structure, not rebuilt
+        three = fit(other.x, 3, draws=10, tune=10, chains=1, progressbar=False, random_seed=0)
+    assert len(addresses) == 3 and len(set(addresses)) == 1
+    assert {r["backend"] for r in json.loads(dt.attrs["sampling_runs"])} == {"native"}
+    assert three.posterior.sizes["component"] == 3
     assert dt.posterior.sizes["draw"] == 100
     np.testing.assert_allclose(dt.posterior["means"].mean(("chain", "draw")), [10, 14],
                                atol=0.6)
+
+    # the fallback backend (nutpie's from_pyfunc) builds one model per K and reuses it
+    monkeypatch.setattr(inference, "BACKEND", "pyfunc")
+    inference._PYFUNC_CACHE.pop(2, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
+        model = inference._PYFUNC_CACHE[2]
+        fit(other.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
+    assert inference._PYFUNC_CACHE[2] is model
+
+
+def test_native_and_pyfunc_backends_give_the_same_draws(noisy, monkeypatch):
+    import json
+
+    from bayesgmm import inference
+
+    kw = {"X_err": noisy.x_err, "draws": 60, "tune": 60, "chains": 2, "progressbar": False,
+          "random_seed": 5, "target_accept": 0.8}
+    results = {}
+    for backend in ("native", "pyfunc"):
+        monkeypatch.setattr(inference, "BACKEND", backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            results[backend] = fit(noisy.x, 2, **kw)
+        runs = json.loads(results[backend].attrs["sampling_runs"])
+        assert runs[0]["backend"] == backend
+    # the same log-density, start and seed: the same chains, to the last digit
+    xr.testing.assert_equal(results["native"].posterior.to_dataset(),
+                            results["pyfunc"].posterior.to_dataset())
+
+
+def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch):
+    import json
+
+    from bayesgmm import _nutpie_model
+
+    def refuse(*args, **kwargs):
+        raise TypeError("CompiledPyMCModel.__init__() got an unexpected keyword argument")
+
+    monkeypatch.setattr(_nutpie_model, "compiled_model", refuse)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        dt = fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0,
+                 target_accept=0.8)
+    assert json.loads(dt.attrs["sampling_runs"])[0]["backend"] == "pyfunc"
+    assert dt.posterior.sizes["draw"] == 20
 
 
 def test_membership_density_true_values(dt_noisy, noisy):
