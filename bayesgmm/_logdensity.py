@@ -1,10 +1,12 @@
 """Fused, compiled log-density and gradient of the Bayesian mixture (1-D).
 
-The sampler's hot path. It evaluates exactly the log-density of
-:func:`bayesgmm.model.build_model` (priors, PyMC's transforms and their Jacobians, and
-the marginalised likelihood with measurement errors) in one pass over the points,
-without materialising any (n, K) array; ``tests/test_logdensity.py`` checks it against
-the PyMC model's own ``compile_logp``/``compile_dlogp`` to 1e-10.
+In PyMC's coordinates. (The sampler uses the pair coordinates of
+:mod:`bayesgmm._pair_coords`; ``inference.COORDS = "pymc"`` makes it use these.) It
+evaluates exactly the log-density of :func:`bayesgmm.model.build_model` (priors, PyMC's
+transforms and their Jacobians, and the marginalised likelihood with measurement errors)
+in one pass over the points, without materialising any (n, K) array;
+``tests/test_model.py`` checks it against the PyMC model's own
+``compile_logp``/``compile_dlogp`` to 1e-10.
 
 Unconstrained parameter vector ``theta`` (PyMC's value variables, in this order):
 

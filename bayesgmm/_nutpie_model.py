@@ -27,11 +27,12 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
+from . import _pair_coords
 from ._logdensity import logp_and_grad, unpack
 
-#: header layout (int64): n, K, then the addresses of z, eps2, alpha, mu_mu, mu_sd,
-#: sig_sd and consts = (log_scale_n, loc, scale)
-_N_HEADER = 9
+#: header layout (int64): n, K, the addresses of z, eps2, alpha, mu_mu, mu_sd, sig_sd and
+#: consts = (log_scale_n, loc, scale), then the paired component j (-1: PyMC's coordinates)
+_N_HEADER = 10
 
 _LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
                         types.CPointer(types.double), types.CPointer(types.double),
@@ -63,18 +64,22 @@ def _arrays(user_data):
     mu_sd = carray(_as_double_ptr(h[6]), (K,))
     sig_sd = carray(_as_double_ptr(h[7]), (K,))
     consts = carray(_as_double_ptr(h[8]), (3,))
-    return K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts
+    return K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts, h[9]
 
 
 @cfunc(_LOGP_SIG, cache=True, nogil=True)
 def _c_logp(dim, x_, grad_, logp_, user_data):
-    K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts = _arrays(user_data)
+    K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts, pair = _arrays(user_data)
     if dim != 3 * K - 1:
         return -1
     x = carray(x_, (dim,))
     grad = carray(grad_, (dim,))
     logp = carray(logp_, (1,))
-    value, g = logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0])
+    if pair >= 0:
+        value, g = _pair_coords.logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
+                                              consts[0], pair)
+    else:
+        value, g = logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0])
     logp[0] = value
     finite = True
     for j in range(dim):
@@ -92,12 +97,15 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
 
 @cfunc(_EXPAND_SIG, cache=True, nogil=True)
 def _c_expand(dim, n_expanded, x_, out_, user_data):
-    K, _z, _e, _a, _m, _s, _t, consts = _arrays(user_data)
+    K, _z, _e, _a, _m, _s, _t, consts, pair = _arrays(user_data)
     if dim != 3 * K - 1 or n_expanded != 3 * K:
         return -1
     x = carray(x_, (dim,))
     out = carray(out_, (n_expanded,))
-    w, mu, sigma = unpack(x, K)
+    if pair >= 0:
+        w, mu, sigma = _pair_coords.unpack(x, K, pair)
+    else:
+        w, mu, sigma = unpack(x, K)
     for k in range(K):
         out[k] = w[k]
         out[K + k] = consts[1] + consts[2] * mu[k]
@@ -105,9 +113,10 @@ def _c_expand(dim, n_expanded, x_, out_, user_data):
     return 0
 
 
-def _header(arrays: dict[str, np.ndarray], n: int, K: int) -> np.ndarray:
+def _header(arrays: dict[str, np.ndarray], n: int, K: int, pair: int) -> np.ndarray:
     order = ("z", "eps2", "alpha", "mu_mu", "mu_sd", "sig_sd", "consts")
-    return np.array([n, K, *(arrays[name].ctypes.data for name in order)], dtype=np.int64)
+    return np.array([n, K, *(arrays[name].ctypes.data for name in order), pair],
+                    dtype=np.int64)
 
 
 def compiled_model(
@@ -118,6 +127,7 @@ def compiled_model(
     loc: float,
     scale: float,
     initial_point: Callable[[int], np.ndarray],
+    pair: int = -1,
 ) -> Any:
     """A nutpie model of the K-component mixture on standardized data ``z``.
 
@@ -134,6 +144,9 @@ def compiled_model(
         in data units.
     initial_point : callable
         nutpie's per-chain start: called with a seed, returns the unconstrained start.
+    pair : int
+        Sample in the coordinates of :mod:`bayesgmm._pair_coords` with components
+        (pair, pair + 1) as the unit; -1: PyMC's coordinates (:mod:`._logdensity`).
 
     Returns
     -------
@@ -165,7 +178,7 @@ def compiled_model(
         # the arrays live as long as the model: the header points into them
         "shared_data": arrays,
         "shared_var_keys": {},
-        "user_data": _header(arrays, z.shape[0], K),
+        "user_data": _header(arrays, z.shape[0], K, pair),
         "n_expanded": 3 * K,
         "shape_info": (names, [slice(i * K, (i + 1) * K) for i in range(3)], [(K,)] * 3),
         "logp_func": None,

@@ -32,17 +32,32 @@ RETRY_TARGET_ACCEPT = (0.8, 0.99)
 #: "pyfunc" when this nutpie cannot build it.
 BACKEND = "native"
 
+#: coordinates nutpie samples in: "pair" (:mod:`._pair_coords`: the most overlapping
+#: adjacent pair as one unit plus its split) or "pymc" (PyMC's transforms)
+COORDS = "pair"
+
 _PYFUNC_CACHE: dict[int, Any] = {}
 
 
-def _native_model(K, z, eps2, hyper, loc, scale, initial_point) -> Any | None:
+def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray) -> tuple[int, np.ndarray]:
+    """(pair, start): the coordinates nutpie samples in, and the EM start in them."""
+    if COORDS != "pair" or K < 2:
+        return -1, theta0
+    from . import _logdensity, _pair_coords
+
+    w, mu, sigma = _logdensity.unpack(theta0, K)
+    pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)))
+    return pair, _pair_coords.pack(w, mu, sigma, pair)
+
+
+def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | None:
     """The compiled-callback nutpie model, or None where this nutpie cannot take it."""
     if BACKEND != "native":
         return None
     try:
         from ._nutpie_model import compiled_model
 
-        return compiled_model(K, z, eps2, hyper, loc, scale, initial_point)
+        return compiled_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
     except Exception:  # noqa: BLE001 - another nutpie or numba: the pyfunc path still works
         return None
 
@@ -78,6 +93,10 @@ def fit(
         ``"nutpie"`` samples a fused, compiled log-density (identical to the
         :func:`build_model` model's, checked by the tests) with nutpie: nothing is
         compiled per fit, so repeated fits (several K, new data) cost only sampling.
+        It samples in coordinates where the most overlapping pair of components is
+        one unit (weight, mean and sd of the two) plus how it splits; the posterior is
+        the same, the sampler mixes better on overlapping components
+        (``bayesgmm._pair_coords``).
         ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
@@ -237,19 +256,25 @@ def _pyfunc_model(K: int) -> Any:
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from ._logdensity import logp_and_grad, unpack
+    from . import _logdensity, _pair_coords
 
     def make_logp_fn():
-        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale):
-            lp, grad = logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                     float(log_scale_n))
-            return lp, grad
+        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
+                 pair):
+            if pair >= 0:
+                return _pair_coords.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd,
+                                                  sig_sd, float(log_scale_n), int(pair))
+            return _logdensity.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
+                                             float(log_scale_n))
 
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        def expand(theta, *, loc, scale, **_):
-            w, mu, sigma = unpack(theta, K)
+        def expand(theta, *, loc, scale, pair, **_):
+            if pair >= 0:
+                w, mu, sigma = _pair_coords.unpack(theta, K, int(pair))
+            else:
+                w, mu, sigma = _logdensity.unpack(theta, K)
             return {"weights": w, "means": float(loc) + float(scale) * mu,
                     "sigmas": float(scale) * sigma}
 
@@ -266,7 +291,7 @@ def _pyfunc_model(K: int) -> Any:
         dims={"weights": ("component",), "means": ("component",), "sigmas": ("component",)},
         shared_data=_shared(np.zeros(2), np.zeros(2), {
             "alpha": np.ones(K), "mu_mu": np.zeros(K), "mu_sigma": np.ones(K),
-            "sigma_sigma": np.ones(K)}, 0.0, 1.0),
+            "sigma_sigma": np.ones(K)}, 0.0, 1.0, -1),
         make_initial_point_fn=None,
     )
     del nutpie
@@ -274,14 +299,14 @@ def _pyfunc_model(K: int) -> Any:
     return model
 
 
-def _shared(z, eps2, hyper, loc, scale) -> dict[str, Any]:
+def _shared(z, eps2, hyper, loc, scale, pair) -> dict[str, Any]:
     return {
         "z": np.ascontiguousarray(z, dtype=float),
         "eps2": np.ascontiguousarray(eps2, dtype=float),
         "alpha": hyper["alpha"], "mu_mu": hyper["mu_mu"], "mu_sd": hyper["mu_sigma"],
         "sig_sd": hyper["sigma_sigma"],
         "log_scale_n": np.float64(z.shape[0] * np.log(scale)),
-        "loc": np.float64(loc), "scale": np.float64(scale),
+        "loc": np.float64(loc), "scale": np.float64(scale), "pair": np.int64(pair),
     }
 
 
@@ -301,16 +326,18 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
     # but rounding, and without it x -> 2x gives exactly twice the draws
 
+    pair, start = _sampler_coords(theta0, K, eps2)
+
     # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
     # jitter the EM start with it, so the same seed gives the same chains
     def initial_point(chain_seed):
         rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
-        return theta0 + START_JITTER * rng.normal(size=theta0.size)
+        return start + START_JITTER * rng.normal(size=start.size)
 
-    compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point)
+    compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
     backend = "native" if compiled is not None else "pyfunc"
     if compiled is None:
-        shared = _shared(z, eps2, hyper, loc, scale)
+        shared = _shared(z, eps2, hyper, loc, scale, pair)
         shared["log_scale_n"] = np.float64(0.0)
         compiled = _pyfunc_model(K).with_data(**shared)
         compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)

@@ -124,7 +124,8 @@ def test_component_collapsing_onto_a_point_is_floored_and_reported():
 
 
 def test_model_log_density_in_the_tails_and_at_extreme_widths():
-    from bayesgmm._logdensity import logp_and_grad
+    from bayesgmm import _pair_coords
+    from bayesgmm._logdensity import logp_and_grad, unpack
 
     K = 3
     # unconstrained: K-1 stick logits, first mean and log gaps, log sigmas
@@ -135,6 +136,32 @@ def test_model_log_density_in_the_tails_and_at_extreme_widths():
         lp, grad = logp_and_grad(theta, z, eps2, np.ones(K), np.zeros(K), np.full(K, 3.0),
                                  np.ones(K), 0.0)
         assert np.isfinite(lp) and np.all(np.isfinite(grad))
+        # the same point in the sampler's pair coordinates, either pair
+        w, mu, sigma = unpack(theta, K)
+        for j in (0, 1):
+            phi = _pair_coords.pack(w, mu, sigma, j)
+            lp, grad = _pair_coords.logp_and_grad(phi, z, eps2, np.ones(K), np.zeros(K),
+                                                  np.full(K, 3.0), np.ones(K), 0.0, j)
+            assert np.isfinite(lp) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+def test_pair_coordinates_far_out(K):
+    # any single coordinate at +-15 or +-40 (weights 1e-17, widths e^40, a pair pressed
+    # against its neighbour...): a finite gradient, and a finite or -inf log-density
+    from bayesgmm import _pair_coords
+
+    rng = np.random.default_rng(K)
+    z = rng.normal(size=100)
+    args = (z, np.zeros(100), np.ones(K), np.zeros(K), np.full(K, 3.0), np.ones(K), 0.0)
+    for j in range(K - 1):
+        for value in (-40.0, -15.0, 15.0, 40.0):
+            for d in range(3 * K - 1):
+                phi = 0.5 * rng.normal(size=3 * K - 1)
+                phi[d] = value
+                lp, grad = _pair_coords.logp_and_grad(phi, *args, j)
+                assert np.isfinite(lp) or lp == -np.inf, (j, d, value, lp)
+                assert np.all(np.isfinite(grad)), (j, d, value, grad)
 
 
 @pytest.mark.parametrize("unit", [1.0, 1e60, 1e160, 1e-200])
