@@ -24,8 +24,14 @@ START_JITTER = 0.1
 #: nutpie mass-matrix adaptation. "draw_diag" (diagonal, from draws) gave the best R-hat and
 #: ESS on the seeds' data among "diag", "draw_diag" and "low_rank" (see the issue note).
 ADAPTATION = "draw_diag"
-#: target_accept of the first run and of the run repeated after divergences
+#: target_accept of the first run and of the run repeated when the first fails a check
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
+#: the first run is repeated (more carefully) when any transition diverged, the largest
+#: rank-normalised R-hat of weights/means/sigmas exceeds RERUN_RHAT, or their smallest
+#: bulk ESS is under RERUN_EFFICIENCY of the draws (at 4 x 1,000 draws: 400, i.e. the
+#: 100 per chain of Vehtari et al. 2021, whose R-hat threshold is the 1.01 here)
+RERUN_RHAT = 1.01
+RERUN_EFFICIENCY = 0.1
 
 #: nutpie model backend: "native" (compiled C callback, :mod:`._nutpie_model`) or
 #: "pyfunc" (nutpie's ``from_pyfunc``: a Python call per gradient). "native" falls back to
@@ -37,6 +43,19 @@ BACKEND = "native"
 COORDS = "pair"
 
 _PYFUNC_CACHE: dict[int, Any] = {}
+
+
+def _convergence(post: Any) -> tuple[float, float]:
+    """(max rank-normalised R-hat, min bulk ESS) over the weights, means and sigmas."""
+    import arviz_stats as azs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws: NaN, checked below
+        rhat = azs.rhat(post)
+        ess = azs.ess(post, method="bulk")
+    rhat = max(float(np.nanmax(np.asarray(v), initial=-np.inf)) for v in rhat.data_vars.values())
+    ess = min(float(np.nanmin(np.asarray(v), initial=np.inf)) for v in ess.data_vars.values())
+    return rhat, ess
 
 
 def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray) -> tuple[int, np.ndarray]:
@@ -103,12 +122,14 @@ def fit(
         the same posterior.
     progressbar : bool, default=True
     target_accept : float or None, default=None
-        NUTS's target acceptance rate. None: 0.8, and if any transition diverged the
-        posterior is sampled again (same seed) at 0.99 with twice the tuning steps, and
-        that run is kept. Divergences mean the sampler missed part of the posterior
-        (overlapping components give it regions of very different curvature); the
-        smaller step of the second run usually removes them; it costs 2-4 times the
-        first, on top of it. A number: that rate, one run.
+        NUTS's target acceptance rate. None: 0.8, and if that run fails a check (any
+        divergent transition, max R-hat > 1.01, or min bulk ESS under 10% of the draws,
+        i.e. 400 at 4 x 1,000: Vehtari et al. 2021's thresholds) the posterior is
+        sampled again (same seed) at 0.99 with twice the tuning steps, and that run is
+        kept. Divergences mean the sampler missed part of the posterior (overlapping
+        components give it regions of very different curvature); the smaller steps and
+        longer trajectories of the second run usually remove them and mix better; it
+        costs 2-4 times the first, on top of it. A number: that rate, one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
@@ -123,8 +144,9 @@ def fit(
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
         (``json.loads`` it) listing each run's target_accept, tune, divergences,
-        sampler and backend (``"native"``: nutpie calls the compiled log-density
-        directly; ``"pyfunc"``: through Python, the fallback for other nutpie versions).
+        max_rhat, min_ess_bulk, sampler and backend (``"native"``: nutpie calls the
+        compiled log-density directly; ``"pyfunc"``: through Python, the fallback for
+        other nutpie versions).
 
     Warns
     -----
@@ -153,7 +175,7 @@ def fit(
     em = _em_estimate(x, e, K, rng_em)
     theta0 = _unconstrained_start(em, loc, scale)
     seed = int(rng_sampler.integers(2**31 - 1))
-    if target_accept is None:  # a second run only if the first diverged
+    if target_accept is None:  # a second run only if the first fails a check
         schedule = [(RETRY_TARGET_ACCEPT[0], tune), (RETRY_TARGET_ACCEPT[1], 2 * max(tune, 1))]
     else:
         schedule = [(target_accept, tune)]
@@ -172,10 +194,12 @@ def fit(
                           SamplingWarning, stacklevel=2)
             break
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
+        rhat, ess = _convergence(post)
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
-                     "divergences": n_div, "sampler": sampler,
+                     "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
+                     "sampler": sampler,
                      "backend": stats.attrs.get("nutpie_backend", sampler)})
-        if n_div == 0:
+        if not (n_div or rhat > RERUN_RHAT or ess < RERUN_EFFICIENCY * chains * draws):
             break
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
                    log_likelihood)

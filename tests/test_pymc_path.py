@@ -8,7 +8,7 @@ import pymc as pm
 import pytest
 from pymc.testing import mock_sample
 
-from bayesgmm import SamplingWarning, fit
+from bayesgmm import SamplingWarning, fit, inference
 from bayesgmm.datasets import simulate
 
 
@@ -82,6 +82,9 @@ def test_divergences_trigger_one_rerun_at_high_target_accept(monkeypatch, diverg
     import json
 
     calls = _wrap_nutpie(monkeypatch, divergent_runs)
+    # divergences alone decide here (30 draws: R-hat and ESS are the next test's)
+    monkeypatch.setattr(inference, "RERUN_RHAT", np.inf)
+    monkeypatch.setattr(inference, "RERUN_EFFICIENCY", 0.0)
     sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -94,6 +97,41 @@ def test_divergences_trigger_one_rerun_at_high_target_accept(monkeypatch, diverg
                                                  for i in range(len(expected))]
     assert dt.attrs["target_accept"] == expected[-1][0]
     assert int(dt.sample_stats["diverging"].sum()) == (3 if divergent_runs == 2 else 0)
+
+
+@pytest.mark.parametrize(("rhat", "ess", "rerun"), [
+    (1.005, 500.0, False), (1.011, 500.0, True), (1.005, 399.0, True), (1.005, 400.0, False)])
+def test_poor_convergence_triggers_the_rerun(monkeypatch, rhat, ess, rerun):
+    # no divergences; R-hat above 1.01 or bulk ESS under 10% of the draws (4 x 1,000 ->
+    # 400) is enough for the second run; its own figures are what is recorded
+    import json
+
+    calls = _wrap_nutpie(monkeypatch, 0)
+    figures = iter([(rhat, ess), (1.002, 900.0)])
+    monkeypatch.setattr(inference, "_convergence", lambda post: next(figures))
+    sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        dt = fit(sim.x, 2, draws=1000, tune=40, chains=4, random_seed=1, progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert [c["target_accept"] for c in calls] == ([0.8, 0.99] if rerun else [0.8])
+    assert (runs[0]["max_rhat"], runs[0]["min_ess_bulk"]) == (rhat, ess)
+    if rerun:
+        assert (runs[1]["max_rhat"], runs[1]["min_ess_bulk"]) == (1.002, 900.0)
+
+
+def test_convergence_figures_are_arviz_s():
+    import arviz_stats as azs
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    post = xr.Dataset({"means": (("chain", "draw", "component"), rng.normal(size=(4, 300, 2))),
+                       "sigmas": (("chain", "draw", "component"),
+                                  rng.normal(size=(4, 300, 2)) + np.arange(4)[:, None, None])})
+    rhat, ess = inference._convergence(post)
+    assert rhat == pytest.approx(float(azs.rhat(post)["sigmas"].max()))
+    assert rhat > 1.5  # chains offset by one sd each: clearly not mixed
+    assert ess == pytest.approx(float(azs.ess(post, method="bulk").to_array().min()))
 
 
 def test_given_target_accept_is_used_once(monkeypatch):
