@@ -144,7 +144,32 @@ def _meta(dt: Any) -> str:
         if attrs.get("has_errors") else "exact values (no measurement errors)",
         f"bayesgmm {attrs.get('bayesgmm_version', '?')}",
     ]
-    return f'<p class="meta">{_esc("; ".join(parts))}.</p>'
+    meta = f'<p class="meta">{_esc("; ".join(parts))}.</p>'
+    runs = _runs_sentence(attrs.get("sampling_runs"))
+    return meta + (f'<p class="meta">{_esc(runs)}</p>' if runs else "")
+
+
+def _runs_sentence(runs_json: Any) -> str:
+    """Why the sampler ran twice, from ``fit``'s ``sampling_runs`` (empty if it did not)."""
+    import json
+
+    try:
+        runs = json.loads(runs_json) if runs_json else []
+    except (TypeError, ValueError):
+        return ""
+    if len(runs) < 2:
+        return ""
+    first, kept = runs[0], runs[-1]
+    why = []
+    if first.get("divergences"):
+        why.append(f"{first['divergences']} divergent transitions")
+    if "max_rhat" in first:
+        why.append(f"max R-hat {first['max_rhat']:.3f}")
+    if "min_ess_bulk" in first:
+        why.append(f"min bulk ESS {first['min_ess_bulk']:.0f}")
+    return (f"Sampled twice: the run at target_accept {first['target_accept']} gave "
+            f"{', '.join(why)}; the results here are from the run at target_accept "
+            f"{kept['target_accept']} with {kept['tune']} tuning steps.")
 
 
 def write_report(

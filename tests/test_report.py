@@ -113,6 +113,22 @@ def test_verdict_comes_first_and_text_is_escaped(report, dt):
     assert order == sorted(order)
 
 
+def test_report_says_why_the_sampler_ran_twice():
+    import json
+
+    from bayesgmm.report import _runs_sentence
+
+    runs = [{"target_accept": 0.8, "tune": 1000, "divergences": 12, "max_rhat": 1.0234,
+             "min_ess_bulk": 180.4},
+            {"target_accept": 0.99, "tune": 2000, "divergences": 0, "max_rhat": 1.004,
+             "min_ess_bulk": 812.0}]
+    text = _runs_sentence(json.dumps(runs))
+    assert "12 divergent transitions" in text and "max R-hat 1.023" in text
+    assert "min bulk ESS 180" in text and "0.99 with 2000 tuning steps" in text
+    assert _runs_sentence(json.dumps(runs[:1])) == ""  # one run: nothing to explain
+    assert _runs_sentence("not json") == ""
+
+
 def test_diagnosis_object_is_used(dt, tmp_path):
     import pandas as pd
 
