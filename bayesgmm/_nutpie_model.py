@@ -69,25 +69,31 @@ def _arrays(user_data):
 
 @cfunc(_LOGP_SIG, cache=True, nogil=True)
 def _c_logp(dim, x_, grad_, logp_, user_data):
-    K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts, pair = _arrays(user_data)
-    if dim != 3 * K - 1:
-        return -1
-    x = carray(x_, (dim,))
-    grad = carray(grad_, (dim,))
+    # nutpie's return codes (compile_pymc._make_c_logp_func): 0 success; 1 an error; 3
+    # gradient, 4 log-density not finite (3 and 4 are recoverable: a divergent step).
+    # An exception must not escape: numba would print it and return 0, i.e. "success"
+    # with whatever was in the buffers.
     logp = carray(logp_, (1,))
-    if pair >= 0:
-        value, g = _pair_coords.logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                              consts[0], pair)
-    else:
-        value, g = logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0])
-    logp[0] = value
-    finite = True
-    for j in range(dim):
-        grad[j] = g[j]
-        if not np.isfinite(g[j]):
-            finite = False
-    # nutpie's codes (compile_pymc._make_c_logp_func): 3 gradient, 4 log-density not
-    # finite; both are recoverable (the step counts as divergent)
+    logp[0] = np.nan
+    try:
+        K, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts, pair = _arrays(user_data)
+        if dim != 3 * K - 1:
+            return -1
+        x = carray(x_, (dim,))
+        grad = carray(grad_, (dim,))
+        if pair >= 0:
+            value, g = _pair_coords.logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
+                                                  consts[0], pair)
+        else:
+            value, g = logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0])
+        logp[0] = value
+        finite = True
+        for j in range(dim):
+            grad[j] = g[j]
+            if not np.isfinite(g[j]):
+                finite = False
+    except Exception:  # noqa: BLE001
+        return 1
     if not finite:
         return 3
     if not np.isfinite(value):
@@ -97,19 +103,22 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
 
 @cfunc(_EXPAND_SIG, cache=True, nogil=True)
 def _c_expand(dim, n_expanded, x_, out_, user_data):
-    K, _z, _e, _a, _m, _s, _t, consts, pair = _arrays(user_data)
-    if dim != 3 * K - 1 or n_expanded != 3 * K:
-        return -1
-    x = carray(x_, (dim,))
-    out = carray(out_, (n_expanded,))
-    if pair >= 0:
-        w, mu, sigma = _pair_coords.unpack(x, K, pair)
-    else:
-        w, mu, sigma = unpack(x, K)
-    for k in range(K):
-        out[k] = w[k]
-        out[K + k] = consts[1] + consts[2] * mu[k]
-        out[2 * K + k] = consts[2] * sigma[k]
+    try:
+        K, _z, _e, _a, _m, _s, _t, consts, pair = _arrays(user_data)
+        if dim != 3 * K - 1 or n_expanded != 3 * K:
+            return -1
+        x = carray(x_, (dim,))
+        out = carray(out_, (n_expanded,))
+        if pair >= 0:
+            w, mu, sigma = _pair_coords.unpack(x, K, pair)
+        else:
+            w, mu, sigma = unpack(x, K)
+        for k in range(K):
+            out[k] = w[k]
+            out[K + k] = consts[1] + consts[2] * mu[k]
+            out[2 * K + k] = consts[2] * sigma[k]
+    except Exception:  # noqa: BLE001
+        return -2
     return 0
 
 

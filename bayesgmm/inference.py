@@ -77,7 +77,15 @@ def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | N
         from ._nutpie_model import compiled_model
 
         return compiled_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
-    except Exception:  # noqa: BLE001 - another nutpie or numba: the pyfunc path still works
+    except Exception as exc:  # noqa: BLE001 - another nutpie or numba: pyfunc still works
+        from .errors import SamplingWarning
+
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        warnings.warn(
+            f"nutpie's compiled-callback model could not be built ({type(exc).__name__}: "
+            f"{first}); sampling through nutpie's from_pyfunc instead: the same posterior, "
+            "3-10 times slower. A nutpie version other than the one tested (0.16) is the "
+            "usual cause.", SamplingWarning, stacklevel=4)
         return None
 
 
@@ -126,10 +134,12 @@ def fit(
         divergent transition, max R-hat > 1.01, or min bulk ESS under 10% of the draws,
         i.e. 400 at 4 x 1,000: Vehtari et al. 2021's thresholds) the posterior is
         sampled again (same seed) at 0.99 with twice the tuning steps, and that run is
-        kept. Divergences mean the sampler missed part of the posterior (overlapping
-        components give it regions of very different curvature); the smaller steps and
-        longer trajectories of the second run usually remove them and mix better; it
-        costs 2-4 times the first, on top of it. A number: that rate, one run.
+        kept, whatever its figures (choosing between runs by their diagnostics would
+        be a selection of its own). Divergences mean the sampler missed part of the
+        posterior (overlapping components give it regions of very different
+        curvature); the smaller steps and longer trajectories of the second run
+        usually remove them and mix better; it costs 2-4 times the first, on top of
+        it. A number: that rate, one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
@@ -144,9 +154,9 @@ def fit(
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
         (``json.loads`` it) listing each run's target_accept, tune, divergences,
-        max_rhat, min_ess_bulk, sampler and backend (``"native"``: nutpie calls the
-        compiled log-density directly; ``"pyfunc"``: through Python, the fallback for
-        other nutpie versions).
+        max_rhat, min_ess_bulk, failed (the checks it failed), sampler and backend
+        (``"native"``: nutpie calls the compiled log-density directly; ``"pyfunc"``:
+        through Python, the fallback for other nutpie versions).
 
     Warns
     -----
@@ -190,16 +200,19 @@ def fit(
             from .errors import SamplingWarning
 
             warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
-                          "the first run, whose divergences are reported.",
+                          "the first run (its checks are in attrs['sampling_runs']).",
                           SamplingWarning, stacklevel=2)
             break
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
         rhat, ess = _convergence(post)
+        failed = [name for name, bad in (
+            ("divergences", n_div > 0), ("max_rhat", rhat > RERUN_RHAT),
+            ("min_ess_bulk", ess < RERUN_EFFICIENCY * chains * draws)) if bad]
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
                      "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
-                     "sampler": sampler,
+                     "failed": failed, "sampler": sampler,
                      "backend": stats.attrs.get("nutpie_backend", sampler)})
-        if not (n_div or rhat > RERUN_RHAT or ess < RERUN_EFFICIENCY * chains * draws):
+        if not failed:
             break
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
                    log_likelihood)

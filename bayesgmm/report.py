@@ -160,13 +160,14 @@ def _runs_sentence(runs_json: Any) -> str:
     if len(runs) < 2:
         return ""
     first, kept = runs[0], runs[-1]
+    failed = first.get("failed", ["divergences"])
     why = []
-    if first.get("divergences"):
+    if "divergences" in failed:
         why.append(f"{first['divergences']} divergent transitions")
-    if "max_rhat" in first:
-        why.append(f"max R-hat {first['max_rhat']:.3f}")
-    if "min_ess_bulk" in first:
-        why.append(f"min bulk ESS {first['min_ess_bulk']:.0f}")
+    if "max_rhat" in failed:
+        why.append(f"max R-hat {first['max_rhat']:.3f} (> 1.01)")
+    if "min_ess_bulk" in failed:
+        why.append(f"min bulk ESS {first['min_ess_bulk']:.0f} (under 10% of the draws)")
     return (f"Sampled twice: the run at target_accept {first['target_accept']} gave "
             f"{', '.join(why)}; the results here are from the run at target_accept "
             f"{kept['target_accept']} with {kept['tune']} tuning steps.")

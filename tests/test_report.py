@@ -119,12 +119,16 @@ def test_report_says_why_the_sampler_ran_twice():
     from bayesgmm.report import _runs_sentence
 
     runs = [{"target_accept": 0.8, "tune": 1000, "divergences": 12, "max_rhat": 1.0234,
-             "min_ess_bulk": 180.4},
+             "min_ess_bulk": 180.4, "failed": ["divergences", "max_rhat", "min_ess_bulk"]},
             {"target_accept": 0.99, "tune": 2000, "divergences": 0, "max_rhat": 1.004,
              "min_ess_bulk": 812.0}]
     text = _runs_sentence(json.dumps(runs))
     assert "12 divergent transitions" in text and "max R-hat 1.023" in text
     assert "min bulk ESS 180" in text and "0.99 with 2000 tuning steps" in text
+    # only what failed is given as the reason
+    runs[0].update(divergences=0, max_rhat=1.004, failed=["min_ess_bulk"])
+    text = _runs_sentence(json.dumps(runs))
+    assert "min bulk ESS 180" in text and "R-hat" not in text and "divergent" not in text
     assert _runs_sentence(json.dumps(runs[:1])) == ""  # one run: nothing to explain
     assert _runs_sentence("not json") == ""
 
