@@ -1,5 +1,6 @@
 """bayesgmm: Gaussian mixtures with honest uncertainty and measurement errors."""
 
+from . import _numba_cache  # noqa: F401  (first: numba's cache stamps for the package)
 from .em import GaussianMixtureEM
 from .errors import ConvergenceWarning, DataError, SamplingError, SamplingWarning
 from .selection import SelectionResult, select_n_components

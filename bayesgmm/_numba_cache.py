@@ -1,0 +1,74 @@
+"""numba's on-disk cache, invalidated by a change to any of bayesgmm's numba modules.
+
+numba stamps a cached function with the content of the file that defines it, not with
+the functions it calls, although their machine code is linked into it: after an edit
+of ``_mixture_kernels.py`` (or an upgrade that changes it) the cached
+``_logdensity.logp_and_grad`` or the C callbacks of ``_nutpie_model`` would keep the old
+kernel. The locators below, put first in numba's list and used for bayesgmm's own files
+only, stamp every cached function of the package with one hash of all its modules that
+use numba, so any change there recompiles them all once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.cache
+def package_stamp() -> str:
+    """The stamp of this package's numba sources (computed once per process)."""
+    return sources_stamp(_PACKAGE)
+
+
+def sources_stamp(directory: Path) -> str:
+    """SHA-256 over the sources of the modules in ``directory`` that import numba."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.py")):
+        text = path.read_bytes()
+        if b"from numba" in text or b"import numba" in text:
+            digest.update(path.name.encode() + b"\0" + text + b"\0")
+    return digest.hexdigest()
+
+
+def _ours(py_file: str) -> bool:
+    try:
+        return Path(py_file).resolve().parent == _PACKAGE
+    except OSError:
+        return False
+
+
+def install() -> None:
+    """Put the package-stamped locators first in numba's list (once)."""
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # numba < 0.62: private
+    classes = impl._locator_classes
+    if any(getattr(c, "_bayesgmm", False) for c in classes):
+        return
+
+    def stamped(base):
+        class Locator(base):
+            _bayesgmm = True
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                return super().from_function(py_func, py_file) if _ours(py_file) else None
+
+            def get_source_stamp(self):
+                return package_stamp()
+
+        Locator.__name__ = f"BayesgmmPackage{base.__name__}"
+        return Locator
+
+    classes[:0] = [stamped(caching.InTreeCacheLocator),
+                   stamped(caching.UserWideCacheLocator)]
+
+
+try:
+    install()
+except (ImportError, AttributeError):  # another numba: its own per-file stamps apply
+    pass
