@@ -27,8 +27,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
-from . import _pair_coords
-from ._logdensity import logp_and_grad, unpack
+from ._pair_coords import sampler_logp_and_grad, sampler_unpack
 
 #: header layout (int64): n, K, the addresses of z, eps2, alpha, mu_mu, mu_sd, sig_sd and
 #: consts = (log_scale_n, loc, scale), then the paired component j (-1: PyMC's coordinates)
@@ -81,11 +80,8 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
             return -1
         x = carray(x_, (dim,))
         grad = carray(grad_, (dim,))
-        if pair >= 0:
-            value, g = _pair_coords.logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                                  consts[0], pair)
-        else:
-            value, g = logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0])
+        value, g = sampler_logp_and_grad(x, z, eps2, alpha, mu_mu, mu_sd, sig_sd, consts[0],
+                                         pair)
         logp[0] = value
         finite = True
         for j in range(dim):
@@ -109,10 +105,7 @@ def _c_expand(dim, n_expanded, x_, out_, user_data):
             return -1
         x = carray(x_, (dim,))
         out = carray(out_, (n_expanded,))
-        if pair >= 0:
-            w, mu, sigma = _pair_coords.unpack(x, K, pair)
-        else:
-            w, mu, sigma = unpack(x, K)
+        w, mu, sigma = sampler_unpack(x, K, pair)
         for k in range(K):
             out[k] = w[k]
             out[K + k] = consts[1] + consts[2] * mu[k]

@@ -46,6 +46,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import _logdensity
 from ._mixture_kernels import _fused
 
 # error_model="numpy": a weight that underflows to 0 gives inf/NaN (which the sampler
@@ -199,6 +200,22 @@ def logp_and_grad(phi, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, j):
                     + jac[2 * K + k, d] * dsig[k])
         grad[d] += acc
     return logp, grad
+
+
+@njit(**_OPTS)
+def sampler_logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, pair):
+    """The sampler's log-density: pair coordinates for ``pair >= 0``, else PyMC's."""
+    if pair >= 0:
+        return logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, pair)
+    return _logdensity.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n)
+
+
+@njit(**_OPTS)
+def sampler_unpack(theta, K, pair):
+    """(w, mu, sigma) from the sampler's coordinates (see :func:`sampler_logp_and_grad`)."""
+    if pair >= 0:
+        return unpack(theta, K, pair)
+    return _logdensity.unpack(theta, K)
 
 
 def pack(w: np.ndarray, mu: np.ndarray, sigma: np.ndarray, j: int) -> np.ndarray:

@@ -293,25 +293,19 @@ def _pyfunc_model(K: int) -> Any:
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from . import _logdensity, _pair_coords
+    from ._pair_coords import sampler_logp_and_grad, sampler_unpack
 
     def make_logp_fn():
         def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
                  pair):
-            if pair >= 0:
-                return _pair_coords.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd,
-                                                  sig_sd, float(log_scale_n), int(pair))
-            return _logdensity.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                             float(log_scale_n))
+            return sampler_logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
+                                         float(log_scale_n), int(pair))
 
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
         def expand(theta, *, loc, scale, pair, **_):
-            if pair >= 0:
-                w, mu, sigma = _pair_coords.unpack(theta, K, int(pair))
-            else:
-                w, mu, sigma = _logdensity.unpack(theta, K)
+            w, mu, sigma = sampler_unpack(theta, K, int(pair))
             return {"weights": w, "means": float(loc) + float(scale) * mu,
                     "sigmas": float(scale) * sigma}
 
