@@ -95,8 +95,11 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
+        # first fits, with and without errors: EM's kernels for either compile here when
+        # the on-disk cache is cold
         fit(noisy.x, 2, X_err=noisy.x_err, draws=20, tune=20, chains=1, progressbar=False,
             random_seed=0)
+        fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
         other = simulate(150, [0.3, 0.7], [10.0, 14.0], [1.0, 1.0], random_seed=1)
         with numba_event.install_recorder("numba:compile") as compiled:
             dt = fit(other.x, 2, draws=100, tune=200, chains=1, progressbar=False,
