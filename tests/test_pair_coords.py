@@ -29,15 +29,62 @@ def _numerical_log_jacobian(phi, K, j, h=1e-6):
     return np.log(abs(np.linalg.det(jac)))
 
 
+def _bound(phi, K, j):
+    """How far apart (in units of the pair's sd S) its neighbours let the pair go."""
+    far = phi.copy()
+    far[-2] = np.copysign(1e3, phi[-2])
+    w, mu, sigma = _pair_coords.unpack(far, K, j)
+    return (mu[j + 1] - mu[j]) / np.exp(phi[2 * (K - 1) - 1 + j])
+
+
+def _unsaturated(phi, K, j):
+    """``phi`` with the gap t2 at most twice its bound: past it, t2 saturates (tanh) and
+    no finite-precision inverse or difference quotient can resolve it."""
+    out = phi.copy()
+    out[-2] = np.copysign(min(abs(phi[-2]), 2.0 * _bound(phi, K, j)), phi[-2])
+    return out
+
+
+def _mirror(phi):
+    """The same ordered parameters: the pair's split coordinates negated."""
+    out = phi.copy()
+    out[-3:] *= -1.0
+    return out
+
+
 @pytest.mark.parametrize(("K", "j"), CASES)
-def test_bijection_onto_ordered_parameters(K, j):
+def test_onto_ordered_parameters_each_half_a_bijection(K, j):
+    # t2 >= 0 and its mirror t2 <= 0 each map one-to-one onto the ordered parameters;
+    # pack returns the t2 >= 0 half
     rng = np.random.default_rng(10 * K + j)
     for _ in range(20):
-        phi = rng.normal(scale=1.5, size=3 * K - 1)
+        phi = _unsaturated(rng.normal(scale=1.5, size=3 * K - 1), K, j)
         w, mu, sigma = _pair_coords.unpack(phi, K, j)
         assert np.isclose(w.sum(), 1.0) and np.all(w > 0)
         assert np.all(np.diff(mu) > 0) and np.all(sigma > 0)
-        np.testing.assert_allclose(_pair_coords.pack(w, mu, sigma, j), phi, atol=1e-9)
+        for a, b in zip((w, mu, sigma), _pair_coords.unpack(_mirror(phi), K, j), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        upper = phi if phi[-2] >= 0 else _mirror(phi)
+        np.testing.assert_allclose(_pair_coords.pack(w, mu, sigma, j), upper, atol=1e-9)
+
+
+@pytest.mark.parametrize(("K", "j"), [(2, 0), (3, 0), (3, 1)])
+def test_density_smooth_across_the_fold(K, j):
+    # at t2 = 0 the pair's means coincide and the two halves meet: with exchangeable
+    # priors the log-density and its gradient are continuous there (the sampler crosses
+    # it freely instead of running into a boundary at logit 0 = -inf): across a step of
+    # 2e-7 the log-density changes as its slope says (to 1e-9) and the gradient by O(1e-7)
+    rng = np.random.default_rng(K + j)
+    z = rng.normal(size=100)
+    args = (z, np.zeros_like(z), np.full(K, 1.5), np.zeros(K), np.full(K, 2.0),
+            np.ones(K), 0.0, j)
+    for _ in range(5):
+        phi = 0.7 * rng.normal(size=3 * K - 1)
+        lo, hi = phi.copy(), phi.copy()
+        lo[-2], hi[-2] = -1e-7, 1e-7
+        (lp_lo, g_lo), (lp_hi, g_hi) = (_pair_coords.logp_and_grad(p, *args) for p in (lo, hi))
+        assert lp_hi - lp_lo == pytest.approx(2e-7 * g_hi[-2], abs=1e-9)
+        np.testing.assert_allclose(g_lo, g_hi, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("K", "j"), CASES)
@@ -45,7 +92,7 @@ def test_log_jacobian_matches_numerical_determinant(K, j):
     # central differences at h = 1e-6 are good to ~1e-8 relative here; 1e-6 leaves room
     rng = np.random.default_rng(100 + 10 * K + j)
     for _ in range(6):
-        phi = rng.normal(size=3 * K - 1)
+        phi = _unsaturated(rng.normal(size=3 * K - 1), K, j)
         expected = _numerical_log_jacobian(phi, K, j)
         assert _pair_coords.log_jacobian(phi, K, j) == pytest.approx(expected, abs=1e-6)
     if K > 2:  # also where a neighbour bounds how far apart the pair may be
@@ -53,7 +100,10 @@ def test_log_jacobian_matches_numerical_determinant(K, j):
         o = 3 * K - 4
         phi[o] = 3.0 if j < K - 2 else -3.0  # the pair's weight on the side away from it
         phi[2 * (K - 1) - 1 + j] = 2.5  # and the pair wide: its neighbour is in the way
-        phi[o + 1] = 6.0  # the pair almost as far apart as the neighbour allows
+        # the pair almost as far apart as the neighbour allows: t2 is the gap in units
+        # of S up to the bound B, where it saturates (tanh(3) = 0.995 of the way)
+        phi[o + 1] = 1.0  # t2 > 0: the half where f is as set
+        phi[o + 1] = 3.0 * _bound(phi, K, j)
         w, mu, sigma = _pair_coords.unpack(phi, K, j)
         gap = mu[j + 2] - mu[j + 1] if j < K - 2 else mu[j] - mu[j - 1]
         assert gap < 0.01 * (mu[j + 1] - mu[j])  # the bound is what holds them in
