@@ -111,8 +111,9 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chains", type=_positive_int, default=4, metavar="C")
     p.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
     p.add_argument("--target-accept", type=_probability, default=None, metavar="A",
-                   help="NUTS target acceptance (default: 0.8, then 0.99 if any "
-                        "transition diverged)")
+                   help="NUTS target acceptance (default: 0.8, and a second run with "
+                        "twice the tuning if that one fails a check: at 0.99 after "
+                        "divergences, at 0.8 after R-hat > 1.01 or ESS < 10%% of draws)")
     p.add_argument("--seed", type=int, default=None, metavar="S")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
