@@ -32,10 +32,10 @@ def _fit(*args, **kwargs):
 
 
 def test_seed000_k2_meets_targets():
-    # 50 points, one component of ~9. With the pair coordinates and the second run after
-    # a failed check, the target is met on 29 of 32 seeds (0-31); the misses have max
-    # R-hat 1.011-1.012 with min bulk ESS over 550, never a divergence. At ESS ~500 a max
-    # R-hat over six quantities sits at ~1.01. This runs seed 12 (R-hat 1.005, ESS 560,
+    # 50 points, one component of ~9. With the folded pair coordinates and the second
+    # run after a failed check, the target is met on 31 of 32 seeds (0-31; 22 in one
+    # run); the miss has max R-hat 1.013 with min bulk ESS 475. At ESS ~500-700 a max
+    # R-hat over six quantities sits near 1.01. This runs seed 12 (R-hat 1.003, ESS 561,
     # one run, when measured).
     dt, warned = _fit(seed000_data(), 2, random_seed=12)
     rhat, ess, div = _quality(dt)
@@ -92,13 +92,13 @@ def test_recovery_in_data_units(scale, offset):
 
 def test_seed001_k3_overlapping():
     # Seed 001's 1,000 points with K = 3: two heavily overlapping components. The
-    # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here. At
-    # target_accept 0.8 this posterior gives divergences (regions of very different
-    # curvature along the overlapping pair's ridge), so fit samples again at 0.99 with
-    # twice the tuning. In the pair coordinates (bayesgmm._pair_coords) the target is
-    # met on 16 of 24 seeds (0-23), ESS 281-995; the misses have R-hat 1.010-1.021 (one
-    # with 6 divergences left). (PyMC's coordinates: 2 of 4, ESS 236-519, each fit
-    # ~4 times slower.) This runs seed 11 (R-hat 1.004, ESS 889 when measured).
+    # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here. In the
+    # folded pair coordinates (bayesgmm._pair_coords) the target is met on 24 of 24
+    # seeds (0-23): 17 in the first run at 0.8 (ESS 970-1,390, ~3 s), 7 after one
+    # divergence there, through the second run at 0.99 (ESS 955-1,508). (Unfolded pair
+    # coordinates: 16 of 24, every first run divergent; PyMC's coordinates: 2 of 4, each
+    # fit ~4 times slower.) This runs seed 11 (one run, R-hat 1.003, ESS 1,122 when
+    # measured).
     import json
 
     dt, warned = _fit(seed001_data(), 3, random_seed=11)
