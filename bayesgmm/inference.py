@@ -58,14 +58,21 @@ def _convergence(post: Any) -> tuple[float, float]:
     return rhat, ess
 
 
-def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray) -> tuple[int, np.ndarray]:
-    """(pair, start): the coordinates nutpie samples in, and the EM start in them."""
+def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray,
+                    hyper: dict[str, np.ndarray]) -> tuple[int, np.ndarray]:
+    """(pair, start): the coordinates nutpie samples in, and the EM start in them.
+
+    The pair is the most overlapping adjacent pair whose two components have the same
+    priors (:func:`bayesgmm._pair_coords.choose_pair`); none: PyMC's coordinates.
+    """
     if COORDS != "pair" or K < 2:
         return -1, theta0
     from . import _logdensity, _pair_coords
 
     w, mu, sigma = _logdensity.unpack(theta0, K)
-    pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)))
+    pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)), hyper)
+    if pair < 0:
+        return -1, theta0
     return pair, _pair_coords.pack(w, mu, sigma, pair)
 
 
@@ -156,9 +163,11 @@ def fit(
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
         (``json.loads`` it) listing each run's target_accept, tune, divergences,
-        max_rhat, min_ess_bulk, failed (the checks it failed), sampler and backend
+        max_rhat, min_ess_bulk, failed (the checks it failed), sampler, backend
         (``"native"``: nutpie calls the compiled log-density directly; ``"pyfunc"``:
-        through Python, the fallback for other nutpie versions).
+        through Python, the fallback for other nutpie versions) and pair (the j of the
+        components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
+        coordinates, as when no adjacent pair has equal priors).
 
     Warns
     -----
@@ -212,7 +221,8 @@ def fit(
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
                      "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
                      "failed": failed, "sampler": sampler,
-                     "backend": stats.attrs.get("nutpie_backend", sampler)})
+                     "backend": stats.attrs.get("nutpie_backend", sampler),
+                     "pair": int(stats.attrs.get("sampler_pair", -1))})
         if failed and target_accept is None and len(runs) == 1:
             # divergences: smaller steps; poor mixing alone: longer adaptation
             schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept, 2 * max(tune, 1)))
@@ -359,7 +369,7 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
     # but rounding, and without it x -> 2x gives exactly twice the draws
 
-    pair, start = _sampler_coords(theta0, K, eps2)
+    pair, start = _sampler_coords(theta0, K, eps2, hyper)
 
     # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
     # jitter the EM start with it, so the same seed gives the same chains
@@ -382,6 +392,7 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
     stats.attrs["nutpie_backend"] = backend
+    stats.attrs["sampler_pair"] = pair
     return post[["weights", "means", "sigmas"]], stats
 
 

@@ -33,7 +33,7 @@ def _fit(*args, **kwargs):
 
 def test_seed000_k2_meets_targets():
     # 50 points, one component of ~9. With the folded pair coordinates and the second
-    # run after a failed check, the target is met on 31 of 32 seeds (0-31; 22 in one
+    # run after a failed check, the target is met on 31 of 32 seeds (0-31; 21 in one
     # run); the miss has max R-hat 1.013 with min bulk ESS 475. At ESS ~500-700 a max
     # R-hat over six quantities sits near 1.01. This runs seed 12 (R-hat 1.003, ESS 561,
     # one run, when measured).
