@@ -94,11 +94,11 @@ def test_seed001_k3_overlapping():
     # Seed 001's 1,000 points with K = 3: two heavily overlapping components. The
     # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here. In the
     # folded pair coordinates (bayesgmm._pair_coords) the target is met on 24 of 24
-    # seeds (0-23): 17 in the first run at 0.8 (ESS 970-1,390, ~3 s), 7 after one
-    # divergence there, through the second run at 0.99 (ESS 955-1,508). (Unfolded pair
-    # coordinates: 16 of 24, every first run divergent; PyMC's coordinates: 2 of 4, each
-    # fit ~4 times slower.) This runs seed 11 (one run, R-hat 1.003, ESS 1,122 when
-    # measured).
+    # seeds (0-23): 19 in the first run at 0.8 (ESS 885-1,428, ~3 s), 5 after 1-4
+    # divergences there, through the second run at 0.99 (ESS 1,062-1,298). (Unfolded
+    # pair coordinates: 16 of 24, every first run divergent; PyMC's coordinates: 2 of 4,
+    # each fit ~4 times slower.) This runs seed 11 (two runs, R-hat 1.004, ESS 1,298
+    # when measured).
     import json
 
     dt, warned = _fit(seed001_data(), 3, random_seed=11)
