@@ -71,7 +71,10 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
     # nutpie's return codes (compile_pymc._make_c_logp_func): 0 success; 1 an error; 3
     # gradient, 4 log-density not finite (3 and 4 are recoverable: a divergent step).
     # An exception must not escape: numba would print it and return 0, i.e. "success"
-    # with whatever was in the buffers.
+    # with whatever was in the buffers. The only ones the density raises are complex
+    # divisions by zero where a weight or width underflows (|logit f| or |log S| past
+    # ~745, which only a diverging trajectory reaches): a log-density that is not
+    # finite there, so 4, a divergent step, never an error that would stop the chain.
     logp = carray(logp_, (1,))
     logp[0] = np.nan
     try:
@@ -89,7 +92,7 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
             if not np.isfinite(g[j]):
                 finite = False
     except Exception:  # noqa: BLE001
-        return 1
+        return 4
     if not finite:
         return 3
     if not np.isfinite(value):

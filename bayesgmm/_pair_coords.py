@@ -12,10 +12,11 @@ as one unit (weight W, mean M, standard deviation S of the two together) plus th
 split coordinates (Richardson & Green 1997's split move):
 
 - logit f, f = w_j / W the share of the left component;
-- t2, the gap between the two means in units of S, (mu_{j+1} - mu_j) / S, where the
-  neighbours leave room: the moment-matching split needs u2 = sqrt(between-variance /
-  S^2) = t2 sqrt(f (1 - f)) below a bound b <= 1 (1: the widths stay positive; less where
-  a neighbour would otherwise be overtaken, so the means remain ordered), and
+- t2, the gap between the two means in units of S, (mu_{j+1} - mu_j) / S, while it is
+  small against the room there is (it saturates beyond): the moment-matching split
+  needs u2 = sqrt(between-variance / S^2) = t2 sqrt(f (1 - f)) below a bound b <= 1
+  (1: the widths stay positive; less where a neighbour would otherwise be overtaken, so
+  the means remain ordered), and
   u2 = b tanh(t2 sqrt(f (1 - f)) / b) is t2 sqrt(f (1 - f)) far from the bound and
   saturates at it;
 - r = log(sigma_j / sigma_{j+1}), the ratio of the widths.
@@ -30,8 +31,9 @@ parametrisation: with the ordered one, the region where the two means nearly coi
 left tail with a funnel in r (seed 001: 10% of the posterior, skewness -1.4, kurtosis
 6-8, the lowest ESS of all coordinates); across the fold it is an ordinary stretch of a
 smooth density. With exchangeable priors on the pair (the defaults) the density and its
-gradient are continuous at t2 = 0 (tested); with different priors for its two
-components they jump there, so :func:`choose_pair` only takes pairs with equal priors.
+gradient are continuous at t2 = 0 (tested); with different weight or width priors for
+its two components the density jumps there, so :func:`choose_pair` only takes pairs whose
+weight and width priors are equal (different mean priors leave a kink in the gradient).
 
 **The gap in units of S** rather than u2 keeps a small component's coordinates on the
 same scale as a large one's: u2 -> 0 as sqrt(f) when the left component's share f -> 0,
@@ -80,6 +82,7 @@ from ._mixture_kernels import _fused
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 _LOG2PI = math.log(2.0 * math.pi)
 _H = 1e-30  # complex step
+_FAR = 20.0  # tanh's argument past which 1 - tanh is handled through its log
 _EMPTY = np.empty(0)
 
 
@@ -95,10 +98,17 @@ def _logistic(t):
 
 @njit(**_OPTS)
 def _tanh(a):
-    """(l, 1 - l) for l = tanh(a), a >= 0, without overflow or cancellation (complex a)."""
+    """(l, 1 - l, log(1 - l)) for l = tanh(a), a >= 0 (complex a).
+
+    Without overflow or cancellation; log(1 - l) comes from a itself far out, where
+    1 - l (and the imaginary part of a complex step through it) would underflow.
+    """
     e2 = np.exp(-2.0 * a)
     lam = np.tanh(a) if a.real < 1.0 else (1.0 - e2) / (1.0 + e2)
-    return lam, 2.0 * e2 / (1.0 + e2)
+    one_m_lam = 2.0 * e2 / (1.0 + e2)
+    if a.real < _FAR:
+        return lam, one_m_lam, np.log(one_m_lam)
+    return lam, one_m_lam, math.log(2.0) - 2.0 * a - np.log(1.0 + e2)
 
 
 @njit(**_OPTS)
@@ -151,10 +161,14 @@ def _unpack(phi, K, j):
     # far from the bound b / sqrt(f g): u2 = b tanh(t2 sqrt(f g) / b)
     # (a neighbour on top of the pair's mean, b = 0 after rounding: no room, u2 = 0)
     a = sign * phi[o + 1] * np.sqrt(f * g) * (1.0 / b if b.real > 0.0 else one * 1e300)
-    lam, one_m_lam = _tanh(a)
+    lam, one_m_lam, log_one_m_lam = _tanh(a)
     u2 = b * lam
     one_m_u2 = 1.0 - u2 if bounded else one_m_lam
     within = one_m_u2 * (1.0 + u2)  # 1 - u2^2: share of the variance within components
+    if bounded or a.real < _FAR:
+        log_within = np.log(within)
+    else:  # 1 - u2 = 1 - lam, whose log is known where it underflows
+        log_within = log_one_m_lam + np.log(1.0 + u2)
     u3, one_m_u3 = _logistic(sign * (2.0 * phi[o + 2] + phi[o]))
     w = np.empty(K, dtype=phi.dtype)
     mu = np.empty(K, dtype=phi.dtype)
@@ -168,15 +182,22 @@ def _unpack(phi, K, j):
     log_gap_per_u2 = np.log(S) - 0.5 * (np.log(f) + np.log(g))
     mu[j] = M - u2 * S * rho
     mu[j + 1] = mu[j] + u2 * np.exp(log_gap_per_u2)
-    sigma[j] = S * np.sqrt(u3 * within / f)
-    sigma[j + 1] = S * np.sqrt(one_m_u3 * within / g)
+    if bounded or a.real < _FAR:
+        sigma[j] = S * np.sqrt(u3 * within / f)
+        sigma[j + 1] = S * np.sqrt(one_m_u3 * within / g)
+        log_sigmas = np.log(sigma[j]) + np.log(sigma[j + 1])
+    else:  # from logs: the widths may underflow where their logs do not
+        log_sj = np.log(S) + 0.5 * (np.log(u3) + log_within - np.log(f))
+        log_sj1 = np.log(S) + 0.5 * (np.log(one_m_u3) + log_within - np.log(g))
+        sigma[j], sigma[j + 1] = np.exp(log_sj), np.exp(log_sj1)
+        log_sigmas = log_sj + log_sj1
     # log|Jacobian| of the pair: logistic(f), b * tanh'(t2) = b (1 - lam)(1 + lam),
     # 2 u3 (1 - u3) from r, 2 S^2 from log S, Richardson & Green's W |mu_{j+1} - mu_j|
     # s_j^2 s_{j+1}^2 / (u2 (1 - u2^2) u3 (1 - u3) S^2), and 1 / (2 s) from s^2 to s (the
     # mirror's sign flips have |det| 1); it simplifies to
-    logj += (np.log(f) + np.log(g) + np.log(one_m_lam) + np.log(1.0 + lam) + np.log(W)
+    logj += (np.log(f) + np.log(g) + log_one_m_lam + np.log(1.0 + lam) + np.log(W)
              + 0.5 * (np.log(f) + np.log(g)) + log_gap_per_u2
-             + np.log(sigma[j]) + np.log(sigma[j + 1]) - np.log(within))
+             + log_sigmas - log_within)
     return w, mu, sigma, logj
 
 
@@ -295,20 +316,22 @@ def choose_pair(mu: np.ndarray, sigma: np.ndarray, mean_err2: float = 0.0,
     """Index j of the adjacent pair (j, j + 1) that overlaps most (sorted means).
 
     With ``hyper`` (the standardized priors: alpha, mu_mu, mu_sigma, sigma_sigma), only
-    pairs whose two components have the same priors qualify, and -1 (no pair: PyMC's
-    coordinates) is returned when none does. The fold needs it: its two halves meet
-    where the pair's means coincide, at the parameters with the pair's weights and
-    widths swapped, and only equal priors give both the same density there. With
-    different priors the density jumps at t2 = 0 (the posterior is still right, but
-    NUTS adapts its step size down to nothing trying to cross the cliff; measured:
-    R-hat 2.6 at target_accept 0.99 with Dirichlet(1, 4)).
+    pairs whose two components have the same weight and width priors qualify, and -1
+    (no pair: PyMC's coordinates) is returned when none does. The fold needs it: its
+    two halves meet where the pair's means coincide, at the parameters with the pair's
+    weights and widths swapped, and only equal priors on those give both the same
+    density there. With different ones the density jumps at t2 = 0 (the posterior is
+    still right, but NUTS adapts its step size down to nothing trying to cross the
+    cliff; measured: R-hat 2.6 at target_accept 0.99 with Dirichlet(1, 4)). Different
+    priors on the two means do not matter there (both means are M): they leave a kink
+    in the gradient, like the neighbours' bound b.
     """
     mu, sigma = np.asarray(mu, dtype=float), np.asarray(sigma, dtype=float)
     spread = np.sqrt(sigma[:-1] ** 2 + sigma[1:] ** 2 + 2.0 * mean_err2)
     overlap = np.diff(mu) / spread
     if hyper is not None:
         same = np.ones(overlap.size, dtype=bool)
-        for name in ("alpha", "mu_mu", "mu_sigma", "sigma_sigma"):
+        for name in ("alpha", "sigma_sigma"):
             v = np.asarray(hyper[name], dtype=float)
             same &= v[:-1] == v[1:]
         if not same.any():

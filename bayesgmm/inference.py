@@ -24,9 +24,10 @@ START_JITTER = 0.1
 #: nutpie mass-matrix adaptation. "draw_diag" (diagonal, from draws) gave the best R-hat and
 #: ESS on the seeds' data among "diag", "draw_diag" and "low_rank" (see the issue note).
 ADAPTATION = "draw_diag"
-#: target_accept of the first run and of the run repeated when the first fails a check
+#: target_accept of the first run, and of the second when the first had divergences
+#: (after poor mixing alone the second keeps the first's; either way with 2x tune)
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
-#: the first run is repeated (more carefully) when any transition diverged, the largest
+#: the first run is repeated when any transition diverged, the largest
 #: rank-normalised R-hat of weights/means/sigmas exceeds RERUN_RHAT, or their smallest
 #: bulk ESS is under RERUN_EFFICIENCY of the draws (at 4 x 1,000 draws: 400, i.e. the
 #: 100 per chain of Vehtari et al. 2021, whose R-hat threshold is the 1.01 here)
@@ -127,9 +128,10 @@ def fit(
         ``"nutpie"`` samples a fused, compiled log-density (identical to the
         :func:`build_model` model's, checked by the tests) with nutpie: nothing is
         compiled per fit, so repeated fits (several K, new data) cost only sampling.
-        It samples in coordinates where the most overlapping pair of components is
-        one unit (weight, mean and sd of the two) plus how it splits; the posterior is
-        the same, the sampler mixes better on overlapping components
+        It samples in coordinates where the most overlapping adjacent pair of
+        components (among those with equal weight and width priors) is one unit
+        (weight, mean and sd of the two) plus how it splits; the posterior is the
+        same, the sampler mixes better on overlapping components
         (``bayesgmm._pair_coords``).
         ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
     random_seed : int, numpy.random.Generator or None
