@@ -41,8 +41,8 @@ so in u2 (or logit u2) a small component is a funnel; its gap to the other in un
 stays O(1).
 
 Measured on seed 001 (K = 3, 4 x 1,000 draws, seeds 0-23): the first run at
-target_accept 0.8 meets the sampling target on 19 of 24 seeds (~13 leapfrog steps per
-draw, min bulk ESS 885-1,428, ~3 s) against 0 of 24 with logit(u2/b) (every first run
+target_accept 0.8 meets the sampling target on 24 of 24 seeds (~13 leapfrog steps per
+draw, min bulk ESS 779-1,401, ~3 s) against 0 of 24 with logit(u2/b) (every first run
 failed a check; the second run at 0.99 then reached ESS 281-995 with ~40 steps per
 draw).
 The map is a bijection onto the ordered model's parameter space on each half, so the
