@@ -146,6 +146,7 @@ def _unpack(phi, K, j):
     # the split's sign: t2 < 0 is the mirror image (f, r -> 1 - f, -r), see the module doc
     sign = 1.0 if phi[o + 1].real >= 0.0 else -1.0
     f, g = _logistic(sign * phi[o])  # f and 1 - f
+    log_f, log_g = np.log(f), np.log(g)
     rho = np.sqrt(g / f)  # sqrt(w_{j+1} / w_j)
     b = one
     bounded = False  # by a neighbour: u2 < b < 1
@@ -165,9 +166,10 @@ def _unpack(phi, K, j):
     u2 = b * lam
     one_m_u2 = 1.0 - u2 if bounded else one_m_lam
     within = one_m_u2 * (1.0 + u2)  # 1 - u2^2: share of the variance within components
-    if bounded or a.real < _FAR:
+    near = bounded or a.real < _FAR  # else 1 - u2 = 1 - lam may underflow: use its log
+    if near:
         log_within = np.log(within)
-    else:  # 1 - u2 = 1 - lam, whose log is known where it underflows
+    else:
         log_within = log_one_m_lam + np.log(1.0 + u2)
     u3, one_m_u3 = _logistic(sign * (2.0 * phi[o + 2] + phi[o]))
     w = np.empty(K, dtype=phi.dtype)
@@ -179,24 +181,25 @@ def _unpack(phi, K, j):
     w[j], w[j + 1] = f * W, g * W
     # the gap mu_{j+1} - mu_j = u2 S (rho + 1/rho) = u2 S / sqrt(f g), computed as such:
     # the difference of M -/+ u2 S rho^(+-1) cancels when the two are close
-    log_gap_per_u2 = np.log(S) - 0.5 * (np.log(f) + np.log(g))
+    log_S = np.log(S)
+    log_gap_per_u2 = log_S - 0.5 * (log_f + log_g)
     mu[j] = M - u2 * S * rho
     mu[j + 1] = mu[j] + u2 * np.exp(log_gap_per_u2)
-    if bounded or a.real < _FAR:
+    if near:
         sigma[j] = S * np.sqrt(u3 * within / f)
         sigma[j + 1] = S * np.sqrt(one_m_u3 * within / g)
         log_sigmas = np.log(sigma[j]) + np.log(sigma[j + 1])
     else:  # from logs: the widths may underflow where their logs do not
-        log_sj = np.log(S) + 0.5 * (np.log(u3) + log_within - np.log(f))
-        log_sj1 = np.log(S) + 0.5 * (np.log(one_m_u3) + log_within - np.log(g))
+        log_sj = log_S + 0.5 * (np.log(u3) + log_within - log_f)
+        log_sj1 = log_S + 0.5 * (np.log(one_m_u3) + log_within - log_g)
         sigma[j], sigma[j + 1] = np.exp(log_sj), np.exp(log_sj1)
         log_sigmas = log_sj + log_sj1
     # log|Jacobian| of the pair: logistic(f), b * tanh'(t2) = b (1 - lam)(1 + lam),
     # 2 u3 (1 - u3) from r, 2 S^2 from log S, Richardson & Green's W |mu_{j+1} - mu_j|
     # s_j^2 s_{j+1}^2 / (u2 (1 - u2^2) u3 (1 - u3) S^2), and 1 / (2 s) from s^2 to s (the
     # mirror's sign flips have |det| 1); it simplifies to
-    logj += (np.log(f) + np.log(g) + log_one_m_lam + np.log(1.0 + lam) + np.log(W)
-             + 0.5 * (np.log(f) + np.log(g)) + log_gap_per_u2
+    logj += (log_f + log_g + log_one_m_lam + np.log(1.0 + lam) + np.log(W)
+             + 0.5 * (log_f + log_g) + log_gap_per_u2
              + log_sigmas - log_within)
     return w, mu, sigma, logj
 
