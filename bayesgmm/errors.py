@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "DataError", "SamplingError", "SamplingWarning"]
+from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "NotFittedError",
+    "SamplingError",
+    "SamplingWarning",
+    "SelectionWarning",
+]
 
 
 class DataError(ValueError):
@@ -13,8 +23,27 @@ class DataError(ValueError):
     """
 
 
-class ConvergenceWarning(UserWarning):
-    """An iterative fit stopped before meeting its convergence criterion."""
+class NotFittedError(DataError, _SkNotFittedError):
+    """A fitted estimator's method was called before ``fit``.
+
+    A :class:`DataError` and scikit-learn's ``NotFittedError`` (itself a ``ValueError``
+    and ``AttributeError``), so the handlers of either catch it.
+    """
+
+
+class ConvergenceWarning(_SkConvergenceWarning):
+    """An iterative fit stopped before meeting its convergence criterion.
+
+    Subclasses scikit-learn's ``ConvergenceWarning`` (a :class:`UserWarning`), so a
+    filter on either category applies.
+    """
+
+
+class SelectionWarning(UserWarning):
+    """A choice of the number of components that deserves a second look.
+
+    For example the best K is the largest one tried, so a larger one might be better still.
+    """
 
 
 class SamplingWarning(UserWarning):

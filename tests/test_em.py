@@ -82,7 +82,7 @@ def test_loglik_never_decreases(seed, n, d, k, with_err):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm = GaussianMixtureEM(k, reg_covar=0.0, n_init=1, max_iter=200,
-                               random_seed=seed).fit(X, X_err)
+                               random_seed=seed).fit(X, X_err=X_err)
     trace = gm.loglik_trace_
     if gm.degenerate_:
         trace = trace[:-1]
@@ -185,7 +185,7 @@ def test_deconvolve_shrinks_toward_components():
     assert mse_post < 0.5 * mse_obs
     # where the component is clear, the posterior variance is below the error variance
     # (for ambiguous points the two-component posterior can be wider than the error)
-    clear = gm.predict_proba(sim.x, sim.x_err).max(axis=1) > 0.99
+    clear = gm.predict_proba(sim.x, X_err=sim.x_err).max(axis=1) > 0.99
     assert clear.sum() > 1000
     assert np.all(cov[clear, 0, 0] < sim.x_err[clear] ** 2)
 
