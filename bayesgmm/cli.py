@@ -160,9 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ours(w: warnings.WarningMessage) -> bool:
-    from .errors import ConvergenceWarning, SamplingWarning
+    from .errors import ConvergenceWarning, SamplingWarning, SelectionWarning
 
-    return issubclass(w.category, ConvergenceWarning | SamplingWarning)
+    return issubclass(w.category, ConvergenceWarning | SamplingWarning | SelectionWarning)
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:

@@ -11,16 +11,21 @@ import numpy as np
 
 from .data import check_X
 from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError
+from .errors import ConvergenceWarning, DataError, SelectionWarning
 
 __all__ = ["SelectionResult", "select_n_components"]
+
+#: the seed used when ``random_seed`` is None: the same data give the same answer
+DEFAULT_SEED = 0
 
 
 @dataclass
 class SelectionResult:
     """Outcome of :func:`select_n_components`.
 
-    Unpacks as ``table, best_k = select_n_components(...)``.
+    Behaves as the pair ``(table, best_k)``: it unpacks as
+    ``table, best_k = select_n_components(...)``, ``result[0]`` is the table,
+    ``result[1]`` the best k, and ``len(result)`` is 2. The other fields are attributes.
 
     Attributes
     ----------
@@ -42,6 +47,12 @@ class SelectionResult:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.table, self.best_k))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return (self.table, self.best_k)[index]
+
+    def __len__(self) -> int:
+        return 2
 
     def best(self, criterion: str) -> int:
         """The k chosen by ``criterion`` (``"bic"`` or ``"aic"``) from the same fits."""
@@ -71,7 +82,18 @@ def select_n_components(
     """Fit a mixture for each k by EM and rank them by BIC or AIC.
 
     A k whose every start collapsed onto repeated points (unbounded likelihood) is
-    reported with ``degenerate=True`` and never chosen.
+    reported with ``degenerate=True`` and never chosen. The answer is deterministic: with
+    ``random_seed=None`` a fixed seed is used, and each k gets its own stream derived
+    from the seed and k, so a k's fit does not depend on which other ks are tried.
+
+    Warns (:class:`~bayesgmm.errors.SelectionWarning`) when the best k is at the edge of
+    ``ks``: the largest k tried, or the smallest when it is above 1, since a k outside
+    the range might be better still; and (:class:`~bayesgmm.ConvergenceWarning`) when
+    the EM fit of a k did not converge and more iterations could change the choice: the
+    chosen k, or one whose criterion could still fall below the best one's (by ten times
+    the gain extrapolated from its last EM steps). A k larger than needed often creeps
+    along a flat ridge without converging; that is recorded in the table's
+    ``converged`` column, without a warning, when it cannot matter.
 
     Parameters
     ----------
@@ -85,7 +107,9 @@ def select_n_components(
     covariance_type : {"full", "diag", "spherical"}, default="full"
     n_init : int, default=5
         Starts per k.
-    random_seed : int, numpy.random.Generator or None
+    random_seed : int, numpy.random.Generator or None, default=None
+        Seed for the EM starts. None uses a fixed seed (0), so the same data give the
+        same answer; a Generator is drawn from in turn for each k.
     **em_kwargs
         Passed on to :class:`GaussianMixtureEM` (``tol``, ``max_iter``, ``reg_covar``...).
 
@@ -116,11 +140,14 @@ def select_n_components(
     usable = [k for k in ks if k <= n]
     if not usable:
         raise DataError(f"every k in {ks} exceeds the number of samples ({n}).")
-    rng = np.random.default_rng(random_seed)
+    seed = DEFAULT_SEED if random_seed is None else random_seed
     rows, models = [], {}
     for k in usable:
+        # a Generator is shared; an integer seed gives each k its own stream
+        k_seed = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
+            [int(seed), k])
         gm = GaussianMixtureEM(
-            k, covariance_type=covariance_type, n_init=n_init, random_seed=rng, **em_kwargs
+            k, covariance_type=covariance_type, n_init=n_init, random_seed=k_seed, **em_kwargs
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -145,4 +172,59 @@ def select_n_components(
             "points); try smaller k, more starts, or a larger reg_covar."
         )
     best_k = int(ok.loc[ok[criterion].idxmin(), "k"])
+    _warn_selection(table, models, best_k, usable, criterion, em_kwargs.get("max_iter", 1000))
     return SelectionResult(table=table, best_k=best_k, criterion=criterion, models=models)
+
+
+def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: int,
+                    usable: list[int], criterion: str, max_iter: int) -> None:
+    """Warn when the best k is at the edge of the range or a k's EM did not converge."""
+    name = criterion.upper()
+    if len(usable) > 1 and best_k == usable[-1]:
+        warnings.warn(
+            f"the best k by {name}, {best_k}, is the largest one tried: a larger k may be "
+            f"better still. Try ks up to {2 * best_k} or so, e.g. range(1, "
+            f"{2 * best_k + 1}); or accept that the data keep asking for more components "
+            "(a skewed or heavy-tailed group is often fitted by several Gaussians).",
+            SelectionWarning,
+            stacklevel=3,
+        )
+    elif len(usable) > 1 and best_k == usable[0] and best_k > 1:
+        warnings.warn(
+            f"the best k by {name}, {best_k}, is the smallest one tried: a smaller k may be "
+            f"better still. Include ks from 1, e.g. range(1, {usable[-1] + 1}).",
+            SelectionWarning,
+            stacklevel=3,
+        )
+    best_crit = float(table.loc[table["k"] == best_k, criterion].iloc[0])
+    risky = []
+    for row in table[~table["converged"] & ~table["degenerate"]].itertuples():
+        gain = _remaining_gain(models[int(row.k)].loglik_trace_)
+        # EM only raises the log-likelihood: a k whose criterion could still fall below
+        # the best one's (10x the extrapolated gain, for safety) may change the choice;
+        # the chosen k itself is returned, so it must have converged too
+        if row.k == best_k or getattr(row, criterion) - 2 * 10 * gain < best_crit:
+            risky.append(f"k = {int(row.k)} ({name} {getattr(row, criterion):.6g})")
+    if risky:
+        warnings.warn(
+            f"EM did not converge in max_iter={max_iter} iterations for "
+            f"{', '.join(risky)}, while still close enough to the best k ({best_k}, "
+            f"{name} {best_crit:.6g}) that more iterations could change the choice or the "
+            "chosen fit. Pass a larger max_iter (or a looser tol) to select_n_components.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def _remaining_gain(trace: np.ndarray) -> float:
+    """Log-likelihood EM may still gain, by geometric (Aitken) extrapolation of the trace.
+
+    Infinite when the steps do not shrink (no extrapolation possible).
+    """
+    steps = np.diff(np.asarray(trace, dtype=float))[-2:]
+    if steps.size < 2 or steps[-1] <= 0:
+        return 0.0 if steps.size and steps[-1] <= 0 else float("inf")
+    rate = steps[-1] / steps[-2] if steps[-2] > 0 else np.inf
+    if not rate < 1:
+        return float("inf")
+    return float(steps[-1] * rate / (1 - rate))
