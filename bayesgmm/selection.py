@@ -90,10 +90,12 @@ def select_n_components(
     ``ks``: the largest k tried, or the smallest when it is above 1, since a k outside
     the range might be better still; and (:class:`~bayesgmm.ConvergenceWarning`) when
     the EM fit of a k did not converge and more iterations could change the choice: the
-    chosen k, or one whose criterion could still fall below the best one's (by ten times
-    the gain extrapolated from its last EM steps). A k larger than needed often creeps
-    along a flat ridge without converging; that is recorded in the table's
-    ``converged`` column, without a warning, when it cannot matter.
+    chosen k, or one whose criterion could still fall below the best one's by ten times
+    the gain extrapolated from its last tenth of iterations (the pace kept for as long
+    again, or the geometric series of its shrinking steps, whichever is smaller). A k
+    larger than needed often creeps along a flat ridge without converging; that is
+    recorded in the table's ``converged`` column, without a warning, when it cannot
+    matter.
 
     Parameters
     ----------
@@ -201,9 +203,9 @@ def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: in
     for row in table[~table["converged"] & ~table["degenerate"]].itertuples():
         gain = _remaining_gain(models[int(row.k)].loglik_trace_)
         # EM only raises the log-likelihood: a k whose criterion could still fall below
-        # the best one's (10x the extrapolated gain, for safety) may change the choice;
-        # the chosen k itself is returned, so it must have converged too
-        if row.k == best_k or getattr(row, criterion) - 2 * 10 * gain < best_crit:
+        # the best one's may change the choice; the chosen k itself is returned, so it
+        # must have converged too
+        if row.k == best_k or getattr(row, criterion) - 2 * gain < best_crit:
             risky.append(f"k = {int(row.k)} ({name} {getattr(row, criterion):.6g})")
     if risky:
         warnings.warn(
@@ -216,15 +218,24 @@ def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: in
         )
 
 
-def _remaining_gain(trace: np.ndarray) -> float:
-    """Log-likelihood EM may still gain, by geometric (Aitken) extrapolation of the trace.
+def _remaining_gain(trace: np.ndarray, runs: float = 10.0) -> float:
+    """Log-likelihood a stopped EM run could still gain, generously estimated.
 
-    Infinite when the steps do not shrink (no extrapolation possible).
+    ``runs`` times the smaller of two estimates from the last tenth of its iterations:
+    another run as long as this one at that pace, and, when the steps shrink
+    geometrically (as EM's do near a maximum), the rest of the geometric series.
     """
-    steps = np.diff(np.asarray(trace, dtype=float))[-2:]
-    if steps.size < 2 or steps[-1] <= 0:
-        return 0.0 if steps.size and steps[-1] <= 0 else float("inf")
-    rate = steps[-1] / steps[-2] if steps[-2] > 0 else np.inf
-    if not rate < 1:
+    steps = np.diff(np.asarray(trace, dtype=float))
+    if steps.size < 2:
         return float("inf")
-    return float(steps[-1] * rate / (1 - rate))
+    m = max(1, (steps.size - 1) // 10)
+    linear = steps.size * max(float(steps[-m:].sum()), 0.0) / m
+    last, before = float(steps[-1]), float(steps[-1 - m])
+    if last <= 0:
+        geometric = 0.0
+    elif 0 < last < before:
+        rate = (last / before) ** (1.0 / m)
+        geometric = last * rate / (1.0 - rate)
+    else:
+        geometric = float("inf")
+    return float(runs * min(linear, geometric))
