@@ -18,20 +18,30 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
 from sklearn.utils.validation import validate_data
 
 from . import _kernels as kern
 from ._em_core import _density_layers, _initialize, _Params, _Run, _standardizer, _Stepper
 from .data import check_errors, check_fit_scale, check_sample_weight, check_X
-from .errors import ConvergenceWarning, DataError, NotFittedError
+from .errors import ConvergenceWarning, DataError
 
-__all__ = ["GaussianMixtureEM"]
+__all__ = ["GaussianMixtureEM", "NotFittedError"]
 
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
 _COLLAPSE_FLOOR = 1e-12
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
+
+
+class NotFittedError(DataError, _SkNotFittedError):
+    """A method that needs a fitted mixture was called before ``fit``.
+
+    Both a :class:`~bayesgmm.DataError` and scikit-learn's ``NotFittedError`` (itself a
+    ``ValueError`` and an ``AttributeError``), so handlers of either catch it. Also
+    importable as ``bayesgmm.errors.NotFittedError``.
+    """
 
 
 def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
@@ -123,9 +133,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     >>> from bayesgmm import GaussianMixtureEM
     >>> rng = np.random.default_rng(0)
     >>> x = np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 200)])
-    >>> gm = GaussianMixtureEM(2, random_seed=0).fit(x)
-    >>> np.round(np.sort(gm.means_.ravel()))
-    array([0., 5.])
+    >>> gm = GaussianMixtureEM(2, random_seed=0).fit(x)   # 1-D x: one feature
+    >>> np.sort(gm.means_.ravel()).round().astype(int)
+    array([0, 5])
+    >>> gm.predict([-1.0, 6.0], X_err=[0.5, 0.5]).tolist() == gm.predict([-1.0, 6.0]).tolist()
+    True
     """
 
     def __init__(

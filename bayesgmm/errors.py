@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
+from typing import Any
 
 __all__ = [
     "ConvergenceWarning",
     "DataError",
-    "NotFittedError",
     "SamplingError",
     "SamplingWarning",
     "SelectionWarning",
@@ -23,20 +21,19 @@ class DataError(ValueError):
     """
 
 
-class NotFittedError(DataError, _SkNotFittedError):
-    """A fitted estimator's method was called before ``fit``.
+def __getattr__(name: str) -> Any:
+    # NotFittedError subclasses scikit-learn's, whose import is slow (it loads SciPy's
+    # stats and pandas): it lives in em.py, which needs scikit-learn anyway, so that
+    # `import bayesgmm` stays light
+    if name == "NotFittedError":
+        from .em import NotFittedError
 
-    A :class:`DataError` and scikit-learn's ``NotFittedError`` (itself a ``ValueError``
-    and ``AttributeError``), so the handlers of either catch it.
-    """
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ConvergenceWarning(_SkConvergenceWarning):
-    """An iterative fit stopped before meeting its convergence criterion.
-
-    Subclasses scikit-learn's ``ConvergenceWarning`` (a :class:`UserWarning`), so a
-    filter on either category applies.
-    """
+class ConvergenceWarning(UserWarning):
+    """An iterative fit stopped before meeting its convergence criterion."""
 
 
 class SelectionWarning(UserWarning):

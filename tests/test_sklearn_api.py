@@ -201,3 +201,16 @@ def test_object_element_is_a_type_error():
     X[0, 0] = {"a": 1}
     with pytest.raises(TypeError, match="argument must be a string or a real number"):
         GaussianMixtureEM(1).fit(X)
+
+
+def test_import_bayesgmm_does_not_load_scikit_learn():
+    # scikit-learn is a dependency, but its import pulls in SciPy's stats and pandas:
+    # it loads with the EM estimator, not with `import bayesgmm` (the CLI's --help, the
+    # Bayesian half's result readers stay light).
+    import subprocess
+    import sys
+
+    code = ("import sys, bayesgmm; print([m for m in ('sklearn', 'pandas') "
+            "if m in sys.modules]); bayesgmm.GaussianMixtureEM; print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stderr
