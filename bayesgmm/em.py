@@ -539,7 +539,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         return np.argmax(self.predict_proba(X, X_err=X_err), axis=1)
 
-    def deconvolve(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
+    def deconvolve(self, X: Any, *, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and covariance of each point's true (error-free) value.
 
         The posterior of the true value of point i is a mixture over components of

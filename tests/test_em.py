@@ -177,7 +177,7 @@ def test_deconvolve_shrinks_toward_components():
     sim = simulate(3000, [0.5, 0.5], [0.0, 3.0], [0.3, 0.3], error_range=(0.5, 0.5),
                    random_seed=7)
     gm = GaussianMixtureEM(2, random_seed=0).fit(sim.x, X_err=sim.x_err)
-    mean, cov = gm.deconvolve(sim.x, sim.x_err)
+    mean, cov = gm.deconvolve(sim.x, X_err=sim.x_err)
     assert mean.shape == (3000, 1) and cov.shape == (3000, 1, 1)
     # posterior means are closer to the truth than the observations (mean squared error)
     mse_obs = np.mean((sim.x - sim.true_values) ** 2)

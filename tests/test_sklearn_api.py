@@ -59,7 +59,7 @@ def test_signatures_take_y_and_keyword_only_metadata():
         assert params["y"].default is None
         assert params["X_err"].kind is inspect.Parameter.KEYWORD_ONLY
         assert params["sample_weight"].kind is inspect.Parameter.KEYWORD_ONLY
-    for method in ("predict", "predict_proba", "score_samples", "bic", "aic"):
+    for method in ("predict", "predict_proba", "score_samples", "bic", "aic", "deconvolve"):
         params = inspect.signature(getattr(GaussianMixtureEM, method)).parameters
         assert params["X_err"].kind is inspect.Parameter.KEYWORD_ONLY
 
