@@ -185,16 +185,17 @@ def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: in
     if len(usable) > 1 and best_k == usable[-1]:
         warnings.warn(
             f"the best k by {name}, {best_k}, is the largest one tried: a larger k may be "
-            f"better still. Try ks up to {2 * best_k} or so, e.g. range(1, "
-            f"{2 * best_k + 1}); or accept that the data keep asking for more components "
-            "(a skewed or heavy-tailed group is often fitted by several Gaussians).",
+            f"better still. Try k up to {2 * best_k} or so (ks=range(1, {2 * best_k + 1}); "
+            f"on the command line --k-max {2 * best_k}), or accept that the data keep "
+            "asking for more components (a skewed or heavy-tailed group is often fitted "
+            "by several Gaussians).",
             SelectionWarning,
             stacklevel=3,
         )
     elif len(usable) > 1 and best_k == usable[0] and best_k > 1:
         warnings.warn(
             f"the best k by {name}, {best_k}, is the smallest one tried: a smaller k may be "
-            f"better still. Include ks from 1, e.g. range(1, {usable[-1] + 1}).",
+            f"better still. Include ks from 1 (ks=range(1, {usable[-1] + 1})).",
             SelectionWarning,
             stacklevel=3,
         )
@@ -206,13 +207,14 @@ def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: in
         # the best one's may change the choice; the chosen k itself is returned, so it
         # must have converged too
         if row.k == best_k or getattr(row, criterion) - 2 * gain < best_crit:
-            risky.append(f"k = {int(row.k)} ({name} {getattr(row, criterion):.6g})")
+            what = "the chosen k" if row.k == best_k else f"{name} {getattr(row, criterion):.6g}"
+            risky.append(f"k = {int(row.k)} ({what})")
     if risky:
         warnings.warn(
             f"EM did not converge in max_iter={max_iter} iterations for "
-            f"{', '.join(risky)}, while still close enough to the best k ({best_k}, "
-            f"{name} {best_crit:.6g}) that more iterations could change the choice or the "
-            "chosen fit. Pass a larger max_iter (or a looser tol) to select_n_components.",
+            f"{', '.join(risky)}; with the best k at {best_k} ({name} {best_crit:.6g}), "
+            "more iterations could change the choice or the chosen fit. Pass a larger "
+            "max_iter (or a looser tol) to select_n_components.",
             ConvergenceWarning,
             stacklevel=3,
         )
