@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
+from sklearn.utils import Tags
 from sklearn.utils.validation import validate_data
 
 from . import _kernels as kern
@@ -163,13 +164,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ sklearn API
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False  # NaN/inf get a DataError saying where
         tags.input_tags.sparse = False  # dense covariances: sparse X gets a DataError
         return tags
 
-    def __sklearn_is_fitted__(self) -> bool:  # noqa: D105
+    def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "means_")
 
     @classmethod
