@@ -1,9 +1,7 @@
 """bayesgmm: Gaussian mixtures with honest uncertainty and measurement errors."""
 
 from . import _numba_cache  # noqa: F401  (first: numba's cache stamps for the package)
-from .em import GaussianMixtureEM
 from .errors import ConvergenceWarning, DataError, SamplingError, SamplingWarning
-from .selection import SelectionResult, select_n_components
 
 __all__ = [
     "ConvergenceWarning",
@@ -26,6 +24,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
+    # scikit-learn (the EM estimator's base class) loads SciPy's stats and pandas: on use
+    "GaussianMixtureEM": "em",
+    "SelectionResult": "selection",
+    "select_n_components": "selection",
     "Priors": "model",
     "build_model": "model",
     "fit": "inference",
@@ -38,7 +40,8 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    # PyMC, ArviZ and xarray load only when the Bayesian half is used: import stays fast
+    # PyMC, ArviZ and xarray load only when the Bayesian half is used, scikit-learn
+    # only when EM is: import stays fast
     if name in _LAZY:
         import importlib
 

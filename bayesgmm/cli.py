@@ -160,9 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ours(w: warnings.WarningMessage) -> bool:
-    from .errors import ConvergenceWarning, SamplingWarning
+    from .errors import ConvergenceWarning, SamplingWarning, SelectionWarning
 
-    return issubclass(w.category, ConvergenceWarning | SamplingWarning)
+    return issubclass(w.category, ConvergenceWarning | SamplingWarning | SelectionWarning)
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -193,8 +193,8 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         "means": means.tolist(),
         "covariances": covs.tolist(),
         "loglik": gm.loglik_,
-        "bic": gm.bic(X, X_err),
-        "aic": gm.aic(X, X_err),
+        "bic": gm.bic(X, X_err=X_err),
+        "aic": gm.aic(X, X_err=X_err),
         "n_iter": int(gm.n_iter_),
         "converged": bool(gm.converged_),
         "degenerate": bool(gm.degenerate_),

@@ -17,25 +17,49 @@ from .errors import DataError
 __all__ = ["check_X", "check_errors", "check_sample_weight", "load_table", "table_columns"]
 
 
-def check_X(X: Any, *, name: str = "X", min_samples: int = 2) -> np.ndarray:
+class _DataTypeError(DataError, TypeError):
+    """A :class:`DataError` for elements of the wrong type (also a ``TypeError``)."""
+
+
+def check_X(
+    X: Any, *, name: str = "X", min_samples: int = 2, n_features: int | None = None
+) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
 
-    A 1-D array is read as ``n_samples`` scalar observations.
+    A 1-D array is read as ``n_samples`` scalar observations (one feature). When
+    ``n_features`` is given (a fitted model's), a 1-D array is accepted only if it is 1,
+    since a 1-D array could otherwise be one sample or one feature.
     """
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise DataError(
+            f"{name} is a sparse matrix; sparse input is not supported (a Gaussian "
+            f"mixture's covariances are dense): pass {name}.toarray()."
+        )
     try:
         raw = np.asarray(X)
         if np.iscomplexobj(raw):
-            raise DataError(f"{name} must be real; got complex values. Pass np.real({name}) "
-                            "if the imaginary part is noise.")
+            raise DataError(f"Complex data not supported: {name} must be real; got complex "
+                            f"values. Pass np.real({name}) if the imaginary part is noise.")
         arr = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(
+        # an element of the wrong type (a dict, None) is also a TypeError, as in numpy
+        cls = _DataTypeError if isinstance(exc, TypeError) else DataError
+        raise cls(
             f"{name} must be numeric (array-like of shape (n_samples,) or "
             f"(n_samples, n_features)); could not convert it to float: {exc}"
         ) from None
     if arr.ndim == 1:
+        if n_features not in (None, 1):
+            raise DataError(
+                f"Expected 2D array, got 1D array instead: {name} has shape {arr.shape} but "
+                f"the mixture was fitted on {n_features} features. Reshape your data either "
+                "using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
         arr = arr[:, None]
     elif arr.ndim != 2:
         raise DataError(
@@ -43,11 +67,14 @@ def check_X(X: Any, *, name: str = "X", min_samples: int = 2) -> np.ndarray:
             f"got an array with {arr.ndim} dimensions, shape {arr.shape}."
         )
     if arr.shape[1] == 0:
-        raise DataError(f"{name} has no features (shape {arr.shape}); pass at least one column.")
+        raise DataError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; "
+            "pass at least one column."
+        )
     if arr.shape[0] < min_samples:
         raise DataError(
-            f"{name} has {arr.shape[0]} sample(s); at least {min_samples} are needed to fit "
-            "a mixture."
+            f"{name} has {arr.shape[0]} sample(s); at least {min_samples} are needed"
+            + (" to fit a mixture." if min_samples > 1 else ".")
         )
     bad = ~np.isfinite(arr)
     if bad.any():

@@ -12,25 +12,37 @@ Inside, data are standardized per feature (``(X - loc) / scale``) so that offset
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any, Literal
 
 import numpy as np
 from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+from sklearn.utils import Tags
+from sklearn.utils.validation import validate_data
 
 from . import _kernels as kern
 from ._em_core import _density_layers, _initialize, _Params, _Run, _standardizer, _Stepper
 from .data import check_errors, check_fit_scale, check_sample_weight, check_X
 from .errors import ConvergenceWarning, DataError
 
-__all__ = ["GaussianMixtureEM"]
+__all__ = ["GaussianMixtureEM", "NotFittedError"]
 
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
 _COLLAPSE_FLOOR = 1e-12
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
+
+
+class NotFittedError(DataError, _SkNotFittedError):
+    """A method that needs a fitted mixture was called before ``fit``.
+
+    Both a :class:`~bayesgmm.DataError` and scikit-learn's ``NotFittedError`` (itself a
+    ``ValueError`` and an ``AttributeError``), so handlers of either catch it. Also
+    importable as ``bayesgmm.errors.NotFittedError``.
+    """
 
 
 def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
@@ -41,14 +53,19 @@ def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
         return -np.inf
 
 
-class GaussianMixtureEM:
+class GaussianMixtureEM(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by maximum likelihood (EM), with optional measurement errors.
 
-    Follows scikit-learn's ``GaussianMixture`` contract: ``__init__`` stores the
-    arguments, :meth:`fit` returns ``self``, fitted state ends in ``_``. Unlike
-    scikit-learn it takes per-point measurement errors (extreme deconvolution) and
-    per-point weights, works on standardized data inside, and never reports a
-    collapsed component (one sitting on repeated points) as the maximum.
+    A scikit-learn estimator, like ``sklearn.mixture.GaussianMixture``: ``__init__``
+    stores the arguments, :meth:`fit` returns ``self``, fitted state ends in ``_``; it
+    works in pipelines, grid searches and ``clone``, passes scikit-learn's estimator
+    checks (``tests/test_sklearn_api.py`` lists the intended differences), and takes
+    ``X_err`` and ``sample_weight`` through metadata routing
+    (``set_fit_request(X_err=True)``). Unlike scikit-learn it takes per-point
+    measurement errors (extreme deconvolution) and per-point weights, works on
+    standardized data inside, and never reports a collapsed component (one sitting on
+    repeated points) as the maximum. A 1-D ``X`` is one feature (a column of
+    measurements); after a fit on one feature, 1-D input to the other methods is too.
 
     Parameters
     ----------
@@ -103,6 +120,11 @@ class GaussianMixtureEM:
         True when every start ended with a collapsed component (then the best
         degenerate one is kept and a warning is given).
     n_features_in_ : int
+        Number of features seen in :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when :meth:`fit` got a DataFrame whose column names are all
+        strings; other methods then check them as scikit-learn does (renamed or
+        reordered columns raise an error).
     n_samples_fit_ : float
         Sum of the sample weights (the number of points when unweighted).
 
@@ -112,9 +134,11 @@ class GaussianMixtureEM:
     >>> from bayesgmm import GaussianMixtureEM
     >>> rng = np.random.default_rng(0)
     >>> x = np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 200)])
-    >>> gm = GaussianMixtureEM(2, random_seed=0).fit(x)
-    >>> np.round(np.sort(gm.means_.ravel()))
-    array([0., 5.])
+    >>> gm = GaussianMixtureEM(2, random_seed=0).fit(x)   # 1-D x: one feature
+    >>> np.sort(gm.means_.ravel()).round().astype(int)
+    array([0, 5])
+    >>> gm.predict([-1.0, 6.0], X_err=[0.5, 0.5]).tolist() == gm.predict([-1.0, 6.0]).tolist()
+    True
     """
 
     def __init__(
@@ -140,31 +164,14 @@ class GaussianMixtureEM:
 
     # ------------------------------------------------------------------ sklearn API
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the constructor arguments (scikit-learn's ``get_params``)."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False  # NaN/inf get a DataError saying where
+        tags.input_tags.sparse = False  # dense covariances: sparse X gets a DataError
+        return tags
 
-    def set_params(self, **params: Any) -> GaussianMixtureEM:
-        """Set constructor arguments (scikit-learn's ``set_params``) and return self."""
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r}; valid ones: {sorted(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self"
-        }
-        args = [
-            f"{k}={v!r}" for k, v in self.get_params().items()
-            if not (isinstance(v, str | int | float | None) and v == defaults[k])
-        ]
-        return f"{type(self).__name__}({', '.join(args)})"
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "means_")
 
     @classmethod
     def from_params(
@@ -219,12 +226,18 @@ class GaussianMixtureEM:
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, X_err: Any = None, sample_weight: Any = None) -> GaussianMixtureEM:
+    def fit(
+        self, X: Any, y: Any = None, *, X_err: Any = None, sample_weight: Any = None
+    ) -> GaussianMixtureEM:
         """Fit the mixture by EM.
 
         Parameters
         ----------
         X : array-like of shape (n_samples,) or (n_samples, n_features)
+            A 1-D array is one feature. Column names of a DataFrame are kept in
+            ``feature_names_in_``.
+        y : None
+            Ignored; there for scikit-learn's API (pipelines pass labels here).
         X_err : array-like, optional
             Measurement errors: standard deviations of shape (n_samples,) or
             (n_samples, n_features), or covariances of shape
@@ -237,7 +250,7 @@ class GaussianMixtureEM:
         self : GaussianMixtureEM
         """
         self._check_params()
-        X = check_X(X)
+        X = self._validate_X(X, reset=True)
         check_fit_scale(X)
         n, d = X.shape
         K = int(self.n_components)
@@ -310,6 +323,19 @@ class GaussianMixtureEM:
                 stacklevel=2,
             )
         return self
+
+    def fit_predict(
+        self, X: Any, y: Any = None, *, X_err: Any = None, sample_weight: Any = None
+    ) -> np.ndarray:
+        """Fit the mixture and return the most probable component of each point.
+
+        Parameters are as in :meth:`fit`; ``y`` is ignored.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, X_err=X_err, sample_weight=sample_weight).predict(X, X_err=X_err)
 
     def _check_params(self) -> None:
         K = self.n_components
@@ -396,23 +422,37 @@ class GaussianMixtureEM:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "means_"):
-            raise DataError(
+            raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(X) first."
             )
 
-    def _prep(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        self._check_fitted()
-        X = check_X(X, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise DataError(
-                f"X has {X.shape[1]} feature(s) but the mixture was fitted on "
-                f"{self.n_features_in_}."
-            )
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Clean ``X`` (check_X), then record (fit) or check feature names and count.
+
+        The names and the count go through scikit-learn's own ``validate_data``, so
+        renamed or reordered DataFrame columns raise, and missing names warn, exactly as
+        in scikit-learn.
+        """
+        if reset:
+            arr = check_X(X)
+        else:
+            self._check_fitted()
+            arr = check_X(X, min_samples=1, n_features=self.n_features_in_)
+        try:
+            validate_data(self, X if hasattr(X, "columns") else arr, reset=reset,
+                          skip_check_array=True)
+        except ValueError as exc:  # wrong names or number of features: same words
+            raise DataError(str(exc)) from None
+        return arr
+
+    def _prep(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Data (checked), standardized data and standardized error covariances."""
+        X = self._validate_X(X, reset=False)
         Z = (X - self._loc) / self._scale
         if X_err is None:
-            return Z, None
+            return X, Z, None
         S = check_errors(X_err, X.shape[0], X.shape[1])
-        return Z, S / np.outer(self._scale, self._scale)
+        return X, Z, S / np.outer(self._scale, self._scale)
 
     def _weighted_log_prob(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
         means = (self.means_ - self._loc) / self._scale
@@ -429,7 +469,7 @@ class GaussianMixtureEM:
             Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs)
         )
 
-    def score_samples(self, X: Any, X_err: Any = None) -> np.ndarray:
+    def score_samples(self, X: Any, *, X_err: Any = None) -> np.ndarray:
         """Log density of each point, log p(x_i), errors included when given.
 
         Parameters
@@ -442,40 +482,65 @@ class GaussianMixtureEM:
         -------
         ndarray of shape (n_samples,)
         """
-        Z, Sz = self._prep(X, X_err)
+        _, Z, Sz = self._prep(X, X_err)
         return logsumexp(self._weighted_log_prob(Z, Sz), axis=1) - np.log(self._scale).sum()
 
-    def score(self, X: Any, X_err: Any = None, sample_weight: Any = None) -> float:
-        """Mean (weighted) log-likelihood per point."""
-        s = self.score_samples(X, X_err)
+    def score(
+        self, X: Any, y: Any = None, *, X_err: Any = None, sample_weight: Any = None
+    ) -> float:
+        """Mean (weighted) log-likelihood per point: higher is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        y : None
+            Ignored; there for scikit-learn's API.
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        s = self.score_samples(X, X_err=X_err)
         w = check_sample_weight(sample_weight, s.shape[0])
         return float(np.sum(w * s) / w.sum())
 
-    def predict_proba(self, X: Any, X_err: Any = None) -> np.ndarray:
+    def predict_proba(self, X: Any, *, X_err: Any = None) -> np.ndarray:
         """Probability of each component given each point, p(j | x_i).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
         """
-        Z, Sz = self._prep(X, X_err)
+        Xc, Z, Sz = self._prep(X, X_err)
         lp = self._weighted_log_prob(Z, Sz)
         far = ~np.isfinite(lp.max(axis=1))
         if far.any():
             # so far out that every component's density underflows (|z| > ~1e154): use
             # the limit along the point's direction, reached long before _FAR
-            Xf = check_X(X, min_samples=1)[far]
+            Xf = Xc[far]
             top = np.max(np.abs(Xf), axis=1, keepdims=True)
             u = (Xf / top - self._loc / top) / self._scale
             u /= np.linalg.norm(u, axis=1, keepdims=True)
             lp[far] = self._weighted_log_prob(_FAR * u, None if Sz is None else Sz[far])
         return np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
 
-    def predict(self, X: Any, X_err: Any = None) -> np.ndarray:
-        """Most probable component of each point, shape (n_samples,)."""
-        return np.argmax(self.predict_proba(X, X_err), axis=1)
+    def predict(self, X: Any, *, X_err: Any = None) -> np.ndarray:
+        """Most probable component of each point, shape (n_samples,).
 
-    def deconvolve(self, X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
+        Parameters are as in :meth:`predict_proba`.
+        """
+        return np.argmax(self.predict_proba(X, X_err=X_err), axis=1)
+
+    def deconvolve(self, X: Any, *, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and covariance of each point's true (error-free) value.
 
         The posterior of the true value of point i is a mixture over components of
@@ -495,7 +560,7 @@ class GaussianMixtureEM:
         """
         if X_err is None:
             raise DataError("deconvolve needs X_err, the measurement errors of X.")
-        Z, Sz = self._prep(X, X_err)
+        _, Z, Sz = self._prep(X, X_err)
         lp = self._weighted_log_prob(Z, Sz)
         resp = np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
         means = np.ascontiguousarray((self.means_ - self._loc) / self._scale)
@@ -508,14 +573,14 @@ class GaussianMixtureEM:
         cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
         return int(cov + K * d + K - 1)
 
-    def bic(self, X: Any, X_err: Any = None) -> float:
+    def bic(self, X: Any, *, X_err: Any = None) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        s = self.score_samples(X, X_err)
+        s = self.score_samples(X, X_err=X_err)
         return float(-2 * s.sum() + self._n_parameters() * np.log(s.shape[0]))
 
-    def aic(self, X: Any, X_err: Any = None) -> float:
+    def aic(self, X: Any, *, X_err: Any = None) -> float:
         """Akaike information criterion, -2 log L + 2 p (lower is better)."""
-        s = self.score_samples(X, X_err)
+        s = self.score_samples(X, X_err=X_err)
         return float(-2 * s.sum() + 2 * self._n_parameters())
 
     def sample(

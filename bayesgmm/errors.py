@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "DataError", "SamplingError", "SamplingWarning"]
+from typing import Any
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "SamplingError",
+    "SamplingWarning",
+    "SelectionWarning",
+]
 
 
 class DataError(ValueError):
@@ -13,8 +21,26 @@ class DataError(ValueError):
     """
 
 
+def __getattr__(name: str) -> Any:
+    # NotFittedError subclasses scikit-learn's, whose import is slow (it loads SciPy's
+    # stats and pandas): it lives in em.py, which needs scikit-learn anyway, so that
+    # `import bayesgmm` stays light
+    if name == "NotFittedError":
+        from .em import NotFittedError
+
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class ConvergenceWarning(UserWarning):
     """An iterative fit stopped before meeting its convergence criterion."""
+
+
+class SelectionWarning(UserWarning):
+    """A choice of the number of components that deserves a second look.
+
+    For example the best K is the largest one tried, so a larger one might be better still.
+    """
 
 
 class SamplingWarning(UserWarning):

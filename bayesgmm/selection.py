@@ -11,16 +11,21 @@ import numpy as np
 
 from .data import check_X
 from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError
+from .errors import ConvergenceWarning, DataError, SelectionWarning
 
 __all__ = ["SelectionResult", "select_n_components"]
+
+#: the seed used when ``random_seed`` is None: the same data give the same answer
+DEFAULT_SEED = 0
 
 
 @dataclass
 class SelectionResult:
     """Outcome of :func:`select_n_components`.
 
-    Unpacks as ``table, best_k = select_n_components(...)``.
+    Behaves as the pair ``(table, best_k)``: it unpacks as
+    ``table, best_k = select_n_components(...)``, ``result[0]`` is the table,
+    ``result[1]`` the best k, and ``len(result)`` is 2. The other fields are attributes.
 
     Attributes
     ----------
@@ -42,6 +47,12 @@ class SelectionResult:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.table, self.best_k))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return (self.table, self.best_k)[index]
+
+    def __len__(self) -> int:
+        return 2
 
     def best(self, criterion: str) -> int:
         """The k chosen by ``criterion`` (``"bic"`` or ``"aic"``) from the same fits."""
@@ -71,7 +82,20 @@ def select_n_components(
     """Fit a mixture for each k by EM and rank them by BIC or AIC.
 
     A k whose every start collapsed onto repeated points (unbounded likelihood) is
-    reported with ``degenerate=True`` and never chosen.
+    reported with ``degenerate=True`` and never chosen. The answer is deterministic: with
+    ``random_seed=None`` a fixed seed is used, and each k gets its own stream derived
+    from the seed and k, so a k's fit does not depend on which other ks are tried.
+
+    Warns (:class:`~bayesgmm.errors.SelectionWarning`) when the best k is at the edge of
+    ``ks``: the largest k tried, or the smallest when it is above 1, since a k outside
+    the range might be better still; and (:class:`~bayesgmm.ConvergenceWarning`) when
+    the EM fit of a k did not converge and more iterations could change the choice: the
+    chosen k, or one whose criterion could still fall below the best one's by ten times
+    the gain extrapolated from its last tenth of iterations (the pace kept for as long
+    again, or the geometric series of its shrinking steps, whichever is smaller). A k
+    larger than needed often creeps along a flat ridge without converging; that is
+    recorded in the table's ``converged`` column, without a warning, when it cannot
+    matter.
 
     Parameters
     ----------
@@ -85,7 +109,9 @@ def select_n_components(
     covariance_type : {"full", "diag", "spherical"}, default="full"
     n_init : int, default=5
         Starts per k.
-    random_seed : int, numpy.random.Generator or None
+    random_seed : int, numpy.random.Generator or None, default=None
+        Seed for the EM starts. None uses a fixed seed (0), so the same data give the
+        same answer; a Generator is drawn from in turn for each k.
     **em_kwargs
         Passed on to :class:`GaussianMixtureEM` (``tol``, ``max_iter``, ``reg_covar``...).
 
@@ -116,11 +142,14 @@ def select_n_components(
     usable = [k for k in ks if k <= n]
     if not usable:
         raise DataError(f"every k in {ks} exceeds the number of samples ({n}).")
-    rng = np.random.default_rng(random_seed)
+    seed = DEFAULT_SEED if random_seed is None else random_seed
     rows, models = [], {}
     for k in usable:
+        # a Generator is shared; an integer seed gives each k its own stream
+        k_seed = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
+            [int(seed), k])
         gm = GaussianMixtureEM(
-            k, covariance_type=covariance_type, n_init=n_init, random_seed=rng, **em_kwargs
+            k, covariance_type=covariance_type, n_init=n_init, random_seed=k_seed, **em_kwargs
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -145,4 +174,70 @@ def select_n_components(
             "points); try smaller k, more starts, or a larger reg_covar."
         )
     best_k = int(ok.loc[ok[criterion].idxmin(), "k"])
+    _warn_selection(table, models, best_k, usable, criterion, em_kwargs.get("max_iter", 1000))
     return SelectionResult(table=table, best_k=best_k, criterion=criterion, models=models)
+
+
+def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: int,
+                    usable: list[int], criterion: str, max_iter: int) -> None:
+    """Warn when the best k is at the edge of the range or a k's EM did not converge."""
+    name = criterion.upper()
+    if len(usable) > 1 and best_k == usable[-1]:
+        warnings.warn(
+            f"the best k by {name}, {best_k}, is the largest one tried: a larger k may be "
+            f"better still. Try k up to {2 * best_k} or so (ks=range(1, {2 * best_k + 1}); "
+            f"on the command line --k-max {2 * best_k}), or accept that the data keep "
+            "asking for more components (a skewed or heavy-tailed group is often fitted "
+            "by several Gaussians).",
+            SelectionWarning,
+            stacklevel=3,
+        )
+    elif len(usable) > 1 and best_k == usable[0] and best_k > 1:
+        warnings.warn(
+            f"the best k by {name}, {best_k}, is the smallest one tried: a smaller k may be "
+            f"better still. Include ks from 1 (ks=range(1, {usable[-1] + 1})).",
+            SelectionWarning,
+            stacklevel=3,
+        )
+    best_crit = float(table.loc[table["k"] == best_k, criterion].iloc[0])
+    risky = []
+    for row in table[~table["converged"] & ~table["degenerate"]].itertuples():
+        gain = _remaining_gain(models[int(row.k)].loglik_trace_)
+        # EM only raises the log-likelihood: a k whose criterion could still fall below
+        # the best one's may change the choice; the chosen k itself is returned, so it
+        # must have converged too
+        if row.k == best_k or getattr(row, criterion) - 2 * gain < best_crit:
+            what = "the chosen k" if row.k == best_k else f"{name} {getattr(row, criterion):.6g}"
+            risky.append(f"k = {int(row.k)} ({what})")
+    if risky:
+        warnings.warn(
+            f"EM did not converge in max_iter={max_iter} iterations for "
+            f"{', '.join(risky)}; with the best k at {best_k} ({name} {best_crit:.6g}), "
+            "more iterations could change the choice or the chosen fit. Pass a larger "
+            "max_iter (or a looser tol) to select_n_components.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def _remaining_gain(trace: np.ndarray, runs: float = 10.0) -> float:
+    """Log-likelihood a stopped EM run could still gain, generously estimated.
+
+    ``runs`` times the smaller of two estimates from the last tenth of its iterations:
+    another run as long as this one at that pace, and, when the steps shrink
+    geometrically (as EM's do near a maximum), the rest of the geometric series.
+    """
+    steps = np.diff(np.asarray(trace, dtype=float))
+    if steps.size < 2:
+        return float("inf")
+    m = max(1, (steps.size - 1) // 10)
+    linear = steps.size * max(float(steps[-m:].sum()), 0.0) / m
+    last, before = float(steps[-1]), float(steps[-1 - m])
+    if last <= 0:
+        geometric = 0.0
+    elif 0 < last < before:
+        rate = (last / before) ** (1.0 / m)
+        geometric = last * rate / (1.0 - rate)
+    else:
+        geometric = float("inf")
+    return float(runs * min(linear, geometric))

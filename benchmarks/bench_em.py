@@ -148,7 +148,7 @@ def fit_bayesgmm(X, S, start, *, max_iter=MAX_ITER):
                            init=start, reg_covar=REG)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-iteration runs stop before convergence
-        return gm.fit(X, S)
+        return gm.fit(X, X_err=S)
 
 
 def bayesgmm_profile(X, S, start):

@@ -82,7 +82,7 @@ def test_loglik_never_decreases(seed, n, d, k, with_err):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm = GaussianMixtureEM(k, reg_covar=0.0, n_init=1, max_iter=200,
-                               random_seed=seed).fit(X, X_err)
+                               random_seed=seed).fit(X, X_err=X_err)
     trace = gm.loglik_trace_
     if gm.degenerate_:
         trace = trace[:-1]
@@ -177,7 +177,7 @@ def test_deconvolve_shrinks_toward_components():
     sim = simulate(3000, [0.5, 0.5], [0.0, 3.0], [0.3, 0.3], error_range=(0.5, 0.5),
                    random_seed=7)
     gm = GaussianMixtureEM(2, random_seed=0).fit(sim.x, X_err=sim.x_err)
-    mean, cov = gm.deconvolve(sim.x, sim.x_err)
+    mean, cov = gm.deconvolve(sim.x, X_err=sim.x_err)
     assert mean.shape == (3000, 1) and cov.shape == (3000, 1, 1)
     # posterior means are closer to the truth than the observations (mean squared error)
     mse_obs = np.mean((sim.x - sim.true_values) ** 2)
@@ -185,7 +185,7 @@ def test_deconvolve_shrinks_toward_components():
     assert mse_post < 0.5 * mse_obs
     # where the component is clear, the posterior variance is below the error variance
     # (for ambiguous points the two-component posterior can be wider than the error)
-    clear = gm.predict_proba(sim.x, sim.x_err).max(axis=1) > 0.99
+    clear = gm.predict_proba(sim.x, X_err=sim.x_err).max(axis=1) > 0.99
     assert clear.sum() > 1000
     assert np.all(cov[clear, 0, 0] < sim.x_err[clear] ** 2)
 
@@ -327,3 +327,71 @@ def test_from_params_scores_like_scipy():
     assert g2.covariances_.shape == (2, 2, 2) and g2.covariances_[1, 1, 1] == 4.0
     with pytest.raises(DataError, match="sum to 1"):
         GaussianMixtureEM.from_params([0.5, 0.6], [0, 1], [1, 1])
+
+
+# ---------------------------------------------------------------------- select_n_components
+
+
+def _groups_1d(n_groups, seed=0, n=300):
+    # groups 8 sds apart: BIC's choice is unambiguous
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(8.0 * g, 1.0, n) for g in range(n_groups)])
+
+
+def test_selection_result_is_indexable_like_its_tuple():
+    from bayesgmm import select_n_components
+
+    res = select_n_components(_groups_1d(2), range(1, 4), random_seed=0)
+    table, best_k = res
+    assert len(res) == 2
+    assert res[0] is table and res[1] == best_k == 2
+    assert res[-1] == best_k and res[:] == (table, best_k)
+
+
+def test_selection_is_deterministic_without_a_seed():
+    # Same data, no seed: the same table to the last bit (k = 3 does not converge on two
+    # groups, so different starts would leave it at different points of its ridge), and a
+    # k's fit does not depend on which other ks are tried.
+    from bayesgmm import select_n_components
+
+    x = _groups_1d(2, seed=4)
+    a = select_n_components(x, range(1, 5))
+    b = select_n_components(x, range(1, 5))
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
+    c = select_n_components(x, [3, 1, 2])  # same ks in another order, fewer of them
+    np.testing.assert_array_equal(c.models[3].means_, a.models[3].means_)
+
+
+def test_selection_warns_when_best_k_is_the_largest_tried_and_only_then():
+    # Three groups, ks up to 2: the best k is the upper edge of the range, a warning.
+    # ks up to 5: best k = 3 inside, and the unconverged larger ks are too far behind to
+    # matter: no warning at all (every warning is an error there); nor for k = 1 best at
+    # the lower edge, since there is nothing below 1.
+    from bayesgmm import select_n_components
+    from bayesgmm.errors import SelectionWarning
+
+    with pytest.warns(SelectionWarning, match="the best k by BIC, 2, is the largest one"):
+        res = select_n_components(_groups_1d(3), range(1, 3), random_seed=0)
+    assert res.best_k == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_n_components(_groups_1d(3), range(1, 6), random_seed=0).best_k == 3
+        assert select_n_components(_groups_1d(1), range(1, 4), random_seed=0).best_k == 1
+
+
+def test_selection_warns_when_best_k_is_the_smallest_tried_above_1():
+    from bayesgmm import select_n_components
+    from bayesgmm.errors import SelectionWarning
+
+    with pytest.warns(SelectionWarning, match="smallest one tried"):
+        res = select_n_components(_groups_1d(3), range(3, 5), random_seed=0)
+    assert res.best_k == 3
+
+
+def test_selection_warns_when_the_chosen_k_did_not_converge():
+    from bayesgmm import select_n_components
+
+    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=3"):
+        res = select_n_components(_groups_1d(2), range(1, 4), random_seed=0, max_iter=3)
+    assert not res.table.set_index("k").loc[res.best_k, "converged"]
