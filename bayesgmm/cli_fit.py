@@ -206,7 +206,7 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
-        _print_verdict(out, diagnosis, status)
+        _print_verdict(out, diagnosis)
     return status
 
 
@@ -532,9 +532,9 @@ def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors,
     _move_into_place(tmp, out, force)
 
 
-def _print_verdict(out: Path, diagnosis: Any, status: int) -> None:
-    _say(("verdict: " if diagnosis.ok else "verdict (not trustworthy, exit status "
-          f"{status}): ") + diagnosis.verdict)
+def _print_verdict(out: Path, diagnosis: Any) -> None:
+    # the verdict says itself whether to trust the numbers; the status is in --help
+    _say(f"verdict: {diagnosis.verdict}")
     files = ", ".join(p.name for p in sorted(out.iterdir()))
     _say(f"wrote {out}/ ({files})")
     if (out / "report.html").exists():
