@@ -192,6 +192,14 @@ def _fit(args: argparse.Namespace) -> int:
             _save_em_only(exc, tmp, out, column, args.errors, args.force)
             print(f"bayesgmm: {exc}; saved the EM estimate to "
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
+            if getattr(args, "json", False):
+                import json
+
+                print(json.dumps({
+                    "ok": False, "verdict": f"sampling failed: {exc}",
+                    "exit_status": EXIT_SAMPLING_FAILED,
+                    "files": {p.name: str(p.resolve()) for p in sorted(out.iterdir())},
+                }, indent=2))
             return EXIT_SAMPLING_FAILED
         shrunk = _shrink(dt, getattr(args, "no_loglik", False), getattr(args, "thin_ppc", None))
         diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, args.errors)

@@ -289,8 +289,6 @@ def test_demo_end_to_end(capsys, tmp_path):
 
 
 def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch):
-    import json
-
     import bayesgmm.inference as inference
 
     def broken(*args, **kwargs):
@@ -306,6 +304,12 @@ def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch
     doc = json.loads((out / "em_estimate.json").read_text())
     assert "NOT a posterior" in doc["kind"] and len(doc["means"]) == 2
     assert not (out / "posterior.nc").exists()
+    # --json: still one object on stdout
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out),
+                 "--force", "--json", *FAST])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == doc["exit_status"] == 1 and doc["ok"] is False
+    assert list(doc["files"]) == ["em_estimate.json"]
 
 
 @pytest.mark.slow
