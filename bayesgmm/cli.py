@@ -163,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "are fitted and compared by PSIS-LOO. The smallest K whose LOO elpd "
                     "is within 2 standard errors of the best is kept. A candidate is "
                     "not compared when its first sampling run shows it is not "
-                    "identified (chains in different modes, an empty component, or "
-                    "steps so small that each draw takes over 100 gradient "
-                    "evaluations): it is stopped there, without the second run. A "
+                    "identified (R-hat over 1.1, chains in different modes, an empty "
+                    "component, or steps so small that each draw takes over 100 "
+                    "gradient evaluations): it is stopped there, without the second run. A "
                     "candidate whose LOO is unreliable (some Pareto k above ArviZ's "
                     "threshold, or p_loo over twice its 3K - 1 parameters) is named "
                     "in a warning and chosen only if no reliable candidate is left."),
