@@ -617,8 +617,8 @@ def _report(args: argparse.Namespace) -> int:
     with open(src, "rb") as fh:
         magic = fh.read(8)
     if magic != b"\x89HDF\r\n\x1a\n":  # netCDF-4 is HDF5; bayesgmm writes no other kind
-        raise DataError(f"cannot read {str(src)!r}: not a netCDF-4 file; pass a "
-                        "posterior.nc written by 'bayesgmm fit'.")
+        raise DataError(f"cannot read {str(src)!r} as a saved posterior: not a netCDF-4 "
+                        "file; pass a posterior.nc written by 'bayesgmm fit'.")
     try:
         dt = xr.load_datatree(src)
     except Exception as exc:  # not netCDF, or not a DataTree
