@@ -18,14 +18,51 @@ import numpy as np
 from .errors import DataError
 
 EXIT_USAGE = 2
+#: ``bayesgmm fit``/``demo``: the result was written, but its checks failed
+EXIT_NOT_TRUSTWORTHY = 3
+
+_EXIT_STATUS_EPILOG = """\
+exit status:
+  0  success (fit, demo: every check passed, the result can be trusted)
+  1  sampling failed (fit, demo: only the EM estimate is saved) or an internal error
+  2  bad input or usage: one line on stderr says what was wrong and what to do
+  3  fit, demo: the result was written but failed a check (the verdict says which
+     and what to try); do not use its numbers yet
+  130 interrupted (Ctrl-C); nothing half-written is left
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds ``(default: ...)`` to each option's help, unless it states its default itself.
+
+    Unlike ``ArgumentDefaultsHelpFormatter`` it says nothing for a required option or a
+    flag, and a default of None must be explained in the help text instead.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.required or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit status 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _paragraphs(*texts: str) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(t, 79) for t in texts)
 
 
 def _positive_int(text: str) -> int:
@@ -48,74 +85,158 @@ def _probability(text: str) -> float:
     return v
 
 
+def _separator(text: str) -> str:
+    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " "}
+    sep = names.get(text, text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one character (or tab, comma, semicolon, space), got {text!r}")
+    return sep
+
+
+def _table_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="CSV (or .tsv, .txt) or Parquet table")
+    p.add_argument("--sep", type=_separator, default=None, metavar="S",
+                   help="column separator of a text file: one character, or tab, comma, "
+                        "semicolon, space (default: guessed from the header line among "
+                        "comma, semicolon, tab and |; a semicolon file with decimal "
+                        "commas is read as such)")
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="CSV or Parquet table")
+    _table_options(p)
     p.add_argument("--columns", nargs="+", metavar="C",
                    help="data columns (default: every numeric column not named in --errors)")
     p.add_argument("--errors", nargs="+", metavar="COL",
                    help="measurement-error columns (standard deviations): one per data "
-                        "column, or one for all")
+                        "column, or one for all (default: none, exact values)")
     p.add_argument("--covariance", choices=("full", "diag", "spherical"), default="full",
-                   help="component covariance form (default: full)")
+                   help="component covariance form")
     p.add_argument("--n-init", type=_positive_int, default=5, metavar="N",
-                   help="EM starts (default: 5)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
+                   help="EM starts")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="random seed (default: none, a different run each time)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``bayesgmm`` argument parser."""
+    """The ``bayesgmm`` argument parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With the sub-commands ``em``, ``select``, ``fit``, ``report`` and ``demo``.
+    """
+    from . import __version__
+
     parser = _Parser(
         prog="bayesgmm",
         description="Gaussian mixtures with measurement errors: EM and Bayesian fits.",
+        epilog=_EXIT_STATUS_EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"bayesgmm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    em = sub.add_parser("em", help="maximum-likelihood fit by EM")
+    em = sub.add_parser("em", help="maximum-likelihood fit by EM",
+                        description="Maximum-likelihood fit by EM (extreme deconvolution "
+                                    "with --errors).", epilog=_EXIT_STATUS_EPILOG)
     _data_options(em)
     em.add_argument("--k", type=_positive_int, required=True, metavar="K",
                     help="number of components")
 
-    sel = sub.add_parser("select", help="choose the number of components by BIC or AIC")
+    sel = sub.add_parser("select", help="choose the number of components by BIC or AIC",
+                         description="EM fits for K = 1..KMAX, ranked by BIC or AIC.",
+                         epilog=_EXIT_STATUS_EPILOG)
     _data_options(sel)
     sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
                      help="try K = 1..KMAX")
-    sel.add_argument("--criterion", choices=("bic", "aic"), default="bic")
+    sel.add_argument("--criterion", choices=("bic", "aic"), default="bic",
+                     help="information criterion")
 
-    fit = sub.add_parser("fit", help="Bayesian fit: posterior, summary and report in --out")
+    fit = sub.add_parser(
+        "fit", help="Bayesian fit: posterior, summary and report in --out",
+        description=_paragraphs(
+                    "Bayesian fit of a 1-D mixture: writes DIR/posterior.nc, "
+                    "DIR/summary.csv and DIR/report.html, and prints a verdict.",
+                    "--k auto: EM fits for K = 1..8 are ranked by BIC; the two leading K "
+                    "are fitted and compared by PSIS-LOO. The smallest K whose LOO elpd "
+                    "is within 2 standard errors of the best is kept. A candidate is "
+                    "not compared when its first sampling run shows it is not "
+                    "identified (R-hat over 1.1, chains in different modes, an empty "
+                    "component, or steps so small that each draw takes over 100 "
+                    "gradient evaluations): it is stopped there, without the second run. A "
+                    "candidate whose LOO is unreliable (some Pareto k above ArviZ's "
+                    "threshold, or p_loo over twice its 3K - 1 parameters) is named "
+                    "in a warning and chosen only if no reliable candidate is left."),
+        epilog=_EXIT_STATUS_EPILOG)
+    _table_options(fit)
     _fit_options(fit)
-    fit.add_argument("file", metavar="FILE", help="CSV or Parquet table")
     fit.add_argument("--k", required=True, metavar="K|auto",
                      help="number of components, or 'auto' (BIC from EM over 1..8, then "
-                          "LOO between the leading candidates)")
+                          "LOO between the two leading candidates)")
     fit.add_argument("--column", metavar="C", help="data column (default: the only numeric "
                      "column besides --errors)")
-    fit.add_argument("--errors", metavar="COL", help="measurement-error column (sds)")
-    fit.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    fit.add_argument("--errors", metavar="COL",
+                     help="measurement-error column, standard deviations (default: none, "
+                          "exact values)")
+    fit.add_argument("--out", required=True, metavar="DIR",
+                     help="output directory; its parent must exist")
+    fit.add_argument("--json", action="store_true",
+                     help="print one JSON object on stdout (verdict, ok, exit status, K "
+                          "and why, files written, parameter summary, warnings); "
+                          "progress goes to stderr")
 
-    rep = sub.add_parser("report", help="rebuild the HTML report from a saved posterior")
-    rep.add_argument("posterior", metavar="POSTERIOR.nc")
-    rep.add_argument("--out", metavar="FILE", help="default: report.html beside the input")
+    rep = sub.add_parser("report", help="rebuild the HTML report from a saved posterior",
+                         epilog=_EXIT_STATUS_EPILOG)
+    rep.add_argument("posterior", metavar="POSTERIOR.nc",
+                     help="a posterior.nc written by 'bayesgmm fit'")
+    rep.add_argument("--out", metavar="FILE",
+                     help="output file (default: report.html beside the input)")
 
-    demo = sub.add_parser("demo", help="the whole job on bundled data with measurement errors")
+    demo = sub.add_parser("demo", help="the whole job on bundled data with measurement errors",
+                          epilog=_EXIT_STATUS_EPILOG)
     _fit_options(demo)
     demo.add_argument("--out", default="bayesgmm-demo", metavar="DIR",
-                      help="output directory (default: bayesgmm-demo)")
+                      help="output directory")
+    demo.add_argument("--json", action="store_true",
+                      help="print one JSON object on stdout, as 'fit --json'")
     return parser
 
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--draws", type=_positive_int, default=1000, metavar="D")
-    p.add_argument("--tune", type=_positive_int, default=1000, metavar="T")
-    p.add_argument("--chains", type=_positive_int, default=4, metavar="C")
-    p.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie")
+    p.add_argument("--draws", type=_positive_int, default=1000, metavar="D",
+                   help="kept draws per chain")
+    p.add_argument("--tune", type=_positive_int, default=1000, metavar="T",
+                   help="tuning steps per chain")
+    p.add_argument("--chains", type=_positive_int, default=4, metavar="C",
+                   help="number of chains")
+    p.add_argument("--sampler", choices=("nutpie", "pymc"), default="nutpie",
+                   help="NUTS implementation")
     p.add_argument("--target-accept", type=_probability, default=None, metavar="A",
                    help="NUTS target acceptance (default: 0.8, and a second run with "
                         "twice the tuning if that one fails a check: at 0.99 after "
                         "divergences, at 0.8 after R-hat > 1.01 or ESS < 10%% of draws)")
-    p.add_argument("--seed", type=int, default=None, metavar="S")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="random seed (default: none, a different run each time)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--no-loglik", action="store_true",
+                   help="do not store the pointwise log-likelihood (about half of "
+                        "posterior.nc); LOO then cannot be computed from the file")
+    p.add_argument("--thin-ppc", type=_nonneg_int, default=None, metavar="N",
+                   help="keep N posterior predictive draws per chain, evenly spaced (0: "
+                        "none, and the predictive checks are skipped) (default: every "
+                        "draw, up to 10 million values in all)")
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,7 +289,7 @@ def _ours(w: warnings.WarningMessage) -> bool:
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     from .data import load_table, table_columns
 
-    df = load_table(args.file)
+    df = load_table(args.file, sep=args.sep)
     return table_columns(df, args.columns, args.errors, source=repr(args.file))
 
 
@@ -258,7 +379,8 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
             mark = " <- best" if r["k"] == res.best_k else ""
             lines.append(f"{r['k']:>3}  {r['loglik']:>14.4f}  {r['bic']:>12.3f}  "
                          f"{r['aic']:>12.3f}  {note}{mark}")
-        lines.append(f"\nbest K by {args.criterion.upper()}: {res.best_k}")
+        lines.append(f"\nbest K by {args.criterion.upper()}: {res.best_k} (data columns: "
+                     f"{', '.join(names)})")
         out["_text"] = "\n".join(lines)
     return out
 

@@ -203,8 +203,56 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
     return np.ascontiguousarray(w)
 
 
-def load_table(path: str | Path) -> Any:
+#: Separators :func:`load_table` recognises in a CSV file's first line, most common first.
+CSV_SEPARATORS = (",", ";", "\t", "|")
+
+
+def sniff_separator(path: str | Path) -> tuple[str, str]:
+    """Guess a CSV file's column separator and decimal mark from its first lines.
+
+    The separator is the one of :data:`CSV_SEPARATORS` that occurs most often in the
+    first non-empty line (the header), ties going to the earlier one; a file whose first
+    line holds none of them is one column (``","``). A ``";"`` file whose next line has
+    numbers written with a decimal comma (``1,5``) and no decimal point is read with
+    ``decimal=","``, the usual European spreadsheet export.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A text file.
+
+    Returns
+    -------
+    sep, decimal : str
+        Arguments for :func:`pandas.read_csv`.
+    """
+    import re
+
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = [line for line in (fh.readline() for _ in range(50)) if line.strip()]
+    if not lines:
+        return ",", "."
+    counts = [lines[0].count(c) for c in CSV_SEPARATORS]
+    sep = CSV_SEPARATORS[counts.index(max(counts))] if max(counts) > 0 else ","
+    decimal = "."
+    if sep == ";" and len(lines) > 1:
+        body = "".join(lines[1:])
+        if re.search(r"\d,\d", body) and not re.search(r"\d\.\d", body):
+            decimal = ","
+    return sep, decimal
+
+
+def load_table(path: str | Path, *, sep: str | None = None) -> Any:
     """Read a CSV or Parquet file into a :class:`pandas.DataFrame`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.csv``, ``.txt``, ``.tsv`` (or no suffix): text with a header line;
+        ``.parquet`` or ``.pq``: Parquet.
+    sep : str, optional
+        Column separator of a text file. None: tab for ``.tsv``, otherwise guessed from
+        the header line by :func:`sniff_separator` (comma, semicolon, tab or ``|``).
 
     Raises
     ------
@@ -223,9 +271,11 @@ def load_table(path: str | Path) -> Any:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif suffix in (".csv", ".txt", ".tsv", ""):
+            decimal = "."
+            if sep is None:
+                sep, decimal = ("\t", ".") if suffix == ".tsv" else sniff_separator(p)
             # blank lines are kept: in a one-column file an empty line is a missing value
-            df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",",
-                             skip_blank_lines=False)
+            df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False)
             last = df.notna().any(axis=1).to_numpy().nonzero()[0]
             df = df.iloc[: (last[-1] + 1 if last.size else 0)]  # trailing blank lines
         else:

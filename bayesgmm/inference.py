@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -111,6 +112,7 @@ def fit(
     progressbar: bool = True,
     target_accept: float | None = None,
     log_likelihood: bool | None = None,
+    first_run_check: Callable[[Any], str | None] | None = None,
 ) -> Any:
     """Sample the posterior of a 1-D Gaussian mixture, started and checked by EM.
 
@@ -154,6 +156,12 @@ def fit(
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
+    first_run_check : callable, optional
+        Called with the first run (a DataTree with ``posterior`` and ``sample_stats``)
+        when it failed a check and a second run would follow. A string returned means
+        the model is hopeless as it is: no second run, the first is kept, and the string
+        is stored in ``attrs["stopped_early"]`` (``bayesgmm fit --k auto`` stops a
+        candidate K that is not identified this way).
 
     Returns
     -------
@@ -226,17 +234,30 @@ def fit(
                      "backend": stats.attrs.get("nutpie_backend", sampler),
                      "pair": int(stats.attrs.get("sampler_pair", -1))})
         if failed and target_accept is None and len(runs) == 1:
-            # divergences: smaller steps; poor mixing alone: longer adaptation
-            schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept, 2 * max(tune, 1)))
+            stop = first_run_check(_run_tree(post, stats)) if first_run_check else None
+            if stop:
+                runs[-1]["stopped_early"] = str(stop)
+            else:  # divergences: smaller steps; poor mixing alone: longer adaptation
+                schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
+                                 2 * max(tune, 1)))
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
                    log_likelihood)
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
+    if runs[0].get("stopped_early"):
+        dt.attrs["stopped_early"] = runs[0]["stopped_early"]
     for message in mixture_warnings(dt):
         from .errors import SamplingWarning
 
         warnings.warn(message, SamplingWarning, stacklevel=2)
     return dt
+
+
+def _run_tree(post: Any, stats: Any) -> Any:
+    """One run's draws and sampler statistics as a DataTree, for ``first_run_check``."""
+    import xarray as xr
+
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
 
 
 def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,

@@ -121,3 +121,59 @@ def test_console_script_subprocess(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip().startswith("bayesgmm: error: file not found")
     assert "Traceback" not in p.stderr
+
+
+def test_version(capsys):
+    from bayesgmm import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bayesgmm {__version__}"
+
+
+def test_every_option_states_its_default(capsys):
+    """Each optional option's help says its default; --help documents the exit statuses."""
+    import argparse
+
+    from bayesgmm.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert "3  fit, demo: the result was written but failed a check" in text
+        formatter = p._get_formatter()
+        for action in p._optionals._group_actions:
+            if action.required or action.nargs == 0:  # required, or a flag / --help
+                continue
+            assert "(default" in formatter._get_help_string(action) % {
+                "default": action.default}, f"{name} {action.option_strings}"
+
+
+@pytest.mark.parametrize(
+    "name,text,extra",
+    [
+        ("semi.csv", "v;e\n1.5;0.1\n2.5;0.2\n3.5;0.1\n", []),
+        ("comma_decimal.csv", "v;e\n1,5;0,1\n2,5;0,2\n3,5;0,1\n", []),
+        ("tabs.tsv", "v\te\n1.5\t0.1\n2.5\t0.2\n3.5\t0.1\n", []),
+        ("tabs.txt", "v\te\n1.5\t0.1\n2.5\t0.2\n3.5\t0.1\n", []),
+        ("pipes.csv", "v|e\n1.5|0.1\n2.5|0.2\n3.5|0.1\n", []),
+        ("forced.dat.csv", "v:e\n1.5:0.1\n2.5:0.2\n3.5:0.1\n", ["--sep", ":"]),
+    ],
+)
+def test_separator_detection(capsys, tmp_path, name, text, extra):
+    p = tmp_path / name
+    p.write_text(text)
+    code, out, err = run(capsys, "em", str(p), "--k", "1", "--errors", "e", "--json", *extra)
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["columns"] == ["v"]
+    assert obj["means"][0][0] == pytest.approx(2.5)
+
+
+def test_select_names_its_columns(capsys, noisy_csv):
+    code, out, err = run(capsys, "select", str(noisy_csv), "--k-max", "2", "--errors", "v_err",
+                         "--seed", "0")
+    assert code == 0, err
+    assert "data columns: v)" in out  # 'name' (text) and 'v_err' (errors) were left out

@@ -1,5 +1,14 @@
-"""`bayesgmm fit` / `demo`: outputs, --force, --k auto, interruption, one-line errors."""
+"""`bayesgmm fit` / `demo`: outputs, --force, exit status, --json, result size,
+interruption, one-line errors. (--k auto: tests/test_cli_auto.py.)
 
+Plumbing tests reuse one real fit (``fitted``) through a stand-in for
+``bayesgmm.inference.fit``; only the tests about sampling itself sample.
+"""
+
+import json
+
+import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -7,6 +16,7 @@ import xarray as xr
 from bayesgmm.cli import main
 from bayesgmm.datasets import simulate
 
+# 2 x 100 draws: the verdict's ESS check (400) fails, so these runs exit with status 3
 FAST = ["--draws", "100", "--tune", "200", "--chains", "2", "--seed", "1"]
 
 
@@ -19,11 +29,45 @@ def table(tmp_path_factory):
     return p
 
 
+@pytest.fixture(scope="module")
+def fitted(table):
+    """One real K = 2 fit of ``table`` at FAST settings."""
+    import bayesgmm
+
+    df = pd.read_csv(table)
+    return bayesgmm.fit(df.v, 2, X_err=df.v_err, draws=100, tune=200, chains=2,
+                        random_seed=1, progressbar=False)
+
+
+@pytest.fixture
+def reuse_fit(fitted, monkeypatch):
+    """``bayesgmm fit`` without sampling: every fit returns a copy of ``fitted``."""
+    import bayesgmm.inference as inference
+
+    calls = []
+
+    def fake(x, k, **kw):
+        calls.append(kw)
+        return fitted.copy(deep=True)
+
+    monkeypatch.setattr(inference, "fit", fake)
+    return calls
+
+
+@pytest.fixture
+def quick_report(monkeypatch):
+    """A stub report (the figures take seconds; tests of the report draw them)."""
+    import bayesgmm.report as report
+
+    monkeypatch.setattr(report, "write_report",
+                        lambda dt, path, **kw: path.write_text("<html>stub</html>"))
+
+
 def test_fit_writes_outputs(capsys, table, tmp_path):
     out = tmp_path / "run"
     code = main(["fit", str(table), "--k", "2", "--errors", "v_err", "--out", str(out), *FAST])
     captured = capsys.readouterr()
-    assert code == 0, captured.err
+    assert code == 3, captured.err  # written, but 200 draws fail the ESS check
     dt = xr.load_datatree(out / "posterior.nc")
     assert dt.posterior["means"].sizes == {"chain": 2, "draw": 100, "component": 2}
     assert dt.attrs["data_column"] == "v" and dt.attrs["error_column"] == "v_err"
@@ -33,31 +77,131 @@ def test_fit_writes_outputs(capsys, table, tmp_path):
     assert abs(summary.loc["means[1]", "mean"] - 3.0) < 0.25
     assert "wrote" in captured.out
     assert not list(tmp_path.glob(".run.partial-*"))
+    # compressed: gzip on every array, float32 for the two big groups
+    with h5py.File(out / "posterior.nc") as f:
+        for group in ("log_likelihood", "posterior_predictive"):
+            assert f[group]["x"].compression == "gzip" and f[group]["x"].dtype == np.float32
+        assert f["posterior"]["means"].compression == "gzip"
+        assert f["posterior"]["means"].dtype == np.float64
+    # ArviZ still reads it: LOO from the stored log-likelihood
+    import arviz_stats as azs
+
+    assert np.isfinite(azs.loo(dt).elpd)
 
 
-def test_existing_output_needs_force(capsys, table, tmp_path):
+def test_existing_output_needs_force(capsys, table, tmp_path, reuse_fit, quick_report):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("user's file")
-    code = main(["fit", str(table), "--k", "1", "--column", "v", "--out", str(out), *FAST])
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out), *FAST])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--force" in err
     assert (out / "keep.txt").read_text() == "user's file"
-    code = main(["fit", str(table), "--k", "1", "--column", "v", "--out", str(out), "--force",
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out), "--force",
                  *FAST])
-    assert code == 0
+    assert code == 3
     assert (out / "posterior.nc").exists() and not (out / "keep.txt").exists()
 
 
-def test_k_auto_compares_by_loo(capsys, table, tmp_path):
-    out = tmp_path / "auto"
-    code = main(["fit", str(table), "--k", "auto", "--errors", "v_err", "--out", str(out),
-                 *FAST])
-    text = capsys.readouterr().out
-    assert code == 0
-    assert "BIC from EM" in text and "LOO" in text and "chose K=" in text
-    dt = xr.load_datatree(out / "posterior.nc")
-    assert dt.attrs["n_components"] == 2  # two well-separated components
+def _diagnosis(ok):
+    from bayesgmm.diagnostics import Diagnosis
+
+    verdict = ("All 13 checks that could be run passed: these numbers can be trusted." if ok
+               else "Do not trust these numbers yet: 1 of 13 checks failed (r_hat).")
+    return Diagnosis(ok=ok, verdict=verdict, checks=pd.DataFrame(),
+                     table=pd.DataFrame({"mean": [0.5]}, index=["weights[0]"]))
+
+
+@pytest.mark.parametrize("ok,status", [(True, 0), (False, 3)])
+def test_exit_status_and_verdict_said_once(capsys, table, tmp_path, reuse_fit, quick_report,
+                                          monkeypatch, ok, status):
+    import bayesgmm.diagnostics as diagnostics
+
+    monkeypatch.setattr(diagnostics, "diagnose", lambda dt: _diagnosis(ok))
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out",
+                 str(tmp_path / "o"), *FAST])
+    out = capsys.readouterr().out
+    assert code == status
+    assert out.count(_diagnosis(ok).verdict) == 1
+    assert out.lower().count("trust") == 1, out  # not "NOT TRUSTWORTHY YET: Do not trust"
+
+
+def test_fit_json(capsys, table, tmp_path, reuse_fit, quick_report):
+    out = tmp_path / "o"
+    code = main(["fit", str(table), "--k", "2", "--errors", "v_err", "--out", str(out),
+                 "--json", *FAST])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # stdout is one JSON object; progress went to stderr
+    assert "fitting K = 2" in captured.err
+    assert code == doc["exit_status"] == 3 and doc["ok"] is False
+    assert doc["verdict"].startswith("Do not trust")
+    assert doc["n_components"] == 2 and doc["k_choice"]["k"] == 2
+    assert doc["k_choice"]["reason"] == "given with --k"
+    assert set(doc["files"]) == {"posterior.nc", "summary.csv", "report.html"}
+    assert doc["files"]["posterior.nc"] == str((out / "posterior.nc").resolve())
+    assert {"means[0]", "sigmas[1]", "weights[0]"} <= set(doc["summary"])
+    assert {"mean", "sd", "r_hat", "ess_bulk"} <= set(doc["summary"]["means[0]"])
+    assert doc["data_column"] == "v" and doc["error_column"] == "v_err"
+
+
+def test_no_loglik_and_thin_ppc_shrink_the_result(capsys, table, tmp_path, reuse_fit, quick_report):
+    full, small = tmp_path / "full", tmp_path / "small"
+    assert main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(full),
+                 *FAST]) == 3
+    assert main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(small),
+                 "--no-loglik", "--thin-ppc", "10", *FAST]) == 3
+    err = capsys.readouterr().err
+    assert "LOO (arviz_stats.loo) cannot be computed" in err
+    assert reuse_fit[-1]["log_likelihood"] is False  # not even computed
+    dt = xr.load_datatree(small / "posterior.nc")
+    assert "log_likelihood" not in dt.children and dt.attrs["log_likelihood_stored"] == 0
+    assert dt["posterior_predictive"].sizes["draw"] == 10
+    assert dt["posterior"].sizes["draw"] == 100  # the posterior itself is whole
+    # 300 points, 2 x 100 draws: the two big groups are ~2/3 of the file (the rest is
+    # ~170 kB of HDF5 metadata, fixed); at the demo's size they are ~all of it
+    assert (small / "posterior.nc").stat().st_size < 0.4 * (full / "posterior.nc").stat().st_size
+    none = tmp_path / "none"
+    assert main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(none),
+                 "--thin-ppc", "0", *FAST]) == 3
+    assert "posterior_predictive" not in xr.load_datatree(none / "posterior.nc").children
+
+
+def test_default_column_ignores_text_and_is_named(capsys, tmp_path, monkeypatch):
+    import bayesgmm.inference as inference
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "fit", interrupted)
+    p = tmp_path / "t.csv"
+    pd.DataFrame({"site": ["a", "b", "c", "d"], "velocity": [1.0, 2.0, 3.5, 4.0],
+                  "err": [0.1] * 4}).to_csv(p, index=False)
+    assert main(["fit", str(p), "--k", "1", "--errors", "err", "--out",
+                 str(tmp_path / "o")]) == 130
+    assert "data column: 'velocity'" in capsys.readouterr().out
+
+
+def test_out_parent_is_never_created(capsys, table, tmp_path):
+    target = tmp_path / "missing" / "dir" / "x"
+    code = main(["fit", str(table), "--k", "1", "--column", "v", "--out", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_semicolon_file(capsys, tmp_path, monkeypatch):
+    import bayesgmm.inference as inference
+
+    def interrupted(x, *args, **kwargs):
+        interrupted.x = x
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "fit", interrupted)
+    p = tmp_path / "semi.csv"  # a European spreadsheet export: ';' and decimal commas
+    p.write_text("velocity;err\n1,5;0,1\n2,5;0,2\n3,25;0,1\n")
+    assert main(["fit", str(p), "--k", "1", "--errors", "err", "--out",
+                 str(tmp_path / "o")]) == 130
+    np.testing.assert_array_equal(interrupted.x, [1.5, 2.5, 3.25])
 
 
 def test_interrupt_leaves_nothing(capsys, table, tmp_path, monkeypatch):
@@ -100,19 +244,29 @@ def test_fit_needs_column_when_ambiguous(capsys, tmp_path):
     assert code == 2 and "choose one with --column" in err
 
 
-def test_report_bad_file(capsys, tmp_path):
+def test_report_bad_file(capsys, tmp_path, table):
     code = main(["report", str(tmp_path / "missing.nc")])
     assert code == 2 and "file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.nc"
     bad.write_text("not netcdf")
     code = main(["report", str(bad)])
     assert code == 2 and "cannot read" in capsys.readouterr().err
+    # a data table given by mistake: our one line, not xarray's list of backends
+    code = main(["report", str(table)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "not a netCDF-4 file" in err and "backend" not in err
+    with h5py.File(tmp_path / "other.h5", "w") as f:  # HDF5, but not a posterior
+        f["a"] = np.arange(3.0)
+    code = main(["report", str(tmp_path / "other.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a bayesgmm posterior" in err
 
 
-def test_report_rebuilds_from_saved_posterior(capsys, table, tmp_path):
+def test_report_rebuilds_from_saved_posterior(capsys, table, tmp_path, reuse_fit):
     out = tmp_path / "run"
     assert main(["fit", str(table), "--k", "2", "--errors", "v_err", "--out", str(out),
-                 *FAST]) == 0
+                 *FAST]) == 3
     html = (out / "report.html").read_text()
     assert 'id="verdict"' in html and html.count("data:image/png;base64,") >= 5
     target = tmp_path / "again.html"
@@ -125,18 +279,16 @@ def test_report_rebuilds_from_saved_posterior(capsys, table, tmp_path):
 def test_demo_end_to_end(capsys, tmp_path):
     # the README's main job: bundled data with errors, defaults (4 x 1,000 draws)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--seed", "1"]) == 0
+    assert main(["demo", "--out", str(out), "--seed", "1"]) == 0  # 3 if a check failed
     text = capsys.readouterr().out
     assert "report:" in text and str((out / "report.html").resolve()) in text
-    assert "CONVERGED" in text  # this example meets R-hat, ESS and the other checks
+    assert "verdict: All" in text  # this example meets R-hat, ESS and the other checks
     for name in ("posterior.nc", "summary.csv", "report.html"):
         assert (out / name).stat().st_size > 0
     assert main(["demo", "--out", str(out)]) == 2  # not overwritten without --force
 
 
 def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch):
-    import json
-
     import bayesgmm.inference as inference
 
     def broken(*args, **kwargs):
@@ -152,6 +304,12 @@ def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch
     doc = json.loads((out / "em_estimate.json").read_text())
     assert "NOT a posterior" in doc["kind"] and len(doc["means"]) == 2
     assert not (out / "posterior.nc").exists()
+    # --json: still one object on stdout
+    code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out),
+                 "--force", "--json", *FAST])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == doc["exit_status"] == 1 and doc["ok"] is False
+    assert list(doc["files"]) == ["em_estimate.json"]
 
 
 @pytest.mark.slow
@@ -172,7 +330,7 @@ def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "bayesgmm", "fit", str(table), "--k", "2", "--errors",
            "v_err", "--out", str(out), *FAST]
-    assert subprocess.run(cmd, capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run(cmd, capture_output=True, timeout=600).returncode == 3  # FAST
     digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
     assert {"posterior.nc", "summary.csv", "report.html"} <= set(digest)
 
@@ -194,7 +352,7 @@ def test_killed_run_never_leaves_a_truncated_result(table, tmp_path):
 
     # the next run clears what the killed one left and replaces the result whole
     assert subprocess.run([*cmd, "--force"], capture_output=True,
-                          timeout=600).returncode == 0
+                          timeout=600).returncode == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (out / "posterior.nc").exists() and (out / "report.html").exists()
 
