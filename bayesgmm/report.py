@@ -133,7 +133,9 @@ def _as_frame(obj: Any) -> Any:
 
 def _meta(dt: Any) -> str:
     post = dt["posterior"]
-    n = int(dt["observed_data"]["x"].size) if "observed_data" in dt.children else "?"
+    from ._mixture_checks import _n_obs
+
+    n = _n_obs(dt) or "?"
     attrs = dt.attrs
     parts = [
         f"{n} points",
