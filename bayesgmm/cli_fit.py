@@ -151,6 +151,9 @@ def _fit(args: argparse.Namespace) -> int:
             raise DataError(f"--k must be a positive integer or 'auto'; got {args.k!r}.")
     df = load_table(args.file)
     x, e, column = _pick_column(df, args.column, args.errors, repr(str(args.file)))
+    import pandas as pd
+
+    x = pd.Series(x, name=column)  # named: the result and the figures use the column's name
     if args.k != "auto" and int(args.k) > x.size:
         raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
     progress = sys.stderr.isatty()
@@ -166,7 +169,7 @@ def _fit(args: argparse.Namespace) -> int:
             print(f"bayesgmm: {exc}; saved the EM estimate to "
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
             return 1
-        _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
+        _write_outputs(dt, tmp, selection, loo_table, column, args.errors, args)
         _move_into_place(tmp, out, args.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -239,14 +242,31 @@ def _choose_by_loo(table) -> tuple[str, str]:
                   "is kept")
 
 
-def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors) -> None:
+def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
+                   args: argparse.Namespace | None = None) -> None:
+    """Write posterior.nc, summary.csv and report.html into ``outdir``.
+
+    posterior.nc keeps the BIC/AIC and LOO tables and the run's options in its attrs,
+    so ``bayesgmm report`` rebuilds the same report and the verdict names the command
+    to run next.
+    """
+    from ._stored import store
     from .diagnostics import diagnose
     from .report import write_report
 
     dt.attrs["data_column"] = column
     dt.attrs["error_column"] = errors or ""
+    options = None
+    if args is not None:
+        options = {"file": str(getattr(args, "file", "") or ""), "column": column,
+                   "errors": errors or "", "k": str(getattr(args, "k", "")),
+                   "out": str(getattr(args, "out", "") or ""),
+                   **{key: getattr(args, key, None)
+                      for key in ("draws", "tune", "chains", "sampler", "seed",
+                                  "target_accept")}}
+    store(dt, selection=selection, loo_table=loo_table, cli_args=options)
     dt.to_netcdf(outdir / "posterior.nc")
-    diagnosis = diagnose(dt)
+    diagnosis = diagnose(dt, selection=selection, loo_table=loo_table)
     diagnosis.table.to_csv(outdir / "summary.csv")
     write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
                  loo_table=loo_table)
@@ -293,9 +313,11 @@ def _report(args: argparse.Namespace) -> int:
             from None
     if "posterior" not in dt.children or "weights" not in dt["posterior"]:
         raise DataError(f"{str(src)!r} is not a bayesgmm posterior (no posterior/weights).")
+    from ._stored import stored_tables
     from .report import write_report
 
     target = Path(args.out) if args.out else src.with_name("report.html")
-    write_report(dt, target)
+    selection, loo_table = stored_tables(dt)  # what bayesgmm fit stored: same sections
+    write_report(dt, target, selection=selection, loo_table=loo_table)
     _say(f"report: {target.resolve()}")
     return 0
