@@ -24,9 +24,10 @@ def _n_obs(dt: Any) -> int | None:
     from .posterior import data_name
 
     try:
-        return int(dt["observed_data"][data_name(dt)].size)
+        name = data_name(dt)
     except DataError:  # no observed_data group
         return None
+    return int(dt["observed_data"][name].size)
 
 
 def _worst(post, score) -> tuple[float, str]:

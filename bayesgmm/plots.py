@@ -368,14 +368,11 @@ def _param_label(dt: Any, var: str) -> str:
 def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, Any]:
     """The simultaneous envelope drawn on the rank plots.
 
-    The band that the fractional-rank ECDF differences of all C chains stay inside, at
-    all ranks at once, with probability about ``envelope_prob`` when the chains sample
-    the same distribution: the simultaneous band of one ECDF of n independent uniform
-    draws (Säilynoja et al. 2022, ``arviz_stats.ecdf_utils.ecdf_pit``) at probability
-    ``envelope_prob ** (1 / C)``, for n the draws per chain left after thinning to about
-    independent draws (``arviz_stats.thin``, as ArviZ's envelope method does). Slightly
-    conservative: ranks within the pooled draws vary a little less than independent
-    uniforms.
+    The band that the rank-ECDF differences of all C chains stay inside, at all ranks
+    at once, with probability about ``envelope_prob`` when the chains sample the same
+    distribution, for the draws thinned to about independent ones (``arviz_stats.thin``,
+    as the rank plot draws them): the simultaneous band of one ECDF of n independent
+    uniforms (Säilynoja et al. 2022) at probability ``envelope_prob ** (1 / C)``.
 
     Parameters
     ----------
@@ -388,36 +385,38 @@ def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, A
     -------
     dict
         ``x`` (fractional ranks), ``lower``, ``upper`` (ECDF minus x), ``prob`` and
-        ``n_draws`` (draws per chain the band is for).
+        ``n_draws`` (draws per chain after thinning).
     """
-    import arviz_stats as azs
     from arviz_base import rcParams
-    from arviz_stats.ecdf_utils import ecdf_pit
+
+    from . import _rank
 
     prob = float(rcParams["stats.envelope_prob"] if envelope_prob is None else envelope_prob)
-    post = dt["posterior"].to_dataset()[PARAMETERS]
-    n = int(azs.thin(post).sizes["draw"])
-    C = int(post.sizes["chain"])
-    x, _, lo, hi = ecdf_pit(np.linspace(0, 1, n), prob ** (1 / C), n_simulations=1000,
-                            rng=np.random.default_rng(214))
-    return {"x": x, "lower": lo - x, "upper": hi - x, "prob": prob, "n_draws": n}
+    post = _rank.thinned(dt, PARAMETERS)
+    n, C = int(post.sizes["draw"]), int(post.sizes["chain"])
+    return {**_rank.envelope(n, C, prob), "prob": prob, "n_draws": n}
 
 
 def _finish_rank(fig: Any, dt: Any) -> None:
     """Envelope, y label and a legend of the chains on arviz_plots' rank figure."""
+    from matplotlib.collections import PathCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     env = rank_envelope(dt)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+    C = int(dt["posterior"].sizes["chain"])
     for ax in panels:
+        if C < 3:  # ArviZ's multi-chain p has no power with 2 chains: do not show it
+            for artist in [*ax.texts, *(c for c in ax.collections
+                                        if isinstance(c, PathCollection))]:
+                artist.remove()
         lo, hi = ax.get_ylim()
         ax.fill_between(env["x"], env["lower"], env["upper"], step="post", color="0.5",
                         alpha=0.18, linewidth=0, zorder=0)
         top = max(abs(lo), abs(hi), float(np.max(np.abs(env["upper"]))) * 1.15)
         ax.set_ylim(-top, top)
         ax.axhline(0, color="0.4", lw=0.5, zorder=0)
-    C = int(dt["posterior"].sizes["chain"])
     lines = panels[0].lines[:C] if panels else []
     handles = [Line2D([], [], color=ln.get_color(), lw=1.5, label=f"chain {i}")
                for i, ln in enumerate(lines)]
@@ -468,9 +467,9 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
         A :func:`bayesgmm.fit` result.
     kind : {"rank", "trace"}, default="rank"
         ``"rank"``: :func:`arviz_plots.plot_rank` (fractional-rank ECDF differences of
-        each chain; each panel prints the p-value of ArviZ's multi-chain uniformity test
-        and marks the draws that drive a small one), with the simultaneous envelope of
-        :func:`rank_envelope` shaded.
+        each chain, the draws thinned to about independent ones), with the simultaneous
+        envelope of :func:`rank_envelope` shaded; with 3 or more chains each panel also
+        prints the p-value of ArviZ's multi-chain uniformity test.
         ``"trace"``: :func:`arviz_plots.plot_trace_dist` (traces and marginals), with
         titles, units and a legend of components and chains.
 
@@ -484,7 +483,9 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     if kind == "rank":
         # one row per variable, one column per component
         K = int(dt["posterior"].sizes.get("component", 1))
-        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib",
+        # thinned, as the envelope (and diagnose's rank_ecdf check) assume; ArviZ's
+        # multi-chain p has no power with 2 chains, so it is printed from 3 on
+        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib", thin=True,
                            col_wrap=min(K, 4))
         fig = _figure_of(pc, row_height=2.3)
         _finish_rank(fig, dt)
