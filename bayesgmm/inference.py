@@ -471,8 +471,10 @@ def _data_name(X: Any) -> tuple[str, str]:
     m = _NAME_UNITS.match(name)
     if m and not units:
         name, units = m.group(1), m.group(2)
-    name = "".join(c if c.isprintable() and c != "/" else "_" for c in name.strip())
-    return (name or "x"), units
+    name = "".join(c if c.isprintable() and c != "/" else "_" for c in name.strip()) or "x"
+    if name in ("obs", "chain", "draw", "component"):  # the result's dimension names
+        name += "_"
+    return name, units
 
 
 def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_likelihood,

@@ -316,12 +316,15 @@ def write_report(
         f"draws) minus the uniform's. Shaded: the {_envelope_prob():.0%} simultaneous "
         "envelope that all "
         "chains stay inside when they sample the same distribution (for the draws "
-        "thinned to about independent ones). p in each panel: ArviZ's multi-chain "
-        "uniformity test, which allows for autocorrelation; under α it marks the draws "
-        "that drive it. Curves leaving the envelope, or p under α, mean the chains "
-        "differ in the shape of their distributions, which R-hat (location and spread "
-        "only) can miss; the rank_ecdf check above weighs that against the number of "
-        "panels.")]
+        "thinned to about independent ones). "
+        + ("p in each panel: ArviZ's multi-chain uniformity test; under α it marks the "
+           "draws that drive it. Curves leaving the envelope, or p under α, mean "
+           if int(dt["posterior"].sizes["chain"]) >= 3 else
+           "(ArviZ's multi-chain p is not shown: it has no power with 2 chains.) Curves "
+           "leaving the envelope mean ")
+        + "the chains differ in the shape of their distributions, which R-hat (location "
+        "and spread only) can miss; the rank_ecdf check above weighs that against the "
+        "number of panels.")]
     body += ["<h2>Sampler: traces</h2>", _figure(
         lambda: plots.plot_trace(dt, kind="trace"), "trace plots",
         "Left: each chain's posterior density of each parameter; right: its draws after "

@@ -211,8 +211,10 @@ def test_fit_takes_the_name_and_units_of_a_series(sim, monkeypatch):
     df["velocity"].attrs["units"] = "km/s"
     dt2 = _fit(sim, monkeypatch, X=df)
     assert list(dt2["observed_data"].data_vars) == ["velocity"]
-    # plain arrays keep "x"
+    # plain arrays keep "x"; a name that is one of the result's dimensions gets a "_"
     assert list(_fit(sim, monkeypatch)["observed_data"].data_vars) == ["x"]
+    X = pd.Series(sim.x, name="obs")
+    assert list(_fit(sim, monkeypatch, X=X)["observed_data"].data_vars) == ["obs_"]
 
 
 def test_figures_and_report_use_the_column_name(sim, monkeypatch, tmp_path):
