@@ -2,8 +2,9 @@
 
 The generic diagnostics (R-hat, ESS, E-BFMI) come from ArviZ (``arviz_stats``); the
 mixture-specific ones are :func:`mixture_checks` (modes, distance from the EM estimate,
-empty components; in ``_mixture_checks.py``) and, here, labels left unidentified by the
-ordering and posterior predictive p-values.
+empty components; in ``_mixture_checks.py``) and, here, the rank plots' rank-ECDF test
+(``_rank.py``), labels left unidentified by the ordering and posterior predictive
+p-values. The verdict's sentences are written in ``_verdict.py``.
 :func:`diagnose` gathers all of them into one :class:`Diagnosis`.
 """
 
@@ -392,6 +393,11 @@ def diagnose(
     the check fails when, for some neighbours k and k + 1, more than
     ``label_overlap_max`` of the draws have ``means[k+1] - means[k]`` under
     ``label_gap_sd`` times their pooled sigma, i.e. only the ordering separates them.
+    ``rank_ecdf``: on the draws thinned to about independent ones (as the rank plot
+    draws them), whether some chain's fractional-rank ECDF leaves the simultaneous
+    envelope widened for the number of panels (probability ``1 - rank_alpha / panels``);
+    with 3 or more chains also ArviZ's multi-chain uniformity p under that limit. Its
+    value is the number of panels failed (or, when none, flagged at ``rank_alpha``).
     ``ppc_*``: p = P(T(replicate) > T(observed)) over the posterior predictive draws,
     for T = sd, skewness and the fraction of points beyond the observed ``tail_prob``
     and ``1 - tail_prob`` quantiles.
