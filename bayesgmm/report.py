@@ -233,8 +233,10 @@ def write_report(
         ``table``). Computed here when omitted.
     selection : pandas.DataFrame or SelectionResult, optional
         :func:`bayesgmm.select_n_components` output, for the BIC/AIC figure and table.
+        Default: the table ``bayesgmm fit`` stored in ``dt.attrs``, if any.
     loo_table : pandas.DataFrame, optional
-        An ``arviz_stats.compare`` table (index: model names).
+        An ``arviz_stats.compare`` table (index: model names). Default: the one
+        ``bayesgmm fit --k auto`` stored in ``dt.attrs``, if any.
     title : str, optional
         Page title (default: "bayesgmm report: K-component Gaussian mixture").
 
