@@ -20,9 +20,14 @@ MIN_WEIGHT = 0.01
 
 
 def _n_obs(dt: Any) -> int | None:
-    if "observed_data" not in dt.children or "x" not in dt["observed_data"]:
+    from .errors import DataError
+    from .posterior import data_name
+
+    try:
+        name = data_name(dt)
+    except DataError:  # no observed_data group
         return None
-    return int(dt["observed_data"]["x"].size)
+    return int(dt["observed_data"][name].size)
 
 
 def _worst(post, score) -> tuple[float, str]:

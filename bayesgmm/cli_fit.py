@@ -181,6 +181,9 @@ def _fit(args: argparse.Namespace) -> int:
     if args.column is None:
         _say(f"data column: {column!r} ({x.size} rows; the only numeric column"
              + (f" besides the errors {args.errors!r})" if args.errors else ")"))
+    import pandas as pd
+
+    x = pd.Series(x, name=column)  # named: the result and the figures use the column's name
     if args.k != "auto" and int(args.k) > x.size:
         raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
     progress = sys.stderr.isatty()
@@ -205,7 +208,8 @@ def _fit(args: argparse.Namespace) -> int:
                 }, indent=2))
             return EXIT_SAMPLING_FAILED
         shrunk = _shrink(dt, getattr(args, "no_loglik", False), getattr(args, "thin_ppc", None))
-        diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, args.errors)
+        diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, args.errors,
+                                   args)
         _move_into_place(tmp, out, args.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -513,14 +517,31 @@ def choose_by_loo(table: Any, flags: dict[str, str] | None = None) -> tuple[str,
                   "mixture is kept" + skipped)
 
 
-def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors):
+def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
+                   args: argparse.Namespace | None = None) -> Any:
+    """Write posterior.nc, summary.csv and report.html into ``outdir``.
+
+    posterior.nc keeps the BIC/AIC and LOO tables and the run's options in its attrs,
+    so ``bayesgmm report`` rebuilds the same report and the verdict names the command
+    to run next.
+    """
+    from ._stored import store
     from .diagnostics import diagnose
     from .report import write_report
 
     dt.attrs["data_column"] = column
     dt.attrs["error_column"] = errors or ""
+    options = None
+    if args is not None:
+        options = {"file": str(getattr(args, "file", "") or ""), "column": column,
+                   "errors": errors or "", "k": str(getattr(args, "k", "")),
+                   "out": str(getattr(args, "out", "") or ""),
+                   **{key: getattr(args, key, None)
+                      for key in ("draws", "tune", "chains", "sampler", "seed",
+                                  "target_accept")}}
+    store(dt, selection=selection, loo_table=loo_table, cli_args=options)
     save_netcdf(dt, outdir / "posterior.nc")
-    diagnosis = diagnose(dt)
+    diagnosis = diagnose(dt, selection=selection, loo_table=loo_table)
     diagnosis.table.to_csv(outdir / "summary.csv")
     write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
                  loo_table=loo_table)
@@ -627,12 +648,14 @@ def _report(args: argparse.Namespace) -> int:
             from None
     if "posterior" not in dt.children or "weights" not in dt["posterior"]:
         raise DataError(f"{str(src)!r} is not a bayesgmm posterior (no posterior/weights).")
+    from ._stored import stored_tables
     from .report import write_report
 
     target = Path(args.out) if args.out else src.with_name("report.html")
     if not target.parent.is_dir():
         raise DataError(f"--out {str(target)!r}: the directory {str(target.parent)!r} does "
                         "not exist; create it first.")
-    write_report(dt, target)
+    selection, loo_table = stored_tables(dt)  # what bayesgmm fit stored: same sections
+    write_report(dt, target, selection=selection, loo_table=loo_table)
     _say(f"report: {target.resolve()}")
     return 0

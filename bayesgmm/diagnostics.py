@@ -2,8 +2,9 @@
 
 The generic diagnostics (R-hat, ESS, E-BFMI) come from ArviZ (``arviz_stats``); the
 mixture-specific ones are :func:`mixture_checks` (modes, distance from the EM estimate,
-empty components; in ``_mixture_checks.py``) and, here, labels left unidentified by the
-ordering and posterior predictive p-values.
+empty components; in ``_mixture_checks.py``) and, here, the rank plots' rank-ECDF test
+(``_rank.py``), labels left unidentified by the ordering and posterior predictive
+p-values. The verdict's sentences are written in ``_verdict.py``.
 :func:`diagnose` gathers all of them into one :class:`Diagnosis`.
 """
 
@@ -27,29 +28,6 @@ __all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
 
 # ---------------------------------------------------------------------- diagnose
 
-#: What to try first for each failed check, most fundamental first (used by the verdict).
-_FIRST_TRY = {
-    "chains_agree": "fit fewer components, or tune longer and compare each chain with the "
-                    "EM estimate",
-    "no_empty_component": "fit K - 1 components and compare the two fits by LOO",
-    "labels_identified": "fit K - 1 components, since two components sit on top of each other",
-    "r_hat": "run longer (e.g. tune=2000, draws=2000) and with at least 4 chains",
-    "no_divergences": "raise target_accept to 0.99 (fit does so by itself unless "
-                      "target_accept is given), or fit fewer components",
-    "ess_bulk": "draw more samples (raise draws) or run more chains",
-    "ess_tail": "draw more samples (raise draws) or run more chains",
-    "e_bfmi": "run a longer tune so the sampler adapts to the posterior's scale",
-    "tree_depth": "run a longer tune; if it persists, fit fewer components",
-    "near_em": "check that the priors are not too tight, and compare K",
-    "ppc_sd": "compare other numbers of components by LOO, and look for outliers",
-    "ppc_skewness": "compare other numbers of components by LOO, and look for outliers",
-    "ppc_tails": "compare other numbers of components by LOO, and look for outliers",
-}
-#: Checks about the sampler; the others are about the model's fit to the data.
-_SAMPLING = {"chains_agree", "r_hat", "no_divergences", "ess_bulk", "ess_tail", "e_bfmi",
-             "tree_depth", "near_em"}
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Diagnosis:
     """Everything :func:`diagnose` found, as data.
@@ -59,14 +37,18 @@ class Diagnosis:
     ok : bool
         True when every check passed (skipped checks count as passed).
     verdict : str
-        Two to four plain sentences: can the numbers be trusted, and what to try first.
+        Plain sentences, each said once: can the numbers be trusted, what to run next
+        (the exact command), how much the measurement errors narrowed the widths, and
+        which K was chosen and why (with a selection or LOO table).
     checks : pandas.DataFrame
         One row per check, columns ``name``, ``ok``, ``value``, ``threshold``,
         ``message`` (what it means and what to try) and ``skipped``.
     table : pandas.DataFrame
         One row per parameter (index like ``"means[0]"``), data units: ``mean``, ``sd``,
-        ``lower``, ``upper`` (equal-tailed interval), ``ess_bulk``, ``ess_tail``,
-        ``r_hat`` and ``em`` (the EM estimate).
+        the credible interval's ends named as ``arviz_stats.summary`` names them
+        (``eti89_lb``, ``eti89_ub`` at ArviZ's defaults), ``ess_bulk``, ``ess_tail``,
+        ``r_hat`` and ``em`` (the EM estimate). ``table.attrs`` holds ``ci_prob`` and
+        ``ci_kind``.
     """
 
     ok: bool
@@ -110,16 +92,16 @@ def _skip(name: str, threshold: float, why: str) -> dict[str, Any]:
     return _row(name, True, np.nan, threshold, f"skipped: {why}", skipped=True)
 
 
-def _table(dt: Any, var_names: list[str], ci_prob: float):
+def _table(dt: Any, var_names: list[str], ci_prob: float, ci_kind: str):
     import arviz_stats as azs
     import pandas as pd
 
-    s = pd.DataFrame(azs.summary(dt, var_names=var_names, ci_prob=ci_prob, ci_kind="eti",
+    s = pd.DataFrame(azs.summary(dt, var_names=var_names, ci_prob=ci_prob, ci_kind=ci_kind,
                                  round_to="none"))
     lb = next(c for c in s.columns if c.endswith("_lb"))
     ub = next(c for c in s.columns if c.endswith("_ub"))
-    s = s.rename(columns={lb: "lower", ub: "upper"})
-    s = s[["mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "r_hat"]].astype(float)
+    s = s[["mean", "sd", lb, ub, "ess_bulk", "ess_tail", "r_hat"]].astype(float)
+    s.attrs.update({"ci_prob": ci_prob, "ci_kind": ci_kind})
     em_col = np.full(len(s), np.nan)
     if "em_estimate" in dt.children:
         em = dt["em_estimate"].to_dataset()
@@ -142,7 +124,8 @@ def _convergence_rows(table, rhat_max: float, ess_min: float) -> list[dict[str, 
         ok = r[j] <= rhat_max
         rows.append(_row(
             "r_hat", ok, r[j], rhat_max,
-            f"the chains agree (max rank-normalized R-hat {r[j]:.3f})" if ok else
+            "the chains agree in location and spread (max rank-normalized R-hat "
+            f"{r[j]:.3f})" if ok else
             f"the chains disagree (R-hat of {table.index[j]} is {r[j]:.3f}, above "
             f"{rhat_max}), so the posterior is not yet explored; run longer (more tune and "
             "draws) with at least 4 chains, and if chains_agree also fails, fit fewer "
@@ -230,14 +213,80 @@ def _label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
         "by LOO")
 
 
+def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
+    """The rank plots' test: whether some chain's rank-ECDF leaves the envelope.
+
+    On the draws thinned to about independent ones, as the rank plot draws them. The
+    plot's envelope holds all chains with probability ``1 - alpha`` per panel; the check
+    fails only when a curve leaves the envelope widened for the number of panels
+    (probability ``1 - alpha / panels``), since with many panels one excursion from the
+    plain envelope is expected by chance. With 3 or more chains ArviZ's multi-chain
+    uniformity test (the p the plot prints) counts the same way.
+    """
+    from . import _rank
+
+    post = _rank.thinned(dt, var_names)
+    C, n = int(post.sizes.get("chain", 1)), int(post.sizes["draw"])
+    if C < 2:
+        return _skip("rank_ecdf", alpha, "one chain has no other to compare with")
+    found = _rank.panels(post)
+    if not found:
+        return _skip("rank_ecdf", alpha, "no variable with draws that vary")
+    m = len(found)
+    drawn, wide = _rank.envelope(n, C, 1 - alpha), _rank.envelope(n, C, 1 - alpha / m)
+    p = {label: 1.0 for label, _ in found}
+    if C >= 3:  # ArviZ's test has no power with 2 chains (p ~ 1 even for a shifted one)
+        import arviz_stats as azs  # noqa: F401 - registers the .azstats accessor
+
+        ranks = post.azstats.compute_ranks(dim=["chain", "draw"], relative=True)
+        pv, _, _ = ranks.azstats.mchain_uniformity_test(dim=["chain", "draw"])
+        for label, _ in found:
+            var, _, k = label.partition("[")
+            p[label] = float(np.ravel(pv[var].values)[int(k[:-1]) if k else 0])
+    failed = [label for label, v in found if _rank.outside(v, wide) or p[label] < alpha / m]
+    flagged = [label for label, v in found if _rank.outside(v, drawn) or p[label] < alpha]
+    chance = 1 - (1 - alpha) ** m
+    pmin = min(p.values())
+    value = float(len(failed) or len(flagged))
+    if failed:
+        message = (
+            f"the chains' rank distributions differ ({', '.join(failed)}: outside the "
+            f"envelope widened for {m} panels{f', or p under {alpha / m:.2g}' if C >= 3 else ''}"
+            "): some chain covers part of the posterior more or less often than the "
+            "others, a difference in the shape of the chains' distributions that R-hat, "
+            "which compares only their location and spread, can miss; run longer, and if "
+            "it persists fit fewer components")
+    elif flagged:
+        message = (
+            f"the rank plot flags {', '.join(flagged)} (a chain outside the "
+            f"{1 - alpha:.0%} envelope{f', or p under {alpha:g}' if C >= 3 else ''}), but "
+            f"with {m} panels such a flag is expected by chance in {100 * chance:.0f}% of "
+            "runs from chains that agree, and no chain leaves the envelope widened for "
+            "the number of panels. R-hat compares only the chains' location and spread; "
+            "the rank-ECDF test compares the whole shape of each chain's distribution, so "
+            "a flag R-hat does not share is weak evidence that the chains differ: a longer "
+            "run settles it")
+    else:
+        message = ("every chain's rank-ECDF stays inside the envelope"
+                   + (f" (smallest multi-chain p = {pmin:.2f})" if C >= 3 else ""))
+    return _row("rank_ecdf", not failed, value, 0, message)
+
+
 def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
+    from .errors import DataError
+    from .posterior import data_name
+
     names = ("ppc_sd", "ppc_skewness", "ppc_tails")
-    if ("posterior_predictive" not in dt.children or "observed_data" not in dt.children
-            or "x" not in dt["posterior_predictive"] or "x" not in dt["observed_data"]):
+    try:
+        var = data_name(dt)
+    except DataError:
+        var = None
+    if var is None or "posterior_predictive" not in dt.children \
+            or var not in dt["posterior_predictive"]:
         return [_skip(n, alpha, "no posterior_predictive or observed_data group")
                 for n in names]
-    obs = np.asarray(dt["observed_data"]["x"].values, dtype=float).ravel()
-    rep = np.asarray(dt["posterior_predictive"]["x"].values, dtype=float)
+    obs = np.asarray(dt["observed_data"][var].values, dtype=float).ravel()
+    rep = np.asarray(dt["posterior_predictive"][var].values, dtype=float)
     rep = rep.reshape(-1, obs.size)
     lo, hi = np.quantile(obs, [tail_prob, 1 - tail_prob])
 
@@ -281,8 +330,12 @@ def diagnose(
     mode_split_sd: float = MODE_SPLIT_SD,
     far_from_em_sd: float = FAR_FROM_EM_SD,
     min_weight: float = MIN_WEIGHT,
-    ci_prob: float = 0.94,
+    ci_prob: float | None = None,
+    ci_kind: str | None = None,
+    rank_alpha: float | None = None,
     var_names: tuple[str, ...] = ("weights", "means", "sigmas"),
+    selection: Any = None,
+    loo_table: Any = None,
 ) -> Diagnosis:
     """Check whether a :func:`bayesgmm.fit` posterior can be trusted, and summarise it.
 
@@ -310,10 +363,24 @@ def diagnose(
         The tails are beyond the observed ``tail_prob`` and ``1 - tail_prob`` quantiles.
     mode_split_sd, far_from_em_sd, min_weight : float
         Passed to :func:`mixture_checks`.
-    ci_prob : float, default=0.94
-        Probability of the equal-tailed interval in ``table``.
+    ci_prob : float, optional
+        Probability of the credible interval in ``table`` (default: ArviZ's
+        ``stats.ci_prob``, 0.89, as in ``arviz_stats.summary`` and the report's figures).
+    ci_kind : {"eti", "hdi"}, optional
+        Kind of that interval (default: ArviZ's ``stats.ci_kind``, equal-tailed).
+    rank_alpha : float, optional
+        Level of the rank plot's multi-chain uniformity test per panel (default:
+        ``1 - stats.envelope_prob``, 0.01, as ``arviz_plots.plot_rank`` prints it);
+        ``rank_ecdf`` fails under ``rank_alpha`` / number of panels.
     var_names : tuple of str, default=("weights", "means", "sigmas")
-        Posterior variables in ``table`` and in the R-hat and ESS checks.
+        Posterior variables in ``table`` and in the R-hat, ESS and rank checks.
+    selection : pandas.DataFrame or SelectionResult, optional
+        :func:`bayesgmm.select_n_components` output; with ``loo_table``, the verdict
+        says which K was chosen and why. Default: the table ``bayesgmm fit`` stored in
+        ``dt.attrs`` (none for a :func:`bayesgmm.fit` result).
+    loo_table : pandas.DataFrame, optional
+        ``arviz_stats.compare`` of the candidates (index ``"K=2"``, ...). Default: the
+        one stored in ``dt.attrs`` by ``bayesgmm fit --k auto``.
 
     Returns
     -------
@@ -326,14 +393,26 @@ def diagnose(
     the check fails when, for some neighbours k and k + 1, more than
     ``label_overlap_max`` of the draws have ``means[k+1] - means[k]`` under
     ``label_gap_sd`` times their pooled sigma, i.e. only the ordering separates them.
+    ``rank_ecdf``: on the draws thinned to about independent ones (as the rank plot
+    draws them), whether some chain's fractional-rank ECDF leaves the simultaneous
+    envelope widened for the number of panels (probability ``1 - rank_alpha / panels``);
+    with 3 or more chains also ArviZ's multi-chain uniformity p under that limit. Its
+    value is the number of panels failed (or, when none, flagged at ``rank_alpha``).
     ``ppc_*``: p = P(T(replicate) > T(observed)) over the posterior predictive draws,
     for T = sd, skewness and the fraction of points beyond the observed ``tail_prob``
     and ``1 - tail_prob`` quantiles.
     """
     import pandas as pd
+    from arviz_base import rcParams
+
+    from ._stored import stored_tables
+    from ._verdict import verdict
+    from .posterior import _ci_kind, _ci_prob
 
     names = [v for v in var_names if v in dt["posterior"]]
-    table = _table(dt, names, ci_prob)
+    table = _table(dt, names, _ci_prob(ci_prob), _ci_kind(ci_kind))
+    if rank_alpha is None:
+        rank_alpha = 1 - float(rcParams["stats.envelope_prob"])
     mixture = {c["name"]: c for c in mixture_checks(
         dt, mode_split_sd=mode_split_sd, far_from_em_sd=far_from_em_sd, min_weight=min_weight)}
 
@@ -344,6 +423,7 @@ def diagnose(
         return _row(name, c["ok"], c["value"], c["threshold"], c["message"])
 
     rows = _convergence_rows(table, rhat_max, ess_min)
+    rows.append(_rank_row(dt, names, rank_alpha))
     rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
     rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))
@@ -354,29 +434,9 @@ def diagnose(
     checks = pd.DataFrame(rows, columns=["name", "ok", "value", "threshold", "message",
                                          "skipped"])
     ok = bool(checks["ok"].all())
-    return Diagnosis(ok=ok, verdict=_verdict(checks, table, dt), checks=checks, table=table)
+    stored_sel, stored_loo = stored_tables(dt)
+    selection = stored_sel if selection is None else selection
+    loo = stored_loo if loo_table is None else loo_table
+    return Diagnosis(ok=ok, verdict=verdict(checks, dt, selection, loo), checks=checks,
+                     table=table)
 
-
-def _verdict(checks, table, dt: Any) -> str:
-    K = dt["posterior"].sizes.get("component", 0)
-    failed = checks.loc[~checks["ok"], "name"].tolist()
-    ran = int((~checks["skipped"]).sum())
-    if not failed:
-        skipped = checks.loc[checks["skipped"], "name"].tolist()
-        note = f" ({', '.join(skipped)} could not be run)" if skipped else ""
-        return (f"All {ran} checks that could be run passed{note}: the chains agree, there are "
-                "enough effective draws, and the sampler reported no problems. These "
-                f"numbers can be trusted as the posterior of this {K}-component model. "
-                "Whether another number of components fits better is a separate question: "
-                "compare K by LOO.")
-    first = min(failed, key=list(_FIRST_TRY).index)
-    listed = ", ".join(failed)
-    if any(f in _SAMPLING for f in failed):
-        return (f"Do not trust these numbers yet: {len(failed)} of {ran} checks failed "
-                f"({listed}), so the sampler has not explored the posterior reliably. "
-                f"First try: {_FIRST_TRY[first]}. The 'checks' table says what each "
-                "failure means.")
-    return (f"The sampler explored the posterior reliably, but {len(failed)} of {ran} "
-            f"checks on the model failed ({listed}). The numbers describe the posterior "
-            f"faithfully, but this {K}-component model does not describe the data well. "
-            f"First try: {_FIRST_TRY[first]}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -119,6 +120,10 @@ def fit(
     Parameters
     ----------
     X : array-like of shape (n_samples,)
+        The data. Its name (a pandas Series' ``name``, a one-column DataFrame's column,
+        an xarray DataArray's ``name``; ``"x"`` for plain arrays) names the data
+        variable in the result and the figures' axes; units come from
+        ``X.attrs["units"]`` or a name like ``"waiting [min]"``.
     n_components : int
     X_err : array-like of shape (n_samples,), optional
         Per-point measurement standard deviations; the sigmas are then intrinsic.
@@ -167,8 +172,9 @@ def fit(
     -------
     xarray.DataTree
         Groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
-        component; data units), ``sample_stats``, ``log_likelihood`` (``x``),
-        ``posterior_predictive`` (``x``, thinned beyond 10 million values),
+        component; data units), ``sample_stats``, ``log_likelihood`` and
+        ``posterior_predictive`` (thinned beyond 10 million values) under the data's
+        name (``attrs["data_name"]``: see ``X``),
         ``observed_data``, ``constant_data`` (errors, standardization, priors) and
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
@@ -241,7 +247,7 @@ def fit(
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
-                   log_likelihood)
+                   log_likelihood, *_data_name(X))
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
@@ -463,7 +469,37 @@ def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar
 # ---------------------------------------------------------------------- result
 
 
-def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_likelihood):
+#: "waiting [min]" or "waiting (min)": a name with its units
+_NAME_UNITS = re.compile(r"^\s*(.*?\S)\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$")
+
+
+def _data_name(X: Any) -> tuple[str, str]:
+    """(name, units) of the data; ``("x", "")`` for plain arrays.
+
+    The name of a pandas Series, a one-column DataFrame's column or an xarray DataArray;
+    units from ``attrs["units"]`` or a name like ``"waiting [min]"``. The name is made
+    safe for netCDF (no "/").
+    """
+    name = getattr(X, "name", None)
+    columns = getattr(X, "columns", None)
+    if columns is not None and len(columns) == 1:
+        name = columns[0]
+        attrs = getattr(X[name], "attrs", None) or getattr(X, "attrs", None) or {}
+    else:
+        attrs = getattr(X, "attrs", None) or {}
+    units = str(attrs.get("units", "") or "") if isinstance(attrs, dict) else ""
+    name = "" if name is None else str(name)
+    m = _NAME_UNITS.match(name)
+    if m and not units:
+        name, units = m.group(1), m.group(2)
+    name = "".join(c if c.isprintable() and c != "/" else "_" for c in name.strip()) or "x"
+    if name in ("obs", "chain", "draw", "component"):  # the result's dimension names
+        name += "_"
+    return name, units
+
+
+def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_likelihood,
+              name="x", units=""):
     import xarray as xr
 
     from . import __version__
@@ -472,8 +508,9 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
     n = x.shape[0]
     C, S = post.sizes["chain"], post.sizes["draw"]
     post = post.assign_coords(component=np.arange(K))
-    for name, units in (("weights", ""), ("means", "data units"), ("sigmas", "data units")):
-        post[name].attrs["units"] = units
+    for var, unit in (("weights", ""), ("means", units or "data units"),
+                      ("sigmas", units or "data units")):
+        post[var].attrs["units"] = unit
     post["sigmas"].attrs["long_name"] = "intrinsic width (measurement errors removed)"
     post.attrs.update({"sampler": sampler, "inference_library": sampler})
 
@@ -490,7 +527,7 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
         ll = pointwise_loglik(z, eps2, np.ascontiguousarray(w), np.ascontiguousarray(mu),
                               np.ascontiguousarray(sg), float(np.log(scale)))
         groups["log_likelihood"] = xr.Dataset(
-            {"x": (("chain", "draw", "obs"), ll.reshape(C, S, n))},
+            {name: (("chain", "draw", "obs"), ll.reshape(C, S, n))},
             coords={"chain": post.chain.values, "draw": post.draw.values, "obs": obs},
         )
 
@@ -503,11 +540,12 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
     mu_d = np.take_along_axis(mu.reshape(C, S, K)[:, idx], lab, axis=-1)
     sg_d = np.take_along_axis(sg.reshape(C, S, K)[:, idx], lab, axis=-1)
     pp = loc + scale * (mu_d + np.sqrt(sg_d**2 + eps2) * prng.standard_normal(lab.shape))
+    data_attrs = {"units": units} if units else {}
     groups["posterior_predictive"] = xr.Dataset(
-        {"x": (("chain", "draw", "obs"), pp)},
+        {name: (("chain", "draw", "obs"), pp, data_attrs)},
         coords={"chain": post.chain.values, "draw": post.draw.values[idx], "obs": obs},
     )
-    groups["observed_data"] = xr.Dataset({"x": ("obs", x)}, coords={"obs": obs})
+    groups["observed_data"] = xr.Dataset({name: ("obs", x, data_attrs)}, coords={"obs": obs})
     const = {
         "x_err": ("obs", np.zeros(n) if e is None else e),
         "loc": ((), loc),
@@ -536,5 +574,7 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
         "sampler": sampler,
         "random_seed": seed,
         "log_likelihood_stored": int(bool(store_ll)),
+        "data_name": name,
+        "data_units": units,
     })
     return dt

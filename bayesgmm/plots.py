@@ -23,6 +23,7 @@ __all__ = [
     "plot_ppc",
     "plot_selection",
     "plot_trace",
+    "rank_envelope",
     "selection_data",
 ]
 
@@ -47,12 +48,15 @@ def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Any, list[
 
 
 def _observed(dt: Any) -> np.ndarray:
-    try:
-        return np.asarray(dt["observed_data"]["x"].values, dtype=float)
-    except KeyError:
-        raise DataError(
-            "expected a bayesgmm.fit result: a DataTree with an observed_data group."
-        ) from None
+    from .posterior import _observed_values
+
+    return _observed_values(dt)
+
+
+def _xlabel(dt: Any) -> str:
+    from .posterior import data_label
+
+    return data_label(dt)
 
 
 def _has_errors(dt: Any) -> bool:
@@ -109,19 +113,23 @@ def density_data(
             "em": em}
 
 
-def _draw_density(ax: Any, ds: Any, hist, edges, colors, title: str, label: str) -> None:
+def _draw_density(ax: Any, ds: Any, hist, edges, colors, title: str, label: str,
+                  xlabel: str) -> None:
+    from .posterior import interval_label
+
     grid = ds["x"].values
     ax.stairs(hist, edges, fill=True, color="0.85", label="data (histogram)")
     ax.stairs(hist, edges, color="0.6", linewidth=0.6)
-    prob = ds.attrs.get("ci_prob", np.nan)
+    band = interval_label(ds.attrs.get("ci_prob"), ds.attrs.get("ci_kind")).replace(
+        " interval", " band")
     ax.fill_between(grid, ds["lower"].values, ds["upper"].values, color="k",
-                    alpha=_BAND_ALPHA, linewidth=0, label=f"{prob:.0%} credible band")
+                    alpha=_BAND_ALPHA, linewidth=0, label=band)
     for k, c in zip(ds["component"].values, colors, strict=True):
         ax.plot(grid, ds["component_mean"].sel(component=k).values, color=c, lw=1.3,
                 ls="--", label=f"component {k}")
     ax.plot(grid, ds["mean"].values, color="k", lw=2, label=label)
     ax.set_title(title)
-    ax.set_xlabel("x (data units)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_ylim(bottom=0)
     ax.set_xlim(grid[0], grid[-1])
@@ -151,14 +159,15 @@ def plot_density(
     obs, true = d["observed"], d["true"]
     colors = _colors(obs.sizes["component"])
     fig, axes = _new_figure(12 if true is not None else 7, 4.2, 2 if true is not None else 1)
+    xlabel = _xlabel(dt)
     _draw_density(axes[0], obs, d["hist"], d["edges"], colors,
                   "Observed values: fitted mixture" if true is not None else "Fitted mixture",
-                  "posterior mean density")
+                  "posterior mean density", xlabel)
     axes[0].legend(fontsize="small", frameon=False)
     if true is not None:
         _draw_density(axes[1], true, d["hist"], d["edges"], colors,
                       "True values: deconvolved mixture (errors removed)",
-                      "deconvolved density")
+                      "deconvolved density", xlabel)
         axes[1].plot(obs["x"].values, obs["mean"].values, color="0.35", lw=1.2, ls=":",
                      label="observed-value density")
         axes[1].legend(fontsize="small", frameon=False)
@@ -172,7 +181,7 @@ def plot_density(
 
 
 def membership_data(
-    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None
+    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, x_err: float | None = None
 ) -> Any:
     """What :func:`plot_membership` draws: p(component | x) on a grid, stacked.
 
@@ -183,11 +192,13 @@ def membership_data(
     n_grid : int, default=300
     ci_prob : float, optional
         Interval probability (default: ArviZ's ``stats.ci_prob``).
+    x_err : float, optional
+        The measurement error of the new values (default: none, exact values).
 
     Returns
     -------
     xarray.Dataset
-        :func:`bayesgmm.membership` on the grid (exact values, no measurement error):
+        :func:`bayesgmm.membership` on the grid (with measurement error ``x_err``):
         ``mean``, ``lower``, ``upper`` (dims ``point``, ``component``), plus ``stack``
         (cumulative sum of ``mean`` over components: the upper edge of each stacked
         area) and ``stack_lower``, ``stack_upper`` (that edge moved by the credible
@@ -196,7 +207,7 @@ def membership_data(
     from .posterior import membership
 
     grid = _grid(_observed(dt), n_grid, pad=0.02)
-    ds = membership(dt, grid, ci_prob=ci_prob)
+    ds = membership(dt, grid, ci_prob=ci_prob, x_err=x_err)
     stack = ds["mean"].cumsum("component")
     ds["stack"] = stack
     ds["stack_lower"] = stack - (ds["mean"] - ds["lower"])
@@ -204,18 +215,21 @@ def membership_data(
     return ds
 
 
-def plot_membership(dt: Any, *, n_grid: int = 300, ci_prob: float | None = None) -> Any:
-    """Class probabilities p(component | x) against x, stacked (seed 001's right panel).
+def plot_membership(
+    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, x_err: float | None = None
+) -> Any:
+    """Class probabilities p(component | x) of a new value x, stacked.
 
     Each area is a component's posterior-mean probability; the hatched band on each
     boundary is the credible interval of the probability of the component below it.
-    Ticks along the bottom mark the data.
+    Ticks along the bottom mark the data. The title says which measurement error the
+    new value is assumed to have (``x_err``; none by default).
 
     Parameters
     ----------
     dt : xarray.DataTree
         A :func:`bayesgmm.fit` result.
-    n_grid, ci_prob
+    n_grid, ci_prob, x_err
         See :func:`membership_data`.
 
     Returns
@@ -223,7 +237,9 @@ def plot_membership(dt: Any, *, n_grid: int = 300, ci_prob: float | None = None)
     matplotlib.figure.Figure
         One axes.
     """
-    ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob)
+    from .posterior import data_name, interval_label
+
+    ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob, x_err=x_err)
     x = ds["x"].values
     K = ds.sizes["component"]
     colors = _colors(K)
@@ -243,16 +259,20 @@ def plot_membership(dt: Any, *, n_grid: int = 300, ci_prob: float | None = None)
 
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="none", edgecolor="k", hatch="///", linewidth=0,
-                         label=f"{ds.attrs['ci_prob']:.0%} interval of the boundary"))
+                         label=f"{interval_label(ds.attrs['ci_prob'], ds.attrs['ci_kind'])} "
+                               "of the boundary"))
     data = _observed(dt)
     ax.plot(data, np.full(data.shape, -0.04), "|", color="k", ms=7, alpha=0.5)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(-0.08, 1)
     ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_xlabel("x (data units)")
-    ax.set_ylabel("p(component | x)")
-    ax.set_title("Class probabilities")
+    name = data_name(dt)
+    ax.set_xlabel(f"new value: {_xlabel(dt)}")
+    ax.set_ylabel(f"p(component | {name})")
+    err = float(ds.attrs.get("x_err", 0.0))
+    ax.set_title(f"Class probabilities of a new {name}, "
+                 + ("measured without error" if not err else f"measured with error {err:.3g}"))
     ax.legend(handles=handles, fontsize="small", loc="center left",
               bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.text(1.01, 0.02, "ticks: the data", transform=ax.transAxes, fontsize="small")
@@ -340,6 +360,104 @@ def _figure_of(pc: Any, row_height: float | None = None) -> Any:
     return fig
 
 
+def _param_label(dt: Any, var: str) -> str:
+    units = str(dt["posterior"][var].attrs.get("units", "") or "")
+    return f"{var} [{units}]" if units and units != "data units" else var
+
+
+def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, Any]:
+    """The simultaneous envelope drawn on the rank plots.
+
+    The band that the rank-ECDF differences of all C chains stay inside, at all ranks
+    at once, with probability about ``envelope_prob`` when the chains sample the same
+    distribution, for the draws thinned to about independent ones (``arviz_stats.thin``,
+    as the rank plot draws them): the simultaneous band of one ECDF of n independent
+    uniforms (Säilynoja et al. 2022) at probability ``envelope_prob ** (1 / C)``.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+    envelope_prob : float, optional
+        Default: ArviZ's ``stats.envelope_prob`` (0.99).
+
+    Returns
+    -------
+    dict
+        ``x`` (fractional ranks), ``lower``, ``upper`` (ECDF minus x), ``prob`` and
+        ``n_draws`` (draws per chain after thinning).
+    """
+    from arviz_base import rcParams
+
+    from . import _rank
+
+    prob = float(rcParams["stats.envelope_prob"] if envelope_prob is None else envelope_prob)
+    post = _rank.thinned(dt, PARAMETERS)
+    n, C = int(post.sizes["draw"]), int(post.sizes["chain"])
+    return {**_rank.envelope(n, C, prob), "prob": prob, "n_draws": n}
+
+
+def _finish_rank(fig: Any, dt: Any) -> None:
+    """Envelope, y label and a legend of the chains on arviz_plots' rank figure."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    env = rank_envelope(dt)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+    C = int(dt["posterior"].sizes["chain"])
+    for ax in panels:
+        if C < 3:  # ArviZ's multi-chain p has no power with 2 chains: do not show it
+            for artist in [*ax.texts, *(c for c in ax.collections
+                                        if isinstance(c, PathCollection))]:
+                artist.remove()
+        lo, hi = ax.get_ylim()
+        ax.fill_between(env["x"], env["lower"], env["upper"], step="post", color="0.5",
+                        alpha=0.18, linewidth=0, zorder=0)
+        top = max(abs(lo), abs(hi), float(np.max(np.abs(env["upper"]))) * 1.15)
+        ax.set_ylim(-top, top)
+        ax.axhline(0, color="0.4", lw=0.5, zorder=0)
+    lines = panels[0].lines[:C] if panels else []
+    handles = [Line2D([], [], color=ln.get_color(), lw=1.5, label=f"chain {i}")
+               for i, ln in enumerate(lines)]
+    handles.append(Patch(color="0.5", alpha=0.3,
+                         label=f"{env['prob']:.0%} simultaneous envelope"))
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles),
+               frameon=False, fontsize="small")
+    fig.supylabel("ECDF of the chain's fractional ranks minus uniform", fontsize="small")
+
+
+def _finish_trace(fig: Any, dt: Any) -> None:
+    """Titles, units and per-row legends on arviz_plots' trace/density figure."""
+    from matplotlib.lines import Line2D
+
+    rows: dict[float, list[Any]] = {}
+    for ax in fig.axes:
+        rows.setdefault(round(ax.get_position().y0, 3), []).append(ax)
+    for axes in rows.values():
+        trace = next((ax for ax in axes if ax.get_ylabel() in PARAMETERS), None)
+        dist = next((ax for ax in axes if ax.get_xlabel() in PARAMETERS), None)
+        if trace is None:
+            continue
+        var = trace.get_ylabel()
+        label = _param_label(dt, var)
+        trace.set_ylabel(label)
+        trace.set_xlabel("draw (after tuning)")
+        trace.set_title(f"{var}: draws of each chain", fontsize="medium")
+        K = int(dt["posterior"][var].sizes.get("component", 1))
+        colors = [ln.get_color() for ln in trace.lines[:K]]
+        styles = list(dict.fromkeys(ln.get_linestyle() for ln in trace.lines))
+        handles = [Line2D([], [], color=c, lw=1.5, label=f"component {k}")
+                   for k, c in enumerate(colors)]
+        handles += [Line2D([], [], color="0.3", ls=ls, lw=1.2, label=f"chain {i}")
+                    for i, ls in enumerate(styles)]
+        trace.legend(handles=handles, fontsize="x-small", frameon=False, loc="center left",
+                     bbox_to_anchor=(1.01, 0.5))
+        if dist is not None:
+            dist.set_xlabel(label)
+            dist.set_title(f"{var}: posterior density of each chain", fontsize="medium")
+
+
 def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     """Sampler diagnostics of the weights, means and sigmas, drawn by ``arviz_plots``.
 
@@ -348,9 +466,12 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     dt : xarray.DataTree
         A :func:`bayesgmm.fit` result.
     kind : {"rank", "trace"}, default="rank"
-        ``"rank"``: :func:`arviz_plots.plot_rank` (fractional-rank ECDF differences
-        with a simultaneous envelope; chains that disagree leave the envelope).
-        ``"trace"``: :func:`arviz_plots.plot_trace_dist` (traces and marginals).
+        ``"rank"``: :func:`arviz_plots.plot_rank` (fractional-rank ECDF differences of
+        each chain, the draws thinned to about independent ones), with the simultaneous
+        envelope of :func:`rank_envelope` shaded; with 3 or more chains each panel also
+        prints the p-value of ArviZ's multi-chain uniformity test.
+        ``"trace"``: :func:`arviz_plots.plot_trace_dist` (traces and marginals), with
+        titles, units and a legend of components and chains.
 
     Returns
     -------
@@ -362,11 +483,19 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     if kind == "rank":
         # one row per variable, one column per component
         K = int(dt["posterior"].sizes.get("component", 1))
-        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib",
+        # thinned, as the envelope (and diagnose's rank_ecdf check) assume; ArviZ's
+        # multi-chain p has no power with 2 chains, so it is printed from 3 on
+        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib", thin=True,
                            col_wrap=min(K, 4))
-        return _figure_of(pc, row_height=2.3)
+        fig = _figure_of(pc, row_height=2.3)
+        _finish_rank(fig, dt)
+        return fig
     if kind == "trace":
-        return _figure_of(azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib"))
+        fig = _figure_of(azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib"))
+        fig.set_size_inches(fig.get_size_inches()[0] * 1.15, fig.get_size_inches()[1] * 1.2)
+        fig.set_layout_engine("constrained")
+        _finish_trace(fig, dt)
+        return fig
     raise DataError(f"kind must be 'rank' or 'trace'; got {kind!r}.")
 
 
@@ -390,6 +519,22 @@ def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
 
     if "posterior_predictive" not in dt.children:
         raise DataError("the DataTree has no posterior_predictive group to check.")
+    from matplotlib.lines import Line2D
+
+    from .posterior import data_name
+
     n = int(np.prod([dt["posterior_predictive"].sizes[d] for d in ("chain", "draw")]))
-    pc = azp.plot_ppc_dist(dt, num_samples=min(num_samples, n), backend="matplotlib")
-    return _figure_of(pc)
+    m = min(num_samples, n)
+    pc = azp.plot_ppc_dist(dt, var_names=[data_name(dt)], num_samples=m,
+                           backend="matplotlib")
+    fig = _figure_of(pc)
+    ax = fig.axes[0]
+    rep = next((ln.get_color() for ln in ax.lines if ln.get_color() != "#000000"), "C0")
+    ax.set_xlabel(_xlabel(dt))
+    ax.set_ylabel("density")
+    ax.set_title(f"Posterior predictive check of {data_name(dt)}")
+    ax.legend(handles=[Line2D([], [], color="k", lw=2, label="observed data"),
+                       Line2D([], [], color=rep, lw=1, alpha=0.6,
+                              label=f"{m} data sets replicated from the posterior")],
+              fontsize="small", frameon=False)
+    return fig

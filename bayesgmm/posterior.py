@@ -1,8 +1,10 @@
 """Posterior quantities users ask for: membership, density, per-point true values.
 
 Each function takes a :func:`bayesgmm.fit` result (an ``xarray.DataTree``) and returns
-an ``xarray.Dataset`` of posterior means and equal-tailed credible intervals, in the
-data's units. The interval probability defaults to ArviZ's ``stats.ci_prob`` setting.
+an ``xarray.Dataset`` of posterior means and credible intervals, in the data's units.
+The interval's probability and kind default to ArviZ's ``stats.ci_prob`` and
+``stats.ci_kind`` settings (89%, equal-tailed), as in ``arviz_stats.summary``, so the
+report's table, its figures and ``summary.csv`` always show the same interval.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["density", "membership", "true_values"]
+__all__ = ["data_label", "data_name", "density", "interval_label", "membership",
+           "true_values"]
 
 _MAX_DRAWS = 1000  # draws used for bands (thinned evenly when the posterior has more)
 
@@ -26,6 +29,96 @@ def _ci_prob(ci_prob: float | None) -> float:
     if not 0 < ci_prob < 1:
         raise DataError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
     return ci_prob
+
+
+def _ci_kind(ci_kind: str | None) -> str:
+    if ci_kind is None:
+        from arviz_base import rcParams
+
+        ci_kind = str(rcParams["stats.ci_kind"])
+    if ci_kind not in ("eti", "hdi"):
+        raise DataError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}.")
+    return ci_kind
+
+
+def interval_label(ci_prob: float | None = None, ci_kind: str | None = None) -> str:
+    """Words for a credible interval, e.g. ``"89% equal-tailed interval"``.
+
+    Parameters
+    ----------
+    ci_prob : float, optional
+        Probability (default: ArviZ's ``stats.ci_prob``).
+    ci_kind : {"eti", "hdi"}, optional
+        Kind (default: ArviZ's ``stats.ci_kind``).
+
+    Returns
+    -------
+    str
+        ``"89% equal-tailed interval"`` or ``"89% highest-density interval"``.
+    """
+    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
+    words = "equal-tailed" if kind == "eti" else "highest-density"
+    return f"{prob:.0%} {words} interval"
+
+
+def data_name(dt: Any) -> str:
+    """The name of the data variable in a :func:`bayesgmm.fit` result.
+
+    The user's column name (``"waiting"``), or ``"x"`` for data given as a plain array.
+    It names the variable of ``observed_data``, ``log_likelihood`` and
+    ``posterior_predictive``.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+
+    Returns
+    -------
+    str
+        ``dt.attrs["data_name"]`` when ``observed_data`` holds it, else the only variable
+        of ``observed_data``.
+
+    Raises
+    ------
+    DataError
+        Without an ``observed_data`` group holding one variable.
+    """
+    if "observed_data" not in dt.children:
+        raise DataError(
+            "expected a bayesgmm.fit result: a DataTree with an observed_data group."
+        )
+    names = [str(v) for v in dt["observed_data"].data_vars]
+    name = str(dt.attrs.get("data_name", ""))
+    if name in names:
+        return name
+    if len(names) == 1:
+        return names[0]
+    raise DataError(
+        f"expected one data variable in observed_data; got {len(names)} ({', '.join(names)})."
+    )
+
+
+def data_label(dt: Any) -> str:
+    """Axis label of the data: its name and units, e.g. ``"waiting [min]"``.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+
+    Returns
+    -------
+    str
+        The data variable's name, with ``[units]`` when its ``units`` attribute is set.
+    """
+    name = data_name(dt)
+    units = str(dt["observed_data"][name].attrs.get("units", "") or "")
+    return f"{name} [{units}]" if units else name
+
+
+def _observed_values(dt: Any) -> np.ndarray:
+    return np.asarray(dt["observed_data"][data_name(dt)].values, dtype=float)
 
 
 def _draws(dt: Any, max_draws: int = _MAX_DRAWS) -> tuple[np.ndarray, ...]:
@@ -46,9 +139,22 @@ def _draws(dt: Any, max_draws: int = _MAX_DRAWS) -> tuple[np.ndarray, ...]:
     return w, mu, sg
 
 
-def _summarize(samples: np.ndarray, prob: float, axis: int = 0) -> dict[str, np.ndarray]:
-    lo, hi = np.quantile(samples, [(1 - prob) / 2, (1 + prob) / 2], axis=axis)
-    return {"mean": samples.mean(axis=axis), "lower": lo, "upper": hi}
+def _interval(samples: np.ndarray, prob: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) over axis 0: equal-tailed, or the narrowest window of the sorted draws."""
+    if kind == "eti":
+        lo, hi = np.quantile(samples, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return lo, hi
+    s = np.sort(samples, axis=0)
+    n = s.shape[0]
+    m = min(max(int(np.floor(prob * n)), 1), n - 1)  # as arviz_stats.hdi ("nearest")
+    j = np.argmin(s[m:] - s[:n - m], axis=0)[None]
+    return (np.take_along_axis(s[:n - m], j, axis=0)[0],
+            np.take_along_axis(s[m:], j, axis=0)[0])
+
+
+def _summarize(samples: np.ndarray, prob: float, kind: str = "eti") -> dict[str, np.ndarray]:
+    lo, hi = _interval(samples, prob, kind)
+    return {"mean": samples.mean(axis=0), "lower": lo, "upper": hi}
 
 
 def _as_points(x: Any, name: str) -> np.ndarray:
@@ -94,7 +200,10 @@ def _comp_logpdf_far_safe(x, e, w, mu, sg):
     return lp
 
 
-def membership(dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = None) -> Any:
+def membership(
+    dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = None,
+    ci_kind: str | None = None,
+) -> Any:
     """Posterior probability that a value came from each component, with intervals.
 
     For each draw, p(k | x) = w_k N(x | mu_k, s_k) / sum_j w_j N(x | mu_j, s_j) with
@@ -111,27 +220,33 @@ def membership(dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = No
         Their measurement errors (default: exact values).
     ci_prob : float, optional
         Interval probability (default: ArviZ's ``stats.ci_prob``).
+    ci_kind : {"eti", "hdi"}, optional
+        Interval kind (default: ArviZ's ``stats.ci_kind``).
 
     Returns
     -------
     xarray.Dataset
         ``mean``, ``lower``, ``upper`` with dims (``point``, ``component``); coordinate
-        ``x``.
+        ``x``; attrs ``ci_prob``, ``ci_kind`` and ``x_err`` (the measurement error assumed
+        for the values: 0 for exact values, or the one given when it is the same for
+        all).
     """
     import xarray as xr
     from scipy.special import softmax
 
-    prob = _ci_prob(ci_prob)
+    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
     xs = _as_points(x, "x")
     e = _errors_at(x_err, xs.size)
     w, mu, sg = _draws(dt)
     p = softmax(_comp_logpdf_far_safe(xs, e, w, mu, sg), axis=-1)  # (S, m, K)
-    s = _summarize(p, prob)
+    s = _summarize(p, prob, kind)
     dims = ("point", "component")
+    same_err = float(e[0]) if e.size and np.all(e == e[0]) else np.nan
     return xr.Dataset(
         {k: (dims, v) for k, v in s.items()},
         coords={"x": ("point", xs), "component": np.arange(w.shape[1])},
-        attrs={"ci_prob": prob, "quantity": "p(component | x)"},
+        attrs={"ci_prob": prob, "ci_kind": kind, "quantity": "p(component | x)",
+               "x_err": same_err},
     )
 
 
@@ -142,6 +257,7 @@ def density(
     deconvolved: bool = False,
     ci_prob: float | None = None,
     max_errors: int = 200,
+    ci_kind: str | None = None,
 ) -> Any:
     """The mixture density on a grid: posterior mean and credible band, per component too.
 
@@ -159,6 +275,8 @@ def density(
     ci_prob : float, optional
         Band probability (default: ArviZ's ``stats.ci_prob``).
     max_errors : int, default=200
+    ci_kind : {"eti", "hdi"}, optional
+        Band kind (default: ArviZ's ``stats.ci_kind``).
 
     Returns
     -------
@@ -169,7 +287,7 @@ def density(
     """
     import xarray as xr
 
-    prob = _ci_prob(ci_prob)
+    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
     xs = _as_points(grid, "grid")
     w, mu, sg = _draws(dt, max_draws=min(_MAX_DRAWS, 500))
     errs = np.asarray(dt["constant_data"]["x_err"].values) if "constant_data" in dt.children \
@@ -185,19 +303,20 @@ def density(
         comp += np.exp(_comp_logpdf(xs, np.full(xs.size, e), w, mu, sg))
     comp /= e_set.size
     total = comp.sum(-1)
-    s = _summarize(total, prob)
+    s = _summarize(total, prob, kind)
     return xr.Dataset(
         {
             **{k: ("point", v) for k, v in s.items()},
             "component_mean": (("point", "component"), comp.mean(axis=0)),
         },
         coords={"x": ("point", xs), "component": np.arange(K)},
-        attrs={"ci_prob": prob, "deconvolved": int(deconvolved)},
+        attrs={"ci_prob": prob, "ci_kind": kind, "deconvolved": int(deconvolved)},
     )
 
 
 def true_values(
-    dt: Any, *, ci_prob: float | None = None, random_seed: int | None = 0
+    dt: Any, *, ci_prob: float | None = None, random_seed: int | None = 0,
+    ci_kind: str | None = None,
 ) -> Any:
     """Each observed point's posterior for its true (error-free) value.
 
@@ -214,6 +333,8 @@ def true_values(
         Interval probability (default: ArviZ's ``stats.ci_prob``).
     random_seed : int or None, default=0
         The intervals come from one simulated true value per draw and point.
+    ci_kind : {"eti", "hdi"}, optional
+        Interval kind (default: ArviZ's ``stats.ci_kind``).
 
     Returns
     -------
@@ -224,8 +345,8 @@ def true_values(
     import xarray as xr
     from scipy.special import softmax
 
-    prob = _ci_prob(ci_prob)
-    x = np.asarray(dt["observed_data"]["x"].values, dtype=float)
+    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
+    x = _observed_values(dt)
     e = np.asarray(dt["constant_data"]["x_err"].values, dtype=float)
     w, mu, sg = _draws(dt, max_draws=500)
     rng = np.random.default_rng(random_seed)
@@ -249,12 +370,11 @@ def true_values(
         bb = np.take_along_axis(b, lab[..., None], -1)[..., 0]
         BB = np.take_along_axis(B, lab[..., None], -1)[..., 0]
         sim = bb + np.sqrt(BB) * rng.standard_normal(bb.shape)
-        lower[a:a + step], upper[a:a + step] = np.quantile(
-            sim, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        lower[a:a + step], upper[a:a + step] = _interval(sim, prob, kind)
     sd = np.sqrt(np.maximum(second - mean**2, 0.0))
     return xr.Dataset(
         {"mean": ("obs", mean), "lower": ("obs", lower), "upper": ("obs", upper),
          "sd": ("obs", sd), "observed": ("obs", x)},
         coords={"obs": np.asarray(dt["observed_data"]["obs"].values)},
-        attrs={"ci_prob": prob},
+        attrs={"ci_prob": prob, "ci_kind": kind},
     )

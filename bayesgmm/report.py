@@ -67,8 +67,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _table(df: Any, *, index: bool = False, ok_col: str | None = None) -> str:
-    """An HTML table of a DataFrame, every cell escaped; rows with ``ok_col`` False marked."""
+def _table(df: Any, *, index: bool = False, ok_col: str | None = None,
+           bad: Any = None) -> str:
+    """An HTML table of a DataFrame, every cell escaped; failed rows marked.
+
+    A row is marked when its ``ok_col`` is False or its entry of ``bad`` is True.
+    """
     from pandas.api.types import is_numeric_dtype
 
     cols = list(df.columns)
@@ -76,8 +80,10 @@ def _table(df: Any, *, index: bool = False, ok_col: str | None = None) -> str:
     head += [f'<th class="{"" if is_numeric_dtype(df[c]) else "text"}">{_esc(c)}</th>'
              for c in cols]
     rows = []
-    for idx, row in df.iterrows():
-        cls = ' class="bad"' if ok_col is not None and not bool(row[ok_col]) else ""
+    for i, (idx, row) in enumerate(df.iterrows()):
+        marked = (ok_col is not None and not bool(row[ok_col])) or (
+            bad is not None and bool(bad[i]))
+        cls = ' class="bad"' if marked else ""
         cells = [f'<td class="text">{_esc(idx)}</td>'] if index else []
         for c in cols:
             v = row[c]
@@ -114,10 +120,26 @@ def _figure(make: Any, alt: str, caption: str) -> str:
 # ---------------------------------------------------------------------- diagnosis
 
 
-def _diagnose(dt: Any) -> Any:
+def _diagnose(dt: Any, selection: Any = None, loo_table: Any = None) -> Any:
     from .diagnostics import diagnose
 
-    return diagnose(dt)
+    return diagnose(dt, selection=selection, loo_table=loo_table)
+
+
+def _envelope_prob() -> float:
+    from arviz_base import rcParams
+
+    return float(rcParams["stats.envelope_prob"])
+
+
+def _checks_table(checks: Any) -> Any:
+    """The checks for reading: a 'result' column (passed, FAILED, skipped) for ok/skipped."""
+    checks = checks.copy()
+    if "ok" in checks:
+        skipped = checks.pop("skipped").astype(bool) if "skipped" in checks else False
+        result = np.where(checks.pop("ok").astype(bool), "passed", "FAILED")
+        checks.insert(1, "result", np.where(skipped, "skipped", result))
+    return checks
 
 
 def _as_frame(obj: Any) -> Any:
@@ -133,10 +155,19 @@ def _as_frame(obj: Any) -> Any:
 
 def _meta(dt: Any) -> str:
     post = dt["posterior"]
-    n = int(dt["observed_data"]["x"].size) if "observed_data" in dt.children else "?"
+    from ._mixture_checks import _n_obs
+
+    n = _n_obs(dt) or "?"
     attrs = dt.attrs
+    from .errors import DataError
+    from .posterior import data_label
+
+    try:
+        what = f"{n} values of {data_label(dt)}"
+    except DataError:
+        what = f"{n} points"
     parts = [
-        f"{n} points",
+        what,
         f"K = {post.sizes.get('component', '?')} components",
         f"{post.sizes['chain']} chains x {post.sizes['draw']} draws",
         f"sampler {attrs.get('sampler', post.attrs.get('sampler', '?'))}",
@@ -202,8 +233,10 @@ def write_report(
         ``table``). Computed here when omitted.
     selection : pandas.DataFrame or SelectionResult, optional
         :func:`bayesgmm.select_n_components` output, for the BIC/AIC figure and table.
+        Default: the table ``bayesgmm fit`` stored in ``dt.attrs``, if any.
     loo_table : pandas.DataFrame, optional
-        An ``arviz_stats.compare`` table (index: model names).
+        An ``arviz_stats.compare`` table (index: model names). Default: the one
+        ``bayesgmm fit --k auto`` stored in ``dt.attrs``, if any.
     title : str, optional
         Page title (default: "bayesgmm report: K-component Gaussian mixture").
 
@@ -213,9 +246,14 @@ def write_report(
         The absolute path of the written file.
     """
     from . import plots
+    from ._stored import stored_tables
+    from .posterior import interval_label
 
     path = pathlib.Path(path).expanduser().resolve()
-    diag = diagnosis if diagnosis is not None else _diagnose(dt)
+    stored_sel, stored_loo = stored_tables(dt)
+    selection = stored_sel if selection is None else selection
+    loo_table = stored_loo if loo_table is None else loo_table
+    diag = diagnosis if diagnosis is not None else _diagnose(dt, selection, loo_table)
     K = dt["posterior"].sizes.get("component", "?")
     title = title or f"bayesgmm report: {K}-component Gaussian mixture"
     ok = bool(getattr(diag, "ok", False))
@@ -230,28 +268,37 @@ def write_report(
         _meta(dt),
     ]
     table = _as_frame(getattr(diag, "table", None))
+    ci = interval_label(getattr(table, "attrs", {}).get("ci_prob"),
+                        getattr(table, "attrs", {}).get("ci_kind"))
     if table is not None:
+        ends = [c for c in table.columns if str(c).endswith(("_lb", "_ub"))]
+        named = f" (columns {' and '.join(map(str, ends))})" if len(ends) == 2 else ""
         body += ["<h2>Parameters (data units)</h2>",
-                 '<p class="meta">Posterior mean, sd and credible interval, with the '
-                 "maximum-likelihood (EM) estimate beside them. Components are sorted by "
-                 "mean.</p>",
+                 f'<p class="meta">Posterior mean, sd and {_esc(ci)}{_esc(named)}, '
+                 "as arviz_stats.summary gives them, with the maximum-likelihood (EM) "
+                 "estimate beside them. Components are sorted by mean.</p>",
                  _table(table, index=True)]
     checks = _as_frame(getattr(diag, "checks", None))
     if checks is not None:
         body += ["<h2>Checks</h2>",
-                 _table(checks, ok_col="ok" if "ok" in checks else None)]
+                 _table(_checks_table(checks),
+                        bad=~checks["ok"].astype(bool).to_numpy() if "ok" in checks
+                        else None)]
 
     body += ["<h2>Fitted density</h2>", _figure(
         lambda: plots.plot_density(dt), "fitted density",
-        "Posterior-mean density (black) with its credible band over the data's histogram; "
-        "dashed: each weighted component."
+        f"Posterior-mean density (black) with its {ci.replace(' interval', ' band')} "
+        "over the data's histogram; dashed: each weighted component."
         + (" Right: the deconvolved density of the true values, measurement errors "
            "removed; dotted: the observed-value density for comparison."
            if has_errors else ""))]
     body += ["<h2>Class probabilities</h2>", _figure(
         lambda: plots.plot_membership(dt), "class probabilities",
-        "Posterior-mean probability that a value x came from each component, stacked; "
-        "hatched: the credible interval of each boundary. Ticks: the data.")]
+        "Posterior-mean probability that a new value came from each component, stacked; "
+        f"hatched: the {ci} of each boundary. Ticks: the data. The new value is taken "
+        "as measured without error: with a measurement error e, every component is "
+        "widened to sqrt(sigma^2 + e^2) and the boundaries soften "
+        "(bayesgmm.membership(dt, x, x_err=e)).")]
     if selection is not None:
         sel = plots.selection_data(selection)
         body += ["<h2>Number of components: BIC and AIC</h2>", _figure(
@@ -267,16 +314,29 @@ def write_report(
                  "row is the best model.</p>", _table(loo, index=True)]
     body += ["<h2>Sampler: rank plots</h2>", _figure(
         lambda: plots.plot_trace(dt, kind="rank"), "rank plots",
-        "Fractional-rank ECDF differences per chain; curves leaving the envelope mean the "
-        "chains disagree.")]
+        "Each curve: one chain's ECDF of its draws' fractional ranks (among all chains' "
+        f"draws) minus the uniform's. Shaded: the {_envelope_prob():.0%} simultaneous "
+        "envelope that all "
+        "chains stay inside when they sample the same distribution (for the draws "
+        "thinned to about independent ones). "
+        + ("p in each panel: ArviZ's multi-chain uniformity test; under α it marks the "
+           "draws that drive it. Curves leaving the envelope, or p under α, mean "
+           if int(dt["posterior"].sizes["chain"]) >= 3 else
+           "(ArviZ's multi-chain p is not shown: it has no power with 2 chains.) Curves "
+           "leaving the envelope mean ")
+        + "the chains differ in the shape of their distributions, which R-hat (location "
+        "and spread only) can miss; the rank_ecdf check above weighs that against the "
+        "number of panels.")]
     body += ["<h2>Sampler: traces</h2>", _figure(
         lambda: plots.plot_trace(dt, kind="trace"), "trace plots",
-        "Draws of each parameter per chain, and their marginal densities.")]
+        "Left: each chain's posterior density of each parameter; right: its draws after "
+        "tuning. Colours: components; line styles: chains.")]
     if "posterior_predictive" in dt.children:
         body += ["<h2>Posterior predictive check</h2>", _figure(
             lambda: plots.plot_ppc(dt), "posterior predictive check",
-            "Densities of data sets replicated from the posterior against the observed "
-            "data's density: the observed curve should look like one of the replicates.")]
+            "Densities of data sets replicated from the posterior (each with the data's "
+            "own measurement errors) against the observed data's density: the observed "
+            "curve should look like one of the replicates.")]
 
     doc = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

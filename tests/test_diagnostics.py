@@ -112,7 +112,8 @@ def test_table_matches_arviz_and_em(dt_fit):
     import arviz_stats as azs
 
     t = diagnose(dt_fit).table
-    assert list(t.columns) == ["mean", "sd", "lower", "upper", "ess_bulk", "ess_tail",
+    # ArviZ's default interval (89% equal-tailed), named as arviz_stats.summary names it
+    assert list(t.columns) == ["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "ess_tail",
                                "r_hat", "em"]
     assert list(t.index) == [f"{v}[{k}]" for v in ("weights", "means", "sigmas")
                              for k in (0, 1)]
@@ -122,13 +123,13 @@ def test_table_matches_arviz_and_em(dt_fit):
                                azs.ess(dt_fit, method="tail")["means"].values, rtol=1e-12)
     np.testing.assert_allclose(t.loc[["sigmas[0]", "sigmas[1]"], "em"],
                                dt_fit["em_estimate"]["sigmas"].values)
-    # data units: a 94% equal-tailed interval around the true means (n = 300)
+    # data units: an 89% equal-tailed interval around the true means (n = 300)
     m = dt_fit["posterior"]["means"].values.reshape(-1, 2)
-    np.testing.assert_allclose(t.loc["means[1]", ["lower", "upper"]].astype(float),
-                               np.quantile(m[:, 1], [0.03, 0.97]), rtol=1e-2)
-    assert (t["lower"] < t["mean"]).all() and (t["mean"] < t["upper"]).all()
-    t89 = diagnose(dt_fit, ci_prob=0.5).table
-    assert (t89["upper"] - t89["lower"] < t["upper"] - t["lower"]).all()
+    np.testing.assert_allclose(t.loc["means[1]", ["eti89_lb", "eti89_ub"]].astype(float),
+                               np.quantile(m[:, 1], [0.055, 0.945]), rtol=1e-2)
+    assert (t["eti89_lb"] < t["mean"]).all() and (t["mean"] < t["eti89_ub"]).all()
+    t50 = diagnose(dt_fit, ci_prob=0.5).table
+    assert (t50["eti50_ub"] - t50["eti50_lb"] < t["eti89_ub"] - t["eti89_lb"]).all()
 
 
 def test_to_dict_is_json(dt_fit):
@@ -136,7 +137,7 @@ def test_to_dict_is_json(dt_fit):
     back = json.loads(json.dumps(d))
     assert back["ok"] is False and isinstance(back["verdict"], str)
     assert {c["name"] for c in back["checks"]} >= {"r_hat", "e_bfmi", "ppc_tails"}
-    assert set(back["table"]["means[0]"]) >= {"mean", "lower", "upper", "em"}
+    assert set(back["table"]["means[0]"]) >= {"mean", "eti89_lb", "eti89_ub", "em"}
 
 
 def test_mixture_checks_unchanged_contract(dt_fit):
@@ -153,7 +154,7 @@ def test_mixture_checks_unchanged_contract(dt_fit):
 def test_ideal_tree_passes_everything():
     d = diagnose(_tree())
     assert d.ok, d.checks
-    assert isinstance(d.checks, pd.DataFrame) and len(d.checks) == 13
+    assert isinstance(d.checks, pd.DataFrame) and len(d.checks) == 14
 
 
 def test_high_rhat_from_shifted_chain():
@@ -165,7 +166,8 @@ def test_high_rhat_from_shifted_chain():
     assert not c["ok"] and c["value"] > 1.01
     assert "run longer" in c["message"] and "chains" in c["message"]
     # a shifted chain also inflates the between-chain variance in ESS; nothing else fails
-    assert {k for k, c in checks.items() if not c["ok"]} <= {"r_hat", "ess_bulk", "ess_tail"}
+    assert {k for k, c in checks.items() if not c["ok"]} <= {"r_hat", "ess_bulk", "ess_tail",
+                                                            "rank_ecdf"}
     assert checks["chains_agree"]["ok"]
     assert "Do not trust" in d.verdict and "run longer" in d.verdict
 

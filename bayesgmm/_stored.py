@@ -1,0 +1,61 @@
+"""What ``bayesgmm fit`` stores in ``posterior.nc`` beside the posterior, and reads back.
+
+The BIC/AIC table of the EM fits, the LOO comparison of ``--k auto`` and the options of
+the run are JSON strings in the DataTree's attrs (``selection_table``, ``loo_table``,
+``cli_args``), so ``bayesgmm report`` rebuilds the same report from the file alone and
+the verdict can give the exact command to run next.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+__all__ = ["cli_args", "store", "stored_tables"]
+
+
+def store(dt: Any, *, selection: Any = None, loo_table: Any = None,
+          cli_args: dict[str, Any] | None = None) -> None:
+    """Put the tables and the run's options into ``dt.attrs`` (in place)."""
+    import pandas as pd
+
+    table = getattr(selection, "table", selection)
+    if isinstance(table, pd.DataFrame):
+        dt.attrs["selection_table"] = table.to_json(orient="split", double_precision=15)
+    if isinstance(loo_table, pd.DataFrame):
+        loo = loo_table.copy()
+        loo.index = loo.index.astype(str)
+        dt.attrs["loo_table"] = loo.to_json(orient="split", double_precision=15)
+    if cli_args:
+        dt.attrs["cli_args"] = json.dumps(cli_args)
+
+
+def _read(text: Any) -> Any:
+    import pandas as pd
+
+    if not text:
+        return None
+    try:
+        return pd.read_json(io.StringIO(str(text)), orient="split")
+    except ValueError:  # not written by store(): ignore rather than fail a report
+        return None
+
+
+def stored_tables(dt: Any) -> tuple[Any, Any]:
+    """(selection table, LOO table) stored by :func:`store`, each None when absent."""
+    selection = _read(dt.attrs.get("selection_table"))
+    loo = _read(dt.attrs.get("loo_table"))
+    if loo is not None:
+        loo.index = loo.index.astype(str)
+        loo.index.name = "model"
+    return selection, loo
+
+
+def cli_args(dt: Any) -> dict[str, Any] | None:
+    """The options of the ``bayesgmm fit`` run that wrote ``dt``, or None."""
+    try:
+        args = json.loads(dt.attrs.get("cli_args") or "null")
+    except (TypeError, ValueError):
+        return None
+    return args if isinstance(args, dict) else None
