@@ -197,7 +197,7 @@ def test_auto_excludes_a_hopeless_candidate_that_is_not_first(capsys, tmp_path, 
     assert _fake_write.loo_table.loc["K=1", "note"] == ""
 
 
-def _fake_write(dt, outdir, selection, loo_table, column, errors):
+def _fake_write(dt, outdir, selection, loo_table, column, errors, args=None):
     from bayesgmm.diagnostics import Diagnosis
 
     _fake_write.chosen = int(dt.attrs["n_components"])

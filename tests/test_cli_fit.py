@@ -80,7 +80,7 @@ def test_fit_writes_outputs(capsys, table, tmp_path):
     # compressed: gzip on every array, float32 for the two big groups
     with h5py.File(out / "posterior.nc") as f:
         for group in ("log_likelihood", "posterior_predictive"):
-            assert f[group]["x"].compression == "gzip" and f[group]["x"].dtype == np.float32
+            assert f[group]["v"].compression == "gzip" and f[group]["v"].dtype == np.float32
         assert f["posterior"]["means"].compression == "gzip"
         assert f["posterior"]["means"].dtype == np.float64
     # ArviZ still reads it: LOO from the stored log-likelihood
@@ -117,7 +117,7 @@ def test_exit_status_and_verdict_said_once(capsys, table, tmp_path, reuse_fit, q
                                           monkeypatch, ok, status):
     import bayesgmm.diagnostics as diagnostics
 
-    monkeypatch.setattr(diagnostics, "diagnose", lambda dt: _diagnosis(ok))
+    monkeypatch.setattr(diagnostics, "diagnose", lambda dt, **kw: _diagnosis(ok))
     code = main(["fit", str(table), "--k", "2", "--column", "v", "--out",
                  str(tmp_path / "o"), *FAST])
     out = capsys.readouterr().out
