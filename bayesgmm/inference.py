@@ -482,8 +482,9 @@ def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
     nutpie 0.16 reports a start it cannot use as "All initialization points failed", and
     after that the Python process can die with a segmentation fault at exit (a nutpie
     worker thread garbage-collecting while the interpreter shuts down). That is nutpie's,
-    not bayesgmm's: it happens with nutpie's own ``from_pyfunc`` and a Python log-density
-    that returns -inf, no PyMC, numba or bayesgmm involved (in 3-10 runs of 10 here).
+    not bayesgmm's: it happens (intermittently) with nutpie's own ``from_pyfunc`` and a
+    Python log-density that returns -inf, no PyMC, numba or bayesgmm involved, and (every
+    time) after ``pm.sample()`` on a plain PyMC model whose ordered vector starts tied.
     So a bad start never reaches nutpie; the error sends ``fit`` to PyMC's sampler.
     """
     from ._pair_coords import sampler_logp_and_grad
