@@ -290,7 +290,7 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
                     f"of the posterior. Try draws={min(max(need, draws + 100), 4 * draws)}"
                     f"{more_chains}"
                     + (f" (about {need} would be needed at this efficiency: the chains "
-                       "hardly move, so check R-hat and the number of components)"
+                       "mix slowly, so check R-hat and the number of components)"
                        if far else "") + fewer)
         elif name == "no_divergences":
             text = (f"divergences check failed: {v:.0f} divergent transition(s) > {t:g}"
