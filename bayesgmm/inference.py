@@ -232,7 +232,7 @@ def fit(
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
                      "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
                      "failed": failed, "sampler": active,
-                     "backend": stats.attrs.get("nutpie_backend", sampler),
+                     "backend": stats.attrs.get("nutpie_backend", active),
                      "pair": int(stats.attrs.get("sampler_pair", -1))})
         if failed and target_accept is None and len(runs) == 1:
             # divergences: smaller steps; poor mixing alone: longer adaptation
@@ -298,7 +298,7 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
                     "posterior may be biased. Try "
                     + (f"target_accept=0.99, tune={2 * tune}{fewer}" if accept < 0.99 else
                        f"fewer components (n_components={K - 1}) and compare the fits by "
-                       "LOO" if K > 1 else "a longer tune=" + str(2 * tune)))
+                       "LOO" if K > 1 else f"a longer tune, tune={2 * tune}"))
         elif name == "e_bfmi":
             text = (f"E-BFMI check failed: min E-BFMI {v:.2f} < {t:g}{rerun}: the sampler "
                     f"explores the posterior's tails poorly. Try tune={2 * tune}, and check "
