@@ -255,7 +255,7 @@ def _candidates(table: Any) -> list[int]:
 
 
 def _run_fit(args, x, e, progress):
-    from .errors import SamplingWarning
+    from .errors import FailedCheckWarning, SamplingWarning
     from .inference import fit
     from .selection import select_n_components
 
@@ -268,7 +268,9 @@ def _run_fit(args, x, e, progress):
         seen: list[str] = []
         for w in caught:
             msg = str(w.message)
-            if issubclass(w.category, SamplingWarning) and msg not in seen:
+            # a failed check is said once, by the verdict (with the command to run next)
+            if (issubclass(w.category, SamplingWarning)
+                    and not issubclass(w.category, FailedCheckWarning) and msg not in seen):
                 seen.append(msg)
         return seen
 

@@ -7,6 +7,7 @@ from typing import Any
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "FailedCheckWarning",
     "SamplingError",
     "SamplingWarning",
     "SelectionWarning",
@@ -45,6 +46,29 @@ class SelectionWarning(UserWarning):
 
 class SamplingWarning(UserWarning):
     """The posterior sample shows a problem (divergences, modes, empty components)."""
+
+
+class FailedCheckWarning(SamplingWarning):
+    """A check of :func:`bayesgmm.diagnose` failed on the posterior :func:`bayesgmm.fit` returns.
+
+    :func:`bayesgmm.fit` raises one per failed check, after its rerun rule, so that it
+    warns exactly when ``diagnose(result).ok`` is False. The message says which check
+    failed, its figure and threshold, and what to try (with the exact keyword).
+
+    Attributes
+    ----------
+    check : str or None
+        The check's name, as in ``diagnose(result).checks["name"]``.
+    value, threshold : float or None
+        The figure checked and the limit it failed.
+    """
+
+    def __init__(self, message: str, check: str | None = None, value: float | None = None,
+                 threshold: float | None = None) -> None:
+        super().__init__(message)
+        self.check = check
+        self.value = value
+        self.threshold = threshold
 
 
 class SamplingError(RuntimeError):

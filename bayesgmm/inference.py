@@ -187,12 +187,18 @@ def fit(
 
     Warns
     -----
+    FailedCheckWarning
+        A :class:`SamplingWarning`, one for each check that
+        :func:`bayesgmm.diagnose` fails on the result (after the rerun rule above), so
+        ``fit`` warns exactly when ``diagnose(result).ok`` is False: max R-hat > 1.01,
+        min bulk or tail ESS < 400, divergences, E-BFMI, tree depth, chains in different
+        modes, a posterior far from the EM estimate, a near-empty component, labels
+        not identified, a failed posterior predictive check. Each says the figure, the
+        threshold and what to try (``draws=``, ``tune=``, ``target_accept=``,
+        ``n_components=``).
     SamplingWarning
-        When chains settled in different modes, the posterior is far from the EM
-        estimate, a component has almost no weight, or there were divergences.
+        When nutpie fails and PyMC's NUTS samples instead.
     """
-    from .diagnostics import mixture_warnings
-
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -215,11 +221,14 @@ def fit(
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
     runs: list[dict[str, Any]] = []
+    # the sampler that runs: after a nutpie failure (warned in _sample), PyMC's NUTS for
+    # the rest of this fit, its rerun included (the warning says so)
+    active = sampler
     while schedule:
         accept, n_tune = schedule.pop(0)
         try:
-            post, stats, sampler = _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0,
-                                           draws, n_tune, chains, seed, progressbar, accept, em)
+            post, stats, active = _sample(active, x, e, K, loc, scale, hyper, priors, theta0,
+                                          draws, n_tune, chains, seed, progressbar, accept, em)
         except SamplingError as exc:
             if not runs:
                 raise
@@ -236,8 +245,8 @@ def fit(
             ("min_ess_bulk", ess < RERUN_EFFICIENCY * chains * draws)) if bad]
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
                      "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
-                     "failed": failed, "sampler": sampler,
-                     "backend": stats.attrs.get("nutpie_backend", sampler),
+                     "failed": failed, "sampler": active,
+                     "backend": stats.attrs.get("nutpie_backend", active),
                      "pair": int(stats.attrs.get("sampler_pair", -1))})
         if failed and target_accept is None and len(runs) == 1:
             stop = first_run_check(_run_tree(post, stats)) if first_run_check else None
@@ -246,16 +255,14 @@ def fit(
             else:  # divergences: smaller steps; poor mixing alone: longer adaptation
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed,
+    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
                    log_likelihood, *_data_name(X))
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
         dt.attrs["stopped_early"] = runs[0]["stopped_early"]
-    for message in mixture_warnings(dt):
-        from .errors import SamplingWarning
-
-        warnings.warn(message, SamplingWarning, stacklevel=2)
+    for warning in _failed_check_warnings(dt):
+        warnings.warn(warning, stacklevel=2)
     return dt
 
 
@@ -264,6 +271,74 @@ def _run_tree(post: Any, stats: Any) -> Any:
     import xarray as xr
 
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+
+def _failed_check_warnings(dt: Any) -> list[Any]:
+    """One :class:`FailedCheckWarning` per check that :func:`diagnose` fails on ``dt``.
+
+    ``diagnose`` is the one definition of a trustworthy posterior (its default
+    thresholds: R-hat, bulk and tail ESS, divergences, E-BFMI, tree depth, the mixture
+    and predictive checks), so ``fit`` warns exactly when ``diagnose(dt).ok`` is False.
+    Each message gives the figure, the threshold and what to try, with the keyword.
+    """
+    from .diagnostics import diagnose
+    from .errors import FailedCheckWarning
+
+    diagnosis = diagnose(dt)
+    if diagnosis.ok:
+        return []
+    post = dt["posterior"]
+    K = int(post.sizes["component"])
+    chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+    runs = json.loads(dt.attrs.get("sampling_runs", "[]"))
+    kept = runs[-1] if runs else {}
+    tune = int(kept.get("tune", 1000))
+    accept = float(kept.get("target_accept", RETRY_TARGET_ACCEPT[0]))
+    rerun = (f" (after fit's second run, tune={tune}, target_accept={accept:g})"
+             if len(runs) > 1 else "")
+    fewer = (f"; or fit fewer components (n_components={K - 1}) and compare the fits by "
+             "LOO" if K > 1 else "")
+    more_chains = ", chains=4" if chains < 4 else ""
+    out = []
+    for row in diagnosis.checks[~diagnosis.checks["ok"]].to_dict(orient="records"):
+        name, v, t = str(row["name"]), float(row["value"]), float(row["threshold"])
+        if name == "r_hat":
+            text = (f"R-hat check failed: max rank-normalized R-hat {v:.3f} > {t:g}{rerun}: "
+                    "the chains disagree, so the posterior is not yet explored. Try "
+                    f"tune={2 * tune}, draws={2 * draws}{more_chains}{fewer}")
+        elif name in ("ess_bulk", "ess_tail"):
+            kind = "bulk" if name == "ess_bulk" else "tail"
+            # ESS grows about in proportion to the draws; beyond 4x the sampler hardly
+            # moves, and more draws are not the cure
+            need = int(np.ceil(draws * 1.2 * t / max(v, 1.0) / 100.0) * 100)
+            far = need > 4 * draws
+            text = (f"{kind} ESS check failed: min {kind} ESS {v:.0f} < {t:g}{rerun}: too "
+                    f"few effective draws for the {'centre' if kind == 'bulk' else 'tails'} "
+                    f"of the posterior. Try draws={min(max(need, draws + 100), 4 * draws)}"
+                    f"{more_chains}"
+                    + (f" (about {need} would be needed at this efficiency: the chains "
+                       "mix slowly, so check R-hat and the number of components)"
+                       if far else "") + fewer)
+        elif name == "no_divergences":
+            text = (f"divergences check failed: {v:.0f} divergent transition(s) > {t:g}"
+                    f"{rerun}: the sampler met geometry it could not follow, so the "
+                    "posterior may be biased. Try "
+                    + (f"target_accept=0.99, tune={2 * tune}{fewer}" if accept < 0.99 else
+                       f"fewer components (n_components={K - 1}) and compare the fits by "
+                       "LOO" if K > 1 else f"a longer tune, tune={2 * tune}"))
+        elif name == "e_bfmi":
+            text = (f"E-BFMI check failed: min E-BFMI {v:.2f} < {t:g}{rerun}: the sampler "
+                    f"explores the posterior's tails poorly. Try tune={2 * tune}, and check "
+                    "the priors on the sigmas")
+        elif name == "tree_depth":
+            text = (f"tree-depth check failed: {100 * v:.1f}% of draws hit the maximum tree "
+                    f"depth (limit {100 * t:g}%){rerun}. Try tune={2 * tune}{fewer}")
+        else:  # the mixture, label, predictive and any later checks: diagnose's words
+            message = str(row["message"])
+            text = (f"{name} check failed (value {v:.3g}, threshold {t:.3g}): "
+                    f"{message[:1].upper()}{message[1:]}")
+        out.append(FailedCheckWarning(text + ".", check=name, value=v, threshold=t))
+    return out
 
 
 def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
@@ -282,7 +357,8 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             warnings.warn(
                 f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
-                "NUTS sampler, which is slower but samples the same model.",
+                "NUTS sampler for the rest of this fit (its rerun too, if there is one), "
+                "which is slower but samples the same model.",
                 SamplingWarning, stacklevel=3,
             )
     post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
@@ -406,6 +482,7 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
         rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
         return start + START_JITTER * rng.normal(size=start.size)
 
+    _check_start(start, z, eps2, hyper, pair)
     compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
     backend = "native" if compiled is not None else "pyfunc"
     if compiled is None:
@@ -423,6 +500,29 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     stats.attrs["nutpie_backend"] = backend
     stats.attrs["sampler_pair"] = pair
     return post[["weights", "means", "sigmas"]], stats
+
+
+def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
+                 hyper: dict[str, np.ndarray], pair: int) -> None:
+    """Raise before nutpie is called if the log-density or gradient at the start is not finite.
+
+    nutpie 0.16 reports a start it cannot use as "All initialization points failed", and
+    after that the Python process can die with a segmentation fault at exit (a nutpie
+    worker thread garbage-collecting while the interpreter shuts down). That is nutpie's,
+    not bayesgmm's: it happens (intermittently) with nutpie's own ``from_pyfunc`` and a
+    Python log-density that returns -inf, no PyMC, numba or bayesgmm involved, and (every
+    time) after ``pm.sample()`` on a plain PyMC model whose ordered vector starts tied.
+    So a bad start never reaches nutpie; the error sends ``fit`` to PyMC's sampler.
+    """
+    from ._pair_coords import sampler_logp_and_grad
+
+    logp, grad = sampler_logp_and_grad(
+        np.ascontiguousarray(start, dtype=float), z, eps2, hyper["alpha"], hyper["mu_mu"],
+        hyper["mu_sigma"], hyper["sigma_sigma"], 0.0, int(pair))
+    if not (np.isfinite(logp) and np.all(np.isfinite(grad))):
+        raise SamplingError(
+            f"the log-density at the EM start is not finite (logp {logp}); not handed to "
+            "nutpie, whose failed start can crash the Python process (nutpie 0.16)")
 
 
 def _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,

@@ -152,12 +152,15 @@ def build_model(
 
     Notes
     -----
-    The means are ordered (``means_std`` carries PyMC's ordered transform), so the
-    model's default initial point (all means equal) is invalid, and no ``initval`` is set
-    (PyMC 6 cannot compute the pointwise log-likelihood of a model with initvals). Give
-    the sampler a start instead, e.g.
-    ``pm.sample(initvals={"means_std": np.linspace(-1, 1, K)})``;
-    :func:`bayesgmm.fit` starts every chain at the EM estimate.
+    The means are ordered (``means_std`` carries PyMC's ordered transform). Their prior's
+    centre (the default initial point PyMC derives) has all K means equal, which the
+    ordering maps to a gap of log(0) = -inf; the transform used here starts tied means
+    at the standardized data's (k + 0.5)/K quantiles instead (averaged with the standard
+    normal's, so they never tie), so ``pm.sample()`` works on the model as it is, with
+    PyMC's NUTS and with nutpie. No ``initval`` is set: PyMC 6 cannot compute the
+    pointwise log-likelihood (``pm.compute_log_likelihood``) of a model with initvals.
+    Strictly increasing starts (``pm.sample(initvals={"means_std": ...})``) are used
+    as given; :func:`bayesgmm.fit` starts every chain at the EM estimate.
 
     Examples
     --------
@@ -170,11 +173,13 @@ def build_model(
     """
     import pymc as pm
     import pytensor.tensor as pt
-    from pymc.distributions.transforms import ordered
 
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
     loc, scale = standardizer(x)
+    from ._transforms import StartedOrdered
+
+    ordered = StartedOrdered(_tied_means_start((x - loc) / scale, K))
     hyper = Priors.from_any(priors).standardized(K, loc, scale)
     n = x.shape[0]
     coords = {"component": np.arange(K), "obs": np.arange(n)}
@@ -219,6 +224,18 @@ def build_model(
                       logp=logp_fused if fused else logp, random=random, observed=x_data,
                       dims="obs")
     return model
+
+
+def _tied_means_start(z: np.ndarray, K: int) -> np.ndarray:
+    """Strictly increasing start for K standardized means: data and normal quantiles.
+
+    The average of the standardized data's (k + 0.5)/K quantiles (which may tie, e.g.
+    for discrete data) and the standard normal's (which never do).
+    """
+    from scipy.stats import norm
+
+    p = (np.arange(K) + 0.5) / K
+    return 0.5 * (np.quantile(z, p) + norm.ppf(p))
 
 
 def _check_k(n_components: Any, n: int) -> int:

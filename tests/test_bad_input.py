@@ -294,11 +294,11 @@ def test_build_model_accepts_containers(convert):
 
 def test_build_model_start_is_given_to_the_sampler():
     # build_model carries no initval (PyMC 6 cannot compute_log_likelihood on such a model);
-    # the ordered means' default start (all equal) is invalid, and the documented start
-    # passed to the sampler is valid.
+    # the ordered means' default start is valid (tied prior centres are spread by the
+    # transform), and a start passed to the sampler is valid too.
     model = bayesgmm.build_model(X1, 3)
     assert all(v is None for v in model.rvs_to_initial_values.values())
-    assert not np.isfinite(model.compile_logp()(model.initial_point()))
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
     start = model.initial_point()
     start["means_std_ordered__"] = np.array([-1.0, np.log(1.0), np.log(1.0)])
     assert np.isfinite(model.compile_logp()(start))
