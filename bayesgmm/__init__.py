@@ -1,17 +1,26 @@
 """bayesgmm: Gaussian mixtures with honest uncertainty and measurement errors."""
 
 from . import _numba_cache  # noqa: F401  (first: numba's cache stamps for the package)
-from .errors import ConvergenceWarning, DataError, SamplingError, SamplingWarning
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FailedCheckWarning,
+    SamplingError,
+    SamplingWarning,
+    SelectionWarning,
+)
 
 __all__ = [
     "ConvergenceWarning",
     "DataError",
     "Diagnosis",
+    "FailedCheckWarning",
     "GaussianMixtureEM",
     "Priors",
     "SamplingError",
     "SamplingWarning",
     "SelectionResult",
+    "SelectionWarning",
     "build_model",
     "density",
     "diagnose",
