@@ -161,11 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "DIR/summary.csv and DIR/report.html, and prints a verdict.",
                     "--k auto: EM fits for K = 1..8 are ranked by BIC; the two leading K "
                     "are fitted and compared by PSIS-LOO. The smallest K whose LOO elpd "
-                    "is within 2 standard errors of the best is kept. A candidate is "
-                    "not compared when its first sampling run shows it is not "
-                    "identified (R-hat over 1.1, chains in different modes, an empty "
-                    "component, or steps so small that each draw takes over 100 "
-                    "gradient evaluations): it is stopped there, without the second run. A "
+                    "is within 2 standard errors of the best is kept. A candidate whose "
+                    "first sampling run shows it is not identified (R-hat over 1.1, "
+                    "chains in different modes, an empty component, or steps so small "
+                    "that each draw takes over 100 gradient evaluations) is stopped "
+                    "there, without the second run (only without --target-accept, which "
+                    "asks for one run anyway), and cannot win while an unflagged "
+                    "candidate is left. A "
                     "candidate whose LOO is unreliable (some Pareto k above ArviZ's "
                     "threshold, or p_loo over twice its 3K - 1 parameters) is named "
                     "in a warning and chosen only if no reliable candidate is left."),

@@ -280,6 +280,11 @@ def _run_fit(args, x, e, progress):
                                   random_seed=args.seed)
     selection = sel.table
     notes = notes_of(caught)
+    if args.k == "auto":  # the candidates come from this table: its doubts are said
+        from .errors import ConvergenceWarning, SelectionWarning
+
+        notes += [str(w.message) for w in caught
+                  if issubclass(w.category, SelectionWarning | ConvergenceWarning)]
     if args.k != "auto":
         _say(f"fitting K = {args.k} ...")
         with warnings.catch_warnings(record=True) as caught:
@@ -303,7 +308,7 @@ def _run_fit(args, x, e, progress):
         if stop:
             flags[name] = f"not identified, stopped after its first run: {stop}"
             _say(f"  K = {k} is not identified: {stop}. Stopped after its first run "
-                 "(no second run); it is not a candidate")
+                 "(no second run); it cannot win while an unflagged candidate is left")
     if len(fits) == 1:
         best = next(iter(fits))
         why = "the only K that EM did not find degenerate"
@@ -540,7 +545,7 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
                    "out": str(getattr(args, "out", "") or ""),
                    **{key: getattr(args, key, None)
                       for key in ("draws", "tune", "chains", "sampler", "seed",
-                                  "target_accept")}}
+                                  "target_accept", "sep", "no_loglik", "thin_ppc")}}
     store(dt, selection=selection, loo_table=loo_table, cli_args=options)
     save_netcdf(dt, outdir / "posterior.nc")
     diagnosis = diagnose(dt, selection=selection, loo_table=loo_table)

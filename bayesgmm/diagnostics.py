@@ -213,6 +213,9 @@ def _label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
         "by LOO")
 
 
+#: fewer draws per chain than this (after thinning) leave the rank test no power
+RANK_MIN_DRAWS = 4
+
 def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
     """The rank plots' test: whether some chain's rank-ECDF leaves the envelope.
 
@@ -225,10 +228,19 @@ def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
     """
     from . import _rank
 
-    post = _rank.thinned(dt, var_names)
-    C, n = int(post.sizes.get("chain", 1)), int(post.sizes["draw"])
+    C = int(dt["posterior"].sizes.get("chain", 1))
     if C < 2:
         return _skip("rank_ecdf", alpha, "one chain has no other to compare with")
+    if int(dt["posterior"].sizes.get("draw", 0)) < RANK_MIN_DRAWS:
+        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain")
+    try:
+        post = _rank.thinned(dt, var_names)
+    except ValueError:  # ESS not finite (constant or too few draws): nothing to thin by
+        return _skip("rank_ecdf", alpha, "the effective sample size could not be computed")
+    n = int(post.sizes["draw"])
+    if n < RANK_MIN_DRAWS:
+        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain "
+                     "after thinning to about independent ones")
     found = _rank.panels(post)
     if not found:
         return _skip("rank_ecdf", alpha, "no variable with draws that vary")
@@ -269,7 +281,9 @@ def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
     else:
         message = ("every chain's rank-ECDF stays inside the envelope"
                    + (f" (smallest multi-chain p = {pmin:.2f})" if C >= 3 else ""))
-    return _row("rank_ecdf", not failed, value, 0, message)
+    # value: the panels that fail (or are flagged); threshold: the per-panel level the
+    # failing ones are held to, alpha over the number of panels
+    return _row("rank_ecdf", not failed, value, alpha / m, message)
 
 
 def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
@@ -288,6 +302,11 @@ def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
     obs = np.asarray(dt["observed_data"][var].values, dtype=float).ravel()
     rep = np.asarray(dt["posterior_predictive"][var].values, dtype=float)
     rep = rep.reshape(-1, obs.size)
+    if rep.shape[0] < 1 / alpha:
+        # with few replicates (e.g. --thin-ppc 1) the p-value is too coarse: a correct
+        # model would fail a two-sided test at alpha by chance far more often than alpha
+        return [_skip(n, alpha, f"only {rep.shape[0]} replicated data sets; the check "
+                      f"needs at least {int(np.ceil(1 / alpha))}") for n in names]
     lo, hi = np.quantile(obs, [tail_prob, 1 - tail_prob])
 
     def stats(y):  # y: (m, n) -> sd, skewness, fraction outside the observed quantiles

@@ -186,7 +186,7 @@ def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: in
         warnings.warn(
             f"the best k by {name}, {best_k}, is the largest one tried: a larger k may be "
             f"better still. Try k up to {2 * best_k} or so (ks=range(1, {2 * best_k + 1}); "
-            f"on the command line --k-max {2 * best_k}), or accept that the data keep "
+            f"bayesgmm select --k-max {2 * best_k}), or accept that the data keep "
             "asking for more components (a skewed or heavy-tailed group is often fitted "
             "by several Gaussians).",
             SelectionWarning,

@@ -230,3 +230,31 @@ def test_auto_end_to_end_larger_k_wins(capsys, tmp_path, monkeypatch):
     assert "chose K=2: highest LOO elpd, ahead of K=1 by more than 2 standard errors" in text
     dt = xr.load_datatree(out / "posterior.nc")
     assert dt.attrs["n_components"] == 2
+
+
+def test_auto_says_the_selection_warnings(capsys, tmp_path, monkeypatch):
+    # the candidates come from select_n_components: when it warns (best K at the edge of
+    # 1..8), --k auto passes the warning on instead of dropping it
+    import warnings
+
+    import bayesgmm.inference as inference
+    import bayesgmm.selection as selection
+    from bayesgmm.errors import SelectionWarning
+
+    real = selection.select_n_components
+
+    def warning_select(*a, **kw):
+        warnings.warn("the best k by BIC, 8, is the largest one tried", SelectionWarning,
+                      stacklevel=2)
+        return real(*a, **kw)
+
+    p = tmp_path / "d.csv"
+    x = np.r_[np.random.default_rng(0).normal(0, 0.3, 100), np.random.default_rng(1).normal(
+        3, 0.3, 100)]
+    pd.DataFrame({"v": x}).to_csv(p, index=False)
+    monkeypatch.setattr(selection, "select_n_components", warning_select)
+    monkeypatch.setattr(inference, "fit", _fake_fit_factory(200, {1: -2.0, 2: -1.0}))
+    monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 2])
+    monkeypatch.setattr(cli_fit, "_write_outputs", _fake_write)
+    assert main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o")]) == 0
+    assert "the best k by BIC, 8, is the largest one tried" in capsys.readouterr().err

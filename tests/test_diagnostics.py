@@ -266,3 +266,30 @@ def test_missing_groups_are_skipped_not_failed():
     assert "could not be run" in d.verdict
     assert np.isnan(d.table["em"]).all()
     json.dumps(d.to_dict())
+
+
+# ------------------------------------------------- review fixes: few draws, few replicates
+
+
+def test_three_draws_diagnose_without_error_rank_check_skipped():
+    # fit calls diagnose after every run; with 3 draws per chain ESS is not finite and
+    # thinning cannot be computed: the rank check is skipped, nothing raises
+    d = diagnose(_tree(S=3))
+    row = _checks(d)["rank_ecdf"]
+    assert row["skipped"] and "draws" in row["message"]
+
+
+def test_ppc_skipped_with_too_few_replicates():
+    # 4 chains x 20 draws = 80 replicated data sets < 1 / ppc_alpha = 100: a two-sided
+    # p-value on 80 replicates would fail a correct model far more often than 1%
+    d = diagnose(_tree(S=20))
+    for name in ("ppc_sd", "ppc_skewness", "ppc_tails"):
+        row = _checks(d)[name]
+        assert row["skipped"] and "80 replicated" in row["message"], row
+    d = diagnose(_tree(S=25))  # 100 replicates: computed
+    assert not _checks(d)["ppc_sd"]["skipped"]
+
+
+def test_rank_row_threshold_is_the_per_panel_level():
+    row = _checks(diagnose(_tree()))["rank_ecdf"]
+    assert row["threshold"] == pytest.approx(0.01 / 6)  # alpha / (2 weights + 2 means + 2 sigmas)

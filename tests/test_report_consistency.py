@@ -342,3 +342,37 @@ def test_report_rebuilt_from_posterior_keeps_bic_and_loo(monkeypatch, capsys, tm
     assert "K = 2 was chosen by LOO" in again
     assert re.search(r'<div class="verdict[^>]*>.*?</div>', first, re.S).group(0) == \
         re.search(r'<div class="verdict[^>]*>.*?</div>', again, re.S).group(0)
+
+
+def test_verdict_says_why_a_flagged_candidate_was_set_aside(sim, monkeypatch):
+    # --k auto: K=3 had the highest elpd (by 60 +- 9) but its first run was not
+    # identified; the verdict must not argue for K=3 ("consider K=3"), it says why
+    # K=3 was set aside
+    from bayesgmm.diagnostics import diagnose
+
+    dt = _fit(sim, monkeypatch)
+    note = "not identified, stopped after its first run: a component has almost no weight"
+    loo = pd.DataFrame({"elpd": [-700.0, -760.0], "elpd_diff": [0.0, -60.0],
+                        "dse": [0.0, 9.0], "note": [note, ""]},
+                       index=pd.Index(["K=3", "K=2"], name="model"))
+    v = diagnose(dt, loo_table=loo, ess_min=10).verdict
+    assert "consider K=3" not in v
+    assert f"K=3 was set aside: {note}" in v
+    # the chosen K on top, a flagged smaller K within 2 dse: why it was not kept is said
+    loo = pd.DataFrame({"elpd": [-700.0, -700.5], "elpd_diff": [0.0, -0.5],
+                        "dse": [0.0, 1.0], "note": ["", "LOO unreliable: p_loo 92"]},
+                       index=pd.Index(["K=2", "K=1"], name="model"))
+    v = diagnose(dt, loo_table=loo, ess_min=10).verdict
+    assert "ahead of K=1 by 0.5 +- 1.0" in v and "K=1 was set aside: LOO unreliable" in v
+
+
+def test_next_command_keeps_separator_and_result_options(sim, monkeypatch):
+    from bayesgmm._verdict import command
+
+    dt = _fit(sim, monkeypatch)
+    dt.attrs["cli_args"] = ('{"file": "d.txt", "column": "v", "errors": "", "k": "2", '
+                            '"out": "res", "draws": 200, "tune": 10, "chains": 2, '
+                            '"sampler": "nutpie", "seed": 1, "target_accept": null, '
+                            '"sep": " ", "no_loglik": true, "thin_ppc": 50}')
+    c = command(dt, draws=400)
+    assert "--sep ' '" in c and "--no-loglik" in c and "--thin-ppc 50" in c
