@@ -25,19 +25,26 @@ def package_stamp() -> str:
 
 
 def sources_stamp(directory: Path) -> str:
-    """SHA-256 over the sources of the modules in ``directory`` that import numba."""
+    """SHA-256 over the sources of the modules under ``directory`` that import numba.
+
+    Subpackages included (each file named by its path relative to ``directory``), so a
+    kernel moved into or edited in a subpackage still invalidates every cached caller.
+    """
+    directory = Path(directory)
     digest = hashlib.sha256()
-    for path in sorted(Path(directory).glob("*.py")):
+    for path in sorted(directory.rglob("*.py")):
         text = path.read_bytes()
         if b"from numba" in text or b"import numba" in text:
-            digest.update(path.name.encode() + b"\0" + text + b"\0")
+            name = path.relative_to(directory).as_posix()
+            digest.update(name.encode() + b"\0" + text + b"\0")
     return digest.hexdigest()
 
 
 def _ours(py_file: str) -> bool:
+    """Whether ``py_file`` is one of this package's files (subpackages included)."""
     try:
-        return Path(py_file).resolve().parent == _PACKAGE
-    except OSError:
+        return Path(py_file).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
         return False
 
 

@@ -26,3 +26,38 @@ def test_a_change_in_a_callee_changes_every_stamp(tmp_path):
     with open(tmp_path / "_mixture_kernels.py", "a") as f:
         f.write("\n# edited\n")
     assert _numba_cache.sources_stamp(tmp_path) != before
+
+
+def test_subpackages_are_stamped_and_located(tmp_path):
+    # the layout moves kernels into subpackages (bayesgmm/em/, bayesgmm/bayes/): an edit
+    # of a callee there must change the stamp, and its files must get the stamped locator
+    for name in ("_mixture_kernels.py", "_logdensity.py"):
+        shutil.copy(_numba_cache._PACKAGE / name, tmp_path / name)
+    sub = tmp_path / "bayes"
+    sub.mkdir()
+    shutil.copy(_numba_cache._PACKAGE / "_pair_coords.py", sub / "_pair_coords.py")
+    before = _numba_cache.sources_stamp(tmp_path)
+    with open(sub / "_pair_coords.py", "a") as f:
+        f.write("\n# edited\n")
+    assert _numba_cache.sources_stamp(tmp_path) != before
+    # the same file at another depth is another module: the stamp tells them apart
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    shutil.copytree(tmp_path, moved)
+    shutil.move(moved / "bayes" / "_pair_coords.py", moved / "_pair_coords.py")
+    assert _numba_cache.sources_stamp(moved) != _numba_cache.sources_stamp(tmp_path)
+    assert _numba_cache._ours(str(_numba_cache._PACKAGE / "em" / "kernels.py"))
+    assert not _numba_cache._ours(str(tmp_path / "_logdensity.py"))
+
+
+
+def test_top_level_files_are_stamped_as_before(tmp_path):
+    # top-level files are named as before the subpackage walk, so caches written by the
+    # previous version of this module stay valid
+    import hashlib
+
+    for name in ("_mixture_kernels.py", "_logdensity.py", "errors.py"):
+        shutil.copy(_numba_cache._PACKAGE / name, tmp_path / name)
+    digest = hashlib.sha256()
+    for name in ("_logdensity.py", "_mixture_kernels.py"):  # sorted; errors.py: no numba
+        digest.update(name.encode() + b"\0" + (tmp_path / name).read_bytes() + b"\0")
+    assert _numba_cache.sources_stamp(tmp_path) == digest.hexdigest()
