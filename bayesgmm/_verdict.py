@@ -49,7 +49,8 @@ def _run_settings(dt: Any) -> dict[str, Any]:
         runs = json.loads(dt.attrs.get("sampling_runs") or "[]")
     except (TypeError, ValueError):
         runs = []
-    tune = int(runs[0]["tune"]) if runs and "tune" in runs[0] else _DEFAULTS["tune"]
+    # the kept (last) run's tune: a command that doubles it asks for more than was tried
+    tune = int(runs[-1]["tune"]) if runs and "tune" in runs[-1] else _DEFAULTS["tune"]
     return {"draws": int(post.sizes["draw"]), "tune": tune, "chains": int(post.sizes["chain"]),
             "K": int(post.sizes.get("component", 1))}
 

@@ -292,6 +292,8 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
     runs = json.loads(dt.attrs.get("sampling_runs", "[]"))
     kept = runs[-1] if runs else {}
+    # the kept run's tune: advice doubles what was last tried (the verdict's command
+    # starts from the same figure, _verdict._run_settings)
     tune = int(kept.get("tune", 1000))
     accept = float(kept.get("target_accept", RETRY_TARGET_ACCEPT[0]))
     rerun = (f" (after fit's second run, tune={tune}, target_accept={accept:g})"
@@ -308,13 +310,16 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
                     f"tune={2 * tune}, draws={2 * draws}{more_chains}{fewer}")
         elif name in ("ess_bulk", "ess_tail"):
             kind = "bulk" if name == "ess_bulk" else "tail"
-            # ESS grows about in proportion to the draws; beyond 4x the sampler hardly
-            # moves, and more draws are not the cure
+            # ESS grows about in proportion to the draws; the same rule as the verdict's
+            # command (_verdict._more_draws), and past its cap more draws are not the cure
+            from ._verdict import _more_draws
+
             need = int(np.ceil(draws * 1.2 * t / max(v, 1.0) / 100.0) * 100)
-            far = need > 4 * draws
+            suggest = _more_draws(draws, v, t)
+            far = need > suggest
             text = (f"{kind} ESS check failed: min {kind} ESS {v:.0f} < {t:g}{rerun}: too "
                     f"few effective draws for the {'centre' if kind == 'bulk' else 'tails'} "
-                    f"of the posterior. Try draws={min(max(need, draws + 100), 4 * draws)}"
+                    f"of the posterior. Try draws={suggest}"
                     f"{more_chains}"
                     + (f" (about {need} would be needed at this efficiency: the chains "
                        "mix slowly, so check R-hat and the number of components)"

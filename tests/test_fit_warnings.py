@@ -139,3 +139,24 @@ def test_bad_start_never_reaches_nutpie(monkeypatch):
                                np.zeros(SIM.x.size), {
                                    "alpha": np.ones(2), "mu_mu": np.zeros(2),
                                    "mu_sigma": np.ones(2), "sigma_sigma": np.ones(2)}, -1)
+
+
+@pytest.mark.parametrize("kind", ["rhat", "ess"])
+def test_warning_and_verdict_give_the_same_advice(monkeypatch, kind):
+    # the Python warning and the verdict's command must not suggest different figures
+    # for the same result (review of issue 11: tune from different runs, draws rounded
+    # two ways)
+    import re
+
+    monkeypatch.setattr(inference, "_sample", _fake_sample(kind))
+    dt, failed = _fit_recording(draws=1000, tune=300, chains=4)
+    from bayesgmm._verdict import FIRST_TRY
+
+    verdict = diagnose(dt).verdict
+    # the check the verdict's command is about: the most fundamental that failed
+    check = next(name for name in FIRST_TRY if name in {w.check for w in failed})
+    text = str(next(w for w in failed if w.check == check)).split("Try ", 1)[1]
+    for key in ("draws", "tune"):
+        said = re.search(rf"\b{key}=(\d+)", text)
+        if said:
+            assert f"{key}={said.group(1)}" in verdict, (text, verdict)
