@@ -188,8 +188,11 @@ def k_sentence(dt: Any, selection: Any, loo: Any) -> str:
                  if "note" in loo.columns and isinstance(loo.loc[i, "note"], str)
                  and loo.loc[i, "note"].strip() and str(i) != name}
         aside = " ".join(f"{i} was set aside: {n}." for i, n in notes.items())
+        rivals = [str(i) for i in loo.index if str(i) != name and str(i) not in notes]
+        if not rivals:  # every other candidate was set aside: LOO decided nothing
+            return f"K = {K} was chosen as the only candidate left: {aside}"
         if top == name:
-            second = str(loo.index[1])
+            second = rivals[0]  # the best candidate that was compared
             d, se = abs(float(loo.loc[second, "elpd_diff"])), float(loo.loc[second, "dse"])
             return (f"K = {K} was chosen by LOO against {others}: it has the highest "
                     f"expected log predictive density, ahead of {second} by {d:.1f} +- "
@@ -250,7 +253,8 @@ def verdict(checks: Any, dt: Any, selection: Any = None, loo: Any = None) -> str
             run = _run_settings(dt)
             longer = command(dt, draws=2 * run["draws"], tune=2 * run["tune"],
                              chains=max(4, run["chains"]), suffix="longer")
-            sentences.append(f"{flag[:-1]} (run: {longer}).")
+            sentences.append(f"{flag[:-1]}; nothing needs to be done, but to settle it "
+                             f"run: {longer}.")
     else:
         first = min(failed, key=list(FIRST_TRY).index)
         listed = ", ".join(failed)

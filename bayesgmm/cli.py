@@ -103,7 +103,7 @@ def _table_options(p: argparse.ArgumentParser) -> None:
                         "commas is read as such)")
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
+def _data_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     _table_options(p)
     p.add_argument("--columns", nargs="+", metavar="C",
                    help="data columns (default: every numeric column not named in --errors)")
@@ -114,8 +114,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                    help="component covariance form")
     p.add_argument("--n-init", type=_positive_int, default=5, metavar="N",
                    help="EM starts")
-    p.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="random seed (default: none, a different run each time)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help=seed_help)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -141,14 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     em = sub.add_parser("em", help="maximum-likelihood fit by EM",
                         description="Maximum-likelihood fit by EM (extreme deconvolution "
                                     "with --errors).", epilog=_EXIT_STATUS_EPILOG)
-    _data_options(em)
+    _data_options(em, "random seed of EM's starts (default: none, fresh starts each "
+                  "run; with n_init starts the maximum found is usually the same)")
     em.add_argument("--k", type=_positive_int, required=True, metavar="K",
                     help="number of components")
 
     sel = sub.add_parser("select", help="choose the number of components by BIC or AIC",
                          description="EM fits for K = 1..KMAX, ranked by BIC or AIC.",
                          epilog=_EXIT_STATUS_EPILOG)
-    _data_options(sel)
+    _data_options(sel, "random seed of EM's starts (default: none, a fixed seed: the "
+                  "same data give the same answer)")
     sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
                      help="try K = 1..KMAX")
     sel.add_argument("--criterion", choices=("bic", "aic"), default="bic",

@@ -226,20 +226,41 @@ def sniff_separator(path: str | Path) -> tuple[str, str]:
     sep, decimal : str
         Arguments for :func:`pandas.read_csv`.
     """
-    import re
-
     with open(path, encoding="utf-8", errors="replace") as fh:
         lines = [line for line in (fh.readline() for _ in range(50)) if line.strip()]
     if not lines:
         return ",", "."
     counts = [lines[0].count(c) for c in CSV_SEPARATORS]
     sep = CSV_SEPARATORS[counts.index(max(counts))] if max(counts) > 0 else ","
-    decimal = "."
-    if sep == ";" and len(lines) > 1:
-        body = "".join(lines[1:])
-        if re.search(r"\d,\d", body) and not re.search(r"\d\.\d", body):
-            decimal = ","
-    return sep, decimal
+    return sep, decimal_mark(path, sep)
+
+
+#: lines read by :func:`decimal_mark` (a file whose decimals start later is rare)
+DECIMAL_SCAN_LINES = 200_000
+
+
+def decimal_mark(path: str | Path, sep: str) -> str:
+    """The decimal mark of a text table, ``","`` or ``"."``.
+
+    ``","`` for a ``";"`` file written with decimal commas (``1,5``) and no decimal
+    point, the usual European spreadsheet export; else ``"."``. The body (every line
+    after the header, up to :data:`DECIMAL_SCAN_LINES`) is read, so a column whose
+    first rows are whole numbers is still recognised.
+    """
+    import itertools
+    import re
+
+    if sep != ";":
+        return "."
+    comma = point = False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        fh.readline()  # the header
+        for line in itertools.islice(fh, DECIMAL_SCAN_LINES):
+            comma = comma or re.search(r"\d,\d", line) is not None
+            if re.search(r"\d\.\d", line):
+                point = True
+                break
+    return "," if comma and not point else "."
 
 
 def load_table(path: str | Path, *, sep: str | None = None) -> Any:
@@ -271,9 +292,10 @@ def load_table(path: str | Path, *, sep: str | None = None) -> Any:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif suffix in (".csv", ".txt", ".tsv", ""):
-            decimal = "."
             if sep is None:
                 sep, decimal = ("\t", ".") if suffix == ".tsv" else sniff_separator(p)
+            else:  # a given ";" may still come with decimal commas (European exports)
+                decimal = decimal_mark(p, sep)
             # blank lines are kept: in a one-column file an empty line is a missing value
             df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False)
             last = df.notna().any(axis=1).to_numpy().nonzero()[0]
@@ -331,9 +353,14 @@ def table_columns(
             and not pd.api.types.is_bool_dtype(df[c])
         ]
         if not names:
+            text = [str(c) for c in df.columns if str(c) not in errors]
             raise DataError(
-                f"{source} has no numeric columns besides the error columns; "
-                "name the data columns with --columns."
+                f"{source} has no numeric columns"
+                + (" besides the error columns" if errors else "")
+                + (f" (read as text: {', '.join(text[:5])}"
+                   + (", ..." if len(text) > 5 else "")
+                   + "; check the separator (--sep) and decimal mark)" if text else "")
+                + "; name the data columns with --columns."
             )
     X = _numeric_block(df, names, source)
     X_err = None
@@ -367,8 +394,8 @@ def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataError(
-                    f"column {col!r} in {source} is not numeric (row {row} holds "
-                    f"{s.iloc[row]!r}); clean it or choose other columns."
+                    f"column {col!r} in {source} is not numeric (data row {row + 1} "
+                    f"holds {s.iloc[row]!r}); clean it or choose other columns."
                 )
             s = conv
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)

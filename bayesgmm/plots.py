@@ -445,7 +445,9 @@ def _finish_trace(fig: Any, dt: Any) -> None:
         trace.set_xlabel("draw (after tuning)")
         trace.set_title(f"{var}: draws of each chain", fontsize="medium")
         K = int(dt["posterior"][var].sizes.get("component", 1))
-        colors = [ln.get_color() for ln in trace.lines[:K]]
+        colors = list(dict.fromkeys(tuple(np.atleast_1d(ln.get_color()))
+                                    if not isinstance(ln.get_color(), str) else ln.get_color()
+                                    for ln in trace.lines))[:K]
         styles = list(dict.fromkeys(ln.get_linestyle() for ln in trace.lines))
         handles = [Line2D([], [], color=c, lw=1.5, label=f"component {k}")
                    for k, c in enumerate(colors)]
@@ -491,7 +493,11 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
         _finish_rank(fig, dt)
         return fig
     if kind == "trace":
-        fig = _figure_of(azp.plot_trace_dist(dt, var_names=PARAMETERS, backend="matplotlib"))
+        # one colour per component in every row (the density figure's colours), one
+        # line style per chain
+        fig = _figure_of(azp.plot_trace_dist(
+            dt, var_names=PARAMETERS, backend="matplotlib",
+            aes={"color": ["component"], "linestyle": ["chain"]}))
         fig.set_size_inches(fig.get_size_inches()[0] * 1.15, fig.get_size_inches()[1] * 1.2)
         fig.set_layout_engine("constrained")
         _finish_trace(fig, dt)

@@ -139,6 +139,10 @@ def _checks_table(checks: Any) -> Any:
         skipped = checks.pop("skipped").astype(bool) if "skipped" in checks else False
         result = np.where(checks.pop("ok").astype(bool), "passed", "FAILED")
         checks.insert(1, "result", np.where(skipped, "skipped", result))
+    for col in ("value", "threshold"):  # enough digits that 1.0096 is not shown as 1.01
+        if col in checks:
+            checks[col] = [v if not isinstance(v, float | np.floating) or not np.isfinite(v)
+                           else f"{float(v):.6g}" for v in checks[col]]
     return checks
 
 
@@ -334,9 +338,11 @@ def write_report(
     if "posterior_predictive" in dt.children:
         body += ["<h2>Posterior predictive check</h2>", _figure(
             lambda: plots.plot_ppc(dt), "posterior predictive check",
-            "Densities of data sets replicated from the posterior (each with the data's "
-            "own measurement errors) against the observed data's density: the observed "
-            "curve should look like one of the replicates.")]
+            "Densities of data sets replicated from the posterior"
+            + (" (each with the data's own measurement errors)"
+               if dt.attrs.get("has_errors") else "")
+            + " against the observed data's density: the observed curve should look like "
+            "one of the replicates.")]
 
     doc = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

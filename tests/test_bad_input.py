@@ -382,7 +382,7 @@ CLI_ERRORS = [
     pytest.param("em ok.csv --k 2 --columns zz", r"column 'zz' not found in 'ok.csv'; "
                  r"available columns: x, e, s, i\.", id="em-missing-column"),
     pytest.param("em ok.csv --k 2 --columns s", r"column 's' in 'ok.csv' is not numeric "
-                 r"\(row 0 holds 'a'\)", id="em-text-column"),
+                 r"\(data row 1 holds 'a'\)", id="em-text-column"),
     pytest.param("em ok.csv --k 2 --columns x --errors s", r"column 's' .* is not numeric",
                  id="em-text-errors"),
     pytest.param("em ok.csv --k 2 --columns x --errors nope", r"column 'nope' not found",
@@ -404,8 +404,8 @@ CLI_ERRORS = [
     pytest.param("em header.csv --k 1", r"'header.csv' has no rows", id="em-header-only"),
     pytest.param("em quote.csv --k 1", r"cannot read 'quote.csv' as \.csv", id="em-not-a-table"),
     pytest.param("em binary.csv --k 1", r"cannot read 'binary.csv' as \.csv", id="em-binary"),
-    pytest.param("em text.csv --k 1", r"'text.csv' has no numeric columns besides the error "
-                 r"columns", id="em-no-numeric"),
+    pytest.param("em text.csv --k 1", r"'text.csv' has no numeric columns \(read as text: "
+                 r"name; check the separator", id="em-no-numeric"),
     pytest.param("em data.json --k 1", r"unknown file type '\.json'", id="em-json"),
     pytest.param("em bad.parquet --k 1", r"cannot read 'bad.parquet' as \.parquet",
                  id="em-bad-parquet"),

@@ -160,6 +160,10 @@ def test_every_option_states_its_default(capsys):
         ("tabs.txt", "v\te\n1.5\t0.1\n2.5\t0.2\n3.5\t0.1\n", []),
         ("pipes.csv", "v|e\n1.5|0.1\n2.5|0.2\n3.5|0.1\n", []),
         ("forced.dat.csv", "v:e\n1.5:0.1\n2.5:0.2\n3.5:0.1\n", ["--sep", ":"]),
+        # a semicolon given by habit still reads decimal commas
+        ("given_semi.csv", "v;e\n1,5;0,1\n2,5;0,2\n3,5;0,1\n", ["--sep", ";"]),
+        # whole numbers in the first 60 rows, decimal commas only later
+        ("late_decimals.csv", "v;e\n" + "2;0\n" * 60 + "1,5;0,1\n3,5;0,1\n", []),
     ],
 )
 def test_separator_detection(capsys, tmp_path, name, text, extra):
@@ -169,7 +173,20 @@ def test_separator_detection(capsys, tmp_path, name, text, extra):
     assert code == 0, err
     obj = json.loads(out)
     assert obj["columns"] == ["v"]
-    assert obj["means"][0][0] == pytest.approx(2.5)
+    if name == "late_decimals.csv":  # 60 x 2 and 1.5, 3.5 (errors 0 and 0.1: XD weights)
+        assert obj["means"][0][0] == pytest.approx(2.0, abs=0.05)
+    else:
+        assert obj["means"][0][0] == pytest.approx(2.5)
+
+
+def test_no_numeric_column_says_what_was_read_as_text(capsys, tmp_path):
+    # no --errors given: the message must not speak of error columns, and it names what
+    # was read as text (here: a ':' file read with the wrong separator)
+    p = tmp_path / "colon.csv"
+    p.write_text("v:e\n1.5:0.1\n2.5:0.2\n")
+    code, out, err = run(capsys, "em", str(p), "--k", "1", "--sep", ";")
+    assert code == 2
+    assert "error columns" not in err and "read as text: v:e" in err and "--sep" in err
 
 
 def test_select_names_its_columns(capsys, noisy_csv):

@@ -363,7 +363,14 @@ def test_verdict_says_why_a_flagged_candidate_was_set_aside(sim, monkeypatch):
                         "dse": [0.0, 1.0], "note": ["", "LOO unreliable: p_loo 92"]},
                        index=pd.Index(["K=2", "K=1"], name="model"))
     v = diagnose(dt, loo_table=loo, ess_min=10).verdict
-    assert "ahead of K=1 by 0.5 +- 1.0" in v and "K=1 was set aside: LOO unreliable" in v
+    assert "was chosen by LOO" not in v  # the only rival was set aside: LOO chose nothing
+    assert "K = 2 was chosen as the only candidate left: K=1 was set aside: LOO unreliable" in v
+    # with a rival that was compared, the LOO sentence is about that rival
+    loo = pd.DataFrame({"elpd": [-700.0, -700.5, -720.0], "elpd_diff": [0.0, -0.5, -20.0],
+                        "dse": [0.0, 1.0, 5.0], "note": ["", "LOO unreliable: p_loo 92", ""]},
+                       index=pd.Index(["K=2", "K=3", "K=1"], name="model"))
+    v = diagnose(dt, loo_table=loo, ess_min=10).verdict
+    assert "ahead of K=1 by 20.0 +- 5.0" in v and "K=3 was set aside: LOO unreliable" in v
 
 
 def test_next_command_keeps_separator_and_result_options(sim, monkeypatch):
