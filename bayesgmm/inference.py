@@ -385,7 +385,7 @@ def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Gen
         "means": gm.means_[order, 0],
         "sigmas": np.sqrt(gm.covariances_[order, 0, 0]),
         "loglik": gm.loglik_,
-        "bic": -2 * gm.loglik_ + gm._n_parameters() * np.log(x.shape[0]),
+        "bic": gm._fit_criteria()[0],  # n_samples_fit_ == len(x): fit is unweighted
         "n_iter": gm.n_iter_,
         "converged": gm.converged_,
         "degenerate": gm.degenerate_,
