@@ -51,6 +51,31 @@ class _Stepper:
             self.S = Sz
 
     def step(self, p: _Params) -> tuple[float, _Params, np.ndarray]:
+        """The log-likelihood at ``p`` and the M-step from it (one EM iteration).
+
+        Returns
+        -------
+        loglik : float
+            Total weighted log-likelihood of ``p`` (standardized units). -inf when the
+            XD kernel met a V_k + S_i that is not positive definite, so the likelihood
+            cannot be evaluated: ``GaussianMixtureEM._run`` then stops and marks the run
+            degenerate, and ``fit`` ranks it below every finite run. (Full-covariance
+            EM without errors raises ``LinAlgError`` from its Cholesky instead;
+            ``em._loglik_or_ninf`` turns that into the same -inf.)
+        new : _Params
+            The M-step's parameters, ``reg_covar`` added. A component with almost no
+            weight (N_k <= 1e-10 of the total) keeps its mean and covariance; one whose
+            new covariance is not positive definite keeps its covariance.
+        raw_min : ndarray of shape (n_components,)
+            Per component, the smallest variance (1-D, diag), the variance (spherical)
+            or the smallest eigenvalue (full) of the new covariance before ``reg_covar``:
+            ``_run`` flags a collapse where it is below its threshold. Two sentinels:
+            +inf for a component with almost no weight (kept as it was, it cannot
+            collapse and must not be flagged); -inf for one whose new covariance was not
+            positive definite (kept as it was; -inf is below any threshold, so ``_run``
+            flags the collapse whenever one is possible, i.e. unless every error
+            variance is above the threshold).
+        """
         K = p.weights.shape[0]
         with np.errstate(divide="ignore"):
             logpi = np.log(p.weights)

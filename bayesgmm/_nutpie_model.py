@@ -1,8 +1,8 @@
 """A nutpie model whose log-density is a compiled C callback: no Python, no GIL per step.
 
-nutpie's ``from_pyfunc`` calls back into Python for every gradient: ~10-70 us of
-interpreter and GIL hand-over per call, several times the cost of the fused
-log-density itself on a thousand points, and chains running in threads queue for the
+nutpie's ``from_pyfunc`` calls back into Python for every gradient: the interpreter and
+the GIL hand-over cost more per call than the fused log-density itself on small data
+sets (figures in ``benchmarks/README.md``), and chains running in threads queue for the
 GIL. Here the fused log-density of :mod:`bayesgmm._logdensity` is wrapped in a numba
 ``cfunc`` with the C signature nutpie's Rust core calls for its own numba backend
 (``nutpie.compile_pymc``), and handed to nutpie's ``CompiledPyMCModel``.

@@ -1,11 +1,10 @@
 """Sampler coordinates in which an overlapping pair of components is not a curved ridge.
 
-Two overlapping components (seed 001: N(-1, 1.5) under N(0, 1)) can trade weight, place
-and width along a long curved ridge of the posterior: in PyMC's coordinates (softmax
-weights, ordered means, log widths) the split of weight between them is correlated
--0.97 with the log-weights and ~0.7 with the means and widths, the correlation matrix
-has condition number ~120, and the ridge narrows where one of the two is small (NUTS
-diverges there and its effective sample size collapses).
+Two overlapping components can trade weight, place and width along a long curved ridge
+of the posterior: in PyMC's coordinates (softmax weights, ordered means, log widths) the
+split of weight between them is strongly correlated with the log-weights, means and
+widths, and the ridge narrows where one of the two is small (NUTS diverges there and its
+effective sample size collapses; figures in ``benchmarks/README.md``).
 
 The pair's first two moments are what the data pin down. So the sampler sees the pair
 as one unit (weight W, mean M, standard deviation S of the two together) plus three
@@ -27,24 +26,23 @@ one). Each half is a bijection onto the ordered parameters, so the sampler's spa
 copies of the posterior glued where the pair's means coincide, and folding the draws
 (what :func:`unpack` does) gives the posterior exactly. It is the pair's unordered
 parametrisation: with the ordered one, the region where the two means nearly coincide
-(the two widths can then trade places) is a boundary that logit(u2) stretches into a long
-left tail with a funnel in r (seed 001: 10% of the posterior, skewness -1.4, kurtosis
-6-8, the lowest ESS of all coordinates); across the fold it is an ordinary stretch of a
-smooth density. With exchangeable priors on the pair (the defaults) the density and its
-gradient are continuous at t2 = 0 (tested); with different weight or width priors for
-its two components the density jumps there, so :func:`choose_pair` only takes pairs whose
-weight and width priors are equal (different mean priors leave a kink in the gradient).
+(the two widths can then trade places) is a boundary that logit(u2) stretches into a long,
+heavy left tail with a funnel in r, the worst-mixing coordinate; across the fold it is an
+ordinary stretch of a smooth density. With exchangeable priors on the pair (the
+defaults) the density and its gradient are continuous at t2 = 0 (tested); with
+different weight or width priors for its two components the density jumps there, so
+:func:`choose_pair` only takes pairs whose weight and width priors are equal (different
+mean priors leave a kink in the gradient).
 
 **The gap in units of S** rather than u2 keeps a small component's coordinates on the
 same scale as a large one's: u2 -> 0 as sqrt(f) when the left component's share f -> 0,
 so in u2 (or logit u2) a small component is a funnel; its gap to the other in units of S
 stays O(1).
 
-Measured on seed 001 (K = 3, 4 x 1,000 draws, seeds 0-23): the first run at
-target_accept 0.8 meets the sampling target on 24 of 24 seeds (~13 leapfrog steps per
-draw, min bulk ESS 779-1,401, ~3 s) against 0 of 24 with logit(u2/b) (every first run
-failed a check; the second run at 0.99 then reached ESS 281-995 with ~40 steps per
-draw).
+Why these coordinates: on overlapping components the first run at target_accept 0.8
+meets the sampling target where the earlier logit(u2 / b) coordinates failed a check and
+needed the slower second run (the seed sweep is in ``benchmarks/README.md``).
+
 The map is a bijection onto the ordered model's parameter space on each half, so the
 posterior is exactly the same distribution; only the sampler's coordinates change. Its
 log-Jacobian is written out in :func:`_unpack`; ``tests/test_pair_coords.py`` checks it
@@ -53,8 +51,8 @@ reference.
 
 The remaining K - 2 components keep PyMC's transforms; with K = 1 nothing is paired.
 The gradient of the map and of its log-Jacobian come from complex-step differentiation
-(exact to rounding; 3K - 1 evaluations of an O(K) map per gradient: it adds ~5-12 us
-at K = 3, about 20% of a gradient on 1,000 points and nothing to speak of at 100,000).
+(exact to rounding; 3K - 1 evaluations of an O(K) map per gradient, a cost that does not
+grow with n, so it shows only on small data sets).
 
 The bound b = min(1, c_left, c_right) keeps the map continuous but not smooth: where
 the binding constraint switches (a neighbour comes into the way of the pair's
@@ -325,7 +323,7 @@ def choose_pair(mu: np.ndarray, sigma: np.ndarray, mean_err2: float = 0.0,
     weights and widths swapped, and only equal priors on those give both the same
     density there. With different ones the density jumps at t2 = 0 (the posterior is
     still right, but NUTS adapts its step size down to nothing trying to cross the
-    cliff; measured: R-hat 2.6 at target_accept 0.99 with Dirichlet(1, 4)). Different
+    cliff, and its chains disagree). Different
     priors on the two means do not matter there (both means are M): they leave a kink
     in the gradient, like the neighbours' bound b.
     """

@@ -345,10 +345,10 @@ def not_identified(dt: Any) -> str | None:
 
     Notes
     -----
-    On the bundled ``noisy_lines`` (two components), K = 3's first run had R-hat 1.16
-    and a bulk ESS of 19 in 4,000 draws; its second run at target_accept 0.99 (131
-    gradient evaluations per draw, most of the two minutes ``--k auto`` took) still
-    had R-hat 1.05.
+    Why stop early: a first run with these symptoms is one that the second run at
+    target_accept 0.99 does not rescue, and that second run, with its many gradient
+    evaluations per draw, would be most of the time ``--k auto`` takes (an example is
+    in ``benchmarks/README.md``).
     """
     import numpy as np
 

@@ -45,6 +45,18 @@ class NotFittedError(DataError, _SkNotFittedError):
     """
 
 
+def _information_criteria(loglik: float, n_parameters: int, n: float) -> tuple[float, float]:
+    """BIC and AIC, ``-2 loglik + n_parameters log n`` and ``-2 loglik + 2 n_parameters``.
+
+    The one definition behind :meth:`GaussianMixtureEM.bic` and ``aic``, the table of
+    :func:`select_n_components` and the ``bic`` of ``fit``'s ``em_estimate``, so that the
+    three cannot drift apart. ``loglik`` is the total (weighted) log-likelihood in data
+    units; ``n`` the number of points, or the sum of the weights (weights count points).
+    """
+    return (float(-2 * loglik + n_parameters * np.log(n)),
+            float(-2 * loglik + 2 * n_parameters))
+
+
 def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
     """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
     try:
@@ -573,15 +585,32 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
         return int(cov + K * d + K - 1)
 
-    def bic(self, X: Any, *, X_err: Any = None) -> float:
-        """Bayesian information criterion, -2 log L + p log n (lower is better)."""
-        s = self.score_samples(X, X_err=X_err)
-        return float(-2 * s.sum() + self._n_parameters() * np.log(s.shape[0]))
+    def bic(self, X: Any, *, X_err: Any = None, sample_weight: Any = None) -> float:
+        """Bayesian information criterion, -2 log L + p log n (lower is better).
 
-    def aic(self, X: Any, *, X_err: Any = None) -> float:
-        """Akaike information criterion, -2 log L + 2 p (lower is better)."""
+        With ``sample_weight``, log L is the weighted log-likelihood and n the sum of
+        the weights (weights count repeated points), as in :func:`select_n_components`.
+        """
+        return self._criteria(X, X_err, sample_weight)[0]
+
+    def aic(self, X: Any, *, X_err: Any = None, sample_weight: Any = None) -> float:
+        """Akaike information criterion, -2 log L + 2 p (lower is better).
+
+        ``sample_weight`` weights the log-likelihood, as in :meth:`bic`.
+        """
+        return self._criteria(X, X_err, sample_weight)[1]
+
+    def _criteria(self, X: Any, X_err: Any, sample_weight: Any) -> tuple[float, float]:
         s = self.score_samples(X, X_err=X_err)
-        return float(-2 * s.sum() + 2 * self._n_parameters())
+        if sample_weight is None:  # unweighted: the plain sum, as before weights were taken
+            return _information_criteria(s.sum(), self._n_parameters(), s.shape[0])
+        w = check_sample_weight(sample_weight, s.shape[0])
+        return _information_criteria(np.sum(w * s), self._n_parameters(), w.sum())
+
+    def _fit_criteria(self) -> tuple[float, float]:
+        """(BIC, AIC) of the fit itself: its log-likelihood ``loglik_`` on its own data."""
+        self._check_fitted()
+        return _information_criteria(self.loglik_, self._n_parameters(), self.n_samples_fit_)
 
     def sample(
         self, n_samples: int = 1, *, random_seed: int | np.random.Generator | None = None

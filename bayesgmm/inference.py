@@ -154,10 +154,10 @@ def fit(
         selection of its own). After divergences the second run is at 0.99:
         divergences mean the sampler missed part of the posterior (overlapping
         components give it regions of very different curvature), and smaller steps
-        with longer trajectories usually remove them; it costs 2-4 times the first.
+        with longer trajectories usually remove them, at a higher cost per draw.
         After poor mixing alone (R-hat, ESS) it stays at 0.8: the longer adaptation is
-        what helps there, and 0.99 only costs more per draw (measured on seed 000:
-        the same ESS at twice the time). A number: that rate, one run.
+        what helps there, and 0.99 would only cost more per draw. A number: that rate,
+        one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
@@ -385,7 +385,7 @@ def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Gen
         "means": gm.means_[order, 0],
         "sigmas": np.sqrt(gm.covariances_[order, 0, 0]),
         "loglik": gm.loglik_,
-        "bic": -2 * gm.loglik_ + gm._n_parameters() * np.log(x.shape[0]),
+        "bic": gm._fit_criteria()[0],  # n_samples_fit_ == len(x): fit is unweighted
         "n_iter": gm.n_iter_,
         "converged": gm.converged_,
         "degenerate": gm.degenerate_,

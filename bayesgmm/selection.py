@@ -154,14 +154,13 @@ def select_n_components(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(X, X_err=X_err, sample_weight=sample_weight)
-        p = gm._n_parameters()
-        n_eff = gm.n_samples_fit_
+        bic, aic = gm._fit_criteria()  # n = sum of the weights: see _information_criteria
         rows.append({
             "k": k,
             "loglik": gm.loglik_,
-            "bic": -2 * gm.loglik_ + p * np.log(n_eff),
-            "aic": -2 * gm.loglik_ + 2 * p,
-            "n_parameters": p,
+            "bic": bic,
+            "aic": aic,
+            "n_parameters": gm._n_parameters(),
             "converged": bool(gm.converged_),
             "degenerate": bool(gm.degenerate_),
         })

@@ -1,0 +1,59 @@
+"""BIC and AIC have one definition: the estimator's methods, select_n_components' table
+and the ``bic`` that ``fit`` stores in ``em_estimate`` give the same numbers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesgmm
+from bayesgmm import GaussianMixtureEM, inference, select_n_components
+from bayesgmm.datasets import simulate
+
+# loglik_ is summed inside the fitting kernel, bic(X) re-sums score_samples with NumPy:
+# the two totals of ~500 terms agree to summation noise, far below 1e-10 relative.
+RTOL = 1e-10
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_selection_table_equals_estimator_criteria(weighted):
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 1, 250), rng.normal(5, 1.5, 250)])
+    # integer weights, so that the weighted criterion is also that of repeated points
+    w = rng.integers(1, 4, x.size).astype(float) if weighted else None
+    res = select_n_components(x, [1, 2, 3], sample_weight=w, random_seed=0)
+    for row in res.table.itertuples():
+        gm = res.models[row.k]
+        np.testing.assert_allclose(row.bic, gm.bic(x, sample_weight=w), rtol=RTOL)
+        np.testing.assert_allclose(row.aic, gm.aic(x, sample_weight=w), rtol=RTOL)
+    if weighted:
+        # weights count points: the same as the data with each point repeated w_i times
+        gm = res.models[2]
+        rep = np.repeat(x, w.astype(int))
+        np.testing.assert_allclose(gm.bic(x, sample_weight=w), gm.bic(rep), rtol=RTOL)
+        np.testing.assert_allclose(gm.aic(x, sample_weight=w), gm.aic(rep), rtol=RTOL)
+
+
+def test_em_estimate_bic_equals_estimator_bic(monkeypatch):
+    from test_report_consistency import _fake_nutpie  # iid draws: no sampling
+
+    sim = simulate(200, [0.4, 0.6], [50.0, 80.0], [5.0, 6.0], error_range=(2.0, 4.0),
+                   random_seed=5)
+    made = []
+
+    class Recording(GaussianMixtureEM):
+        def fit(self, *args, **kwargs):
+            made.append(self)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_sample_nutpie", _fake_nutpie)
+    monkeypatch.setattr(inference, "GaussianMixtureEM", Recording)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesgmm.SamplingWarning)
+        dt = bayesgmm.fit(sim.x, 2, X_err=sim.x_err, draws=50, tune=10, chains=2,
+                          progressbar=False, random_seed=1)
+    assert len(made) == 1
+    stored = float(dt["em_estimate"]["bic"])
+    np.testing.assert_allclose(stored, made[0].bic(sim.x, X_err=sim.x_err), rtol=RTOL)
