@@ -185,6 +185,40 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "means_")
 
+    def set_params(self, **params: Any) -> GaussianMixtureEM:
+        """Set parameters by name, as scikit-learn's ``set_params`` (grid searches use it).
+
+        Parameters
+        ----------
+        **params
+            New values, e.g. ``n_components=3``. Their values are checked by :meth:`fit`,
+            as those given to ``__init__`` are.
+
+        Returns
+        -------
+        GaussianMixtureEM
+            ``self``.
+
+        Raises
+        ------
+        DataError
+            For a name that is not one of the parameters (a ``ValueError``, as
+            scikit-learn raises); the message lists the valid ones.
+        """
+        import difflib
+
+        valid = self._get_param_names()
+        unknown = [name for name in params if name not in valid]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(
+                f"{type(self).__name__} has no parameter "
+                f"{', '.join(repr(n) for n in unknown)}; valid parameters are: "
+                f"{', '.join(valid)}.{hint}"
+            )
+        return super().set_params(**params)
+
     @classmethod
     def from_params(
         cls,

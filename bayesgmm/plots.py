@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._renamed import renamed_keywords
 from .errors import DataError
 
 __all__ = [
@@ -180,8 +181,9 @@ def plot_density(
 # ---------------------------------------------------------------------- membership
 
 
+@renamed_keywords(x_err="X_err")
 def membership_data(
-    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, x_err: float | None = None
+    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, X_err: float | None = None
 ) -> Any:
     """What :func:`plot_membership` draws: p(component | x) on a grid, stacked.
 
@@ -192,13 +194,14 @@ def membership_data(
     n_grid : int, default=300
     ci_prob : float, optional
         Interval probability (default: ArviZ's ``stats.ci_prob``).
-    x_err : float, optional
+    X_err : float, optional
         The measurement error of the new values (default: none, exact values).
+        (Formerly ``x_err``: that keyword still works, with a ``FutureWarning``.)
 
     Returns
     -------
     xarray.Dataset
-        :func:`bayesgmm.membership` on the grid (with measurement error ``x_err``):
+        :func:`bayesgmm.membership` on the grid (with measurement error ``X_err``):
         ``mean``, ``lower``, ``upper`` (dims ``point``, ``component``), plus ``stack``
         (cumulative sum of ``mean`` over components: the upper edge of each stacked
         area) and ``stack_lower``, ``stack_upper`` (that edge moved by the credible
@@ -207,7 +210,7 @@ def membership_data(
     from .posterior import membership
 
     grid = _grid(_observed(dt), n_grid, pad=0.02)
-    ds = membership(dt, grid, ci_prob=ci_prob, x_err=x_err)
+    ds = membership(dt, grid, ci_prob=ci_prob, X_err=X_err)
     stack = ds["mean"].cumsum("component")
     ds["stack"] = stack
     ds["stack_lower"] = stack - (ds["mean"] - ds["lower"])
@@ -215,22 +218,24 @@ def membership_data(
     return ds
 
 
+@renamed_keywords(x_err="X_err")
 def plot_membership(
-    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, x_err: float | None = None
+    dt: Any, *, n_grid: int = 300, ci_prob: float | None = None, X_err: float | None = None
 ) -> Any:
     """Class probabilities p(component | x) of a new value x, stacked.
 
     Each area is a component's posterior-mean probability; the hatched band on each
     boundary is the credible interval of the probability of the component below it.
     Ticks along the bottom mark the data. The title says which measurement error the
-    new value is assumed to have (``x_err``; none by default).
+    new value is assumed to have (``X_err``; none by default).
 
     Parameters
     ----------
     dt : xarray.DataTree
         A :func:`bayesgmm.fit` result.
-    n_grid, ci_prob, x_err
-        See :func:`membership_data`.
+    n_grid, ci_prob, X_err
+        See :func:`membership_data` (``X_err`` was ``x_err``, which still works with a
+        ``FutureWarning``).
 
     Returns
     -------
@@ -239,7 +244,7 @@ def plot_membership(
     """
     from .posterior import data_name, interval_label
 
-    ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob, x_err=x_err)
+    ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob, X_err=X_err)
     x = ds["x"].values
     K = ds.sizes["component"]
     colors = _colors(K)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._renamed import renamed_keywords
 from .errors import DataError
 
 __all__ = ["data_label", "data_name", "density", "interval_label", "membership",
@@ -164,12 +165,12 @@ def _as_points(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _errors_at(x_err: Any, m: int) -> np.ndarray:
-    if x_err is None:
+def _errors_at(X_err: Any, m: int) -> np.ndarray:
+    if X_err is None:
         return np.zeros(m)
-    e = np.broadcast_to(np.asarray(x_err, dtype=float), (m,)).copy()
+    e = np.broadcast_to(np.asarray(X_err, dtype=float), (m,)).copy()
     if not np.all(np.isfinite(e)) or np.any(e < 0):
-        raise DataError("x_err must be finite and >= 0.")
+        raise DataError("X_err must be finite and >= 0.")
     return e
 
 
@@ -200,8 +201,9 @@ def _comp_logpdf_far_safe(x, e, w, mu, sg):
     return lp
 
 
+@renamed_keywords(x="X", x_err="X_err")
 def membership(
-    dt: Any, x: Any, *, x_err: Any = None, ci_prob: float | None = None,
+    dt: Any, X: Any, *, X_err: Any = None, ci_prob: float | None = None,
     ci_kind: str | None = None,
 ) -> Any:
     """Posterior probability that a value came from each component, with intervals.
@@ -214,10 +216,11 @@ def membership(
     ----------
     dt : xarray.DataTree
         A :func:`bayesgmm.fit` result.
-    x : float or array-like of shape (m,)
-        Values in data units.
-    x_err : float or array-like of shape (m,), optional
-        Their measurement errors (default: exact values).
+    X : float or array-like of shape (m,)
+        Values in data units. (Formerly ``x``: that keyword still works, with a
+        ``FutureWarning``.)
+    X_err : float or array-like of shape (m,), optional
+        Their measurement errors (default: exact values). (Formerly ``x_err``.)
     ci_prob : float, optional
         Interval probability (default: ArviZ's ``stats.ci_prob``).
     ci_kind : {"eti", "hdi"}, optional
@@ -235,8 +238,8 @@ def membership(
     from scipy.special import softmax
 
     prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
-    xs = _as_points(x, "x")
-    e = _errors_at(x_err, xs.size)
+    xs = _as_points(X, "X")
+    e = _errors_at(X_err, xs.size)
     w, mu, sg = _draws(dt)
     p = softmax(_comp_logpdf_far_safe(xs, e, w, mu, sg), axis=-1)  # (S, m, K)
     s = _summarize(p, prob, kind)
@@ -250,9 +253,10 @@ def membership(
     )
 
 
+@renamed_keywords(grid="X")
 def density(
     dt: Any,
-    grid: Any,
+    X: Any,
     *,
     deconvolved: bool = False,
     ci_prob: float | None = None,
@@ -265,8 +269,9 @@ def density(
     ----------
     dt : xarray.DataTree
         A :func:`bayesgmm.fit` result.
-    grid : array-like of shape (m,)
-        Values in data units.
+    X : array-like of shape (m,)
+        Values in data units, e.g. a grid. (Formerly ``grid``: that keyword still
+        works, with a ``FutureWarning``.)
     deconvolved : bool, default=False
         False: the density of *observed* values, measurement errors included (averaged
         over the data's own errors, at most ``max_errors`` of their quantiles), which
@@ -288,7 +293,7 @@ def density(
     import xarray as xr
 
     prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
-    xs = _as_points(grid, "grid")
+    xs = _as_points(X, "X")
     w, mu, sg = _draws(dt, max_draws=min(_MAX_DRAWS, 500))
     errs = np.asarray(dt["constant_data"]["x_err"].values) if "constant_data" in dt.children \
         else np.zeros(1)

@@ -302,7 +302,7 @@ def write_report(
         f"hatched: the {ci} of each boundary. Ticks: the data. The new value is taken "
         "as measured without error: with a measurement error e, every component is "
         "widened to sqrt(sigma^2 + e^2) and the boundaries soften "
-        "(bayesgmm.membership(dt, x, x_err=e)).")]
+        "(bayesgmm.membership(dt, X, X_err=e)).")]
     if selection is not None:
         sel = plots.selection_data(selection)
         body += ["<h2>Number of components: BIC and AIC</h2>", _figure(

@@ -61,13 +61,13 @@ def hand_tuned(x, K, seed, draws=1000, tune=1000, chains=4):
     return dt, wall
 
 
-def ours(x, K, seed, x_err=None, **kw):
+def ours(x, K, seed, X_err=None, **kw):
     import bayesgmm
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dt = bayesgmm.fit(x, K, X_err=x_err, random_seed=seed, progressbar=False, **kw)
+        dt = bayesgmm.fit(x, K, X_err=X_err, random_seed=seed, progressbar=False, **kw)
     return dt, time.perf_counter() - t0
 
 
@@ -110,7 +110,7 @@ def scale_runs(ns):
     for n in ns:
         sim = simulate(n, [0.3, 0.5, 0.2], [-2.0, 0.5, 3.0], [0.6, 0.8, 0.4],
                        error_range=(0.1, 0.8), random_seed=n)
-        dt, t = ours(sim.x, 3, 1, x_err=sim.x_err)
+        dt, t = ours(sim.x, 3, 1, X_err=sim.x_err)
         q = quality(dt)
         steps = float(dt.sample_stats["n_steps"].mean())
         out.append({"n": n, "wall_s": t, **q, "mean_n_steps": steps})

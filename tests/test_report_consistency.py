@@ -233,7 +233,7 @@ def test_figures_and_report_use_the_column_name(sim, monkeypatch, tmp_path):
     ax = fig.axes[0]
     assert ax.get_ylabel() == "p(component | waiting)"
     assert "measured without error" in ax.get_title()
-    assert "error 2" in plots.plot_membership(dt, x_err=2.0).axes[0].get_title()
+    assert "error 2" in plots.plot_membership(dt, X_err=2.0).axes[0].get_title()
     fig = plots.plot_ppc(dt, num_samples=10)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "waiting [min]" and ax.get_ylabel() == "density"

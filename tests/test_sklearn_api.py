@@ -118,6 +118,39 @@ def test_not_fitted_error_is_both_kinds():
     with pytest.raises(SkNotFittedError) as info:
         GaussianMixtureEM(2).score_samples([1.0, 2.0])
     assert isinstance(info.value, DataError)
+    # an AttributeError too, like scikit-learn's: hasattr() on a fitted-only property
+    # says False instead of raising
+    assert isinstance(info.value, AttributeError)
+    from bayesgmm.errors import NotFittedError
+
+    assert issubclass(NotFittedError, AttributeError)
+    assert issubclass(NotFittedError, ValueError)
+
+
+def test_set_params_with_an_unknown_name_raises_data_error():
+    gm = GaussianMixtureEM(2)
+    with pytest.raises(DataError, match="no parameter 'n_component'") as info:
+        gm.set_params(n_component=3)
+    message = str(info.value)
+    assert "valid parameters are: covariance_type, init," in message
+    assert "Did you mean 'n_components'?" in message
+    assert isinstance(info.value, ValueError)  # what scikit-learn's callers catch
+    assert gm.n_components == 2  # nothing set
+    # nothing is set when one name of several is wrong, and "a__b" is no nested name
+    with pytest.raises(DataError, match="no parameter 'init__means'"):
+        gm.set_params(n_components=4, init__means=[[0.0]])
+    assert gm.n_components == 2
+    # valid names still set (values are checked by fit, as scikit-learn does)
+    assert gm.set_params(n_components=3, tol=1e-6) is gm
+    assert (gm.n_components, gm.tol) == (3, 1e-6)
+    with pytest.raises(DataError, match="n_components"):
+        GaussianMixtureEM().set_params(n_components=0).fit(_three_groups())
+    # through a pipeline, as grid searches call it
+    pipe = make_pipeline(StandardScaler(), GaussianMixtureEM(2))
+    pipe.set_params(gaussianmixtureem__n_components=3)
+    assert pipe[-1].n_components == 3
+    with pytest.raises(DataError, match="no parameter 'n_component'"):
+        pipe.set_params(gaussianmixtureem__n_component=3)
 
 
 def test_metadata_routing_through_a_pipeline():
