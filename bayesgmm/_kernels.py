@@ -27,8 +27,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._fastmath import _exp, _log
 from ._kernels_md import deconvolve_full, em_full, logprob_full, xd_full
-from ._mixture_kernels import _exp, _log
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
