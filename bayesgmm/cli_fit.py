@@ -376,16 +376,13 @@ def not_identified(dt: Any) -> str | None:
 
 
 def _max_rhat(dt: Any) -> float:
-    import arviz_stats as azs
-    import numpy as np
+    # the same figure fit's rerun rule uses (inference._convergence), not a second copy
+    from .inference import _convergence
 
     post = dt["posterior"].to_dataset()[["weights", "means", "sigmas"]]
     if post.sizes["chain"] < 2:
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws: NaN
-        rhat = azs.rhat(post)
-    return max(float(np.nanmax(np.asarray(v), initial=-np.inf)) for v in rhat.data_vars.values())
+    return _convergence(post)[0]
 
 
 def loo_reliability(elpd: Any, n_components: int) -> str | None:
