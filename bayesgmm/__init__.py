@@ -1,6 +1,6 @@
 """bayesgmm: Gaussian mixtures with honest uncertainty and measurement errors."""
 
-from . import _numba_cache  # noqa: F401  (first: numba's cache stamps for the package)
+from ._numerics import numba_cache as _numba_cache  # noqa: F401  (first: numba's cache stamps)
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -37,9 +37,9 @@ _LAZY = {
     "GaussianMixtureEM": "em",
     "SelectionResult": "selection",
     "select_n_components": "selection",
-    "Priors": "model",
-    "build_model": "model",
-    "fit": "inference",
+    "Priors": "bayes",
+    "build_model": "bayes",
+    "fit": "bayes",
     "membership": "posterior",
     "density": "posterior",
     "true_values": "posterior",

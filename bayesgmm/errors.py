@@ -27,7 +27,7 @@ def __getattr__(name: str) -> Any:
     # stats and pandas): it lives in em.py, which needs scikit-learn anyway, so that
     # `import bayesgmm` stays light
     if name == "NotFittedError":
-        from .em import NotFittedError
+        from .em.estimator import NotFittedError
 
         return NotFittedError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

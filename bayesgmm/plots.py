@@ -49,13 +49,13 @@ def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Any, list[
 
 
 def _observed(dt: Any) -> np.ndarray:
-    from .posterior import _observed_values
+    from .posterior.summaries import _observed_values
 
     return _observed_values(dt)
 
 
 def _xlabel(dt: Any) -> str:
-    from .posterior import data_label
+    from .posterior.summaries import data_label
 
     return data_label(dt)
 
@@ -99,7 +99,7 @@ def density_data(
         ``true`` (the deconvolved density of true values, or None without measurement
         errors) and ``em`` (dict of EM ``weights``, ``means``, ``sigmas``, or None).
     """
-    from .posterior import density
+    from .posterior.summaries import density
 
     x = _observed(dt)
     grid = _grid(x, n_grid)
@@ -116,7 +116,7 @@ def density_data(
 
 def _draw_density(ax: Any, ds: Any, hist, edges, colors, title: str, label: str,
                   xlabel: str) -> None:
-    from .posterior import interval_label
+    from .posterior.summaries import interval_label
 
     grid = ds["x"].values
     ax.stairs(hist, edges, fill=True, color="0.85", label="data (histogram)")
@@ -207,7 +207,7 @@ def membership_data(
         area) and ``stack_lower``, ``stack_upper`` (that edge moved by the credible
         interval of the component's own probability; exact for the first edge).
     """
-    from .posterior import membership
+    from .posterior.summaries import membership
 
     grid = _grid(_observed(dt), n_grid, pad=0.02)
     ds = membership(dt, grid, ci_prob=ci_prob, X_err=X_err)
@@ -242,7 +242,7 @@ def plot_membership(
     matplotlib.figure.Figure
         One axes.
     """
-    from .posterior import data_name, interval_label
+    from .posterior.summaries import data_name, interval_label
 
     ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob, X_err=X_err)
     x = ds["x"].values
@@ -394,7 +394,7 @@ def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, A
     """
     from arviz_base import rcParams
 
-    from . import _rank
+    from .diagnostics import rank as _rank
 
     prob = float(rcParams["stats.envelope_prob"] if envelope_prob is None else envelope_prob)
     post = _rank.thinned(dt, PARAMETERS)
@@ -532,7 +532,7 @@ def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
         raise DataError("the DataTree has no posterior_predictive group to check.")
     from matplotlib.lines import Line2D
 
-    from .posterior import data_name
+    from .posterior.summaries import data_name
 
     n = int(np.prod([dt["posterior_predictive"].sizes[d] for d in ("chain", "draw")]))
     m = min(num_samples, n)

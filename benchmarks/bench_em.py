@@ -29,8 +29,8 @@ from scipy.special import logsumexp
 
 import bayesgmm
 from bayesgmm import GaussianMixtureEM
-from bayesgmm import _kernels as kern
 from bayesgmm import em as em_mod
+from bayesgmm.em import kernels as kern
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "em.json"

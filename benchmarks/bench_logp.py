@@ -37,7 +37,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesgmm._logp_op import mixture_logp_pointwise, mixture_logp_total
+from bayesgmm.bayes.logp_op import mixture_logp_pointwise, mixture_logp_total
 from bayesgmm.datasets import simulate
 
 K = 3

@@ -1,7 +1,7 @@
 """pm.sample on build_model's model as it is: PyMC's NUTS and nutpie (PyMC 6's default).
 
 Each run is in a subprocess: nutpie 0.16 can crash the Python process after a failed
-start (see ``bayesgmm.inference._check_start``), and a crash must fail the test, not end
+start (see ``bayesgmm.bayes.inference._check_start``), and a crash must fail the test, not end
 pytest.
 """
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayesgmm import cli_fit
+from bayesgmm.cli import fit as cli_fit
 from bayesgmm.cli import main
-from bayesgmm.cli_fit import choose_by_loo, loo_reliability, not_identified
+from bayesgmm.cli.fit import choose_by_loo, loo_reliability, not_identified
 
 
 def compare_table(rows):
@@ -128,7 +128,7 @@ def test_not_identified_symptoms():
 
 
 def test_fit_skips_the_second_run_when_first_run_check_says_so(monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     calls = []
 
@@ -172,7 +172,7 @@ def _fake_fit_factory(n, elpd_per_point, stopped=(), seen=None):
 
 
 def test_auto_excludes_a_hopeless_candidate_that_is_not_first(capsys, tmp_path, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     p = tmp_path / "d.csv"
     x = np.r_[np.random.default_rng(0).normal(0, 0.3, 100), np.random.default_rng(1).normal(
@@ -237,7 +237,7 @@ def test_auto_says_the_selection_warnings(capsys, tmp_path, monkeypatch):
     # 1..8), --k auto passes the warning on instead of dropping it
     import warnings
 
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
     import bayesgmm.selection as selection
     from bayesgmm.errors import SelectionWarning
 

@@ -2,7 +2,7 @@
 interruption, one-line errors. (--k auto: tests/test_cli_auto.py.)
 
 Plumbing tests reuse one real fit (``fitted``) through a stand-in for
-``bayesgmm.inference.fit``; only the tests about sampling itself sample.
+``bayesgmm.bayes.inference.fit``; only the tests about sampling itself sample.
 """
 
 import json
@@ -42,7 +42,7 @@ def fitted(table):
 @pytest.fixture
 def reuse_fit(fitted, monkeypatch):
     """``bayesgmm fit`` without sampling: every fit returns a copy of ``fitted``."""
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     calls = []
 
@@ -167,7 +167,7 @@ def test_no_loglik_and_thin_ppc_shrink_the_result(capsys, table, tmp_path, reuse
 
 
 def test_default_column_ignores_text_and_is_named(capsys, tmp_path, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -190,7 +190,7 @@ def test_out_parent_is_never_created(capsys, table, tmp_path):
 
 
 def test_semicolon_file(capsys, tmp_path, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def interrupted(x, *args, **kwargs):
         interrupted.x = x
@@ -205,7 +205,7 @@ def test_semicolon_file(capsys, tmp_path, monkeypatch):
 
 
 def test_interrupt_leaves_nothing(capsys, table, tmp_path, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -289,7 +289,7 @@ def test_demo_end_to_end(capsys, tmp_path):
 
 
 def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated sampler failure")
@@ -370,7 +370,7 @@ def test_result_set_aside_by_a_killed_run_is_restored(tmp_path, capsys):
     """Killed between its two renames: the old result is hidden and out is missing."""
     import socket
 
-    from bayesgmm.cli_fit import _recover_stale
+    from bayesgmm.cli.fit import _recover_stale
 
     host, pid = socket.gethostname(), _dead_pid()
     old = tmp_path / f".run.replaced-{host}-{pid}"
@@ -390,7 +390,7 @@ def test_result_set_aside_by_a_killed_run_is_restored(tmp_path, capsys):
 
 
 def test_no_force_never_replaces_a_result_that_appeared_meanwhile(tmp_path):
-    from bayesgmm.cli_fit import _move_into_place
+    from bayesgmm.cli.fit import _move_into_place
     from bayesgmm.errors import DataError
 
     out = tmp_path / "run"

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from bayesgmm import DataError
-from bayesgmm.data import check_errors, check_sample_weight, table_columns
+from bayesgmm.io import table_columns
+from bayesgmm.validation import check_errors, check_sample_weight
 
 
 def test_check_errors_shapes():

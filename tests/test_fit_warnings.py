@@ -14,7 +14,8 @@ import pytest
 import xarray as xr
 from pymc.testing import mock_sample
 
-from bayesgmm import SamplingError, SamplingWarning, diagnose, fit, inference
+from bayesgmm import SamplingError, SamplingWarning, diagnose, fit
+from bayesgmm.bayes import inference
 from bayesgmm.datasets import simulate
 from bayesgmm.errors import FailedCheckWarning
 
@@ -150,7 +151,7 @@ def test_warning_and_verdict_give_the_same_advice(monkeypatch, kind):
 
     monkeypatch.setattr(inference, "_sample", _fake_sample(kind))
     dt, failed = _fit_recording(draws=1000, tune=300, chains=4)
-    from bayesgmm._verdict import FIRST_TRY
+    from bayesgmm.diagnostics.verdict import FIRST_TRY
 
     verdict = diagnose(dt).verdict
     # the check the verdict's command is about: the most fundamental that failed

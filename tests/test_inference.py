@@ -87,7 +87,7 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
 
     import numba.core.event as numba_event
 
-    from bayesgmm import inference
+    from bayesgmm.bayes import inference
 
     # the default backend: the C callbacks compiled at import serve every K and data set;
     # a fit only writes a header of addresses. numba records every compilation as a
@@ -128,7 +128,7 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
 def test_native_and_pyfunc_backends_give_the_same_draws(noisy, monkeypatch, coords):
     import json
 
-    from bayesgmm import inference
+    from bayesgmm.bayes import inference
 
     monkeypatch.setattr(inference, "COORDS", coords)
 
@@ -150,7 +150,7 @@ def test_native_and_pyfunc_backends_give_the_same_draws(noisy, monkeypatch, coor
 def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch):
     import json
 
-    from bayesgmm import _nutpie_model
+    from bayesgmm.bayes.samplers import nutpie_native as _nutpie_model
 
     def refuse(*args, **kwargs):
         raise TypeError("CompiledPyMCModel.__init__() got an unexpected keyword argument")

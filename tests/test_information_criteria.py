@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import bayesgmm
-from bayesgmm import GaussianMixtureEM, inference, select_n_components
+from bayesgmm import GaussianMixtureEM, select_n_components
+from bayesgmm.bayes import inference
 from bayesgmm.datasets import simulate
 
 # loglik_ is summed inside the fitting kernel, bic(X) re-sums score_samples with NumPy:

@@ -11,10 +11,10 @@ from pytensor.compile.mode import Mode
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from bayesgmm import _fastmath as _fm
-from bayesgmm import _logp_op
-from bayesgmm import _mixture_kernels as _mk
-from bayesgmm._logp_op import (
+from bayesgmm._numerics import fastmath as _fm
+from bayesgmm.bayes import likelihood as _mk
+from bayesgmm.bayes import logp_op as _logp_op
+from bayesgmm.bayes.logp_op import (
     MixtureLogpPointwise,
     MixtureLogpTotal,
     MixtureLogpVJP,

@@ -6,9 +6,10 @@ from scipy.special import logsumexp
 from scipy.stats import dirichlet, halfnorm, norm
 
 from bayesgmm import DataError, Priors, build_model
-from bayesgmm._logdensity import logp_and_grad, pointwise_loglik, unpack
+from bayesgmm._numerics.standardize import standardizer
+from bayesgmm.bayes.likelihood import pointwise_loglik
+from bayesgmm.bayes.reparam.pymc_space import logp_and_grad, unpack
 from bayesgmm.datasets import simulate
-from bayesgmm.model import standardizer
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["errors", "no-errors"])

@@ -2,11 +2,14 @@
 
 import shutil
 
-from bayesgmm import _numba_cache
+from bayesgmm._numerics import numba_cache as _numba_cache
 
 
 def test_cached_functions_use_the_package_stamp():
-    from bayesgmm import _logdensity, _mixture_kernels, _nutpie_model, _pair_coords
+    from bayesgmm.bayes import likelihood as _mixture_kernels
+    from bayesgmm.bayes.reparam import pair as _pair_coords
+    from bayesgmm.bayes.reparam import pymc_space as _logdensity
+    from bayesgmm.bayes.samplers import nutpie_native as _nutpie_model
 
     for fn in (_logdensity.logp_and_grad, _mixture_kernels._fused,
                _pair_coords.logp_and_grad, _nutpie_model._c_logp, _nutpie_model._c_expand):

@@ -8,7 +8,8 @@ import pymc as pm
 import pytest
 from pymc.testing import mock_sample
 
-from bayesgmm import SamplingWarning, fit, inference
+from bayesgmm import SamplingWarning, fit
+from bayesgmm.bayes import inference
 from bayesgmm.datasets import simulate
 
 
@@ -44,7 +45,7 @@ def test_pymc_sampler_plumbing(mocked_sample):
 
 
 def test_nutpie_failure_falls_back_to_pymc(mocked_sample, monkeypatch):
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated nutpie failure")
@@ -59,7 +60,7 @@ def test_nutpie_failure_falls_back_to_pymc(mocked_sample, monkeypatch):
 
 def _wrap_nutpie(monkeypatch, divergent_runs):
     """Real nutpie runs, with divergences written into the first ``divergent_runs``."""
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     calls = []
     real = inference._sample_nutpie
@@ -150,7 +151,7 @@ def test_fallback_and_rerun_together(monkeypatch):
     """nutpie broken and the first PyMC run divergent: PyMC again at 0.99, one warning."""
     import json
 
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated nutpie failure")
@@ -183,7 +184,7 @@ def test_fallback_and_rerun_together(monkeypatch):
 def test_failed_rerun_keeps_the_first_run(monkeypatch):
     import json
 
-    import bayesgmm.inference as inference
+    import bayesgmm.bayes.inference as inference
 
     real = inference._sample_nutpie
     calls = []

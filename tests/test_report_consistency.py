@@ -16,14 +16,14 @@ import pytest
 import xarray as xr
 
 import bayesgmm
-from bayesgmm import inference
+from bayesgmm.bayes import inference
 from bayesgmm.datasets import simulate
 
 
 def _fake_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, *rest,
                  **kwargs):
     """iid draws around the start (the EM estimate): a well-mixed 'posterior' in no time."""
-    from bayesgmm._logdensity import unpack
+    from bayesgmm.bayes.reparam.pymc_space import unpack
 
     w, mu, sg = unpack(np.asarray(theta0, dtype=float), K)
     rng = np.random.default_rng(seed)
@@ -97,7 +97,7 @@ def test_one_labelled_interval_everywhere(sim, monkeypatch, tmp_path):
 
 
 def test_hdi_is_the_narrowest_interval():
-    from bayesgmm.posterior import _interval
+    from bayesgmm.posterior.summaries import _interval
 
     rng = np.random.default_rng(0)
     s = rng.exponential(size=(20_000, 3))  # skewed: the HDI starts near 0
@@ -374,7 +374,7 @@ def test_verdict_says_why_a_flagged_candidate_was_set_aside(sim, monkeypatch):
 
 
 def test_next_command_keeps_separator_and_result_options(sim, monkeypatch):
-    from bayesgmm._verdict import command
+    from bayesgmm.diagnostics.verdict import command
 
     dt = _fit(sim, monkeypatch)
     dt.attrs["cli_args"] = ('{"file": "d.txt", "column": "v", "errors": "", "k": "2", '

@@ -124,8 +124,8 @@ def test_component_collapsing_onto_a_point_is_floored_and_reported():
 
 
 def test_model_log_density_in_the_tails_and_at_extreme_widths():
-    from bayesgmm import _pair_coords
-    from bayesgmm._logdensity import logp_and_grad, unpack
+    from bayesgmm.bayes.reparam import pair as _pair_coords
+    from bayesgmm.bayes.reparam.pymc_space import logp_and_grad, unpack
 
     K = 3
     # unconstrained: K-1 stick logits, first mean and log gaps, log sigmas
@@ -149,7 +149,7 @@ def test_model_log_density_in_the_tails_and_at_extreme_widths():
 def test_pair_coordinates_far_out(K):
     # any single coordinate at +-15 or +-40 (weights 1e-17, widths e^40, a pair pressed
     # against its neighbour...): a finite gradient, and a finite or -inf log-density
-    from bayesgmm import _pair_coords
+    from bayesgmm.bayes.reparam import pair as _pair_coords
 
     rng = np.random.default_rng(K)
     z = rng.normal(size=100)
@@ -198,7 +198,7 @@ def test_posterior_membership_and_density_far_out(unit):
 def test_local_scale_matches_a_kd_tree(d):
     from scipy.spatial import cKDTree
 
-    from bayesgmm._em_core import _local_scale
+    from bayesgmm.em.init import _local_scale
 
     Y = np.random.default_rng(5).normal(size=(400, d))
     for m in (1, 5, 20):

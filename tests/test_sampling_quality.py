@@ -93,7 +93,7 @@ def test_recovery_in_data_units(scale, offset):
 def test_seed001_k3_overlapping():
     # Seed 001's 1,000 points with K = 3: two heavily overlapping components. The
     # issue's target (R-hat <= 1.01, no divergences, ESS >= 400) is checked here. In the
-    # folded pair coordinates (bayesgmm._pair_coords) the target is met on 24 of 24
+    # folded pair coordinates (bayesgmm.bayes.reparam.pair) the target is met on 24 of 24
     # seeds (0-23), each in the first run at 0.8 (ESS 779-1,401, ~3 s). (Before the
     # saturated gap's log was taken exactly, 5 of 24 first runs had 1-4 divergences and
     # needed the second run; unfolded pair coordinates: 16 of 24, every first run

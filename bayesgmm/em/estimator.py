@@ -4,7 +4,7 @@ Plain EM follows the usual E/M steps (Dempster, Laird & Rubin 1977; scikit-learn
 ``GaussianMixture``). With measurement errors it is extreme deconvolution (Bovy, Hogg &
 Roweis 2011): the density of point i under component k is N(x_i | mu_k, V_k + S_i) and
 the M-step uses the latent true values' posterior moments (b_ik, B_ik), an explicit
-update. The hot loops live in :mod:`bayesgmm._kernels`; this module is the driver.
+update. The hot loops live in :mod:`bayesgmm.em.kernels`; this module is the driver.
 
 Inside, data are standardized per feature (``(X - loc) / scale``) so that offsets such as
 1e9 and tiny or huge scales cost no precision; everything exposed is in data units.
@@ -22,10 +22,12 @@ from sklearn.exceptions import NotFittedError as _SkNotFittedError
 from sklearn.utils import Tags
 from sklearn.utils.validation import validate_data
 
-from . import _kernels as kern
-from ._em_core import _density_layers, _initialize, _Params, _Run, _standardizer, _Stepper
-from .data import check_errors, check_fit_scale, check_sample_weight, check_X
-from .errors import ConvergenceWarning, DataError
+from .._numerics.standardize import _standardizer
+from ..errors import ConvergenceWarning, DataError
+from ..validation import check_errors, check_fit_scale, check_sample_weight, check_X
+from . import kernels as kern
+from .init import _density_layers, _initialize
+from .iteration import _Params, _Run, _Stepper
 
 __all__ = ["GaussianMixtureEM", "NotFittedError"]
 

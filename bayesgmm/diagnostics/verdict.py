@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._stored import cli_args
+from .._stored import cli_args
 
 #: What to try first for each failed check, most fundamental first.
 FIRST_TRY = {

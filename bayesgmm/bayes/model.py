@@ -2,99 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .data import check_errors, check_fit_scale, check_X
-from .errors import DataError
+from .._numerics.standardize import standardizer
+from ..validation import _check_k, check_1d
+from .priors import Priors
 
-__all__ = ["Priors", "build_model", "standardizer"]
+__all__ = ["build_model"]
 
-
-@dataclass(frozen=True)
-class Priors:
-    """Prior hyperparameters, in the data's units.
-
-    ``None`` means the weakly informative default, which scales with the data
-    (``loc`` and ``scale`` are the data's mean and standard deviation):
-
-    - ``weights_alpha``: Dirichlet concentration, default 1 for every component
-      (uniform on the simplex).
-    - ``means_mu``, ``means_sigma``: Normal prior of each mean, default
-      ``loc`` and ``3 * scale``.
-    - ``sigmas_sigma``: HalfNormal scale of each intrinsic width, default ``scale``.
-
-    Each may be a scalar or one value per component.
-    """
-
-    weights_alpha: Any = None
-    means_mu: Any = None
-    means_sigma: Any = None
-    sigmas_sigma: Any = None
-
-    @classmethod
-    def from_any(cls, priors: Priors | dict | None) -> Priors:
-        """Accept a :class:`Priors`, a dict of its fields, or None."""
-        if priors is None:
-            return cls()
-        if isinstance(priors, Priors):
-            return priors
-        if isinstance(priors, dict):
-            unknown = set(priors) - set(cls.__dataclass_fields__)
-            if unknown:
-                raise DataError(
-                    f"unknown prior(s) {sorted(unknown)}; valid keys: "
-                    f"{sorted(cls.__dataclass_fields__)}."
-                )
-            return cls(**priors)
-        raise DataError(f"priors must be a dict, a bayesgmm.Priors or None; got {type(priors)}.")
-
-    def standardized(self, n_components: int, loc: float, scale: float) -> dict[str, np.ndarray]:
-        """Hyperparameters in standardized units, one value per component."""
-        K = n_components
-
-        def vec(value: Any, default: float, name: str, positive: bool) -> np.ndarray:
-            v = np.broadcast_to(np.asarray(default if value is None else value, float), (K,))
-            if not np.all(np.isfinite(v)) or (positive and np.any(v <= 0)):
-                raise DataError(
-                    f"prior {name} must be {'positive and ' if positive else ''}finite, "
-                    f"a scalar or {K} values; got {value!r}."
-                )
-            return np.array(v, dtype=float)
-
-        alpha = vec(self.weights_alpha, 1.0, "weights_alpha", True)
-        mu_mu = (vec(self.means_mu, loc, "means_mu", False) - loc) / scale
-        mu_sd = vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale
-        sig_sd = vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale
-        return {"alpha": alpha, "mu_mu": mu_mu, "mu_sigma": mu_sd, "sigma_sigma": sig_sd}
-
-
-def standardizer(x: np.ndarray) -> tuple[float, float]:
-    """Location and scale used inside the model: the data's mean and standard deviation."""
-    loc = float(np.mean(x))
-    scale = float(np.std(x))
-    if not scale > 1e-13 * max(abs(loc), np.finfo(float).tiny):
-        raise DataError("the data are constant (no spread); a mixture needs varying values.")
-    return loc, scale
-
-
-def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Validate 1-D data and optional per-point error sds; return flat arrays."""
-    X2 = check_X(X)
-    check_fit_scale(X2)
-    if X2.shape[1] != 1:
-        raise DataError(
-            f"the Bayesian model takes 1-D data; got {X2.shape[1]} features. Fit each "
-            "column separately, or use GaussianMixtureEM for multi-D data."
-        )
-    x = X2[:, 0].copy()
-    if X_err is None:
-        return x, None
-    cov = check_errors(X_err, x.shape[0], 1)
-    e = np.sqrt(cov[:, 0, 0])
-    return x, (e if np.any(e > 0) else None)
 
 
 def build_model(
@@ -177,7 +94,7 @@ def build_model(
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
     loc, scale = standardizer(x)
-    from ._transforms import StartedOrdered
+    from .transforms import StartedOrdered
 
     ordered = StartedOrdered(_tied_means_start((x - loc) / scale, K))
     hyper = Priors.from_any(priors).standardized(K, loc, scale)
@@ -201,7 +118,7 @@ def build_model(
         pm.Deterministic("sigmas", scale_d * sigmas_std, dims="component")
 
         def logp_fused(value, w, mu, sigma, e_i, loc_, scale_):
-            from ._logp_op import mixture_logp_pointwise
+            from .logp_op import mixture_logp_pointwise
 
             z = (value - loc_) / scale_
             return mixture_logp_pointwise(z, (e_i / scale_) ** 2, w, mu, sigma) - pt.log(scale_)
@@ -226,6 +143,7 @@ def build_model(
     return model
 
 
+
 def _tied_means_start(z: np.ndarray, K: int) -> np.ndarray:
     """Strictly increasing start for K standardized means: data and normal quantiles.
 
@@ -236,14 +154,3 @@ def _tied_means_start(z: np.ndarray, K: int) -> np.ndarray:
 
     p = (np.arange(K) + 0.5) / K
     return 0.5 * (np.quantile(z, p) + norm.ppf(p))
-
-
-def _check_k(n_components: Any, n: int) -> int:
-    if not isinstance(n_components, int | np.integer) or isinstance(n_components, bool) \
-            or n_components < 1:
-        raise DataError(f"n_components must be an integer >= 1; got {n_components!r}.")
-    if n_components > n:
-        raise DataError(
-            f"n_components={n_components} exceeds the number of points ({n}); use fewer."
-        )
-    return int(n_components)

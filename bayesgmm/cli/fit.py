@@ -1,6 +1,6 @@
 """The ``fit``, ``report`` and ``demo`` commands: the main job end to end.
 
-Printing and file handling only; the maths is in :mod:`bayesgmm.inference`,
+Printing and file handling only; the maths is in :mod:`bayesgmm.bayes.inference`,
 :mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Output directories are written
 to a hidden sibling and renamed at the end, so an interrupted or killed run never leaves
 a half-written result (see ARCHITECTURE.md, "Writing results").
@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, SamplingError
+from ..errors import DataError, SamplingError
 
 __all__ = ["choose_by_loo", "loo_reliability", "not_identified", "run"]
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "demo":
-        from .datasets import example_path
+        from ..datasets import example_path
 
         args.file, args.column, args.errors, args.k = example_path("noisy_lines"), "x", \
             "x_err", "2"
@@ -67,7 +67,7 @@ def _say(msg: str) -> None:
 
 
 def _pick_column(df: Any, column: str | None, errors: str | None, source: str):
-    from .data import table_columns
+    from ..io import table_columns
 
     if column is None:
         import pandas as pd
@@ -165,7 +165,7 @@ def _recover_stale(out: Path) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .data import load_table
+    from ..io import load_table
 
     out = Path(args.out)
     _check_out(out, args.force)
@@ -255,9 +255,9 @@ def _candidates(table: Any) -> list[int]:
 
 
 def _run_fit(args, x, e, progress):
-    from .errors import FailedCheckWarning, SamplingWarning
-    from .inference import fit
-    from .selection import select_n_components
+    from ..bayes.inference import fit
+    from ..errors import FailedCheckWarning, SamplingWarning
+    from ..selection.criteria import select_n_components
 
     loo_table = None
     kw = dict(X_err=e, draws=args.draws, tune=args.tune, chains=args.chains,
@@ -281,7 +281,7 @@ def _run_fit(args, x, e, progress):
     selection = sel.table
     notes = notes_of(caught)
     if args.k == "auto":  # the candidates come from this table: its doubts are said
-        from .errors import ConvergenceWarning, SelectionWarning
+        from ..errors import ConvergenceWarning, SelectionWarning
 
         notes += [str(w.message) for w in caught
                   if issubclass(w.category, SelectionWarning | ConvergenceWarning)]
@@ -352,7 +352,7 @@ def not_identified(dt: Any) -> str | None:
     """
     import numpy as np
 
-    from .diagnostics import mixture_checks
+    from ..diagnostics.checks import mixture_checks
 
     checks = {c["name"]: c for c in mixture_checks(dt)}
     why = []
@@ -377,7 +377,7 @@ def not_identified(dt: Any) -> str | None:
 
 def _max_rhat(dt: Any) -> float:
     # the same figure fit's rerun rule uses (inference._convergence), not a second copy
-    from .inference import _convergence
+    from ..bayes.inference import _convergence
 
     post = dt["posterior"].to_dataset()[["weights", "means", "sigmas"]]
     if post.sizes["chain"] < 2:
@@ -441,7 +441,7 @@ def _loo_compare(fits: dict[str, Any]) -> tuple[Any, dict[str, str]]:
 
 def _num(v: float) -> str:
     """A number as the report's tables print it (so the reason and the table agree)."""
-    from .report import _fmt
+    from ..report import _fmt
 
     return _fmt(float(v))
 
@@ -529,9 +529,9 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
     so ``bayesgmm report`` rebuilds the same report and the verdict names the command
     to run next.
     """
-    from ._stored import store
-    from .diagnostics import diagnose
-    from .report import write_report
+    from .._stored import store
+    from ..diagnostics.checks import diagnose
+    from ..report import write_report
 
     dt.attrs["data_column"] = column
     dt.attrs["error_column"] = errors or ""
@@ -652,8 +652,8 @@ def _report(args: argparse.Namespace) -> int:
             from None
     if "posterior" not in dt.children or "weights" not in dt["posterior"]:
         raise DataError(f"{str(src)!r} is not a bayesgmm posterior (no posterior/weights).")
-    from ._stored import stored_tables
-    from .report import write_report
+    from .._stored import stored_tables
+    from ..report import write_report
 
     target = Path(args.out) if args.out else src.with_name("report.html")
     if not target.parent.is_dir():

@@ -1,21 +1,19 @@
 """Fused numba kernels for the 1-D mixture log-likelihood with per-point errors.
 
-Pure numba (no PyTensor): used by the PyTensor Ops in :mod:`bayesgmm._logp_op` and by
-the sampler's log-density in :mod:`bayesgmm._logdensity`. One blocked pass over the
+Pure numba (no PyTensor): used by the PyTensor Ops in :mod:`bayesgmm.bayes.logp_op` and by
+the sampler's log-density in :mod:`bayesgmm.bayes.reparam.pymc_space`. One blocked pass over the
 points gives sum_i log p(x_i) and its gradient with respect to the weights, means and
 widths; nothing of size (n, K) is stored. Tested in ``tests/test_logp_op.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ._fastmath import (
+from .._numerics.fastmath import (
     _LN2_HI,
     _LN2_LO,
     _MANTISSA,
@@ -25,17 +23,16 @@ from ._fastmath import (
     _exp,
     _log,
 )
+from .._numerics.numba_cache import package_stamp
 
 _HALF_LOG2PI = 0.5 * math.log(2.0 * math.pi)
 # error_model="numpy": no zero-division checks, so the loops vectorise. "contract" lets
 # LLVM fuse a * b + c into FMAs (more accurate, not less); no reassociation, so results
 # do not depend on vector width.
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
-# Salt for PyTensor's numba cache key: changes whenever this file or the exp/log it
-# inlines (_fastmath.py) changes.
-_CACHE_VERSION = int(hashlib.sha256(
-    Path(__file__).read_bytes() + (Path(__file__).parent / "_fastmath.py").read_bytes()
-).hexdigest()[:12], 16)
+# Salt for PyTensor's numba cache key: the package's numba stamp, which changes whenever
+# this file, the exp/log it inlines or any other numba module of bayesgmm changes.
+_CACHE_VERSION = int(package_stamp()[:12], 16)
 
 # --------------------------------------------------------------------------- kernels
 #
@@ -221,4 +218,16 @@ def _pointwise_impl(x, e2, w, mu, sigma):
 
 # --------------------------------------------------------------------------- Ops
 
+
+@njit(parallel=True, **_OPTS)
+def pointwise_loglik(z, eps2, w, mu, sigma, log_scale):
+    """Per-draw, per-point log-likelihood in data units, shape (S, n).
+
+    ``w``, ``mu``, ``sigma``: (S, K) draws in standardized units.
+    """
+    S = w.shape[0]
+    out = np.empty((S, z.shape[0]))
+    for s in prange(S):
+        out[s] = _pointwise(z, eps2, w[s], mu[s], sigma[s]) - log_scale
+    return out
 

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 EXIT_USAGE = 2
 #: ``bayesgmm fit``/``demo``: the result was written, but its checks failed
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         With the sub-commands ``em``, ``select``, ``fit``, ``report`` and ``demo``.
     """
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(
         prog="bayesgmm",
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if args.command in ("fit", "demo", "report"):
-                from . import cli_fit
+                from . import fit as cli_fit
 
                 return cli_fit.run(args)
             if args.command == "em":
@@ -284,20 +284,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ours(w: warnings.WarningMessage) -> bool:
-    from .errors import ConvergenceWarning, SamplingWarning, SelectionWarning
+    from ..errors import ConvergenceWarning, SamplingWarning, SelectionWarning
 
     return issubclass(w.category, ConvergenceWarning | SamplingWarning | SelectionWarning)
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    from .data import load_table, table_columns
+    from ..io import load_table, table_columns
 
     df = load_table(args.file, sep=args.sep)
     return table_columns(df, args.columns, args.errors, source=repr(args.file))
 
 
 def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
-    from .em import GaussianMixtureEM
+    from ..em.estimator import GaussianMixtureEM
 
     X, X_err, names = _load(args)
     if args.k > X.shape[0]:
@@ -358,7 +358,7 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
-    from .selection import select_n_components
+    from ..selection.criteria import select_n_components
 
     X, X_err, names = _load(args)
     k_max = min(args.k_max, X.shape[0])

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .data import check_X
-from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError, SelectionWarning
+from ..em.estimator import GaussianMixtureEM
+from ..errors import ConvergenceWarning, DataError, SelectionWarning
+from ..validation import check_X
 
 __all__ = ["SelectionResult", "select_n_components"]
 

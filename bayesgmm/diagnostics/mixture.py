@@ -20,8 +20,8 @@ MIN_WEIGHT = 0.01
 
 
 def _n_obs(dt: Any) -> int | None:
-    from .errors import DataError
-    from .posterior import data_name
+    from ..errors import DataError
+    from ..posterior.summaries import data_name
 
     try:
         name = data_name(dt)

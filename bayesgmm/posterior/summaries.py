@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._renamed import renamed_keywords
-from .errors import DataError
+from .._renamed import renamed_keywords
+from ..errors import DataError
 
 __all__ = ["data_label", "data_name", "density", "interval_label", "membership",
            "true_values"]

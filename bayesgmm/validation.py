@@ -6,19 +6,19 @@ consistent shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError
 
-__all__ = ["check_X", "check_errors", "check_sample_weight", "load_table", "table_columns"]
+__all__ = ["check_1d", "check_X", "check_errors", "check_sample_weight"]
+
 
 
 class _DataTypeError(DataError, TypeError):
     """A :class:`DataError` for elements of the wrong type (also a ``TypeError``)."""
+
 
 
 def check_X(
@@ -86,10 +86,15 @@ def check_X(
     return np.ascontiguousarray(arr)
 
 
+
 #: Largest |value| and spread, and smallest non-zero spread, a fit accepts: variances
 #: (squares) must stay inside float64's range of about 1e-308 to 1e308.
 MAX_MAGNITUDE = 1e150
+
+
+
 MIN_SPREAD = 1e-150
+
 
 
 def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
@@ -111,6 +116,7 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
                 f"variances (below ~1e-300); rescale it, e.g. multiply by 1e{-k} after "
                 "subtracting its mean."
             )
+
 
 
 def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_err") -> np.ndarray:
@@ -173,6 +179,7 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
     )
 
 
+
 def _check_nonneg(sd: np.ndarray, name: str) -> None:
     if np.any(sd < 0):
         i = int(np.flatnonzero(np.ravel(sd) < 0)[0])
@@ -180,6 +187,7 @@ def _check_nonneg(sd: np.ndarray, name: str) -> None:
             f"{name} contains negative standard deviations (first at flat index {i}); "
             "measurement errors must be >= 0."
         )
+
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
@@ -203,208 +211,31 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
     return np.ascontiguousarray(w)
 
 
-#: Separators :func:`load_table` recognises in a CSV file's first line, most common first.
-CSV_SEPARATORS = (",", ";", "\t", "|")
+def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate 1-D data and optional per-point error sds; return flat arrays."""
+    X2 = check_X(X)
+    check_fit_scale(X2)
+    if X2.shape[1] != 1:
+        raise DataError(
+            f"the Bayesian model takes 1-D data; got {X2.shape[1]} features. Fit each "
+            "column separately, or use GaussianMixtureEM for multi-D data."
+        )
+    x = X2[:, 0].copy()
+    if X_err is None:
+        return x, None
+    cov = check_errors(X_err, x.shape[0], 1)
+    e = np.sqrt(cov[:, 0, 0])
+    return x, (e if np.any(e > 0) else None)
 
 
-def sniff_separator(path: str | Path) -> tuple[str, str]:
-    """Guess a CSV file's column separator and decimal mark from its first lines.
 
-    The separator is the one of :data:`CSV_SEPARATORS` that occurs most often in the
-    first non-empty line (the header), ties going to the earlier one; a file whose first
-    line holds none of them is one column (``","``). A ``";"`` file whose next line has
-    numbers written with a decimal comma (``1,5``) and no decimal point is read with
-    ``decimal=","``, the usual European spreadsheet export.
+def _check_k(n_components: Any, n: int) -> int:
+    if not isinstance(n_components, int | np.integer) or isinstance(n_components, bool) \
+            or n_components < 1:
+        raise DataError(f"n_components must be an integer >= 1; got {n_components!r}.")
+    if n_components > n:
+        raise DataError(
+            f"n_components={n_components} exceeds the number of points ({n}); use fewer."
+        )
+    return int(n_components)
 
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        A text file.
-
-    Returns
-    -------
-    sep, decimal : str
-        Arguments for :func:`pandas.read_csv`.
-    """
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = [line for line in (fh.readline() for _ in range(50)) if line.strip()]
-    if not lines:
-        return ",", "."
-    counts = [lines[0].count(c) for c in CSV_SEPARATORS]
-    sep = CSV_SEPARATORS[counts.index(max(counts))] if max(counts) > 0 else ","
-    return sep, decimal_mark(path, sep)
-
-
-#: lines read by :func:`decimal_mark` (a file whose decimals start later is rare)
-DECIMAL_SCAN_LINES = 200_000
-
-
-def decimal_mark(path: str | Path, sep: str) -> str:
-    """The decimal mark of a text table, ``","`` or ``"."``.
-
-    ``","`` for a ``";"`` file written with decimal commas (``1,5``) and no decimal
-    point, the usual European spreadsheet export; else ``"."``. The body (every line
-    after the header, up to :data:`DECIMAL_SCAN_LINES`) is read, so a column whose
-    first rows are whole numbers is still recognised.
-    """
-    import itertools
-    import re
-
-    if sep != ";":
-        return "."
-    comma = point = False
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        fh.readline()  # the header
-        for line in itertools.islice(fh, DECIMAL_SCAN_LINES):
-            comma = comma or re.search(r"\d,\d", line) is not None
-            if re.search(r"\d\.\d", line):
-                point = True
-                break
-    return "," if comma and not point else "."
-
-
-def load_table(path: str | Path, *, sep: str | None = None) -> Any:
-    """Read a CSV or Parquet file into a :class:`pandas.DataFrame`.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        ``.csv``, ``.txt``, ``.tsv`` (or no suffix): text with a header line;
-        ``.parquet`` or ``.pq``: Parquet.
-    sep : str, optional
-        Column separator of a text file. None: tab for ``.tsv``, otherwise guessed from
-        the header line by :func:`sniff_separator` (comma, semicolon, tab or ``|``).
-
-    Raises
-    ------
-    DataError
-        If the file is missing, unreadable, or not CSV/Parquet.
-    """
-    import pandas as pd
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"file not found: {str(p)!r}; check the path.")
-    if p.is_dir():
-        raise DataError(f"{str(p)!r} is a directory; pass a CSV or Parquet file.")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        elif suffix in (".csv", ".txt", ".tsv", ""):
-            if sep is None:
-                sep, decimal = ("\t", ".") if suffix == ".tsv" else sniff_separator(p)
-            else:  # a given ";" may still come with decimal commas (European exports)
-                decimal = decimal_mark(p, sep)
-            # blank lines are kept: in a one-column file an empty line is a missing value
-            df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False)
-            last = df.notna().any(axis=1).to_numpy().nonzero()[0]
-            df = df.iloc[: (last[-1] + 1 if last.size else 0)]  # trailing blank lines
-        else:
-            raise DataError(
-                f"cannot read {str(p)!r}: unknown file type {suffix!r}; "
-                "use a .csv or .parquet file."
-            )
-    except DataError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many kinds
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {str(p)!r} as {suffix or 'CSV'}: {msg}") from None
-    if df.shape[0] == 0:
-        raise DataError(f"{str(p)!r} has no rows.")
-    return df
-
-
-def table_columns(
-    df: Any,
-    columns: Sequence[str] | None,
-    errors: Sequence[str] | None,
-    *,
-    source: str = "the table",
-) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Pick data and error columns from a table.
-
-    With no ``columns``, every numeric column not named in ``errors`` is used.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-    X_err : ndarray of shape (n_samples, n_features) or None
-        Standard deviations; one error column applies to every feature.
-    names : list of str
-        The data columns used.
-    """
-    import pandas as pd
-
-    errors = list(errors or [])
-    available = [str(c) for c in df.columns]
-    for col in list(columns or []) + errors:
-        if col not in available:
-            raise DataError(
-                f"column {col!r} not found in {source}; available columns: "
-                f"{', '.join(available) or '(none)'}."
-            )
-    if columns:
-        names = list(columns)
-    else:
-        names = [
-            str(c) for c in df.columns
-            if str(c) not in errors and pd.api.types.is_numeric_dtype(df[c])
-            and not pd.api.types.is_bool_dtype(df[c])
-        ]
-        if not names:
-            text = [str(c) for c in df.columns if str(c) not in errors]
-            raise DataError(
-                f"{source} has no numeric columns"
-                + (" besides the error columns" if errors else "")
-                + (f" (read as text: {', '.join(text[:5])}"
-                   + (", ..." if len(text) > 5 else "")
-                   + "; check the separator (--sep) and decimal mark)" if text else "")
-                + "; name the data columns with --columns."
-            )
-    X = _numeric_block(df, names, source)
-    X_err = None
-    if errors:
-        if len(errors) not in (1, len(names)):
-            raise DataError(
-                f"got {len(errors)} error column(s) for {len(names)} data column(s); give one "
-                "error column per data column, or a single one for all."
-            )
-        X_err = _numeric_block(df, errors, source)
-        if np.any(X_err < 0):
-            col = errors[int(np.flatnonzero((X_err < 0).any(axis=0))[0])]
-            raise DataError(
-                f"error column {col!r} has negative values; measurement errors are standard "
-                "deviations and must be >= 0."
-            )
-        if X_err.shape[1] == 1 and len(names) > 1:
-            X_err = np.repeat(X_err, len(names), axis=1)
-    return X, X_err, names
-
-
-def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
-    import pandas as pd
-
-    out = np.empty((df.shape[0], len(cols)))
-    for j, col in enumerate(cols):
-        s = df[col]
-        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            conv = pd.to_numeric(s, errors="coerce")
-            bad = conv.isna() & s.notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(
-                    f"column {col!r} in {source} is not numeric (data row {row + 1} "
-                    f"holds {s.iloc[row]!r}); clean it or choose other columns."
-                )
-            s = conv
-        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(vals)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"column {col!r} in {source} has {int(bad.sum())} missing, NaN or infinite "
-                f"value(s) (first at row {row}); drop or impute those rows first."
-            )
-        out[:, j] = vals
-    return out

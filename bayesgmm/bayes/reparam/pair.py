@@ -72,8 +72,8 @@ import math
 import numpy as np
 from numba import njit
 
-from . import _logdensity
-from ._mixture_kernels import _fused
+from ..likelihood import _fused
+from . import pymc_space as _logdensity
 
 # error_model="numpy": a weight that underflows to 0 gives inf/NaN (which the sampler
 # treats as a divergence), never a Python exception inside nutpie's C callback

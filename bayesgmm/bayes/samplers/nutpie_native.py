@@ -3,7 +3,7 @@
 nutpie's ``from_pyfunc`` calls back into Python for every gradient: the interpreter and
 the GIL hand-over cost more per call than the fused log-density itself on small data
 sets (figures in ``benchmarks/README.md``), and chains running in threads queue for the
-GIL. Here the fused log-density of :mod:`bayesgmm._logdensity` is wrapped in a numba
+GIL. Here the fused log-density of :mod:`bayesgmm.bayes.reparam.pymc_space` is wrapped in a numba
 ``cfunc`` with the C signature nutpie's Rust core calls for its own numba backend
 (``nutpie.compile_pymc``), and handed to nutpie's ``CompiledPyMCModel``.
 
@@ -27,7 +27,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
-from ._pair_coords import sampler_logp_and_grad, sampler_unpack
+from ..reparam.pair import sampler_logp_and_grad, sampler_unpack
 
 #: header layout (int64): n, K, the addresses of z, eps2, alpha, mu_mu, mu_sd, sig_sd and
 #: consts = (log_scale_n, loc, scale), then the paired component j (-1: PyMC's coordinates)
@@ -150,7 +150,7 @@ def compiled_model(
     initial_point : callable
         nutpie's per-chain start: called with a seed, returns the unconstrained start.
     pair : int
-        Sample in the coordinates of :mod:`bayesgmm._pair_coords` with components
+        Sample in the coordinates of :mod:`bayesgmm.bayes.reparam.pair` with components
         (pair, pair + 1) as the unit; -1: PyMC's coordinates (:mod:`._logdensity`).
 
     Returns

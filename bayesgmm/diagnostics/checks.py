@@ -16,13 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._mixture_checks import (
-    FAR_FROM_EM_SD,
-    MIN_WEIGHT,
-    MODE_SPLIT_SD,
-    mixture_checks,
-    mixture_warnings,
-)
+from .mixture import FAR_FROM_EM_SD, MIN_WEIGHT, MODE_SPLIT_SD, mixture_checks, mixture_warnings
 
 __all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
 
@@ -226,7 +220,7 @@ def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
     plain envelope is expected by chance. With 3 or more chains ArviZ's multi-chain
     uniformity test (the p the plot prints) counts the same way.
     """
-    from . import _rank
+    from . import rank as _rank
 
     C = int(dt["posterior"].sizes.get("chain", 1))
     if C < 2:
@@ -287,8 +281,8 @@ def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
 
 
 def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
-    from .errors import DataError
-    from .posterior import data_name
+    from ..errors import DataError
+    from ..posterior.summaries import data_name
 
     names = ("ppc_sd", "ppc_skewness", "ppc_tails")
     try:
@@ -424,9 +418,9 @@ def diagnose(
     import pandas as pd
     from arviz_base import rcParams
 
-    from ._stored import stored_tables
-    from ._verdict import verdict
-    from .posterior import _ci_kind, _ci_prob
+    from .._stored import stored_tables
+    from ..posterior.summaries import _ci_kind, _ci_prob
+    from .verdict import verdict
 
     names = [v for v in var_names if v in dt["posterior"]]
     table = _table(dt, names, _ci_prob(ci_prob), _ci_kind(ci_kind))

@@ -1,8 +1,8 @@
 """Fused, compiled log-density and gradient of the Bayesian mixture (1-D).
 
 In PyMC's coordinates. (The sampler uses the pair coordinates of
-:mod:`bayesgmm._pair_coords`; ``inference.COORDS = "pymc"`` makes it use these.) It
-evaluates exactly the log-density of :func:`bayesgmm.model.build_model` (priors, PyMC's
+:mod:`bayesgmm.bayes.reparam.pair`; ``inference.COORDS = "pymc"`` makes it use these.) It
+evaluates exactly the log-density of :func:`bayesgmm.bayes.model.build_model` (priors, PyMC's
 transforms and their Jacobians, and the marginalised likelihood with measurement errors)
 in one pass over the points, without materialising any (n, K) array;
 ``tests/test_model.py`` checks it against the PyMC model's own
@@ -23,13 +23,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._mixture_kernels import _fused, _pointwise
+from ..likelihood import _fused
 
 _LOG2PI = math.log(2.0 * math.pi)
+
+
+
 _OPTS = {"cache": True, "nogil": True}
+
+
+
 _EMPTY = np.empty(0)
+
 
 
 @njit(**_OPTS)
@@ -54,6 +61,7 @@ def unpack(theta, K):
     return w, mu, sigma
 
 
+
 @njit(**_OPTS)
 def _lgamma_sum(alpha):
     tot = 0.0
@@ -62,6 +70,7 @@ def _lgamma_sum(alpha):
         tot += math.lgamma(a)
         s += a
     return math.lgamma(s) - tot
+
 
 
 @njit(**_OPTS)
@@ -114,16 +123,3 @@ def logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n):
         logp += theta[2 * K - 1 + k]
         grad[2 * K - 1 + k] = gsig[k] - q * q + 1.0
     return logp, grad
-
-
-@njit(parallel=True, **_OPTS)
-def pointwise_loglik(z, eps2, w, mu, sigma, log_scale):
-    """Per-draw, per-point log-likelihood in data units, shape (S, n).
-
-    ``w``, ``mu``, ``sigma``: (S, K) draws in standardized units.
-    """
-    S = w.shape[0]
-    out = np.empty((S, z.shape[0]))
-    for s in prange(S):
-        out[s] = _pointwise(z, eps2, w[s], mu[s], sigma[s]) - log_scale
-    return out

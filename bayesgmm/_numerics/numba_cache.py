@@ -15,7 +15,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # bayesgmm/, subpackages included
 
 
 @functools.cache

@@ -3,8 +3,8 @@
 libm's exp and log are opaque calls that stop LLVM from vectorising a loop (without
 Intel SVML), and each costs a function call; these are branch-free and accurate to
 ~2 ulp (tested against NumPy in ``tests/test_logp_op.py``). Both the EM kernels
-(:mod:`bayesgmm._kernels`) and the Bayesian likelihood kernels
-(:mod:`bayesgmm._mixture_kernels`) use them, so neither side imports the other.
+(:mod:`bayesgmm.em.kernels`) and the Bayesian likelihood kernels
+(:mod:`bayesgmm.bayes.likelihood`) use them, so neither side imports the other.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .em import GaussianMixtureEM
-from .errors import ConvergenceWarning, DataError, SamplingError
-from .model import Priors, _check_k, build_model, check_1d, standardizer
+from .._numerics.standardize import standardizer
+from ..em.estimator import GaussianMixtureEM
+from ..errors import ConvergenceWarning, DataError, SamplingError
+from ..validation import _check_k, check_1d
+from .model import build_model
+from .priors import Priors
 
 __all__ = ["fit"]
 
@@ -66,11 +69,12 @@ def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray,
     """(pair, start): the coordinates nutpie samples in, and the EM start in them.
 
     The pair is the most overlapping adjacent pair whose two components have the same
-    priors (:func:`bayesgmm._pair_coords.choose_pair`); none: PyMC's coordinates.
+    priors (:func:`bayesgmm.bayes.reparam.pair.choose_pair`); none: PyMC's coordinates.
     """
     if COORDS != "pair" or K < 2:
         return -1, theta0
-    from . import _logdensity, _pair_coords
+    from .reparam import pair as _pair_coords
+    from .reparam import pymc_space as _logdensity
 
     w, mu, sigma = _logdensity.unpack(theta0, K)
     pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)), hyper)
@@ -84,11 +88,11 @@ def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | N
     if BACKEND != "native":
         return None
     try:
-        from ._nutpie_model import compiled_model
+        from .samplers.nutpie_native import compiled_model
 
         return compiled_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
     except Exception as exc:  # noqa: BLE001 - another nutpie or numba: pyfunc still works
-        from .errors import SamplingWarning
+        from ..errors import SamplingWarning
 
         first = str(exc).splitlines()[0] if str(exc) else ""
         warnings.warn(
@@ -139,7 +143,7 @@ def fit(
         components (among those with equal weight and width priors) is one unit
         (weight, mean and sd of the two) plus how it splits; the posterior is the
         same, the sampler mixes better on overlapping components
-        (``bayesgmm._pair_coords``).
+        (``bayesgmm.bayes.reparam.pair``).
         ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
@@ -232,7 +236,7 @@ def fit(
         except SamplingError as exc:
             if not runs:
                 raise
-            from .errors import SamplingWarning
+            from ..errors import SamplingWarning
 
             warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
                           "the first run (its checks are in attrs['sampling_runs']).",
@@ -281,8 +285,8 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
     and predictive checks), so ``fit`` warns exactly when ``diagnose(dt).ok`` is False.
     Each message gives the figure, the threshold and what to try, with the keyword.
     """
-    from .diagnostics import diagnose
-    from .errors import FailedCheckWarning
+    from ..diagnostics.checks import diagnose
+    from ..errors import FailedCheckWarning
 
     diagnosis = diagnose(dt)
     if diagnosis.ok:
@@ -312,7 +316,7 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
             kind = "bulk" if name == "ess_bulk" else "tail"
             # ESS grows about in proportion to the draws; the same rule as the verdict's
             # command (_verdict._more_draws), and past its cap more draws are not the cure
-            from ._verdict import _more_draws
+            from ..diagnostics.verdict import _more_draws
 
             need = int(np.ceil(draws * 1.2 * t / max(v, 1.0) / 100.0) * 100)
             suggest = _more_draws(draws, v, t)
@@ -357,7 +361,7 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # nutpie's Rust panics are BaseExceptions
-            from .errors import SamplingWarning
+            from ..errors import SamplingWarning
 
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             warnings.warn(
@@ -415,7 +419,7 @@ def _pyfunc_model(K: int) -> Any:
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from ._pair_coords import sampler_logp_and_grad, sampler_unpack
+    from .reparam.pair import sampler_logp_and_grad, sampler_unpack
 
     def make_logp_fn():
         def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
@@ -519,7 +523,7 @@ def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
     time) after ``pm.sample()`` on a plain PyMC model whose ordered vector starts tied.
     So a bad start never reaches nutpie; the error sends ``fit`` to PyMC's sampler.
     """
-    from ._pair_coords import sampler_logp_and_grad
+    from .reparam.pair import sampler_logp_and_grad
 
     logp, grad = sampler_logp_and_grad(
         np.ascontiguousarray(start, dtype=float), z, eps2, hyper["alpha"], hyper["mu_mu"],
@@ -551,7 +555,7 @@ def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar
                  target_accept):
     import pymc as pm
 
-    from ._logdensity import unpack
+    from .reparam.pymc_space import unpack
 
     model = build_model(x, K, X_err=e, priors=priors, fused=True)
     starts = _chain_starts(theta0, chains, seed)
@@ -607,8 +611,8 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
               name="x", units=""):
     import xarray as xr
 
-    from . import __version__
-    from ._logdensity import pointwise_loglik
+    from .. import __version__
+    from .likelihood import pointwise_loglik
 
     n = x.shape[0]
     C, S = post.sizes["chain"], post.sizes["draw"]

@@ -1,9 +1,9 @@
 """Compiled E/M-step loops for multi-dimensional data (full covariances, XD).
 
-The same fused one-pass design as :mod:`bayesgmm._kernels` (whose ``kernel`` registry
+The same fused one-pass design as :mod:`bayesgmm.em.kernels` (whose ``kernel`` registry
 hands these out, serial or parallel): per point, the K log densities through Cholesky
 factors, a log-sum-exp, and the responsibilities accumulated at once into chunk-local
-sums. Conventions as in :mod:`bayesgmm._kernels`.
+sums. Conventions as in :mod:`bayesgmm.em.kernels`.
 """
 
 from __future__ import annotations

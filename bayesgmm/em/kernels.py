@@ -3,7 +3,7 @@
 Every fitting kernel makes one pass over the points, fusing the E-step (log
 densities, log-sum-exp, responsibilities) with the accumulation of the M-step's
 sufficient statistics, so no (n_samples, n_components) array is ever materialised.
-The 1-D loops are here; the multi-D ones in :mod:`bayesgmm._kernels_md`; ``kernel``
+The 1-D loops are here; the multi-D ones in :mod:`bayesgmm.em.kernels_md`; ``kernel``
 hands out either, compiled serial or parallel.
 Points are split into chunks processed in parallel (``prange``); each chunk writes its
 own partial sums, which the caller adds up. Statistics are accumulated about the
@@ -27,8 +27,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._fastmath import _exp, _log
-from ._kernels_md import deconvolve_full, em_full, logprob_full, xd_full
+from .._numerics.fastmath import _exp, _log
+from .kernels_md import deconvolve_full, em_full, logprob_full, xd_full
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}

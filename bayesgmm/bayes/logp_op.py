@@ -44,7 +44,7 @@ from pytensor.tensor.math import Sum
 from pytensor.tensor.rewriting.basic import register_canonicalize, register_specialize
 from pytensor.tensor.variable import TensorVariable
 
-from ._mixture_kernels import _CACHE_VERSION, _pointwise_impl, _total_impl, _vjp_impl
+from .likelihood import _CACHE_VERSION, _pointwise_impl, _total_impl, _vjp_impl
 
 __all__ = ["mixture_logp_pointwise", "mixture_logp_total"]
 

@@ -1,0 +1,1 @@
+"""The coordinates a sampler sees: PyMC's unconstrained space and the folded pair."""

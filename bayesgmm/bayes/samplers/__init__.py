@@ -1,0 +1,1 @@
+"""Sampler drivers: nutpie through a compiled callback, nutpie through Python, PyMC."""

@@ -1,0 +1,173 @@
+"""EM's starting points: k-means++ seeding with Lloyd steps, random starts, the density-layer start.
+
+Works on standardized data (:mod:`bayesgmm._numerics.standardize`).
+"""
+
+
+from __future__ import annotations
+
+import numpy as np
+
+from .iteration import _Params
+
+
+def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
+    """Starting parameters in standardized units."""
+    n, d = Z.shape
+    W = w.sum()
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    if how == "random":
+        idx = rng.choice(n, size=K, replace=n < K, p=w / W)
+        means = Z[idx].copy()
+        covs = np.broadcast_to(glob, (K, d, d)).copy()
+        weights = np.full(K, 1.0 / K)
+    else:
+        centers = _kmeans(Z, w, K, rng)
+        labels = _nearest(Z, centers)
+        weights = np.bincount(labels, weights=w, minlength=K)
+        means = np.empty((K, d))
+        covs = np.empty((K, d, d))
+        # shrink each cluster's covariance toward the global one divided among K
+        # clusters (nu pseudo-points), so one-point clusters start sensibly
+        nu = d + 1.0
+        prior = glob / K ** (2.0 / d)
+        for k in range(K):
+            m = labels == k
+            wk = weights[k]
+            if wk <= 0:
+                means[k] = centers[k]
+                covs[k] = prior
+                continue
+            mk = np.average(Z[m], axis=0, weights=w[m])
+            dz = Z[m] - mk
+            scatter = (w[m, None] * dz).T @ dz
+            means[k] = mk
+            covs[k] = (scatter + nu * prior) / (wk + nu)
+        weights = np.maximum(weights, 1e-3 * W / K)
+        weights = weights / weights.sum()
+    if Sz is not None:
+        covs = _without_errors(covs, Sz, w)
+    covs = covs + reg * np.eye(d)
+    return _Params(weights, means, covs)
+
+
+
+def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Start covariances with the mean error covariance taken out (kept positive)."""
+    sbar = np.average(Sz, axis=0, weights=w)
+    out = covs.copy()
+    for k in range(covs.shape[0]):
+        ev, vec = np.linalg.eigh(covs[k] - sbar)
+        ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
+        out[k] = (vec * ev) @ vec.T
+    return out
+
+
+
+def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
+    """Distance from each point to its m-th nearest other point."""
+    if Y.shape[1] == 1:
+        order = np.argsort(Y[:, 0], kind="stable")
+        y = Y[order, 0]
+        # the m-th neighbour of a point in sorted 1-D data is among the m on either side;
+        # padding with infinities keeps the ends from counting themselves as neighbours
+        pad = np.concatenate([np.full(m, -np.inf), y, np.full(m, np.inf)])
+        idx = np.arange(y.size)[:, None] + m
+        steps = np.arange(1, m + 1)[None, :]
+        near = np.concatenate([pad[idx - steps], pad[idx + steps]], 1)
+        local = np.empty(y.size)
+        local[order] = np.sort(np.abs(near - y[:, None]), 1)[:, m - 1]
+        return local
+    from scipy.spatial import cKDTree
+
+    return cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
+
+
+
+def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
+    """A start that splits the points by local density instead of by position.
+
+    k-means cannot separate components that share a centre and differ in width (a narrow
+    line on a broad background): it cuts by position. Here each point's local scale is
+    its distance to its m-th nearest neighbour; sorting by it and cutting into K groups
+    of equal weight gives a dense core and sparser shells, whose means and covariances
+    start EM. None when there are too few points to tell densities apart.
+    """
+    n, d = Z.shape
+    if K < 2 or n < 10 * K:
+        return None
+    keep = slice(None) if n <= n_sub else np.linspace(0, n - 1, n_sub).astype(int)
+    Y, wy = Z[keep], w[keep]
+    m = int(min(np.clip(Y.shape[0] // (20 * K), 5, 50), Y.shape[0] - 1))
+    local = _local_scale(Y, m)
+    rank = np.argsort(np.log(np.maximum(local, 1e-300)), kind="stable")
+    cum = np.cumsum(wy[rank]) / wy.sum()
+    group = np.empty(Y.shape[0], dtype=int)
+    group[rank] = np.minimum((cum * K).astype(int), K - 1)
+    weights = np.bincount(group, weights=wy, minlength=K)
+    if np.any(weights <= 0):
+        return None
+    means = np.empty((K, d))
+    covs = np.empty((K, d, d))
+    glob = np.atleast_2d(np.cov(Y.T, aweights=wy, bias=True))
+    for k in range(K):
+        g = group == k
+        means[k] = np.average(Y[g], axis=0, weights=wy[g])
+        dz = Y[g] - means[k]
+        covs[k] = (wy[g, None] * dz).T @ dz / weights[k] + 1e-6 * glob
+    if Sz is not None:
+        covs = _without_errors(covs, Sz, w)
+    return _Params(weights / weights.sum(), means, covs + reg * np.eye(d))
+
+
+
+def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d2 = (
+        (Z**2).sum(1)[:, None] - 2 * Z @ centers.T + (centers**2).sum(1)[None, :]
+    )
+    return np.argmin(d2, axis=1)
+
+
+
+def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=100):
+    """Greedy k-means++ seeding on (a weighted subsample of) Z, refined by Lloyd steps.
+
+    Greedy as in scikit-learn: each new centre is the best of 2 + log K candidates drawn
+    in proportion to the squared distance, which avoids most of plain k-means++'s bad
+    seedings (two centres in one cluster, none in another) when K is large.
+    """
+    n = Z.shape[0]
+    if n > n_sub:
+        idx = rng.choice(n, size=n_sub, replace=False, p=w / w.sum())
+        Y, wy = Z[idx], np.ones(n_sub)
+    else:
+        Y, wy = Z, w
+    m = Y.shape[0]
+    trials = 2 + int(np.log(K))
+    centers = np.empty((K, Z.shape[1]))
+    centers[0] = Y[rng.choice(m, p=wy / wy.sum())]
+    d2 = ((Y - centers[0]) ** 2).sum(1)
+    for k in range(1, K):
+        p = wy * d2
+        tot = p.sum()
+        if tot <= 0:
+            centers[k] = Y[rng.integers(m)]
+            continue
+        cand = rng.choice(m, size=trials, p=p / tot)
+        C = Y[cand]  # (trials, D); distances by expansion: no (trials, m, D) array
+        sq = (Y**2).sum(1)[None, :] - 2.0 * C @ Y.T + (C**2).sum(1)[:, None]
+        cd2 = np.minimum(d2[None, :], np.maximum(sq, 0.0))
+        best = int(np.argmin(cd2 @ wy))
+        centers[k] = Y[cand[best]]
+        d2 = cd2[best]
+    for _ in range(n_lloyd):
+        lab = _nearest(Y, centers)
+        new = centers.copy()
+        for k in range(K):
+            mk = lab == k
+            if wy[mk].sum() > 0:
+                new[k] = np.average(Y[mk], axis=0, weights=wy[mk])
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return centers

@@ -1,0 +1,157 @@
+"""One EM iteration: parameter containers, the kernel pass and the M-steps.
+
+Private to :mod:`bayesgmm.em`. Everything here works on standardized data and clean
+float64 arrays; the hot loops are in :mod:`bayesgmm.em.kernels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels as kern
+
+_EPS = 10 * np.finfo(float).eps
+
+
+
+class _Params:
+    __slots__ = ("weights", "means", "covs")
+
+    def __init__(self, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> None:
+        self.weights = weights
+        self.means = np.ascontiguousarray(means, dtype=float)
+        self.covs = np.ascontiguousarray(covs, dtype=float)
+
+
+
+class _Run:
+    __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
+
+    def __init__(self, params, loglik, trace, n_iter, converged, degenerate) -> None:
+        self.params, self.loglik, self.trace = params, loglik, trace
+        self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
+
+
+
+class _Stepper:
+    """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step."""
+
+    def __init__(self, Z, w, Sz, covariance_type, reg):
+        self.n, self.d = Z.shape
+        self.w, self.cov_type, self.reg = w, covariance_type, reg
+        self.W = w.sum()
+        self.chunks = kern.n_chunks_for(self.n)
+        self.one_d = self.d == 1
+        if self.one_d:
+            self.x = np.ascontiguousarray(Z[:, 0])
+            self.e2 = None if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+        else:
+            self.Z = Z
+            self.S = Sz
+
+    def step(self, p: _Params) -> tuple[float, _Params, np.ndarray]:
+        """The log-likelihood at ``p`` and the M-step from it (one EM iteration).
+
+        Returns
+        -------
+        loglik : float
+            Total weighted log-likelihood of ``p`` (standardized units). -inf when the
+            XD kernel met a V_k + S_i that is not positive definite, so the likelihood
+            cannot be evaluated: ``GaussianMixtureEM._run`` then stops and marks the run
+            degenerate, and ``fit`` ranks it below every finite run. (Full-covariance
+            EM without errors raises ``LinAlgError`` from its Cholesky instead;
+            ``em._loglik_or_ninf`` turns that into the same -inf.)
+        new : _Params
+            The M-step's parameters, ``reg_covar`` added. A component with almost no
+            weight (N_k <= 1e-10 of the total) keeps its mean and covariance; one whose
+            new covariance is not positive definite keeps its covariance.
+        raw_min : ndarray of shape (n_components,)
+            Per component, the smallest variance (1-D, diag), the variance (spherical)
+            or the smallest eigenvalue (full) of the new covariance before ``reg_covar``:
+            ``_run`` flags a collapse where it is below its threshold. Two sentinels:
+            +inf for a component with almost no weight (kept as it was, it cannot
+            collapse and must not be flagged); -inf for one whose new covariance was not
+            positive definite (kept as it was; -inf is below any threshold, so ``_run``
+            flags the collapse whenever one is possible, i.e. unless every error
+            variance is above the threshold).
+        """
+        K = p.weights.shape[0]
+        with np.errstate(divide="ignore"):
+            logpi = np.log(p.weights)
+        n, chunks = self.n, self.chunks
+        if self.one_d:
+            mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
+            if self.e2 is None:
+                ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
+                st = st.sum(axis=0)
+                s2 = st[2]
+            else:
+                ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
+                st = st.sum(axis=0)
+                s2 = st[2] + st[3]
+            return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
+        elif self.S is None:
+            chol = np.linalg.cholesky(p.covs)
+            linv = np.linalg.inv(chol)
+            half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            ll, nk, s1, s2 = kern.kernel("em_full", n)(
+                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
+        else:
+            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
+                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            if not ok:
+                ll = -np.inf
+        return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _mstep_1d(self, mu, var, nk, s1, s2):
+        """The M-step for one feature, on (K,) arrays (no matrix algebra)."""
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks
+        raw = s2 / nks - delta * delta
+        new_mu = np.where(live, mu + delta, mu)
+        new_var = np.where(live, raw + self.reg, var)
+        raw_min = np.where(live, raw, np.inf)
+        bad = new_var <= 0
+        if bad.any():
+            new_var = np.where(bad, var, new_var)
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
+
+    def _mstep(self, p, nk, s1, s2, K):
+        d = self.d
+        live = nk > 1e-10 * self.W
+        nks = np.where(live, nk, 1.0)
+        delta = s1 / nks[:, None]
+        means = p.means + np.where(live[:, None], delta, 0.0)
+        covs = s2 / nks[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        if self.cov_type == "diag" or d == 1:
+            dg = np.diagonal(covs, axis1=1, axis2=2)
+            raw_min = dg.min(axis=1)
+            covs = np.zeros_like(covs)
+            covs[:, np.arange(d), np.arange(d)] = dg
+        elif self.cov_type == "spherical":
+            dg = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1)
+            raw_min = dg
+            covs = dg[:, None, None] * np.eye(d)
+        else:
+            raw_min = np.linalg.eigvalsh(covs)[:, 0]
+        covs = covs + self.reg * np.eye(d)
+        # a component with no points keeps its shape and gets a negligible weight
+        covs = np.where(live[:, None, None], covs, p.covs)
+        raw_min = np.where(live, raw_min, np.inf)
+        if np.any(np.linalg.eigvalsh(covs)[:, 0] <= 0):
+            bad = np.linalg.eigvalsh(covs)[:, 0] <= 0
+            covs[bad] = p.covs[bad]
+            raw_min = np.where(bad, -np.inf, raw_min)
+        weights = np.maximum(nk, _EPS * self.W) / self.W
+        weights /= weights.sum()
+        return _Params(weights, means, covs), raw_min

@@ -1,0 +1,227 @@
+"""Reading tables (CSV, Parquet): separators, decimal marks, columns.
+
+The checks of the values read are :mod:`bayesgmm.validation`'s.
+"""
+
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+#: Separators :func:`load_table` recognises in a CSV file's first line, most common first.
+CSV_SEPARATORS = (",", ";", "\t", "|")
+
+
+
+def sniff_separator(path: str | Path) -> tuple[str, str]:
+    """Guess a CSV file's column separator and decimal mark from its first lines.
+
+    The separator is the one of :data:`CSV_SEPARATORS` that occurs most often in the
+    first non-empty line (the header), ties going to the earlier one; a file whose first
+    line holds none of them is one column (``","``). A ``";"`` file whose next line has
+    numbers written with a decimal comma (``1,5``) and no decimal point is read with
+    ``decimal=","``, the usual European spreadsheet export.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A text file.
+
+    Returns
+    -------
+    sep, decimal : str
+        Arguments for :func:`pandas.read_csv`.
+    """
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = [line for line in (fh.readline() for _ in range(50)) if line.strip()]
+    if not lines:
+        return ",", "."
+    counts = [lines[0].count(c) for c in CSV_SEPARATORS]
+    sep = CSV_SEPARATORS[counts.index(max(counts))] if max(counts) > 0 else ","
+    return sep, decimal_mark(path, sep)
+
+
+
+#: lines read by :func:`decimal_mark` (a file whose decimals start later is rare)
+DECIMAL_SCAN_LINES = 200_000
+
+
+
+def decimal_mark(path: str | Path, sep: str) -> str:
+    """The decimal mark of a text table, ``","`` or ``"."``.
+
+    ``","`` for a ``";"`` file written with decimal commas (``1,5``) and no decimal
+    point, the usual European spreadsheet export; else ``"."``. The body (every line
+    after the header, up to :data:`DECIMAL_SCAN_LINES`) is read, so a column whose
+    first rows are whole numbers is still recognised.
+    """
+    import itertools
+    import re
+
+    if sep != ";":
+        return "."
+    comma = point = False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        fh.readline()  # the header
+        for line in itertools.islice(fh, DECIMAL_SCAN_LINES):
+            comma = comma or re.search(r"\d,\d", line) is not None
+            if re.search(r"\d\.\d", line):
+                point = True
+                break
+    return "," if comma and not point else "."
+
+
+
+def load_table(path: str | Path, *, sep: str | None = None) -> Any:
+    """Read a CSV or Parquet file into a :class:`pandas.DataFrame`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.csv``, ``.txt``, ``.tsv`` (or no suffix): text with a header line;
+        ``.parquet`` or ``.pq``: Parquet.
+    sep : str, optional
+        Column separator of a text file. None: tab for ``.tsv``, otherwise guessed from
+        the header line by :func:`sniff_separator` (comma, semicolon, tab or ``|``).
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable, or not CSV/Parquet.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"file not found: {str(p)!r}; check the path.")
+    if p.is_dir():
+        raise DataError(f"{str(p)!r} is a directory; pass a CSV or Parquet file.")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        elif suffix in (".csv", ".txt", ".tsv", ""):
+            if sep is None:
+                sep, decimal = ("\t", ".") if suffix == ".tsv" else sniff_separator(p)
+            else:  # a given ";" may still come with decimal commas (European exports)
+                decimal = decimal_mark(p, sep)
+            # blank lines are kept: in a one-column file an empty line is a missing value
+            df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False)
+            last = df.notna().any(axis=1).to_numpy().nonzero()[0]
+            df = df.iloc[: (last[-1] + 1 if last.size else 0)]  # trailing blank lines
+        else:
+            raise DataError(
+                f"cannot read {str(p)!r}: unknown file type {suffix!r}; "
+                "use a .csv or .parquet file."
+            )
+    except DataError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many kinds
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {str(p)!r} as {suffix or 'CSV'}: {msg}") from None
+    if df.shape[0] == 0:
+        raise DataError(f"{str(p)!r} has no rows.")
+    return df
+
+
+
+def table_columns(
+    df: Any,
+    columns: Sequence[str] | None,
+    errors: Sequence[str] | None,
+    *,
+    source: str = "the table",
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Pick data and error columns from a table.
+
+    With no ``columns``, every numeric column not named in ``errors`` is used.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    X_err : ndarray of shape (n_samples, n_features) or None
+        Standard deviations; one error column applies to every feature.
+    names : list of str
+        The data columns used.
+    """
+    import pandas as pd
+
+    errors = list(errors or [])
+    available = [str(c) for c in df.columns]
+    for col in list(columns or []) + errors:
+        if col not in available:
+            raise DataError(
+                f"column {col!r} not found in {source}; available columns: "
+                f"{', '.join(available) or '(none)'}."
+            )
+    if columns:
+        names = list(columns)
+    else:
+        names = [
+            str(c) for c in df.columns
+            if str(c) not in errors and pd.api.types.is_numeric_dtype(df[c])
+            and not pd.api.types.is_bool_dtype(df[c])
+        ]
+        if not names:
+            text = [str(c) for c in df.columns if str(c) not in errors]
+            raise DataError(
+                f"{source} has no numeric columns"
+                + (" besides the error columns" if errors else "")
+                + (f" (read as text: {', '.join(text[:5])}"
+                   + (", ..." if len(text) > 5 else "")
+                   + "; check the separator (--sep) and decimal mark)" if text else "")
+                + "; name the data columns with --columns."
+            )
+    X = _numeric_block(df, names, source)
+    X_err = None
+    if errors:
+        if len(errors) not in (1, len(names)):
+            raise DataError(
+                f"got {len(errors)} error column(s) for {len(names)} data column(s); give one "
+                "error column per data column, or a single one for all."
+            )
+        X_err = _numeric_block(df, errors, source)
+        if np.any(X_err < 0):
+            col = errors[int(np.flatnonzero((X_err < 0).any(axis=0))[0])]
+            raise DataError(
+                f"error column {col!r} has negative values; measurement errors are standard "
+                "deviations and must be >= 0."
+            )
+        if X_err.shape[1] == 1 and len(names) > 1:
+            X_err = np.repeat(X_err, len(names), axis=1)
+    return X, X_err, names
+
+
+
+def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
+    import pandas as pd
+
+    out = np.empty((df.shape[0], len(cols)))
+    for j, col in enumerate(cols):
+        s = df[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            conv = pd.to_numeric(s, errors="coerce")
+            bad = conv.isna() & s.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(
+                    f"column {col!r} in {source} is not numeric (data row {row + 1} "
+                    f"holds {s.iloc[row]!r}); clean it or choose other columns."
+                )
+            s = conv
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"column {col!r} in {source} has {int(bad.sum())} missing, NaN or infinite "
+                f"value(s) (first at row {row}); drop or impute those rows first."
+            )
+        out[:, j] = vals
+    return out
