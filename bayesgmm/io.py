@@ -18,7 +18,6 @@ from .errors import DataError
 CSV_SEPARATORS = (",", ";", "\t", "|")
 
 
-
 def sniff_separator(path: str | Path) -> tuple[str, str]:
     """Guess a CSV file's column separator and decimal mark from its first lines.
 
@@ -47,10 +46,8 @@ def sniff_separator(path: str | Path) -> tuple[str, str]:
     return sep, decimal_mark(path, sep)
 
 
-
 #: lines read by :func:`decimal_mark` (a file whose decimals start later is rare)
 DECIMAL_SCAN_LINES = 200_000
-
 
 
 def decimal_mark(path: str | Path, sep: str) -> str:
@@ -75,7 +72,6 @@ def decimal_mark(path: str | Path, sep: str) -> str:
                 point = True
                 break
     return "," if comma and not point else "."
-
 
 
 def load_table(path: str | Path, *, sep: str | None = None) -> Any:
@@ -128,7 +124,6 @@ def load_table(path: str | Path, *, sep: str | None = None) -> Any:
     if df.shape[0] == 0:
         raise DataError(f"{str(p)!r} has no rows.")
     return df
-
 
 
 def table_columns(
@@ -196,7 +191,6 @@ def table_columns(
         if X_err.shape[1] == 1 and len(names) > 1:
             X_err = np.repeat(X_err, len(names), axis=1)
     return X, X_err, names
-
 
 
 def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:

@@ -15,10 +15,8 @@ from .errors import DataError
 __all__ = ["check_1d", "check_X", "check_errors", "check_sample_weight"]
 
 
-
 class _DataTypeError(DataError, TypeError):
     """A :class:`DataError` for elements of the wrong type (also a ``TypeError``)."""
-
 
 
 def check_X(
@@ -86,15 +84,12 @@ def check_X(
     return np.ascontiguousarray(arr)
 
 
-
 #: Largest |value| and spread, and smallest non-zero spread, a fit accepts: variances
 #: (squares) must stay inside float64's range of about 1e-308 to 1e308.
 MAX_MAGNITUDE = 1e150
 
 
-
 MIN_SPREAD = 1e-150
-
 
 
 def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
@@ -116,7 +111,6 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
                 f"variances (below ~1e-300); rescale it, e.g. multiply by 1e{-k} after "
                 "subtracting its mean."
             )
-
 
 
 def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_err") -> np.ndarray:
@@ -179,7 +173,6 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
     )
 
 
-
 def _check_nonneg(sd: np.ndarray, name: str) -> None:
     if np.any(sd < 0):
         i = int(np.flatnonzero(np.ravel(sd) < 0)[0])
@@ -187,7 +180,6 @@ def _check_nonneg(sd: np.ndarray, name: str) -> None:
             f"{name} contains negative standard deviations (first at flat index {i}); "
             "measurement errors must be >= 0."
         )
-
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
@@ -226,7 +218,6 @@ def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
     cov = check_errors(X_err, x.shape[0], 1)
     e = np.sqrt(cov[:, 0, 0])
     return x, (e if np.any(e > 0) else None)
-
 
 
 def _check_k(n_components: Any, n: int) -> int:

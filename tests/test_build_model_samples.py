@@ -1,7 +1,7 @@
 """pm.sample on build_model's model as it is: PyMC's NUTS and nutpie (PyMC 6's default).
 
 Each run is in a subprocess: nutpie 0.16 can crash the Python process after a failed
-start (see ``bayesgmm.bayes.inference._check_start``), and a crash must fail the test, not end
+start (see ``bayesgmm.bayes.samplers.nutpie._check_start``), and a crash must fail the test, not end
 pytest.
 """
 
@@ -21,6 +21,7 @@ _CHILD = """
 import json, sys
 import numpy as np, pymc as pm
 from bayesgmm import build_model
+from bayesgmm.bayes.samplers import nutpie as nutpie_driver
 
 x = np.array(json.loads(sys.argv[1]))
 sampler = sys.argv[2]

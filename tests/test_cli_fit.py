@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from bayesgmm.bayes.samplers import pymc_nuts
 from bayesgmm.cli import main
 from bayesgmm.datasets import simulate
 
@@ -295,7 +296,7 @@ def test_sampling_failure_keeps_em_estimate(capsys, table, tmp_path, monkeypatch
         raise RuntimeError("simulated sampler failure")
 
     monkeypatch.setattr(inference, "_sample_nutpie", broken)
-    monkeypatch.setattr(inference, "_sample_pymc", broken)
+    monkeypatch.setattr(pymc_nuts, "_sample_pymc", broken)
     out = tmp_path / "run"
     code = main(["fit", str(table), "--k", "2", "--column", "v", "--out", str(out), *FAST])
     assert code == 1

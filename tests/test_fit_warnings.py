@@ -16,6 +16,7 @@ from pymc.testing import mock_sample
 
 from bayesgmm import SamplingError, SamplingWarning, diagnose, fit
 from bayesgmm.bayes import inference
+from bayesgmm.bayes.samplers import nutpie as nutpie_driver
 from bayesgmm.datasets import simulate
 from bayesgmm.errors import FailedCheckWarning
 
@@ -123,7 +124,7 @@ def test_bad_start_never_reaches_nutpie(monkeypatch):
 
     called = []
     monkeypatch.setattr(nutpie, "sample", lambda *a, **k: called.append(1))
-    monkeypatch.setattr(inference, "_sampler_coords",
+    monkeypatch.setattr(nutpie_driver, "_sampler_coords",
                         lambda theta0, K, eps2, hyper: (-1, np.full_like(theta0, np.nan)))
     stats = {"diverging": lambda size: np.zeros(size, dtype=bool)}
     monkeypatch.setattr(pm, "sample",
@@ -136,7 +137,7 @@ def test_bad_start_never_reaches_nutpie(monkeypatch):
     assert any("not finite" in str(w.message) and "falling back" in str(w.message)
                for w in caught)
     with pytest.raises(SamplingError, match="not finite"):
-        inference._check_start(np.array([0.0, -np.inf, 0.0, 0.0, 0.0]), SIM.x,
+        nutpie_driver._check_start(np.array([0.0, -np.inf, 0.0, 0.0, 0.0]), SIM.x,
                                np.zeros(SIM.x.size), {
                                    "alpha": np.ones(2), "mu_mu": np.zeros(2),
                                    "mu_sigma": np.ones(2), "sigma_sigma": np.ones(2)}, -1)

@@ -12,6 +12,7 @@ import xarray as xr
 
 import bayesgmm
 from bayesgmm import DataError, SamplingWarning, density, fit, membership, true_values
+from bayesgmm.bayes.samplers import nutpie as nutpie_driver
 from bayesgmm.datasets import simulate
 from bayesgmm.diagnostics import mixture_checks
 
@@ -87,7 +88,6 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
 
     import numba.core.event as numba_event
 
-    from bayesgmm.bayes import inference
 
     # the default backend: the C callbacks compiled at import serve every K and data set;
     # a fit only writes a header of addresses. numba records every compilation as a
@@ -114,29 +114,28 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
                                atol=0.6)
 
     # the fallback backend (nutpie's from_pyfunc) builds one model per K and reuses it
-    monkeypatch.setattr(inference, "BACKEND", "pyfunc")
-    inference._PYFUNC_CACHE.pop(2, None)
+    monkeypatch.setattr(nutpie_driver, "BACKEND", "pyfunc")
+    nutpie_driver._PYFUNC_CACHE.pop(2, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
-        model = inference._PYFUNC_CACHE[2]
+        model = nutpie_driver._PYFUNC_CACHE[2]
         fit(other.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
-    assert inference._PYFUNC_CACHE[2] is model
+    assert nutpie_driver._PYFUNC_CACHE[2] is model
 
 
 @pytest.mark.parametrize("coords", ["pair", "pymc"])
 def test_native_and_pyfunc_backends_give_the_same_draws(noisy, monkeypatch, coords):
     import json
 
-    from bayesgmm.bayes import inference
 
-    monkeypatch.setattr(inference, "COORDS", coords)
+    monkeypatch.setattr(nutpie_driver, "COORDS", coords)
 
     kw = {"X_err": noisy.x_err, "draws": 60, "tune": 60, "chains": 2, "progressbar": False,
           "random_seed": 5, "target_accept": 0.8}
     results = {}
     for backend in ("native", "pyfunc"):
-        monkeypatch.setattr(inference, "BACKEND", backend)
+        monkeypatch.setattr(nutpie_driver, "BACKEND", backend)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             results[backend] = fit(noisy.x, 2, **kw)

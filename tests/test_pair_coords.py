@@ -8,8 +8,8 @@ import pytest
 from scipy import special, stats
 
 from bayesgmm import SamplingWarning, fit
-from bayesgmm.bayes import inference
 from bayesgmm.bayes.reparam import pair as _pair_coords
+from bayesgmm.bayes.samplers import nutpie as nutpie_driver
 from bayesgmm.datasets import simulate
 
 CASES = [(K, j) for K in (2, 3, 4, 5) for j in range(K - 1)]
@@ -217,7 +217,7 @@ def test_same_posterior_as_in_pymc_coordinates_k3(monkeypatch):
     sim = simulate(400, [0.3, 0.4, 0.3], [0.0, 1.2, 2.4], [0.5, 0.6, 0.5], random_seed=5)
     out = {}
     for coords in ("pair", "pymc"):
-        monkeypatch.setattr(inference, "COORDS", coords)
+        monkeypatch.setattr(nutpie_driver, "COORDS", coords)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             out[coords] = fit(sim.x, 3, random_seed=2, progressbar=False)
@@ -260,7 +260,7 @@ def test_same_posterior_as_in_pymc_coordinates(monkeypatch):
                    random_seed=3)
     out = {}
     for coords in ("pair", "pymc"):
-        monkeypatch.setattr(inference, "COORDS", coords)
+        monkeypatch.setattr(nutpie_driver, "COORDS", coords)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             out[coords] = fit(sim.x, 2, X_err=sim.x_err, random_seed=1, progressbar=False)

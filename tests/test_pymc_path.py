@@ -10,6 +10,7 @@ from pymc.testing import mock_sample
 
 from bayesgmm import SamplingWarning, fit
 from bayesgmm.bayes import inference
+from bayesgmm.bayes.samplers import pymc_nuts
 from bayesgmm.datasets import simulate
 
 
@@ -199,7 +200,7 @@ def test_failed_rerun_keeps_the_first_run(monkeypatch):
         return post, stats.assign(diverging=(stats["diverging"].dims, div))
 
     monkeypatch.setattr(inference, "_sample_nutpie", first_divergent_then_broken)
-    monkeypatch.setattr(inference, "_sample_pymc",
+    monkeypatch.setattr(pymc_nuts, "_sample_pymc",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("pymc too")))
     sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
     with warnings.catch_warnings(record=True) as caught:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -15,40 +13,27 @@ from .._numerics.standardize import standardizer
 from ..em.estimator import GaussianMixtureEM
 from ..errors import ConvergenceWarning, DataError, SamplingError
 from ..validation import _check_k, check_1d
-from .model import build_model
 from .priors import Priors
+from .result import _assemble, _data_name
+from .samplers.nutpie import _sample_nutpie
+from .samplers.pymc_nuts import _sample_pymc_or_fail
 
 __all__ = ["fit"]
 
-#: Largest chains x draws x points stored in log_likelihood by default (8 bytes each).
-LOGLIK_MAX_VALUES = 50_000_000
-#: Largest chains x draws x points stored in posterior_predictive.
-PPC_MAX_VALUES = 10_000_000
-#: Jitter (sd, unconstrained space) added to the EM start for each chain.
-START_JITTER = 0.1
-#: nutpie mass-matrix adaptation. "draw_diag" (diagonal, from draws) gave the best R-hat and
-#: ESS on the seeds' data among "diag", "draw_diag" and "low_rank" (see the issue note).
-ADAPTATION = "draw_diag"
+
 #: target_accept of the first run, and of the second when the first had divergences
 #: (after poor mixing alone the second keeps the first's; either way with 2x tune)
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
+
+
 #: the first run is repeated when any transition diverged, the largest
 #: rank-normalised R-hat of weights/means/sigmas exceeds RERUN_RHAT, or their smallest
 #: bulk ESS is under RERUN_EFFICIENCY of the draws (at 4 x 1,000 draws: 400, i.e. the
 #: 100 per chain of Vehtari et al. 2021, whose R-hat threshold is the 1.01 here)
 RERUN_RHAT = 1.01
+
+
 RERUN_EFFICIENCY = 0.1
-
-#: nutpie model backend: "native" (compiled C callback, :mod:`._nutpie_model`) or
-#: "pyfunc" (nutpie's ``from_pyfunc``: a Python call per gradient). "native" falls back to
-#: "pyfunc" when this nutpie cannot build it.
-BACKEND = "native"
-
-#: coordinates nutpie samples in: "pair" (:mod:`._pair_coords`: the most overlapping
-#: adjacent pair as one unit plus its split) or "pymc" (PyMC's transforms)
-COORDS = "pair"
-
-_PYFUNC_CACHE: dict[int, Any] = {}
 
 
 def _convergence(post: Any) -> tuple[float, float]:
@@ -62,45 +47,6 @@ def _convergence(post: Any) -> tuple[float, float]:
     rhat = max(float(np.nanmax(np.asarray(v), initial=-np.inf)) for v in rhat.data_vars.values())
     ess = min(float(np.nanmin(np.asarray(v), initial=np.inf)) for v in ess.data_vars.values())
     return rhat, ess
-
-
-def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray,
-                    hyper: dict[str, np.ndarray]) -> tuple[int, np.ndarray]:
-    """(pair, start): the coordinates nutpie samples in, and the EM start in them.
-
-    The pair is the most overlapping adjacent pair whose two components have the same
-    priors (:func:`bayesgmm.bayes.reparam.pair.choose_pair`); none: PyMC's coordinates.
-    """
-    if COORDS != "pair" or K < 2:
-        return -1, theta0
-    from .reparam import pair as _pair_coords
-    from .reparam import pymc_space as _logdensity
-
-    w, mu, sigma = _logdensity.unpack(theta0, K)
-    pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)), hyper)
-    if pair < 0:
-        return -1, theta0
-    return pair, _pair_coords.pack(w, mu, sigma, pair)
-
-
-def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | None:
-    """The compiled-callback nutpie model, or None where this nutpie cannot take it."""
-    if BACKEND != "native":
-        return None
-    try:
-        from .samplers.nutpie_native import compiled_model
-
-        return compiled_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
-    except Exception as exc:  # noqa: BLE001 - another nutpie or numba: pyfunc still works
-        from ..errors import SamplingWarning
-
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        warnings.warn(
-            f"nutpie's compiled-callback model could not be built ({type(exc).__name__}: "
-            f"{first}); sampling through nutpie's from_pyfunc instead: the same posterior, "
-            "3-10 times slower. A nutpie version other than the one tested (0.16) is the "
-            "usual cause.", SamplingWarning, stacklevel=4)
-        return None
 
 
 def fit(
@@ -265,6 +211,8 @@ def fit(
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
         dt.attrs["stopped_early"] = runs[0]["stopped_early"]
+    from ..diagnostics.advice import _failed_check_warnings
+
     for warning in _failed_check_warnings(dt):
         warnings.warn(warning, stacklevel=2)
     return dt
@@ -275,79 +223,6 @@ def _run_tree(post: Any, stats: Any) -> Any:
     import xarray as xr
 
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-
-
-def _failed_check_warnings(dt: Any) -> list[Any]:
-    """One :class:`FailedCheckWarning` per check that :func:`diagnose` fails on ``dt``.
-
-    ``diagnose`` is the one definition of a trustworthy posterior (its default
-    thresholds: R-hat, bulk and tail ESS, divergences, E-BFMI, tree depth, the mixture
-    and predictive checks), so ``fit`` warns exactly when ``diagnose(dt).ok`` is False.
-    Each message gives the figure, the threshold and what to try, with the keyword.
-    """
-    from ..diagnostics.checks import diagnose
-    from ..errors import FailedCheckWarning
-
-    diagnosis = diagnose(dt)
-    if diagnosis.ok:
-        return []
-    post = dt["posterior"]
-    K = int(post.sizes["component"])
-    chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    runs = json.loads(dt.attrs.get("sampling_runs", "[]"))
-    kept = runs[-1] if runs else {}
-    # the kept run's tune: advice doubles what was last tried (the verdict's command
-    # starts from the same figure, _verdict._run_settings)
-    tune = int(kept.get("tune", 1000))
-    accept = float(kept.get("target_accept", RETRY_TARGET_ACCEPT[0]))
-    rerun = (f" (after fit's second run, tune={tune}, target_accept={accept:g})"
-             if len(runs) > 1 else "")
-    fewer = (f"; or fit fewer components (n_components={K - 1}) and compare the fits by "
-             "LOO" if K > 1 else "")
-    more_chains = ", chains=4" if chains < 4 else ""
-    out = []
-    for row in diagnosis.checks[~diagnosis.checks["ok"]].to_dict(orient="records"):
-        name, v, t = str(row["name"]), float(row["value"]), float(row["threshold"])
-        if name == "r_hat":
-            text = (f"R-hat check failed: max rank-normalized R-hat {v:.3f} > {t:g}{rerun}: "
-                    "the chains disagree, so the posterior is not yet explored. Try "
-                    f"tune={2 * tune}, draws={2 * draws}{more_chains}{fewer}")
-        elif name in ("ess_bulk", "ess_tail"):
-            kind = "bulk" if name == "ess_bulk" else "tail"
-            # ESS grows about in proportion to the draws; the same rule as the verdict's
-            # command (_verdict._more_draws), and past its cap more draws are not the cure
-            from ..diagnostics.verdict import _more_draws
-
-            need = int(np.ceil(draws * 1.2 * t / max(v, 1.0) / 100.0) * 100)
-            suggest = _more_draws(draws, v, t)
-            far = need > suggest
-            text = (f"{kind} ESS check failed: min {kind} ESS {v:.0f} < {t:g}{rerun}: too "
-                    f"few effective draws for the {'centre' if kind == 'bulk' else 'tails'} "
-                    f"of the posterior. Try draws={suggest}"
-                    f"{more_chains}"
-                    + (f" (about {need} would be needed at this efficiency: the chains "
-                       "mix slowly, so check R-hat and the number of components)"
-                       if far else "") + fewer)
-        elif name == "no_divergences":
-            text = (f"divergences check failed: {v:.0f} divergent transition(s) > {t:g}"
-                    f"{rerun}: the sampler met geometry it could not follow, so the "
-                    "posterior may be biased. Try "
-                    + (f"target_accept=0.99, tune={2 * tune}{fewer}" if accept < 0.99 else
-                       f"fewer components (n_components={K - 1}) and compare the fits by "
-                       "LOO" if K > 1 else f"a longer tune, tune={2 * tune}"))
-        elif name == "e_bfmi":
-            text = (f"E-BFMI check failed: min E-BFMI {v:.2f} < {t:g}{rerun}: the sampler "
-                    f"explores the posterior's tails poorly. Try tune={2 * tune}, and check "
-                    "the priors on the sigmas")
-        elif name == "tree_depth":
-            text = (f"tree-depth check failed: {100 * v:.1f}% of draws hit the maximum tree "
-                    f"depth (limit {100 * t:g}%){rerun}. Try tune={2 * tune}{fewer}")
-        else:  # the mixture, label, predictive and any later checks: diagnose's words
-            message = str(row["message"])
-            text = (f"{name} check failed (value {v:.3g}, threshold {t:.3g}): "
-                    f"{message[:1].upper()}{message[1:]}")
-        out.append(FailedCheckWarning(text + ".", check=name, value=v, threshold=t))
-    return out
 
 
 def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
@@ -373,9 +248,6 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
     post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
                                        progressbar, target_accept, em)
     return post, stats, "pymc"
-
-
-# ---------------------------------------------------------------------- EM start
 
 
 def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):
@@ -407,283 +279,3 @@ def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
     t_mu = np.concatenate([[mu[0]], np.log(gaps)])
     sig = np.maximum(em["sigmas"] / scale, 1e-2)
     return np.concatenate([y, t_mu, np.log(sig)])
-
-
-# ---------------------------------------------------------------------- samplers
-
-
-def _pyfunc_model(K: int) -> Any:
-    """Nutpie model over the fused log-density; built once per K, data passed per fit."""
-    if K in _PYFUNC_CACHE:
-        return _PYFUNC_CACHE[K]
-    import nutpie
-    from nutpie.compiled_pyfunc import from_pyfunc
-
-    from .reparam.pair import sampler_logp_and_grad, sampler_unpack
-
-    def make_logp_fn():
-        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
-                 pair):
-            return sampler_logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                         float(log_scale_n), int(pair))
-
-        return logp
-
-    def make_expand_fn(seed1, seed2, chain):
-        def expand(theta, *, loc, scale, pair, **_):
-            w, mu, sigma = sampler_unpack(theta, K, int(pair))
-            return {"weights": w, "means": float(loc) + float(scale) * mu,
-                    "sigmas": float(scale) * sigma}
-
-        return expand
-
-    model = from_pyfunc(
-        ndim=3 * K - 1,
-        make_logp_fn=make_logp_fn,
-        make_expand_fn=make_expand_fn,
-        expanded_dtypes=[np.dtype("float64")] * 3,
-        expanded_shapes=[(K,), (K,), (K,)],
-        expanded_names=["weights", "means", "sigmas"],
-        coords={"component": np.arange(K)},
-        dims={"weights": ("component",), "means": ("component",), "sigmas": ("component",)},
-        shared_data=_shared(np.zeros(2), np.zeros(2), {
-            "alpha": np.ones(K), "mu_mu": np.zeros(K), "mu_sigma": np.ones(K),
-            "sigma_sigma": np.ones(K)}, 0.0, 1.0, -1),
-        make_initial_point_fn=None,
-    )
-    del nutpie
-    _PYFUNC_CACHE[K] = model
-    return model
-
-
-def _shared(z, eps2, hyper, loc, scale, pair) -> dict[str, Any]:
-    return {
-        "z": np.ascontiguousarray(z, dtype=float),
-        "eps2": np.ascontiguousarray(eps2, dtype=float),
-        "alpha": hyper["alpha"], "mu_mu": hyper["mu_mu"], "mu_sd": hyper["mu_sigma"],
-        "sig_sd": hyper["sigma_sigma"],
-        "log_scale_n": np.float64(z.shape[0] * np.log(scale)),
-        "loc": np.float64(loc), "scale": np.float64(scale), "pair": np.int64(pair),
-    }
-
-
-def _chain_starts(theta0: np.ndarray, chains: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, 1])
-    return theta0 + START_JITTER * rng.normal(size=(chains, theta0.size))
-
-
-def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed,
-                   progressbar, target_accept):
-    import dataclasses
-
-    import nutpie
-
-    z = (x - loc) / scale
-    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
-    # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
-    # but rounding, and without it x -> 2x gives exactly twice the draws
-
-    pair, start = _sampler_coords(theta0, K, eps2, hyper)
-
-    # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
-    # jitter the EM start with it, so the same seed gives the same chains
-    def initial_point(chain_seed):
-        rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
-        return start + START_JITTER * rng.normal(size=start.size)
-
-    _check_start(start, z, eps2, hyper, pair)
-    compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
-    backend = "native" if compiled is not None else "pyfunc"
-    if compiled is None:
-        shared = _shared(z, eps2, hyper, loc, scale, pair)
-        shared["log_scale_n"] = np.float64(0.0)
-        compiled = _pyfunc_model(K).with_data(**shared)
-        compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
-    dt = nutpie.sample(
-        compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-        cores=min(chains, os.cpu_count() or 1), progress_bar=progressbar,
-        save_warmup=False, target_accept=target_accept, adaptation=ADAPTATION,
-    )
-    post = dt["posterior"].to_dataset()
-    stats = dt["sample_stats"].to_dataset()
-    stats.attrs["nutpie_backend"] = backend
-    stats.attrs["sampler_pair"] = pair
-    return post[["weights", "means", "sigmas"]], stats
-
-
-def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
-                 hyper: dict[str, np.ndarray], pair: int) -> None:
-    """Raise before nutpie is called if the log-density or gradient at the start is not finite.
-
-    nutpie 0.16 reports a start it cannot use as "All initialization points failed", and
-    after that the Python process can die with a segmentation fault at exit (a nutpie
-    worker thread garbage-collecting while the interpreter shuts down). That is nutpie's,
-    not bayesgmm's: it happens (intermittently) with nutpie's own ``from_pyfunc`` and a
-    Python log-density that returns -inf, no PyMC, numba or bayesgmm involved, and (every
-    time) after ``pm.sample()`` on a plain PyMC model whose ordered vector starts tied.
-    So a bad start never reaches nutpie; the error sends ``fit`` to PyMC's sampler.
-    """
-    from .reparam.pair import sampler_logp_and_grad
-
-    logp, grad = sampler_logp_and_grad(
-        np.ascontiguousarray(start, dtype=float), z, eps2, hyper["alpha"], hyper["mu_mu"],
-        hyper["mu_sigma"], hyper["sigma_sigma"], 0.0, int(pair))
-    if not (np.isfinite(logp) and np.all(np.isfinite(grad))):
-        raise SamplingError(
-            f"the log-density at the EM start is not finite (logp {logp}); not handed to "
-            "nutpie, whose failed start can crash the Python process (nutpie 0.16)")
-
-
-def _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                         target_accept, em):
-    try:
-        return _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                            target_accept)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SamplingError(
-            f"sampling failed ({type(exc).__name__}: {first}); the maximum-likelihood (EM) "
-            "estimate is in this error's em_estimate (a point estimate, not a posterior)",
-            em_estimate={k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                         for k, v in em.items()},
-        ) from exc
-
-
-def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                 target_accept):
-    import pymc as pm
-
-    from .reparam.pymc_space import unpack
-
-    model = build_model(x, K, X_err=e, priors=priors, fused=True)
-    starts = _chain_starts(theta0, chains, seed)
-    initvals = []
-    for th in starts:
-        w, mu, sigma = unpack(th, K)
-        initvals.append({"weights": w, "means_std": mu, "sigmas_std": sigma})
-    with model:
-        dt = pm.sample(
-            draws=draws, tune=tune, chains=chains, initvals=initvals, random_seed=seed,
-            progressbar=progressbar, nuts_sampler="pymc",
-            cores=min(chains, os.cpu_count() or 1), target_accept=target_accept,
-            compute_convergence_checks=False,
-        )
-    post = dt["posterior"].to_dataset()
-    stats = dt["sample_stats"].to_dataset()
-    return post[["weights", "means", "sigmas"]], stats
-
-
-# ---------------------------------------------------------------------- result
-
-
-#: "waiting [min]" or "waiting (min)": a name with its units
-_NAME_UNITS = re.compile(r"^\s*(.*?\S)\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$")
-
-
-def _data_name(X: Any) -> tuple[str, str]:
-    """(name, units) of the data; ``("x", "")`` for plain arrays.
-
-    The name of a pandas Series, a one-column DataFrame's column or an xarray DataArray;
-    units from ``attrs["units"]`` or a name like ``"waiting [min]"``. The name is made
-    safe for netCDF (no "/").
-    """
-    name = getattr(X, "name", None)
-    columns = getattr(X, "columns", None)
-    if columns is not None and len(columns) == 1:
-        name = columns[0]
-        attrs = getattr(X[name], "attrs", None) or getattr(X, "attrs", None) or {}
-    else:
-        attrs = getattr(X, "attrs", None) or {}
-    units = str(attrs.get("units", "") or "") if isinstance(attrs, dict) else ""
-    name = "" if name is None else str(name)
-    m = _NAME_UNITS.match(name)
-    if m and not units:
-        name, units = m.group(1), m.group(2)
-    name = "".join(c if c.isprintable() and c != "/" else "_" for c in name.strip()) or "x"
-    if name in ("obs", "chain", "draw", "component"):  # the result's dimension names
-        name += "_"
-    return name, units
-
-
-def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_likelihood,
-              name="x", units=""):
-    import xarray as xr
-
-    from .. import __version__
-    from .likelihood import pointwise_loglik
-
-    n = x.shape[0]
-    C, S = post.sizes["chain"], post.sizes["draw"]
-    post = post.assign_coords(component=np.arange(K))
-    for var, unit in (("weights", ""), ("means", units or "data units"),
-                      ("sigmas", units or "data units")):
-        post[var].attrs["units"] = unit
-    post["sigmas"].attrs["long_name"] = "intrinsic width (measurement errors removed)"
-    post.attrs.update({"sampler": sampler, "inference_library": sampler})
-
-    z = (x - loc) / scale
-    eps2 = np.zeros(n) if e is None else (e / scale) ** 2
-    w = post["weights"].values.reshape(C * S, K)
-    mu = ((post["means"].values - loc) / scale).reshape(C * S, K)
-    sg = (post["sigmas"].values / scale).reshape(C * S, K)
-    obs = np.arange(n)
-    groups: dict[str, Any] = {"posterior": post, "sample_stats": stats}
-
-    store_ll = (C * S * n <= LOGLIK_MAX_VALUES) if log_likelihood is None else log_likelihood
-    if store_ll:
-        ll = pointwise_loglik(z, eps2, np.ascontiguousarray(w), np.ascontiguousarray(mu),
-                              np.ascontiguousarray(sg), float(np.log(scale)))
-        groups["log_likelihood"] = xr.Dataset(
-            {name: (("chain", "draw", "obs"), ll.reshape(C, S, n))},
-            coords={"chain": post.chain.values, "draw": post.draw.values, "obs": obs},
-        )
-
-    keep = max(1, min(S, PPC_MAX_VALUES // max(1, C * n)))
-    idx = np.unique(np.linspace(0, S - 1, keep).round().astype(int))
-    prng = np.random.default_rng([seed, 2])
-    wd = post["weights"].values[:, idx]
-    u = prng.random((C, idx.size, n))
-    lab = (u[..., None] > np.cumsum(wd, axis=-1)[:, :, None, :]).sum(-1).clip(max=K - 1)
-    mu_d = np.take_along_axis(mu.reshape(C, S, K)[:, idx], lab, axis=-1)
-    sg_d = np.take_along_axis(sg.reshape(C, S, K)[:, idx], lab, axis=-1)
-    pp = loc + scale * (mu_d + np.sqrt(sg_d**2 + eps2) * prng.standard_normal(lab.shape))
-    data_attrs = {"units": units} if units else {}
-    groups["posterior_predictive"] = xr.Dataset(
-        {name: (("chain", "draw", "obs"), pp, data_attrs)},
-        coords={"chain": post.chain.values, "draw": post.draw.values[idx], "obs": obs},
-    )
-    groups["observed_data"] = xr.Dataset({name: ("obs", x, data_attrs)}, coords={"obs": obs})
-    const = {
-        "x_err": ("obs", np.zeros(n) if e is None else e),
-        "loc": ((), loc),
-        "scale": ((), scale),
-    }
-    for key, value in hyper.items():
-        const[f"prior_{key}_std"] = ("component", value)
-    groups["constant_data"] = xr.Dataset(const, coords={"obs": obs, "component": np.arange(K)})
-    groups["em_estimate"] = xr.Dataset(
-        {
-            "weights": ("component", em["weights"]),
-            "means": ("component", em["means"]),
-            "sigmas": ("component", em["sigmas"]),
-            "loglik": ((), float(em["loglik"])),
-            "bic": ((), float(em["bic"])),
-        },
-        coords={"component": np.arange(K)},
-        attrs={"n_iter": int(em["n_iter"]), "converged": int(em["converged"]),
-               "degenerate": int(em["degenerate"])},
-    )
-    dt = xr.DataTree.from_dict(groups)
-    dt.attrs.update({
-        "bayesgmm_version": __version__,
-        "n_components": K,
-        "has_errors": int(e is not None),
-        "sampler": sampler,
-        "random_seed": seed,
-        "log_likelihood_stored": int(bool(store_ll)),
-        "data_name": name,
-        "data_units": units,
-    })
-    return dt

@@ -13,7 +13,6 @@ from .priors import Priors
 __all__ = ["build_model"]
 
 
-
 def build_model(
     X: Any,
     n_components: int,
@@ -141,7 +140,6 @@ def build_model(
                       logp=logp_fused if fused else logp, random=random, observed=x_data,
                       dims="obs")
     return model
-
 
 
 def _tied_means_start(z: np.ndarray, K: int) -> np.ndarray:

@@ -51,7 +51,6 @@ def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
     return _Params(weights, means, covs)
 
 
-
 def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Start covariances with the mean error covariance taken out (kept positive)."""
     sbar = np.average(Sz, axis=0, weights=w)
@@ -61,7 +60,6 @@ def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarr
         ev = np.maximum(ev, 0.05 * np.linalg.eigvalsh(covs[k]).min())
         out[k] = (vec * ev) @ vec.T
     return out
-
 
 
 def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
@@ -81,7 +79,6 @@ def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     return cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
-
 
 
 def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
@@ -120,13 +117,11 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
     return _Params(weights / weights.sum(), means, covs + reg * np.eye(d))
 
 
-
 def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     d2 = (
         (Z**2).sum(1)[:, None] - 2 * Z @ centers.T + (centers**2).sum(1)[None, :]
     )
     return np.argmin(d2, axis=1)
-
 
 
 def _kmeans(Z, w, K, rng, n_sub=20_000, n_lloyd=100):

@@ -13,7 +13,6 @@ from . import kernels as kern
 _EPS = 10 * np.finfo(float).eps
 
 
-
 class _Params:
     __slots__ = ("weights", "means", "covs")
 
@@ -23,14 +22,12 @@ class _Params:
         self.covs = np.ascontiguousarray(covs, dtype=float)
 
 
-
 class _Run:
     __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
 
     def __init__(self, params, loglik, trace, n_iter, converged, degenerate) -> None:
         self.params, self.loglik, self.trace = params, loglik, trace
         self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
-
 
 
 class _Stepper:

@@ -30,13 +30,10 @@ from ..likelihood import _fused
 _LOG2PI = math.log(2.0 * math.pi)
 
 
-
 _OPTS = {"cache": True, "nogil": True}
 
 
-
 _EMPTY = np.empty(0)
-
 
 
 @njit(**_OPTS)
@@ -61,7 +58,6 @@ def unpack(theta, K):
     return w, mu, sigma
 
 
-
 @njit(**_OPTS)
 def _lgamma_sum(alpha):
     tot = 0.0
@@ -70,7 +66,6 @@ def _lgamma_sum(alpha):
         tot += math.lgamma(a)
         s += a
     return math.lgamma(s) - tot
-
 
 
 @njit(**_OPTS)
