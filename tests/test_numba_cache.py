@@ -4,6 +4,11 @@ import shutil
 
 from bayesgmm._numerics import numba_cache as _numba_cache
 
+#: the package's files copied under the flat names these tests use
+SRC = {"_mixture_kernels.py": "bayes/likelihood.py",
+       "_logdensity.py": "bayes/reparam/pymc_space.py",
+       "_pair_coords.py": "bayes/reparam/pair.py", "errors.py": "errors.py"}
+
 
 def test_cached_functions_use_the_package_stamp():
     from bayesgmm.bayes import likelihood as _mixture_kernels
@@ -22,7 +27,7 @@ def test_a_change_in_a_callee_changes_every_stamp(tmp_path):
     # _logdensity's cached code links _mixture_kernels' kernel: editing only the
     # kernel's file must invalidate the caller's cache too
     for name in ("_mixture_kernels.py", "_logdensity.py", "errors.py"):
-        shutil.copy(_numba_cache._PACKAGE / name, tmp_path / name)
+        shutil.copy(_numba_cache._PACKAGE / SRC[name], tmp_path / name)
     before = _numba_cache.sources_stamp(tmp_path)
     (tmp_path / "errors.py").write_text("# not numba code\n")
     assert _numba_cache.sources_stamp(tmp_path) == before  # only numba modules count
@@ -35,10 +40,10 @@ def test_subpackages_are_stamped_and_located(tmp_path):
     # the layout moves kernels into subpackages (bayesgmm/em/, bayesgmm/bayes/): an edit
     # of a callee there must change the stamp, and its files must get the stamped locator
     for name in ("_mixture_kernels.py", "_logdensity.py"):
-        shutil.copy(_numba_cache._PACKAGE / name, tmp_path / name)
+        shutil.copy(_numba_cache._PACKAGE / SRC[name], tmp_path / name)
     sub = tmp_path / "bayes"
     sub.mkdir()
-    shutil.copy(_numba_cache._PACKAGE / "_pair_coords.py", sub / "_pair_coords.py")
+    shutil.copy(_numba_cache._PACKAGE / SRC["_pair_coords.py"], sub / "_pair_coords.py")
     before = _numba_cache.sources_stamp(tmp_path)
     with open(sub / "_pair_coords.py", "a") as f:
         f.write("\n# edited\n")
@@ -52,14 +57,13 @@ def test_subpackages_are_stamped_and_located(tmp_path):
     assert not _numba_cache._ours(str(tmp_path / "_logdensity.py"))
 
 
-
 def test_top_level_files_are_stamped_as_before(tmp_path):
     # top-level files are named as before the subpackage walk, so caches written by the
     # previous version of this module stay valid
     import hashlib
 
     for name in ("_mixture_kernels.py", "_logdensity.py", "errors.py"):
-        shutil.copy(_numba_cache._PACKAGE / name, tmp_path / name)
+        shutil.copy(_numba_cache._PACKAGE / SRC[name], tmp_path / name)
     digest = hashlib.sha256()
     for name in ("_logdensity.py", "_mixture_kernels.py"):  # sorted; errors.py: no numba
         digest.update(name.encode() + b"\0" + (tmp_path / name).read_bytes() + b"\0")
