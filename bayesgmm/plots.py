@@ -55,7 +55,7 @@ def _observed(dt: Any) -> np.ndarray:
 
 
 def _xlabel(dt: Any) -> str:
-    from .posterior.summaries import data_label
+    from .posterior import data_label
 
     return data_label(dt)
 
@@ -99,7 +99,7 @@ def density_data(
         ``true`` (the deconvolved density of true values, or None without measurement
         errors) and ``em`` (dict of EM ``weights``, ``means``, ``sigmas``, or None).
     """
-    from .posterior.summaries import density
+    from .posterior import density
 
     x = _observed(dt)
     grid = _grid(x, n_grid)
@@ -116,7 +116,7 @@ def density_data(
 
 def _draw_density(ax: Any, ds: Any, hist, edges, colors, title: str, label: str,
                   xlabel: str) -> None:
-    from .posterior.summaries import interval_label
+    from .posterior import interval_label
 
     grid = ds["x"].values
     ax.stairs(hist, edges, fill=True, color="0.85", label="data (histogram)")
@@ -207,7 +207,7 @@ def membership_data(
         area) and ``stack_lower``, ``stack_upper`` (that edge moved by the credible
         interval of the component's own probability; exact for the first edge).
     """
-    from .posterior.summaries import membership
+    from .posterior import membership
 
     grid = _grid(_observed(dt), n_grid, pad=0.02)
     ds = membership(dt, grid, ci_prob=ci_prob, X_err=X_err)
@@ -242,7 +242,7 @@ def plot_membership(
     matplotlib.figure.Figure
         One axes.
     """
-    from .posterior.summaries import data_name, interval_label
+    from .posterior import data_name, interval_label
 
     ds = membership_data(dt, n_grid=n_grid, ci_prob=ci_prob, X_err=X_err)
     x = ds["x"].values
@@ -532,7 +532,7 @@ def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
         raise DataError("the DataTree has no posterior_predictive group to check.")
     from matplotlib.lines import Line2D
 
-    from .posterior.summaries import data_name
+    from .posterior import data_name
 
     n = int(np.prod([dt["posterior_predictive"].sizes[d] for d in ("chain", "draw")]))
     m = min(num_samples, n)

@@ -121,7 +121,7 @@ def _figure(make: Any, alt: str, caption: str) -> str:
 
 
 def _diagnose(dt: Any, selection: Any = None, loo_table: Any = None) -> Any:
-    from .diagnostics.checks import diagnose
+    from .diagnostics import diagnose
 
     return diagnose(dt, selection=selection, loo_table=loo_table)
 
@@ -164,7 +164,7 @@ def _meta(dt: Any) -> str:
     n = _n_obs(dt) or "?"
     attrs = dt.attrs
     from .errors import DataError
-    from .posterior.summaries import data_label
+    from .posterior import data_label
 
     try:
         what = f"{n} values of {data_label(dt)}"
@@ -251,7 +251,7 @@ def write_report(
     """
     from . import plots
     from ._stored import stored_tables
-    from .posterior.summaries import interval_label
+    from .posterior import interval_label
 
     path = pathlib.Path(path).expanduser().resolve()
     stored_sel, stored_loo = stored_tables(dt)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._numerics.standardize import standardizer
-from ..em.estimator import GaussianMixtureEM
+from ..em import GaussianMixtureEM
 from ..errors import ConvergenceWarning, DataError, SamplingError
 from ..validation import _check_k, check_1d
 from .priors import Priors

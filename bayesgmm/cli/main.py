@@ -297,7 +297,7 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list
 
 
 def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
-    from ..em.estimator import GaussianMixtureEM
+    from ..em import GaussianMixtureEM
 
     X, X_err, names = _load(args)
     if args.k > X.shape[0]:
@@ -358,7 +358,7 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
-    from ..selection.criteria import select_n_components
+    from ..selection import select_n_components
 
     X, X_err, names = _load(args)
     k_max = min(args.k_max, X.shape[0])
