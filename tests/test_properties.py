@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import bayesgmm
 from bayesgmm import ConvergenceWarning, GaussianMixtureEM
 
 SETTINGS = settings(max_examples=50, deadline=None, derandomize=True, database=None,
@@ -153,7 +152,7 @@ def test_em_same_seed_same_numbers(data, covariance_type):
 
 # ----------------------------------------------------------------------- sampling
 
-FIT_KW = dict(draws=200, tune=200, chains=2, progressbar=False)
+FIT_KW = dict(draws=200, tune=200, chains=2, random_seed=7)
 
 
 def _data():
@@ -161,19 +160,13 @@ def _data():
     return np.concatenate([rng.normal(0.0, 1.0, 60), rng.normal(5.0, 1.5, 40)])
 
 
-def _fit(x, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayesgmm.SamplingWarning)
-        return bayesgmm.fit(x, 2, **{**FIT_KW, "random_seed": 7, **kw})
-
-
 @pytest.fixture(scope="module")
-def reference():
-    return _fit(_data())
+def reference(sample):
+    return sample(_data(), 2, **FIT_KW)[0]
 
 
-def test_sampling_same_seed_same_numbers(reference):
-    again = _fit(_data())
+def test_sampling_same_seed_same_numbers(sample, reference):
+    again = sample(_data(), 2, **FIT_KW)[0]
     for name in ("weights", "means", "sigmas"):
         np.testing.assert_array_equal(again.posterior[name].values,
                                       reference.posterior[name].values)
@@ -188,7 +181,7 @@ def test_sampling_same_seed_same_numbers(reference):
      pytest.param(1e-3, 1e6, id="tiny-spread-large-offset"),
      pytest.param(-2.0, 1.0, id="reflection")],
 )
-def test_posterior_affine_equivariance(reference, a, b):
+def test_posterior_affine_equivariance(sample, reference, a, b):
     """Posterior means of a x + b, mapped back, agree with x's within Monte Carlo error.
 
     Not exactly in general: a x + b standardizes to data equal only up to rounding, which
@@ -197,7 +190,7 @@ def test_posterior_affine_equivariance(reference, a, b):
     """
     import arviz_stats as azs
 
-    other = _fit(a * _data() + b)
+    other = sample(a * _data() + b, 2, **FIT_KW)[0]
     rev = slice(None, None, -1) if a < 0 else slice(None)
     back = {
         "weights": other.posterior["weights"].values[..., rev],
@@ -220,10 +213,10 @@ def test_posterior_affine_equivariance(reference, a, b):
                                reference["em_estimate"]["means"].values, rtol=0, atol=1e-6)
 
 
-def test_posterior_exactly_equivariant_for_power_of_two_scaling(reference):
+def test_posterior_exactly_equivariant_for_power_of_two_scaling(sample, reference):
     # x -> 2x: the standardized data are bit-identical and the sampler sees no data-unit
     # constant, so the draws are exactly twice the reference's
-    other = _fit(2.0 * _data())
+    other = sample(2.0 * _data(), 2, **FIT_KW)[0]
     np.testing.assert_array_equal(other.posterior["means"].values / 2.0,
                                   reference.posterior["means"].values)
     np.testing.assert_array_equal(other.posterior["sigmas"].values / 2.0,

@@ -1,5 +1,5 @@
 """`bayesgmm fit` / `demo`: outputs, --force, exit status, --json, result size,
-interruption, one-line errors. (--k auto: tests/test_cli_auto.py.)
+interruption, one-line errors. (--k auto: tests/cli/test_cli_auto.py.)
 
 Plumbing tests reuse one real fit (``fitted``) through a stand-in for
 ``bayesgmm.bayes.inference.fit``; only the tests about sampling itself sample.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sbc.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sbc.py"
 
 
 @pytest.fixture(scope="module")
