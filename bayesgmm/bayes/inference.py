@@ -12,8 +12,8 @@ import numpy as np
 from .._numerics.standardize import standardizer
 from ..diagnostics.sampling import rerun_ess_min, sampling_figures
 from ..em.estimator import GaussianMixtureEM
-from ..errors import ConvergenceWarning, DataError, SamplingError
-from ..validation import _check_k, check_1d
+from ..errors import ConvergenceWarning, SamplingError
+from ..validation import _check_k, check_1d, check_sampling
 from .priors import Priors
 from .result import _assemble, _data_name
 from .samplers.nutpie import _sample_nutpie
@@ -131,13 +131,7 @@ def fit(
     """
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
-    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
-            raise DataError(f"{name} must be a positive integer; got {v!r}.")
-    if sampler not in ("nutpie", "pymc"):
-        raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
-    if target_accept is not None and not 0 < target_accept < 1:
-        raise DataError(f"target_accept must be in (0, 1) or None; got {target_accept!r}.")
+    check_sampling(draws, tune, chains, sampler, target_accept)
     # independent streams for EM's starts and the sampler's seed: a change in how many
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)

@@ -425,11 +425,11 @@ def diagnose(
     from arviz_base import rcParams
 
     from .._stored import stored_tables
-    from ..posterior.summaries import _ci_kind, _ci_prob
+    from ..validation import check_ci_kind, check_ci_prob
     from .verdict import verdict
 
     names = [v for v in var_names if v in dt["posterior"]]
-    table = _table(dt, names, _ci_prob(ci_prob), _ci_kind(ci_kind))
+    table = _table(dt, names, check_ci_prob(ci_prob), check_ci_kind(ci_kind))
     if rank_alpha is None:
         rank_alpha = 1 - float(rcParams["stats.envelope_prob"])
     mixture = {c["name"]: c for c in mixture_checks(
