@@ -201,8 +201,12 @@ def _runs_sentence(runs_json: Any) -> str:
         why.append(f"{first['divergences']} divergent transitions")
     if "max_rhat" in failed:
         why.append(f"max R-hat {first['max_rhat']:.3f} (> 1.01)")
+    # the ESS the run was held to (older files: a tenth of the draws)
+    under = f"under {first['ess_min']:g}" if "ess_min" in first else "under 10% of the draws"
     if "min_ess_bulk" in failed:
-        why.append(f"min bulk ESS {first['min_ess_bulk']:.0f} (under 10% of the draws)")
+        why.append(f"min bulk ESS {first['min_ess_bulk']:.0f} ({under})")
+    if "min_ess_tail" in failed:
+        why.append(f"min tail ESS {first['min_ess_tail']:.0f} ({under})")
     return (f"Sampled twice: the run at target_accept {first['target_accept']} gave "
             f"{', '.join(why)}; the results here are from the run at target_accept "
             f"{kept['target_accept']} with {kept['tune']} tuning steps.")

@@ -12,7 +12,9 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["check_1d", "check_X", "check_errors", "check_sample_weight"]
+__all__ = ["check_1d", "check_X", "check_ci_kind", "check_ci_prob", "check_criterion",
+           "check_errors", "check_ks", "check_point_errors", "check_points",
+           "check_sample_weight", "check_sampling"]
 
 
 class _DataTypeError(DataError, TypeError):
@@ -221,6 +223,7 @@ def check_1d(X: Any, X_err: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _check_k(n_components: Any, n: int) -> int:
+    """The number of components of a fit to ``n`` points: an integer in 1..n."""
     if not isinstance(n_components, int | np.integer) or isinstance(n_components, bool) \
             or n_components < 1:
         raise DataError(f"n_components must be an integer >= 1; got {n_components!r}.")
@@ -230,3 +233,107 @@ def _check_k(n_components: Any, n: int) -> int:
         )
     return int(n_components)
 
+
+
+def check_sampling(draws: Any, tune: Any, chains: Any, sampler: Any,
+                   target_accept: Any) -> None:
+    """Check :func:`bayesgmm.fit`'s sampling arguments.
+
+    Parameters
+    ----------
+    draws, chains : int
+        At least 1.
+    tune : int
+        At least 0.
+    sampler : {"nutpie", "pymc"}
+    target_accept : float or None
+        In (0, 1), or None.
+
+    Raises
+    ------
+    DataError
+        Naming the first argument out of range.
+    """
+    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
+            raise DataError(f"{name} must be a positive integer; got {v!r}.")
+    if sampler not in ("nutpie", "pymc"):
+        raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
+    if target_accept is not None and not 0 < target_accept < 1:
+        raise DataError(f"target_accept must be in (0, 1) or None; got {target_accept!r}.")
+
+
+def check_ci_prob(ci_prob: float | None) -> float:
+    """A credible interval's probability: ``ci_prob``, or ArviZ's ``stats.ci_prob``.
+
+    Raises
+    ------
+    DataError
+        Outside (0, 1).
+    """
+    if ci_prob is None:
+        from arviz_base import rcParams
+
+        ci_prob = float(rcParams["stats.ci_prob"])
+    if not 0 < ci_prob < 1:
+        raise DataError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
+    return ci_prob
+
+
+def check_ci_kind(ci_kind: str | None) -> str:
+    """A credible interval's kind: ``ci_kind``, or ArviZ's ``stats.ci_kind``.
+
+    Raises
+    ------
+    DataError
+        Neither ``"eti"`` nor ``"hdi"``.
+    """
+    if ci_kind is None:
+        from arviz_base import rcParams
+
+        ci_kind = str(rcParams["stats.ci_kind"])
+    if ci_kind not in ("eti", "hdi"):
+        raise DataError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}.")
+    return ci_kind
+
+
+def check_points(x: Any, name: str) -> np.ndarray:
+    """Points to evaluate a fit at: a finite scalar or 1-D array, as a 1-D float array."""
+    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+        raise DataError(f"{name} must be a finite scalar or 1-D array.")
+    return arr
+
+
+def check_point_errors(X_err: Any, m: int) -> np.ndarray:
+    """Measurement-error sds of ``m`` points (a scalar broadcasts); zeros for None."""
+    if X_err is None:
+        return np.zeros(m)
+    e = np.broadcast_to(np.asarray(X_err, dtype=float), (m,)).copy()
+    if not np.all(np.isfinite(e)) or np.any(e < 0):
+        raise DataError("X_err must be finite and >= 0.")
+    return e
+
+
+def check_criterion(criterion: Any) -> str:
+    """An information criterion's name, ``"bic"`` or ``"aic"``."""
+    if criterion not in ("bic", "aic"):
+        raise DataError(f"criterion must be 'bic' or 'aic'; got {criterion!r}.")
+    return criterion
+
+
+def check_ks(ks: Any, n: int) -> tuple[list[int], list[int]]:
+    """Candidate numbers of components: (all, sorted and unique; those <= ``n``).
+
+    Raises
+    ------
+    DataError
+        Empty, some k < 1, or every k above the ``n`` points.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise DataError(f"ks must be integers >= 1; got {ks!r}.")
+    usable = [k for k in ks if k <= n]
+    if not usable:
+        raise DataError(f"every k in {ks} exceeds the number of samples ({n}).")
+    return ks, usable

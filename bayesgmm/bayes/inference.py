@@ -10,9 +10,10 @@ from typing import Any, Literal
 import numpy as np
 
 from .._numerics.standardize import standardizer
+from ..diagnostics.sampling import rerun_ess_min, sampling_figures
 from ..em import GaussianMixtureEM
-from ..errors import ConvergenceWarning, DataError, SamplingError
-from ..validation import _check_k, check_1d
+from ..errors import ConvergenceWarning, SamplingError
+from ..validation import _check_k, check_1d, check_sampling
 from .priors import Priors
 from .result import _assemble, _data_name
 from .samplers.nutpie import _sample_nutpie
@@ -24,29 +25,6 @@ __all__ = ["fit"]
 #: target_accept of the first run, and of the second when the first had divergences
 #: (after poor mixing alone the second keeps the first's; either way with 2x tune)
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
-
-
-#: the first run is repeated when any transition diverged, the largest
-#: rank-normalised R-hat of weights/means/sigmas exceeds RERUN_RHAT, or their smallest
-#: bulk ESS is under RERUN_EFFICIENCY of the draws (at 4 x 1,000 draws: 400, i.e. the
-#: 100 per chain of Vehtari et al. 2021, whose R-hat threshold is the 1.01 here)
-RERUN_RHAT = 1.01
-
-
-RERUN_EFFICIENCY = 0.1
-
-
-def _convergence(post: Any) -> tuple[float, float]:
-    """(max rank-normalised R-hat, min bulk ESS) over the weights, means and sigmas."""
-    import arviz_stats as azs
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws: NaN, checked below
-        rhat = azs.rhat(post)
-        ess = azs.ess(post, method="bulk")
-    rhat = max(float(np.nanmax(np.asarray(v), initial=-np.inf)) for v in rhat.data_vars.values())
-    ess = min(float(np.nanmin(np.asarray(v), initial=np.inf)) for v in ess.data_vars.values())
-    return rhat, ess
 
 
 def fit(
@@ -96,9 +74,10 @@ def fit(
         the same posterior.
     progressbar : bool, default=True
     target_accept : float or None, default=None
-        NUTS's target acceptance rate. None: 0.8, and if that run fails a check (any
-        divergent transition, max R-hat > 1.01, or min bulk ESS under 10% of the draws,
-        i.e. 400 at 4 x 1,000: Vehtari et al. 2021's thresholds) the posterior is
+        NUTS's target acceptance rate. None: 0.8, and if that run fails the sampling
+        checks (:mod:`bayesgmm.diagnostics.sampling`: any divergent transition, max
+        R-hat > 1.01, or min bulk or tail ESS under 400, or under 10% of the draws
+        for runs too short ever to reach 400) the posterior is
         sampled again (same seed) with twice the tuning steps, and that run is kept,
         whatever its figures (choosing between runs by their diagnostics would be a
         selection of its own). After divergences the second run is at 0.99:
@@ -129,7 +108,8 @@ def fit(
         ``em_estimate`` (the EM maximum-likelihood estimate, sorted by mean). Attributes
         include ``target_accept`` (of the run kept) and ``sampling_runs``, a JSON string
         (``json.loads`` it) listing each run's target_accept, tune, divergences,
-        max_rhat, min_ess_bulk, failed (the checks it failed), sampler, backend
+        max_rhat, min_ess_bulk, min_ess_tail, ess_min (the ESS it was held to),
+        failed (the figures out of bounds), sampler, backend
         (``"native"``: nutpie calls the compiled log-density directly; ``"pyfunc"``:
         through Python, the fallback for other nutpie versions) and pair (the j of the
         components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
@@ -151,13 +131,7 @@ def fit(
     """
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
-    for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
-            raise DataError(f"{name} must be a positive integer; got {v!r}.")
-    if sampler not in ("nutpie", "pymc"):
-        raise DataError(f"sampler must be 'nutpie' or 'pymc'; got {sampler!r}.")
-    if target_accept is not None and not 0 < target_accept < 1:
-        raise DataError(f"target_accept must be in (0, 1) or None; got {target_accept!r}.")
+    check_sampling(draws, tune, chains, sampler, target_accept)
     # independent streams for EM's starts and the sampler's seed: a change in how many
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)
@@ -188,13 +162,16 @@ def fit(
                           "the first run (its checks are in attrs['sampling_runs']).",
                           SamplingWarning, stacklevel=2)
             break
-        n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
-        rhat, ess = _convergence(post)
-        failed = [name for name, bad in (
-            ("divergences", n_div > 0), ("max_rhat", rhat > RERUN_RHAT),
-            ("min_ess_bulk", ess < RERUN_EFFICIENCY * chains * draws)) if bad]
+        # the rerun rule: the sampling checks (diagnostics.sampling), ESS held to what
+        # a run of this length can reach
+        figures = sampling_figures(post, stats)
+        ess_min = rerun_ess_min(chains, draws)
+        failed = figures.failed(ess_min=ess_min)
+        n_div = figures.divergences or 0
         runs.append({"target_accept": float(accept), "tune": int(n_tune),
-                     "divergences": n_div, "max_rhat": rhat, "min_ess_bulk": ess,
+                     "divergences": n_div, "max_rhat": figures.max_rhat,
+                     "min_ess_bulk": figures.min_ess_bulk,
+                     "min_ess_tail": figures.min_ess_tail, "ess_min": ess_min,
                      "failed": failed, "sampler": active,
                      "backend": stats.attrs.get("nutpie_backend", active),
                      "pair": int(stats.attrs.get("sampler_pair", -1))})

@@ -1,7 +1,7 @@
 """The ``DataTree`` a fit returns.
 
-Posterior, sample stats, pointwise log-likelihood, posterior predictive, observed and
-constant data, the EM estimate.
+Posterior, sample stats, pointwise log-likelihood, posterior predictive (simulated in
+``predictive.py``), observed and constant data, the EM estimate.
 """
 
 
@@ -14,10 +14,6 @@ import numpy as np
 
 #: Largest chains x draws x points stored in log_likelihood by default (8 bytes each).
 LOGLIK_MAX_VALUES = 50_000_000
-
-
-#: Largest chains x draws x points stored in posterior_predictive.
-PPC_MAX_VALUES = 10_000_000
 
 
 #: "waiting [min]" or "waiting (min)": a name with its units
@@ -55,6 +51,7 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
 
     from .. import __version__
     from .likelihood import pointwise_loglik
+    from .predictive import kept_draws, replicate
 
     n = x.shape[0]
     C, S = post.sizes["chain"], post.sizes["draw"]
@@ -82,15 +79,9 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
             coords={"chain": post.chain.values, "draw": post.draw.values, "obs": obs},
         )
 
-    keep = max(1, min(S, PPC_MAX_VALUES // max(1, C * n)))
-    idx = np.unique(np.linspace(0, S - 1, keep).round().astype(int))
-    prng = np.random.default_rng([seed, 2])
-    wd = post["weights"].values[:, idx]
-    u = prng.random((C, idx.size, n))
-    lab = (u[..., None] > np.cumsum(wd, axis=-1)[:, :, None, :]).sum(-1).clip(max=K - 1)
-    mu_d = np.take_along_axis(mu.reshape(C, S, K)[:, idx], lab, axis=-1)
-    sg_d = np.take_along_axis(sg.reshape(C, S, K)[:, idx], lab, axis=-1)
-    pp = loc + scale * (mu_d + np.sqrt(sg_d**2 + eps2) * prng.standard_normal(lab.shape))
+    idx = kept_draws(C, S, n)
+    pp = replicate(post["weights"].values[:, idx], mu.reshape(C, S, K)[:, idx],
+                   sg.reshape(C, S, K)[:, idx], eps2, loc, scale, seed)
     data_attrs = {"units": units} if units else {}
     groups["posterior_predictive"] = xr.Dataset(
         {name: (("chain", "draw", "obs"), pp, data_attrs)},
@@ -102,8 +93,10 @@ def _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, log_li
         "loc": ((), loc),
         "scale": ((), scale),
     }
+    # the priors' hyperparameters, named as build_model's pm.Data are; older files call
+    # them prior_{key}_std, and no reader depends on either name
     for key, value in hyper.items():
-        const[f"prior_{key}_std"] = ("component", value)
+        const[f"prior_{key}"] = ("component", value, {"units": "standardized"})
     groups["constant_data"] = xr.Dataset(const, coords={"obs": obs, "component": np.arange(K)})
     groups["em_estimate"] = xr.Dataset(
         {

@@ -376,13 +376,13 @@ def not_identified(dt: Any) -> str | None:
 
 
 def _max_rhat(dt: Any) -> float:
-    # the same figure fit's rerun rule uses (inference._convergence), not a second copy
-    from ..bayes.inference import _convergence
+    # the same figure fit's rerun rule and diagnose use, not a second copy
+    from ..diagnostics.sampling import sampling_figures
 
-    post = dt["posterior"].to_dataset()[["weights", "means", "sigmas"]]
+    post = dt["posterior"].to_dataset()
     if post.sizes["chain"] < 2:
         return float("nan")
-    return _convergence(post)[0]
+    return sampling_figures(post).max_rhat
 
 
 def loo_reliability(elpd: Any, n_components: int) -> str | None:

@@ -1,10 +1,11 @@
 """Checks of a fitted posterior. Functions return data; they never print.
 
-The generic diagnostics (R-hat, ESS, E-BFMI) come from ArviZ (``arviz_stats``); the
+The generic diagnostics come from ArviZ (``arviz_stats``): R-hat, ESS and divergences,
+the definition of converged, in ``sampling.py``; E-BFMI and tree depth here. The
 mixture-specific ones are :func:`mixture_checks` (modes, distance from the EM estimate,
-empty components; in ``_mixture_checks.py``) and, here, the rank plots' rank-ECDF test
-(``_rank.py``), labels left unidentified by the ordering and posterior predictive
-p-values. The verdict's sentences are written in ``_verdict.py``.
+empty components; in ``mixture.py``) and, here, the rank plots' rank-ECDF test
+(``rank.py``), labels left unidentified by the ordering and posterior predictive
+p-values. The verdict's sentences are written in ``verdict.py``.
 :func:`diagnose` gathers all of them into one :class:`Diagnosis`.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .mixture import FAR_FROM_EM_SD, MIN_WEIGHT, MODE_SPLIT_SD, mixture_checks, mixture_warnings
+from .sampling import ESS_MIN, RHAT_MAX, sampling_figures, sampling_table
 
 __all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
 
@@ -90,11 +92,13 @@ def _table(dt: Any, var_names: list[str], ci_prob: float, ci_kind: str):
     import arviz_stats as azs
     import pandas as pd
 
-    s = pd.DataFrame(azs.summary(dt, var_names=var_names, ci_prob=ci_prob, ci_kind=ci_kind,
-                                 round_to="none"))
+    s = pd.DataFrame(azs.summary(dt, var_names=var_names, kind="stats", ci_prob=ci_prob,
+                                 ci_kind=ci_kind, round_to="none"))
     lb = next(c for c in s.columns if c.endswith("_lb"))
     ub = next(c for c in s.columns if c.endswith("_ub"))
-    s = s[["mean", "sd", lb, ub, "ess_bulk", "ess_tail", "r_hat"]].astype(float)
+    # the sampling figures: computed once, in .sampling, for the table and the checks
+    figures = sampling_table(dt["posterior"].to_dataset(), var_names)
+    s = pd.concat([s[["mean", "sd", lb, ub]].astype(float), figures], axis=1)
     s.attrs.update({"ci_prob": ci_prob, "ci_kind": ci_kind})
     em_col = np.full(len(s), np.nan)
     if "em_estimate" in dt.children:
@@ -109,33 +113,32 @@ def _table(dt: Any, var_names: list[str], ci_prob: float, ci_kind: str):
 
 
 def _convergence_rows(table, rhat_max: float, ess_min: float) -> list[dict[str, Any]]:
+    """The R-hat and ESS checks of :mod:`.sampling`, worded for :class:`Diagnosis`."""
+    fig = sampling_figures(None, table=table)
     rows = []
-    r = table["r_hat"].to_numpy()
-    if np.all(np.isnan(r)):
+    if np.isnan(fig.max_rhat):
         rows.append(_skip("r_hat", rhat_max, "R-hat is undefined for these draws"))
     else:
-        j = int(np.nanargmax(r))
-        ok = r[j] <= rhat_max
+        ok = "max_rhat" not in fig.failed(rhat_max=rhat_max, ess_min=ess_min)
         rows.append(_row(
-            "r_hat", ok, r[j], rhat_max,
+            "r_hat", ok, fig.max_rhat, rhat_max,
             "the chains agree in location and spread (max rank-normalized R-hat "
-            f"{r[j]:.3f})" if ok else
-            f"the chains disagree (R-hat of {table.index[j]} is {r[j]:.3f}, above "
+            f"{fig.max_rhat:.3f})" if ok else
+            f"the chains disagree (R-hat of {fig.worst_rhat} is {fig.max_rhat:.3f}, above "
             f"{rhat_max}), so the posterior is not yet explored; run longer (more tune and "
             "draws) with at least 4 chains, and if chains_agree also fails, fit fewer "
             "components"))
-    for col, what in (("ess_bulk", "the centre (means, sds)"),
-                      ("ess_tail", "the interval ends")):
-        e = table[col].to_numpy()
-        if np.all(np.isnan(e)):
+    for col, value, where, what in (
+            ("ess_bulk", fig.min_ess_bulk, fig.worst_ess_bulk, "the centre (means, sds)"),
+            ("ess_tail", fig.min_ess_tail, fig.worst_ess_tail, "the interval ends")):
+        if np.isnan(value):
             rows.append(_skip(col, ess_min, "ESS is undefined for these draws"))
             continue
-        j = int(np.nanargmin(e))
-        ok = e[j] >= ess_min
+        ok = f"min_{col}" not in fig.failed(rhat_max=rhat_max, ess_min=ess_min)
         rows.append(_row(
-            col, ok, e[j], ess_min,
-            f"enough effective draws for {what} (min {col} {e[j]:.0f})" if ok else
-            f"too few effective draws for {what} ({col} of {table.index[j]} is {e[j]:.0f}, "
+            col, ok, value, ess_min,
+            f"enough effective draws for {what} (min {col} {value:.0f})" if ok else
+            f"too few effective draws for {what} ({col} of {where} is {value:.0f}, "
             f"under {ess_min:g}), so those numbers are noisy; raise draws or the number "
             "of chains"))
     return rows
@@ -332,8 +335,8 @@ def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
 def diagnose(
     dt: Any,
     *,
-    rhat_max: float = 1.01,
-    ess_min: float = 400,
+    rhat_max: float = RHAT_MAX,
+    ess_min: float = ESS_MIN,
     ebfmi_min: float = 0.3,
     depth_frac_max: float = 0.01,
     label_gap_sd: float = 0.1,
@@ -358,9 +361,12 @@ def diagnose(
         A :func:`bayesgmm.fit` result. Only ``posterior`` is required; checks whose
         group is missing are reported as skipped (``ok=True``).
     rhat_max : float, default=1.01
-        Largest acceptable rank-normalized R-hat (``arviz_stats.rhat``).
+        Largest acceptable rank-normalized R-hat (``arviz_stats.rhat``;
+        :data:`bayesgmm.diagnostics.sampling.RHAT_MAX`, the definition of converged
+        that ``fit``'s rerun rule also uses).
     ess_min : float, default=400
-        Smallest acceptable bulk and tail effective sample size (``arviz_stats.ess``).
+        Smallest acceptable bulk and tail effective sample size (``arviz_stats.ess``;
+        :data:`bayesgmm.diagnostics.sampling.ESS_MIN`).
     ebfmi_min : float, default=0.3
         Smallest acceptable E-BFMI of any chain (``arviz_stats.bfmi``).
     depth_frac_max : float, default=0.01
@@ -419,11 +425,11 @@ def diagnose(
     from arviz_base import rcParams
 
     from .._stored import stored_tables
-    from ..posterior.summaries import _ci_kind, _ci_prob
+    from ..validation import check_ci_kind, check_ci_prob
     from .verdict import verdict
 
     names = [v for v in var_names if v in dt["posterior"]]
-    table = _table(dt, names, _ci_prob(ci_prob), _ci_kind(ci_kind))
+    table = _table(dt, names, check_ci_prob(ci_prob), check_ci_kind(ci_kind))
     if rank_alpha is None:
         rank_alpha = 1 - float(rcParams["stats.envelope_prob"])
     mixture = {c["name"]: c for c in mixture_checks(

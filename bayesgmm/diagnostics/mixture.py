@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .sampling import divergences
+
 #: Chain means further apart than this many within-chain sds: different modes.
 MODE_SPLIT_SD = 4.0
 #: Posterior median further from the EM estimate than this many posterior sds.
@@ -126,8 +128,8 @@ def mixture_checks(
 
     # divergences
     stats = dt["sample_stats"].to_dataset() if "sample_stats" in dt.children else None
-    if stats is not None and "diverging" in stats:
-        nd = int(stats["diverging"].values.sum())
+    nd = divergences(stats)
+    if nd is not None:
         out.append({
             "name": "no_divergences", "ok": nd == 0, "value": nd, "threshold": 0,
             "message": "no divergent transitions" if nd == 0 else

@@ -15,31 +15,12 @@ import numpy as np
 
 from .._renamed import renamed_keywords
 from ..errors import DataError
+from ..validation import check_ci_kind, check_ci_prob, check_point_errors, check_points
 
 __all__ = ["data_label", "data_name", "density", "interval_label", "membership",
            "true_values"]
 
 _MAX_DRAWS = 1000  # draws used for bands (thinned evenly when the posterior has more)
-
-
-def _ci_prob(ci_prob: float | None) -> float:
-    if ci_prob is None:
-        from arviz_base import rcParams
-
-        ci_prob = float(rcParams["stats.ci_prob"])
-    if not 0 < ci_prob < 1:
-        raise DataError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
-    return ci_prob
-
-
-def _ci_kind(ci_kind: str | None) -> str:
-    if ci_kind is None:
-        from arviz_base import rcParams
-
-        ci_kind = str(rcParams["stats.ci_kind"])
-    if ci_kind not in ("eti", "hdi"):
-        raise DataError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}.")
-    return ci_kind
 
 
 def interval_label(ci_prob: float | None = None, ci_kind: str | None = None) -> str:
@@ -57,7 +38,7 @@ def interval_label(ci_prob: float | None = None, ci_kind: str | None = None) -> 
     str
         ``"89% equal-tailed interval"`` or ``"89% highest-density interval"``.
     """
-    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
+    prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
     words = "equal-tailed" if kind == "eti" else "highest-density"
     return f"{prob:.0%} {words} interval"
 
@@ -158,22 +139,6 @@ def _summarize(samples: np.ndarray, prob: float, kind: str = "eti") -> dict[str,
     return {"mean": samples.mean(axis=0), "lower": lo, "upper": hi}
 
 
-def _as_points(x: Any, name: str) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(x, dtype=float))
-    if arr.ndim != 1 or not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} must be a finite scalar or 1-D array.")
-    return arr
-
-
-def _errors_at(X_err: Any, m: int) -> np.ndarray:
-    if X_err is None:
-        return np.zeros(m)
-    e = np.broadcast_to(np.asarray(X_err, dtype=float), (m,)).copy()
-    if not np.all(np.isfinite(e)) or np.any(e < 0):
-        raise DataError("X_err must be finite and >= 0.")
-    return e
-
-
 def _comp_logpdf(x, e, w, mu, sg):
     """log(w_k N(x | mu_k, sqrt(sigma_k^2 + e^2))) with shape (S, m, K)."""
     sd = np.hypot(sg[:, None, :], e[None, :, None])  # no overflow of sigma^2 + e^2
@@ -237,9 +202,9 @@ def membership(
     import xarray as xr
     from scipy.special import softmax
 
-    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
-    xs = _as_points(X, "X")
-    e = _errors_at(X_err, xs.size)
+    prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
+    xs = check_points(X, "X")
+    e = check_point_errors(X_err, xs.size)
     w, mu, sg = _draws(dt)
     p = softmax(_comp_logpdf_far_safe(xs, e, w, mu, sg), axis=-1)  # (S, m, K)
     s = _summarize(p, prob, kind)
@@ -292,8 +257,8 @@ def density(
     """
     import xarray as xr
 
-    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
-    xs = _as_points(X, "X")
+    prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
+    xs = check_points(X, "X")
     w, mu, sg = _draws(dt, max_draws=min(_MAX_DRAWS, 500))
     errs = np.asarray(dt["constant_data"]["x_err"].values) if "constant_data" in dt.children \
         else np.zeros(1)
@@ -350,7 +315,7 @@ def true_values(
     import xarray as xr
     from scipy.special import softmax
 
-    prob, kind = _ci_prob(ci_prob), _ci_kind(ci_kind)
+    prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
     x = _observed_values(dt)
     e = np.asarray(dt["constant_data"]["x_err"].values, dtype=float)
     w, mu, sg = _draws(dt, max_draws=500)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..em.estimator import GaussianMixtureEM
 from ..errors import ConvergenceWarning, DataError, SelectionWarning
-from ..validation import check_X
+from ..validation import check_criterion, check_ks, check_X
 
 __all__ = ["SelectionResult", "select_n_components"]
 
@@ -56,8 +56,7 @@ class SelectionResult:
 
     def best(self, criterion: str) -> int:
         """The k chosen by ``criterion`` (``"bic"`` or ``"aic"``) from the same fits."""
-        if criterion not in ("bic", "aic"):
-            raise DataError(f"criterion must be 'bic' or 'aic'; got {criterion!r}.")
+        check_criterion(criterion)
         ok = self.table[~self.table["degenerate"]]
         return int(ok.loc[ok[criterion].idxmin(), "k"])
 
@@ -132,16 +131,9 @@ def select_n_components(
     """
     import pandas as pd
 
-    if criterion not in ("bic", "aic"):
-        raise DataError(f"criterion must be 'bic' or 'aic'; got {criterion!r}.")
+    check_criterion(criterion)
     X = check_X(X)
-    n = X.shape[0]
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise DataError(f"ks must be integers >= 1; got {ks!r}.")
-    usable = [k for k in ks if k <= n]
-    if not usable:
-        raise DataError(f"every k in {ks} exceeds the number of samples ({n}).")
+    ks, usable = check_ks(ks, X.shape[0])
     seed = DEFAULT_SEED if random_seed is None else random_seed
     rows, models = [], {}
     for k in usable:

@@ -1,5 +1,6 @@
 """sampler="pymc": plumbing with PyMC's mock sampler (the statistics are tested elsewhere)."""
 
+import dataclasses
 import functools
 import warnings
 
@@ -12,6 +13,7 @@ from bayesgmm import SamplingWarning, fit
 from bayesgmm.bayes import inference
 from bayesgmm.bayes.samplers import pymc_nuts
 from bayesgmm.datasets import simulate
+from bayesgmm.diagnostics.sampling import SamplingFigures
 
 
 @pytest.fixture
@@ -85,8 +87,9 @@ def test_divergences_trigger_one_rerun_at_high_target_accept(monkeypatch, diverg
 
     calls = _wrap_nutpie(monkeypatch, divergent_runs)
     # divergences alone decide here (30 draws: R-hat and ESS are the next test's)
-    monkeypatch.setattr(inference, "RERUN_RHAT", np.inf)
-    monkeypatch.setattr(inference, "RERUN_EFFICIENCY", 0.0)
+    real = inference.sampling_figures
+    monkeypatch.setattr(inference, "sampling_figures", lambda post, stats: dataclasses.replace(
+        real(post, stats), max_rhat=1.0, min_ess_bulk=np.inf, min_ess_tail=np.inf))
     sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -101,16 +104,22 @@ def test_divergences_trigger_one_rerun_at_high_target_accept(monkeypatch, diverg
     assert int(dt.sample_stats["diverging"].sum()) == (3 if divergent_runs == 2 else 0)
 
 
-@pytest.mark.parametrize(("rhat", "ess", "rerun"), [
-    (1.005, 500.0, False), (1.011, 500.0, True), (1.005, 399.0, True), (1.005, 400.0, False)])
-def test_poor_convergence_triggers_the_rerun(monkeypatch, rhat, ess, rerun):
-    # no divergences; R-hat above 1.01 or bulk ESS under 10% of the draws (4 x 1,000 ->
-    # 400) is enough for the second run; its own figures are what is recorded
+def _figures(rhat, bulk, tail=None):
+    return SamplingFigures(rhat, bulk, bulk if tail is None else tail, "", "", "", 0)
+
+
+@pytest.mark.parametrize(("rhat", "ess", "tail", "rerun"), [
+    (1.005, 500.0, None, False), (1.011, 500.0, None, True), (1.005, 399.0, None, True),
+    (1.005, 400.0, None, False), (1.005, 500.0, 399.0, True)])
+def test_poor_convergence_triggers_the_rerun(monkeypatch, rhat, ess, tail, rerun):
+    # no divergences; R-hat above 1.01 or bulk or tail ESS under 400 (4 x 1,000 draws: the
+    # sampling checks' own threshold) is enough for the second run; its own figures are
+    # what is recorded
     import json
 
     calls = _wrap_nutpie(monkeypatch, 0)
-    figures = iter([(rhat, ess), (1.002, 900.0)])
-    monkeypatch.setattr(inference, "_convergence", lambda post: next(figures))
+    figures = iter([_figures(rhat, ess, tail), _figures(1.002, 900.0)])
+    monkeypatch.setattr(inference, "sampling_figures", lambda post, stats: next(figures))
     sim = simulate(60, [0.5, 0.5], [0.0, 3.0], [0.5, 0.5], random_seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
@@ -120,22 +129,10 @@ def test_poor_convergence_triggers_the_rerun(monkeypatch, rhat, ess, rerun):
     assert [(c["target_accept"], c["tune"]) for c in calls] == (
         [(0.8, 40), (0.8, 80)] if rerun else [(0.8, 40)])
     assert (runs[0]["max_rhat"], runs[0]["min_ess_bulk"]) == (rhat, ess)
+    assert runs[0]["min_ess_tail"] == (ess if tail is None else tail)
+    assert runs[0]["ess_min"] == 400
     if rerun:
         assert (runs[1]["max_rhat"], runs[1]["min_ess_bulk"]) == (1.002, 900.0)
-
-
-def test_convergence_figures_are_arviz_s():
-    import arviz_stats as azs
-    import xarray as xr
-
-    rng = np.random.default_rng(0)
-    post = xr.Dataset({"means": (("chain", "draw", "component"), rng.normal(size=(4, 300, 2))),
-                       "sigmas": (("chain", "draw", "component"),
-                                  rng.normal(size=(4, 300, 2)) + np.arange(4)[:, None, None])})
-    rhat, ess = inference._convergence(post)
-    assert rhat == pytest.approx(float(azs.rhat(post)["sigmas"].max()))
-    assert rhat > 1.5  # chains offset by one sd each: clearly not mixed
-    assert ess == pytest.approx(float(azs.ess(post, method="bulk").to_array().min()))
 
 
 def test_given_target_accept_is_used_once(monkeypatch):
