@@ -558,6 +558,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         With ``sample_weight``, log L is the weighted log-likelihood and n the sum of
         the weights (weights count repeated points), as in :func:`select_n_components`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
         """
         return self._criteria(X, X_err, sample_weight)[0]
 
@@ -565,6 +576,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """Akaike information criterion, -2 log L + 2 p (lower is better).
 
         ``sample_weight`` weights the log-likelihood, as in :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
         """
         return self._criteria(X, X_err, sample_weight)[1]
 
@@ -584,6 +606,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self, n_samples: int = 1, *, random_seed: int | np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted (intrinsic, error-free) mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_seed : int, numpy.random.Generator or None, default=None
 
         Returns
         -------

@@ -56,6 +56,20 @@ def given_start(init: dict[str, Any], K: int, d: int, loc: np.ndarray,
                 scale: np.ndarray) -> Params:
     """A start given in data units (``init`` dict), checked and standardized.
 
+    Parameters
+    ----------
+    init : dict
+        ``"means"`` (K, D) and optionally ``"weights"`` (K,) and ``"covariances"``
+        (K, D, D), in data units; without covariances each is the data's variances.
+    K, d : int
+        Number of components and of features.
+    loc, scale : ndarray of shape (D,)
+        The standardization.
+
+    Returns
+    -------
+    Params
+
     Raises
     ------
     DataError
@@ -82,7 +96,25 @@ def given_start(init: dict[str, Any], K: int, d: int, loc: np.ndarray,
 
 def initialize(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, how: str,
                rng: np.random.Generator, reg: float) -> Params:
-    """One seeded start (``how``: "kmeans++" or "random") in standardized units."""
+    """One seeded start in standardized units.
+
+    Parameters
+    ----------
+    Z, w, Sz
+        Standardized data, sample weights, standardized error covariances (or None).
+    K : int
+    how : {"kmeans++", "random"}
+        k-means++ seeding, Lloyd steps and one hard M-step (covariances shrunk toward
+        the data's), or means drawn from the data with the data's covariance.
+    rng : numpy.random.Generator
+    reg : float
+        ``reg_covar``, added to the covariances.
+
+    Returns
+    -------
+    Params
+        With errors, the mean error covariance is taken out of each covariance.
+    """
     n, d = Z.shape
     W = w.sum()
     glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
@@ -133,7 +165,19 @@ def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarr
 
 
 def local_scale(Y: np.ndarray, m: int) -> np.ndarray:
-    """Distance from each point to its m-th nearest other point."""
+    """Distance from each point to its m-th nearest other point.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n, D)
+    m : int
+        Which neighbour (1: the nearest); below n.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Sorted neighbours in 1-D, a k-d tree otherwise.
+    """
     if Y.shape[1] == 1:
         order = np.argsort(Y[:, 0], kind="stable")
         y = Y[order, 0]
@@ -159,7 +203,23 @@ def density_layers(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, 
     line on a broad background): it cuts by position. Here each point's local scale is
     its distance to its m-th nearest neighbour; sorting by it and cutting into K groups
     of equal weight gives a dense core and sparser shells, whose means and covariances
-    start EM. None when there are too few points to tell densities apart.
+    start EM.
+
+    Parameters
+    ----------
+    Z, w, Sz
+        Standardized data, sample weights, standardized error covariances (or None).
+    K : int
+    reg : float
+        ``reg_covar``, added to the covariances.
+    n_sub : int, default=20_000
+        Above this many points, an evenly spaced subset is used.
+
+    Returns
+    -------
+    Params or None
+        None when there are too few points to tell densities apart (K < 2, fewer than
+        10 K points, or an empty group).
     """
     n, d = Z.shape
     if K < 2 or n < 10 * K:
