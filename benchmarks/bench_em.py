@@ -126,12 +126,12 @@ def kernel_clock():
             return out
         return timed
 
-    if hasattr(kern, "kernel"):  # em.py looks kernels up with kern.kernel(name, n)
+    if hasattr(kern, "kernel"):  # em looks kernels up with kern.kernel(name, n)
         lookup = kern.kernel
         saved = {"kernel": lookup}
         kern.kernel = lambda name, n: wrap(lookup(name, n)) if name in fitting else lookup(
             name, n)
-    else:  # em.py calls kern.<name> directly
+    else:  # older versions called kern.<name> directly
         saved = {name: getattr(kern, name) for name in fitting}
         for name, f in saved.items():
             setattr(kern, name, wrap(f))

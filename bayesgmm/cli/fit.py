@@ -166,7 +166,7 @@ def _candidates(table: Any) -> list[int]:
 def _run_fit(args, x, e, progress):
     from ..bayes.inference import fit
     from ..errors import FailedCheckWarning, SamplingWarning
-    from ..selection.criteria import select_n_components
+    from ..selection import select_n_components
     from ..selection.loo import choose_by_loo, compare_loo
 
     loo_table = None
@@ -262,7 +262,7 @@ def not_identified(dt: Any) -> str | None:
     """
     import numpy as np
 
-    from ..diagnostics.checks import mixture_checks
+    from ..diagnostics import mixture_checks
 
     checks = {c["name"]: c for c in mixture_checks(dt)}
     why = []
@@ -304,7 +304,7 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
     to run next.
     """
     from .._stored import store
-    from ..diagnostics.checks import diagnose
+    from ..diagnostics import diagnose
     from ..report import write_report
 
     dt.attrs["data_column"] = column
