@@ -17,7 +17,19 @@ __all__ = ["cli_args", "store", "stored_tables"]
 
 def store(dt: Any, *, selection: Any = None, loo_table: Any = None,
           cli_args: dict[str, Any] | None = None) -> None:
-    """Put the tables and the run's options into ``dt.attrs`` (in place)."""
+    """Put the tables and the run's options into ``dt.attrs`` (in place).
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        The result about to be written.
+    selection : pandas.DataFrame or SelectionResult, optional
+        The BIC/AIC table of :func:`bayesgmm.select_n_components`.
+    loo_table : pandas.DataFrame, optional
+        ``--k auto``'s LOO comparison.
+    cli_args : dict, optional
+        The run's options (JSON-serialisable).
+    """
     import pandas as pd
 
     table = getattr(selection, "table", selection)

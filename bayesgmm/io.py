@@ -1,6 +1,8 @@
-"""Reading tables (CSV, Parquet): separators, decimal marks, columns.
+"""Tables in and out: reading CSV and Parquet, and the one format numbers are printed in.
 
-The checks of the values read are :mod:`bayesgmm.validation`'s.
+Reading: separators, decimal marks, columns; the checks of the values read are
+:mod:`bayesgmm.validation`'s. :func:`format_number` is shared by the report's tables
+and the sentences that quote them (``--k auto``'s reason), so the two always agree.
 """
 
 
@@ -57,6 +59,17 @@ def decimal_mark(path: str | Path, sep: str) -> str:
     point, the usual European spreadsheet export; else ``"."``. The body (every line
     after the header, up to :data:`DECIMAL_SCAN_LINES`) is read, so a column whose
     first rows are whole numbers is still recognised.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A text table.
+    sep : str
+        Its column separator (only ``";"`` files can have decimal commas).
+
+    Returns
+    -------
+    str
     """
     import itertools
     import re
@@ -136,6 +149,16 @@ def table_columns(
     """Pick data and error columns from a table.
 
     With no ``columns``, every numeric column not named in ``errors`` is used.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    columns : sequence of str or None
+        The data columns.
+    errors : sequence of str or None
+        The error columns (standard deviations): one, or one per data column.
+    source : str, default="the table"
+        How messages name the table (e.g. the file's path).
 
     Returns
     -------
@@ -219,3 +242,31 @@ def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
             )
         out[:, j] = vals
     return out
+
+
+def format_number(value: Any) -> str:
+    """A table cell as bayesgmm prints it: 4 significant digits, whole numbers plainly.
+
+    Parameters
+    ----------
+    value : Any
+        A bool (``"yes"``/``"no"``), an integer, a float (4 significant digits; a
+        whole float below 1e6 without decimals, or with 3 significant digits when
+        below 10; inf and nan as Python writes them), or anything else (``str``).
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if not np.isfinite(v):
+            return str(v)
+        if v == int(v) and abs(v) < 1e6:
+            return str(int(v)) if abs(v) >= 10 else f"{v:.3g}"
+        return f"{v:.4g}"
+    return str(value)

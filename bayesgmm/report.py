@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .io import format_number
+
 __all__ = ["write_report"]
 
 _DPI = 96
@@ -52,21 +54,6 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if not np.isfinite(v):
-            return str(v)
-        if v == int(v) and abs(v) < 1e6:
-            return str(int(v)) if abs(v) >= 10 else f"{v:.3g}"
-        return f"{v:.4g}"
-    return str(value)
-
-
 def _table(df: Any, *, index: bool = False, ok_col: str | None = None,
            bad: Any = None) -> str:
     """An HTML table of a DataFrame, every cell escaped; failed rows marked.
@@ -88,7 +75,7 @@ def _table(df: Any, *, index: bool = False, ok_col: str | None = None,
         for c in cols:
             v = row[c]
             kind = "msg" if c == "message" else "text" if isinstance(v, str) else ""
-            cells.append(f'<td class="{kind}">{_esc(_fmt(v))}</td>')
+            cells.append(f'<td class="{kind}">{_esc(format_number(v))}</td>')
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return (f"<table><thead><tr>{''.join(head)}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")

@@ -29,8 +29,8 @@ from scipy.special import logsumexp
 
 import bayesgmm
 from bayesgmm import GaussianMixtureEM
-from bayesgmm import em as em_mod
 from bayesgmm.em import kernels as kern
+from bayesgmm.em.iteration import Params, Stepper
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "em.json"
@@ -126,12 +126,12 @@ def kernel_clock():
             return out
         return timed
 
-    if hasattr(kern, "kernel"):  # em.py looks kernels up with kern.kernel(name, n)
+    if hasattr(kern, "kernel"):  # em looks kernels up with kern.kernel(name, n)
         lookup = kern.kernel
         saved = {"kernel": lookup}
         kern.kernel = lambda name, n: wrap(lookup(name, n)) if name in fitting else lookup(
             name, n)
-    else:  # em.py calls kern.<name> directly
+    else:  # older versions called kern.<name> directly
         saved = {name: getattr(kern, name) for name in fitting}
         for name, f in saved.items():
             setattr(kern, name, wrap(f))
@@ -159,15 +159,15 @@ def bayesgmm_profile(X, S, start):
         total = time.perf_counter() - t0
     out = {"fit_ms": total * 1e3, "kernel_ms_per_iter": clock["seconds"] / clock["calls"] * 1e3,
            "kernel_share": clock["seconds"] / total, "step_ms": None}
-    try:  # one EM step (kernel + M-step in Python) through the private stepper
+    try:  # one EM step (kernel + M-step in Python) through em's internal stepper
         X2 = np.asarray(X, dtype=float).reshape(len(X), -1)
         loc, scale = X2.mean(0), X2.std(0)
         Sz = None if S is None else S / np.outer(scale, scale)
-        stepper = em_mod._Stepper((X2 - loc) / scale, np.ones(len(X2)), Sz, "full", REG)
-        p = em_mod._Params(gm.weights_, (gm.means_ - loc) / scale,
-                           gm.covariances_ / np.outer(scale, scale))
+        stepper = Stepper((X2 - loc) / scale, np.ones(len(X2)), Sz, "full", REG)
+        p = Params(gm.weights_, (gm.means_ - loc) / scale,
+                   gm.covariances_ / np.outer(scale, scale))
         out["step_ms"] = per_call(lambda: stepper.step(p)) * 1e3
-    except (AttributeError, TypeError) as exc:  # private API changed: skip this detail
+    except (AttributeError, TypeError) as exc:  # internal API changed: skip this detail
         out["step_error"] = repr(exc)
     return out
 

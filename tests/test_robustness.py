@@ -198,12 +198,12 @@ def test_posterior_membership_and_density_far_out(unit):
 def test_local_scale_matches_a_kd_tree(d):
     from scipy.spatial import cKDTree
 
-    from bayesgmm.em.init import _local_scale
+    from bayesgmm.em.init import local_scale
 
     Y = np.random.default_rng(5).normal(size=(400, d))
     for m in (1, 5, 20):
         expected = cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
-        np.testing.assert_allclose(_local_scale(Y, m), expected, rtol=1e-12)
+        np.testing.assert_allclose(local_scale(Y, m), expected, rtol=1e-12)
 
 
 _FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)

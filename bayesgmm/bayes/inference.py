@@ -85,8 +85,8 @@ def fit(
         components give it regions of very different curvature), and smaller steps
         with longer trajectories usually remove them, at a higher cost per draw.
         After poor mixing alone (R-hat, ESS) it stays at 0.8: the longer adaptation is
-        what helps there, and 0.99 would only cost more per draw. A number: that rate,
-        one run.
+        what helps there, and 0.99 would only cost more per draw (figures in
+        ``benchmarks/README.md``). A number: that rate, one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).

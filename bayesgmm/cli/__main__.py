@@ -1,4 +1,4 @@
-"""``python -m bayesgmm.cli``: the same command line as ``bayesgmm`` (kept from 0.1's layout)."""
+"""``python -m bayesgmm.cli``: the same command line as ``bayesgmm``."""
 
 from .main import main
 

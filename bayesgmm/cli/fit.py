@@ -1,38 +1,43 @@
 """The ``fit``, ``report`` and ``demo`` commands: the main job end to end.
 
-Printing and file handling only; the maths is in :mod:`bayesgmm.bayes.inference`,
-:mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Output directories are written
-to a hidden sibling and renamed at the end, so an interrupted or killed run never leaves
-a half-written result (see ARCHITECTURE.md, "Writing results").
+Reading the table, calling the fits, printing; the maths is in
+:mod:`bayesgmm.bayes.inference`, :mod:`bayesgmm.selection` (BIC proposes the ``--k auto``
+candidates, :mod:`bayesgmm.selection.loo` chooses among them), :mod:`bayesgmm.diagnostics`
+and :mod:`bayesgmm.report`. Where and how results are written (the atomic output
+directory, the compressed ``posterior.nc``) is :mod:`bayesgmm.cli.output`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import socket
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SamplingError
+from .output import (
+    check_out,
+    move_into_place,
+    recover_stale,
+    save_em_only,
+    save_netcdf,
+    shrink,
+    work_tag,
+)
 
-__all__ = ["choose_by_loo", "loo_reliability", "not_identified", "run"]
+__all__ = ["not_identified", "run"]
 
 K_AUTO_MAX = 8
 N_CANDIDATES = 2
 #: ``--k auto``: a candidate whose first run averages more gradient evaluations (leapfrog
-#: steps) per draw than this is stopped there (a well-posed mixture takes ~10-40)
+#: steps) per draw than this is stopped there (a well-posed mixture takes far fewer:
+#: benchmarks/README.md, "--k auto stops a candidate early")
 EARLY_STOP_STEPS = 100
 #: ``--k auto``: ... or whose first run has a max R-hat above this (the old, lax threshold
 #: for chains that clearly disagree: the data let the components trade places)
 EARLY_STOP_RHAT = 1.1
-#: ``--k auto``: LOO is unreliable when p_loo exceeds this multiple of the 3K - 1
-#: parameters (weights, means and sigmas less the weights' sum-to-one)
-P_LOO_FACTOR = 2.0
 
 EXIT_SAMPLING_FAILED = 1
 EXIT_NOT_TRUSTWORTHY = 3
@@ -42,10 +47,18 @@ _STREAM = sys.stdout
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one of the commands; DataError propagates to the caller (exit status 2).
+    """Run ``fit``, ``demo`` or ``report``; DataError propagates to the caller (exit status 2).
 
-    Returns 0, or 3 (:data:`EXIT_NOT_TRUSTWORTHY`) when ``fit``/``demo`` wrote a result
-    that failed a check, or 1 when sampling failed.
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (:func:`bayesgmm.cli.main.build_parser`).
+
+    Returns
+    -------
+    int
+        0, or 3 (:data:`EXIT_NOT_TRUSTWORTHY`) when ``fit``/``demo`` wrote a result that
+        failed a check, or 1 (:data:`EXIT_SAMPLING_FAILED`) when sampling failed.
     """
     global _STREAM
     _STREAM = sys.stderr if getattr(args, "json", False) else sys.stdout
@@ -84,91 +97,11 @@ def _pick_column(df: Any, column: str | None, errors: str | None, source: str):
     return X[:, 0], (None if E is None else E[:, 0]), column
 
 
-def _check_out(out: Path, force: bool) -> None:
-    if not out.parent.is_dir():
-        raise DataError(
-            f"--out {str(out)!r}: the directory {str(out.parent)!r} does not exist; create "
-            "it first (bayesgmm creates only the output directory itself)."
-        )
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {str(out)!r} exists and is a file; choose a directory path.")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DataError(
-            f"output directory {str(out)!r} already exists and is not empty; choose another "
-            "--out or pass --force to replace it."
-        )
-
-
-def _tag() -> str:
-    """Mark of the current process on its hidden work directories: host and process id."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _move_into_place(tmp: Path, out: Path, force: bool) -> None:
-    """Put the finished ``tmp`` at ``out``; a replaced result is set aside, not deleted, first.
-
-    At every instant either the old result or the new one is complete on disk: the old
-    one is renamed to a hidden sibling, the new one renamed into place, and only then is
-    the old one removed. A process killed in between leaves the old one hidden, and the
-    next run into the same ``--out`` puts it back. Without ``force`` nothing is replaced:
-    if another run wrote ``out`` meanwhile, this result goes to a visible sibling.
-    """
-    if not force or not out.exists():
-        try:
-            os.rename(tmp, out)  # onto an absent or empty directory only
-        except OSError:
-            alt = out.parent / f"{out.name}.{os.getpid()}"
-            os.rename(tmp, alt)
-            raise DataError(
-                f"output directory {str(out)!r} was filled by another run while this one "
-                f"was fitting; this result is saved in {str(alt)!r} instead."
-            ) from None
-        return
-    old = out.parent / f".{out.name}.replaced-{_tag()}"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover_stale(out: Path) -> None:
-    """Tidy what runs into ``out`` that were killed (on this host) left behind.
-
-    A set-aside old result (``.replaced-*``) is put back if ``out`` is missing (the run
-    died between its two renames), else removed; unfinished work (``.partial-*``) is
-    removed. Directories of live processes, or of other hosts, are left alone.
-    """
-    if not out.parent.is_dir():
-        return
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(partial|replaced)-(.+)-(\d+)$")
-    stale = []
-    for p in out.parent.iterdir():
-        m = pattern.match(p.name)
-        if not m or m.group(2) != socket.gethostname():
-            continue
-        try:
-            os.kill(int(m.group(3)), 0)
-        except ProcessLookupError:
-            stale.append((m.group(1), p))
-        except OSError:  # alive but not ours, or cannot tell: leave it
-            continue
-    for kind, p in sorted(stale, key=lambda t: t[0] != "replaced"):
-        if kind == "replaced" and not out.exists():
-            os.rename(p, out)
-            print(f"bayesgmm: restored {str(out)!r}, left aside by a run that was killed",
-                  file=sys.stderr)
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-
-
 def _fit(args: argparse.Namespace) -> int:
     from ..io import load_table
 
     out = Path(args.out)
-    _check_out(out, args.force)
+    check_out(out, args.force)
     if args.k != "auto":
         try:
             k = int(args.k)
@@ -187,15 +120,15 @@ def _fit(args: argparse.Namespace) -> int:
     if args.k != "auto" and int(args.k) > x.size:
         raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
     progress = sys.stderr.isatty()
-    _recover_stale(out)
-    _check_out(out, args.force)  # again: a restored result may be there now
-    tmp = out.parent / f".{out.name}.partial-{_tag()}"
+    recover_stale(out)
+    check_out(out, args.force)  # again: a restored result may be there now
+    tmp = out.parent / f".{out.name}.partial-{work_tag()}"
     try:
         tmp.mkdir(exist_ok=False)  # never parents: --out's parent must exist
         try:
             dt, selection, loo_table, notes, choice = _run_fit(args, x, e, progress)
         except SamplingError as exc:
-            _save_em_only(exc, tmp, out, column, args.errors, args.force)
+            save_em_only(exc, tmp, out, column, args.errors, args.force)
             print(f"bayesgmm: {exc}; saved the EM estimate to "
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
             if getattr(args, "json", False):
@@ -207,10 +140,10 @@ def _fit(args: argparse.Namespace) -> int:
                     "files": {p.name: str(p.resolve()) for p in sorted(out.iterdir())},
                 }, indent=2))
             return EXIT_SAMPLING_FAILED
-        shrunk = _shrink(dt, getattr(args, "no_loglik", False), getattr(args, "thin_ppc", None))
+        shrunk = shrink(dt, getattr(args, "no_loglik", False), getattr(args, "thin_ppc", None))
         diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, args.errors,
                                    args)
-        _move_into_place(tmp, out, args.force)
+        move_into_place(tmp, out, args.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -225,30 +158,6 @@ def _fit(args: argparse.Namespace) -> int:
     return status
 
 
-def _shrink(dt: Any, no_loglik: bool, thin_ppc: int | None) -> list[str]:
-    """Apply --no-loglik and --thin-ppc to ``dt`` in place; return notes for the user."""
-    import numpy as np
-
-    notes = []
-    if no_loglik and "log_likelihood" in dt.children:
-        del dt["log_likelihood"]
-    if no_loglik:
-        dt.attrs["log_likelihood_stored"] = 0
-        notes.append("--no-loglik: posterior.nc holds no pointwise log-likelihood, so "
-                     "LOO (arviz_stats.loo) cannot be computed from it")
-    if thin_ppc is not None and "posterior_predictive" in dt.children:
-        pp = dt["posterior_predictive"].to_dataset()
-        n_draws = pp.sizes["draw"]
-        if thin_ppc == 0:
-            del dt["posterior_predictive"]
-            notes.append("--thin-ppc 0: no posterior predictive draws stored, so the "
-                         "predictive checks are skipped")
-        elif thin_ppc < n_draws:
-            idx = np.unique(np.linspace(0, n_draws - 1, thin_ppc).round().astype(int))
-            dt["posterior_predictive"] = pp.isel(draw=idx)
-    return notes
-
-
 def _candidates(table: Any) -> list[int]:
     ok = table[~table["degenerate"]].sort_values("bic")
     return [int(k) for k in ok["k"].head(N_CANDIDATES)]
@@ -258,6 +167,7 @@ def _run_fit(args, x, e, progress):
     from ..bayes.inference import fit
     from ..errors import FailedCheckWarning, SamplingWarning
     from ..selection import select_n_components
+    from ..selection.loo import choose_by_loo, compare_loo
 
     loo_table = None
     kw = dict(X_err=e, draws=args.draws, tune=args.tune, chains=args.chains,
@@ -313,7 +223,7 @@ def _run_fit(args, x, e, progress):
         best = next(iter(fits))
         why = "the only K that EM did not find degenerate"
     else:
-        loo_table, unreliable = _loo_compare(fits)
+        loo_table, unreliable = compare_loo(fits)
         for name, why_not in unreliable.items():
             flags.setdefault(name, why_not)
             _say(f"  warning: {name}'s LOO is unreliable: {why_not}")
@@ -385,142 +295,6 @@ def _max_rhat(dt: Any) -> float:
     return sampling_figures(post).max_rhat
 
 
-def loo_reliability(elpd: Any, n_components: int) -> str | None:
-    """Why a PSIS-LOO estimate cannot be trusted, or None.
-
-    Parameters
-    ----------
-    elpd : arviz_stats.ELPDData
-        ``arviz_stats.loo(dt, pointwise=True)`` of a fit.
-    n_components : int
-        K of that fit: it has 3K - 1 parameters.
-
-    Returns
-    -------
-    str or None
-        Unreliable when some Pareto k exceed ArviZ's own threshold (``elpd.good_k``,
-        ``min(1 - 1/log10(S), 0.7)`` for S draws: the importance sampling fails for those
-        points), or when p_loo exceeds :data:`P_LOO_FACTOR` times the parameter count
-        (the posterior is far from what its parameters allow: LOO's own estimate of
-        its complexity says the fit is degenerate or the sampler did not converge).
-    """
-    import numpy as np
-
-    why = []
-    if getattr(elpd, "pareto_k", None) is not None:
-        k = np.asarray(elpd.pareto_k).ravel()
-        bad = int(np.sum(k > elpd.good_k))
-        if bad:
-            why.append(f"{bad} point(s) with Pareto k above {elpd.good_k:.2f} (max "
-                       f"{float(np.nanmax(k)):.2f})")
-    n_par = 3 * n_components - 1
-    if float(elpd.p) > P_LOO_FACTOR * n_par:
-        why.append(f"p_loo {float(elpd.p):.1f} is over {P_LOO_FACTOR:g} x its {n_par} "
-                   "parameters")
-    return "; ".join(why) or None
-
-
-def _loo_compare(fits: dict[str, Any]) -> tuple[Any, dict[str, str]]:
-    """arviz_stats.compare of the fits (unrounded), and which LOO estimates are unreliable."""
-    import arviz_stats as azs
-
-    loos, unreliable = {}, {}
-    for name, dt in fits.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the Pareto k warning: reported below instead
-            loos[name] = azs.loo(dt, pointwise=True)
-        why = loo_reliability(loos[name], int(name.split("=")[1]))
-        if why:
-            unreliable[name] = why
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        table = azs.compare(loos, round_to="none")
-    table["params"] = [3 * int(str(n).split("=")[1]) - 1 for n in table.index]
-    return table, unreliable
-
-
-def _num(v: float) -> str:
-    """A number as the report's tables print it (so the reason and the table agree)."""
-    from ..report import _fmt
-
-    return _fmt(float(v))
-
-
-def choose_by_loo(table: Any, flags: dict[str, str] | None = None) -> tuple[str, str]:
-    """The K to keep from an ``arviz_stats.compare`` table, and why, in words.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        ``arviz_stats.compare`` output (best first or not), index ``"K=<k>"``, columns
-        ``elpd``, ``elpd_diff`` (model minus the best: 0 for the best, negative for
-        worse ones, as in arviz-stats 1.x) and ``dse``. Unrounded values decide.
-    flags : dict of str to str, optional
-        Candidates that may not win while an unflagged one is left, with the reason
-        (not identified, or unreliable LOO).
-
-    Returns
-    -------
-    name : str
-        The chosen row's index.
-    reason : str
-        One sentence whose numbers are the table's, formatted as the report prints them.
-
-    Notes
-    -----
-    When the best-elpd candidate is usable, the smallest usable K whose elpd is within 2
-    standard errors of the best (``|elpd_diff| <= 2 dse``) is kept: LOO cannot tell such
-    models apart, and the simpler mixture has fewer components to interpret. When the
-    best is flagged, the usable candidate with the highest elpd is kept. When every
-    candidate is flagged, the rule applies to all of them and the reason says so.
-    """
-    flags = dict(flags or {})
-    names = [str(n) for n in table.index]
-    elpd = {n: float(table.loc[n, "elpd"]) for n in names}
-    diff = {n: float(table.loc[n, "elpd_diff"]) for n in names}
-    dse = {n: float(table.loc[n, "dse"]) for n in names}
-
-    def k_of(name: str) -> int:
-        return int(name.split("=")[1])
-
-    if len(names) == 1:
-        return names[0], "the only candidate"
-    usable = [n for n in names if n not in flags]
-    prefix = ""
-    if not usable:
-        usable = names
-        prefix = ("no candidate's LOO can be trusted (" + "; ".join(
-            f"{n}: {flags[n]}" for n in names) + "), so this choice is provisional: ")
-    top = max(names, key=elpd.__getitem__)  # compare's reference: elpd_diff 0
-    skipped = "".join(f"; {n} not considered: {flags[n]}" for n in names
-                      if n in flags and n != top and usable is not names)
-    if top not in usable:
-        best = max(usable, key=elpd.__getitem__)
-        return best, (prefix + f"{top} has the highest LOO elpd ({best}'s elpd_diff "
-                      f"{_num(diff[best])}, dse {_num(dse[best])}) but {flags[top]}, so "
-                      f"it is not chosen; {best} has the highest elpd of the others"
-                      + skipped)
-    close = [n for n in usable if abs(diff[n]) <= 2 * dse[n]]
-    best = min(close, key=k_of)
-    if best == top:
-        others = [n for n in usable if n != top]
-        if not others:
-            return best, prefix + "the only candidate left to compare" + skipped
-        tied = [n for n in others if n in close]  # all larger K: best is the smallest
-        if tied:
-            n = min(tied, key=k_of)
-            return best, (prefix + f"highest LOO elpd; {n} is within 2 standard errors of "
-                          f"it ({n}'s elpd_diff {_num(diff[n])}, dse {_num(dse[n])}) but "
-                          "has more components, so the simpler mixture is kept" + skipped)
-        near = max(others, key=lambda n: diff[n] / max(dse[n], 1e-300))
-        return best, (prefix + f"highest LOO elpd, ahead of {near} by more than 2 standard "
-                      f"errors ({near}'s elpd_diff {_num(diff[near])}, dse "
-                      f"{_num(dse[near])})" + skipped)
-    return best, (prefix + f"its LOO elpd is within 2 standard errors of {top}'s "
-                  f"(elpd_diff {_num(diff[best])}, dse {_num(dse[best])}), so the simpler "
-                  "mixture is kept" + skipped)
-
-
 def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
                    args: argparse.Namespace | None = None) -> Any:
     """Write posterior.nc, summary.csv and report.html into ``outdir``.
@@ -550,46 +324,6 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
     write_report(dt, outdir / "report.html", diagnosis=diagnosis, selection=selection,
                  loo_table=loo_table)
     return diagnosis
-
-
-#: groups stored as float32: 7 significant digits, far finer than their Monte Carlo error
-FLOAT32_GROUPS = ("log_likelihood", "posterior_predictive")
-
-
-def save_netcdf(dt: Any, path: Path) -> None:
-    """Write ``dt`` as compressed netCDF-4 (h5netcdf): gzip level 4 with byte shuffling.
-
-    The pointwise log-likelihood and the predictive draws (nearly all of the file) are
-    stored as float32; everything else keeps its type. ``xarray.load_datatree`` and
-    ArviZ read the file as usual.
-    """
-    encoding: dict[str, dict[str, dict[str, Any]]] = {}
-    for group in dt.groups:
-        node = dt[group]
-        enc = {}
-        for name, var in node.to_dataset(inherit=False).data_vars.items():
-            if var.dtype.kind not in "fiu" or var.ndim == 0:
-                continue
-            e: dict[str, Any] = {"compression": "gzip", "compression_opts": 4,
-                                 "shuffle": True}
-            if var.dtype.kind == "f" and node.name in FLOAT32_GROUPS:
-                e["dtype"] = "float32"
-            enc[name] = e
-        if enc:
-            encoding[group] = enc
-    dt.to_netcdf(path, engine="h5netcdf", encoding=encoding)
-
-
-def _save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors,
-                  force: bool) -> None:
-    """Keep what was computed when sampling fails: the EM estimate, marked as such."""
-    import json
-
-    doc = {"kind": "maximum-likelihood (EM) estimate, NOT a posterior: sampling failed",
-           "error": str(exc), "data_column": column, "error_column": errors or "",
-           **(exc.em_estimate or {})}
-    (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=float))
-    _move_into_place(tmp, out, force)
 
 
 def _print_verdict(out: Path, diagnosis: Any) -> None:

@@ -243,7 +243,20 @@ def _nonneg_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        As ``bayesgmm --help`` lists them: 0 success; 1 sampling failed (only the EM
+        estimate is saved) or an internal error; 2 bad input or usage (one line on
+        stderr); 3 a result was written but failed a check; 130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -4,10 +4,18 @@ Plain EM follows the usual E/M steps (Dempster, Laird & Rubin 1977; scikit-learn
 ``GaussianMixture``). With measurement errors it is extreme deconvolution (Bovy, Hogg &
 Roweis 2011): the density of point i under component k is N(x_i | mu_k, V_k + S_i) and
 the M-step uses the latent true values' posterior moments (b_ik, B_ik), an explicit
-update. The hot loops live in :mod:`bayesgmm.em.kernels`; this module is the driver.
+update. This module is the estimator: checks, standardization, the choice among starts,
+predictions. The starts are :mod:`bayesgmm.em.init`'s, the iteration and its loop
+:mod:`bayesgmm.em.iteration`'s, the hot loops :mod:`bayesgmm.em.kernels`'.
 
 Inside, data are standardized per feature (``(X - loc) / scale``) so that offsets such as
 1e9 and tiny or huge scales cost no precision; everything exposed is in data units.
+
+Why one module of ~600 lines: scikit-learn's estimator contract puts the parameters,
+``fit`` and every prediction on one class (scikit-learn's own ``GaussianMixture`` and
+``BaseMixture`` are one long class for the same reason), and over 250 of its lines
+are docstrings. What is not a method of it (the starts, the iteration, the kernels)
+already lives in its own module.
 """
 
 from __future__ import annotations
@@ -26,14 +34,13 @@ from .._numerics.standardize import _standardizer
 from ..errors import ConvergenceWarning, DataError
 from ..validation import check_errors, check_fit_scale, check_sample_weight, check_X
 from . import kernels as kern
-from .init import _density_layers, _initialize
-from .iteration import _Params, _Run, _Stepper
+from .init import starts
+from .iteration import COLLAPSE_FLOOR, run
 
 __all__ = ["GaussianMixtureEM", "NotFittedError"]
 
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
-_COLLAPSE_FLOOR = 1e-12
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
 
@@ -57,14 +64,6 @@ def _information_criteria(loglik: float, n_parameters: int, n: float) -> tuple[f
     """
     return (float(-2 * loglik + n_parameters * np.log(n)),
             float(-2 * loglik + 2 * n_parameters))
-
-
-def _loglik_or_ninf(stepper: _Stepper, p: _Params) -> float:
-    """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
-    try:
-        return float(stepper.step(p)[0])
-    except np.linalg.LinAlgError:
-        return -np.inf
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -321,19 +320,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Sz = None if S is None else S / np.outer(scale, scale)
         self._loc, self._scale = loc, scale
 
-        starts: list[_Params]
-        if isinstance(self.init, dict):
-            starts = [self._given_init(self.init, d, loc, scale)]
-        else:
-            starts = [
-                _initialize(Z, w, Sz, K, self.init, rng, self.reg_covar)
-                for _ in range(int(self.n_init))
-            ]
-            if self.init == "kmeans++":
-                layered = _density_layers(Z, w, Sz, K, self.reg_covar)
-                if layered is not None:
-                    starts.append(layered)
-        runs = [self._run(Z, w, Sz, p) for p in starts]
+        runs = [
+            run(Z, w, Sz, p, covariance_type=self.covariance_type,
+                reg=float(self.reg_covar), tol=self.tol, max_iter=self.max_iter)
+            for p in starts(Z, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
+                            loc, scale)
+        ]
         good = [r for r in runs if not r.degenerate]
         pool = good if good else runs
         best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
@@ -357,7 +349,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 "a few (repeated) points, where the likelihood is unbounded; the estimate is "
                 "degenerate. Use fewer components, more starts (n_init), or a larger "
                 f"reg_covar; if a component is really that narrow (width below "
-                f"{np.sqrt(self.reg_covar or _COLLAPSE_FLOOR):.1g} of the data's "
+                f"{np.sqrt(self.reg_covar or COLLAPSE_FLOOR):.1g} of the data's "
                 "spread), a smaller reg_covar.",
                 ConvergenceWarning,
                 stacklevel=2,
@@ -405,66 +397,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             raise DataError(
                 f"init must be 'kmeans++', 'random' or a dict of parameters; got {self.init!r}."
             )
-
-    def _given_init(self, init: dict, d: int, loc: np.ndarray, scale: np.ndarray) -> _Params:
-        K = int(self.n_components)
-        if "means" not in init:
-            raise DataError("init dict needs 'means' of shape (n_components, n_features).")
-        means = np.asarray(init["means"], dtype=float).reshape(K, -1)
-        if means.shape != (K, d):
-            raise DataError(f"init['means'] must have shape ({K}, {d}); got {means.shape}.")
-        weights = np.asarray(init.get("weights", np.full(K, 1.0 / K)), dtype=float)
-        if weights.shape != (K,) or np.any(weights <= 0):
-            raise DataError(f"init['weights'] must be {K} positive numbers.")
-        if "covariances" in init:
-            covs = np.asarray(init["covariances"], dtype=float).reshape(K, d, d)
-        else:
-            covs = np.broadcast_to(np.diag(scale**2), (K, d, d)).copy()
-        covs_z = covs / np.outer(scale, scale)
-        if np.any(np.linalg.eigvalsh(covs_z)[:, 0] <= 0):
-            raise DataError("init['covariances'] must be positive definite.")
-        return _Params(weights / weights.sum(), (means - loc) / scale, covs_z)
-
-    def _run(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: _Params) -> _Run:
-        """Iterate EM from ``p`` until convergence, collapse or ``max_iter``."""
-        W = w.sum()
-        reg = float(self.reg_covar)
-        # a covariance below this (relative to the data's variance) has collapsed onto
-        # <= D points; with reg_covar = 0 a floor still catches the numerically singular
-        collapse = reg or _COLLAPSE_FLOOR
-        # with every error variance above it the likelihood is bounded: no collapse possible
-        can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
-        trace: list[float] = []
-        converged = False
-        degenerate = False
-        stepper = _Stepper(Z, w, Sz, self.covariance_type, reg)
-        for it in range(int(self.max_iter)):
-            ll, new, raw_min = stepper.step(p)
-            trace.append(ll)
-            if not np.isfinite(ll):
-                degenerate = True
-                break
-            if it > 0 and abs(trace[-1] - trace[-2]) < self.tol * W:
-                # keep the last M-step too (as scikit-learn does): one more pass gives
-                # its exact log-likelihood, which EM guarantees is no lower
-                converged = True
-                ll_new = _loglik_or_ninf(stepper, new)
-                collapsed = can_collapse and np.any(raw_min < collapse)
-                if ll_new >= ll and not collapsed:
-                    p = new
-                    trace.append(ll_new)
-                break
-            if can_collapse and np.any(raw_min < collapse):
-                # the M-step wants a singular covariance: a component sits on <= D points;
-                # keep it (floored by reg_covar) if its likelihood can still be evaluated
-                degenerate = True
-                ll_new = _loglik_or_ninf(stepper, new)
-                if np.isfinite(ll_new):
-                    p = new
-                    trace.append(ll_new)
-                break
-            p = new
-        return _Run(p, trace[-1], trace, len(trace), converged, degenerate)
 
     # ------------------------------------------------------------------ predictions
 
@@ -626,6 +558,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         With ``sample_weight``, log L is the weighted log-likelihood and n the sum of
         the weights (weights count repeated points), as in :func:`select_n_components`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
         """
         return self._criteria(X, X_err, sample_weight)[0]
 
@@ -633,6 +576,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """Akaike information criterion, -2 log L + 2 p (lower is better).
 
         ``sample_weight`` weights the log-likelihood, as in :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+        X_err : array-like, optional
+            Measurement errors as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
         """
         return self._criteria(X, X_err, sample_weight)[1]
 
@@ -652,6 +606,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self, n_samples: int = 1, *, random_seed: int | np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Draw from the fitted (intrinsic, error-free) mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_seed : int, numpy.random.Generator or None, default=None
 
         Returns
         -------

@@ -1,18 +1,120 @@
 """EM's starting points: k-means++ seeding with Lloyd steps, random starts, the density-layer start.
 
-Works on standardized data (:mod:`bayesgmm._numerics.standardize`).
+Internal to :mod:`bayesgmm.em` (not the public API): :func:`starts` gives the estimator
+its list of starts; :func:`initialize`, :func:`density_layers` and :func:`given_start`
+make one each. Works on standardized data (:mod:`bayesgmm._numerics.standardize`).
 """
 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .iteration import _Params
+from ..errors import DataError
+from .iteration import Params
 
 
-def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
-    """Starting parameters in standardized units."""
+def starts(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, init: str | dict,
+           n_init: int, rng: np.random.Generator, reg: float, loc: np.ndarray,
+           scale: np.ndarray) -> list[Params]:
+    """The starts of one fit, in standardized units.
+
+    Parameters
+    ----------
+    Z, w, Sz
+        Standardized data, sample weights, standardized error covariances (or None).
+    K : int
+        Number of components.
+    init : {"kmeans++", "random"} or dict
+        As ``GaussianMixtureEM``'s ``init``: a dict (in data units) gives the one
+        start; otherwise ``n_init`` seeded starts, plus the density-layer start after
+        k-means++ (when :func:`density_layers` finds one).
+    n_init : int
+    rng : numpy.random.Generator
+    reg : float
+        ``reg_covar``, added to every start's covariances.
+    loc, scale : ndarray of shape (D,)
+        The standardization, to convert a given start.
+
+    Returns
+    -------
+    list of Params
+    """
+    if isinstance(init, dict):
+        return [given_start(init, K, Z.shape[1], loc, scale)]
+    out = [initialize(Z, w, Sz, K, init, rng, reg) for _ in range(int(n_init))]
+    if init == "kmeans++":
+        layered = density_layers(Z, w, Sz, K, reg)
+        if layered is not None:
+            out.append(layered)
+    return out
+
+
+def given_start(init: dict[str, Any], K: int, d: int, loc: np.ndarray,
+                scale: np.ndarray) -> Params:
+    """A start given in data units (``init`` dict), checked and standardized.
+
+    Parameters
+    ----------
+    init : dict
+        ``"means"`` (K, D) and optionally ``"weights"`` (K,) and ``"covariances"``
+        (K, D, D), in data units; without covariances each is the data's variances.
+    K, d : int
+        Number of components and of features.
+    loc, scale : ndarray of shape (D,)
+        The standardization.
+
+    Returns
+    -------
+    Params
+
+    Raises
+    ------
+    DataError
+        Missing ``"means"``, wrong shapes, non-positive weights or covariances that
+        are not positive definite.
+    """
+    if "means" not in init:
+        raise DataError("init dict needs 'means' of shape (n_components, n_features).")
+    means = np.asarray(init["means"], dtype=float).reshape(K, -1)
+    if means.shape != (K, d):
+        raise DataError(f"init['means'] must have shape ({K}, {d}); got {means.shape}.")
+    weights = np.asarray(init.get("weights", np.full(K, 1.0 / K)), dtype=float)
+    if weights.shape != (K,) or np.any(weights <= 0):
+        raise DataError(f"init['weights'] must be {K} positive numbers.")
+    if "covariances" in init:
+        covs = np.asarray(init["covariances"], dtype=float).reshape(K, d, d)
+    else:
+        covs = np.broadcast_to(np.diag(scale**2), (K, d, d)).copy()
+    covs_z = covs / np.outer(scale, scale)
+    if np.any(np.linalg.eigvalsh(covs_z)[:, 0] <= 0):
+        raise DataError("init['covariances'] must be positive definite.")
+    return Params(weights / weights.sum(), (means - loc) / scale, covs_z)
+
+
+def initialize(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, how: str,
+               rng: np.random.Generator, reg: float) -> Params:
+    """One seeded start in standardized units.
+
+    Parameters
+    ----------
+    Z, w, Sz
+        Standardized data, sample weights, standardized error covariances (or None).
+    K : int
+    how : {"kmeans++", "random"}
+        k-means++ seeding, Lloyd steps and one hard M-step (covariances shrunk toward
+        the data's), or means drawn from the data with the data's covariance.
+    rng : numpy.random.Generator
+    reg : float
+        ``reg_covar``, added to the covariances.
+
+    Returns
+    -------
+    Params
+        With errors, the mean error covariance is taken out of each covariance.
+    """
     n, d = Z.shape
     W = w.sum()
     glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
@@ -48,7 +150,7 @@ def _initialize(Z, w, Sz, K, how, rng, reg) -> _Params:
     if Sz is not None:
         covs = _without_errors(covs, Sz, w)
     covs = covs + reg * np.eye(d)
-    return _Params(weights, means, covs)
+    return Params(weights, means, covs)
 
 
 def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -62,8 +164,20 @@ def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarr
     return out
 
 
-def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
-    """Distance from each point to its m-th nearest other point."""
+def local_scale(Y: np.ndarray, m: int) -> np.ndarray:
+    """Distance from each point to its m-th nearest other point.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n, D)
+    m : int
+        Which neighbour (1: the nearest); below n.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Sorted neighbours in 1-D, a k-d tree otherwise.
+    """
     if Y.shape[1] == 1:
         order = np.argsort(Y[:, 0], kind="stable")
         y = Y[order, 0]
@@ -81,14 +195,31 @@ def _local_scale(Y: np.ndarray, m: int) -> np.ndarray:
     return cKDTree(Y).query(Y, k=m + 1)[0][:, -1]
 
 
-def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
+def density_layers(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, reg: float,
+                   n_sub: int = 20_000) -> Params | None:
     """A start that splits the points by local density instead of by position.
 
     k-means cannot separate components that share a centre and differ in width (a narrow
     line on a broad background): it cuts by position. Here each point's local scale is
     its distance to its m-th nearest neighbour; sorting by it and cutting into K groups
     of equal weight gives a dense core and sparser shells, whose means and covariances
-    start EM. None when there are too few points to tell densities apart.
+    start EM.
+
+    Parameters
+    ----------
+    Z, w, Sz
+        Standardized data, sample weights, standardized error covariances (or None).
+    K : int
+    reg : float
+        ``reg_covar``, added to the covariances.
+    n_sub : int, default=20_000
+        Above this many points, an evenly spaced subset is used.
+
+    Returns
+    -------
+    Params or None
+        None when there are too few points to tell densities apart (K < 2, fewer than
+        10 K points, or an empty group).
     """
     n, d = Z.shape
     if K < 2 or n < 10 * K:
@@ -96,7 +227,7 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
     keep = slice(None) if n <= n_sub else np.linspace(0, n - 1, n_sub).astype(int)
     Y, wy = Z[keep], w[keep]
     m = int(min(np.clip(Y.shape[0] // (20 * K), 5, 50), Y.shape[0] - 1))
-    local = _local_scale(Y, m)
+    local = local_scale(Y, m)
     rank = np.argsort(np.log(np.maximum(local, 1e-300)), kind="stable")
     cum = np.cumsum(wy[rank]) / wy.sum()
     group = np.empty(Y.shape[0], dtype=int)
@@ -114,7 +245,7 @@ def _density_layers(Z, w, Sz, K, reg, n_sub=20_000) -> _Params | None:
         covs[k] = (wy[g, None] * dz).T @ dz / weights[k] + 1e-6 * glob
     if Sz is not None:
         covs = _without_errors(covs, Sz, w)
-    return _Params(weights / weights.sum(), means, covs + reg * np.eye(d))
+    return Params(weights / weights.sum(), means, covs + reg * np.eye(d))
 
 
 def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:

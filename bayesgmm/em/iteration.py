@@ -1,7 +1,10 @@
-"""One EM iteration: parameter containers, the kernel pass and the M-steps.
+"""EM's iteration: parameter containers, the kernel pass and M-steps, the loop to convergence.
 
-Private to :mod:`bayesgmm.em`. Everything here works on standardized data and clean
-float64 arrays; the hot loops are in :mod:`bayesgmm.em.kernels`.
+Internal to :mod:`bayesgmm.em` (the package's interface for the estimator and the
+benchmarks, not the public API): :class:`Params`, :class:`Stepper` (one iteration),
+:func:`run` (iterate from one start until convergence, collapse or ``max_iter``) and
+its result :class:`Run`. Everything here works on standardized data and clean float64
+arrays; the hot loops are in :mod:`bayesgmm.em.kernels`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ import numpy as np
 from . import kernels as kern
 
 _EPS = 10 * np.finfo(float).eps
+#: collapse threshold (relative to the data's variance) when ``reg_covar`` is 0: still
+#: catches a numerically singular covariance
+COLLAPSE_FLOOR = 1e-12
 
 
-class _Params:
+class Params:
+    """Mixture parameters in standardized units: weights (K,), means (K, D), covs (K, D, D)."""
+
     __slots__ = ("weights", "means", "covs")
 
     def __init__(self, weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> None:
@@ -22,18 +30,22 @@ class _Params:
         self.covs = np.ascontiguousarray(covs, dtype=float)
 
 
-class _Run:
+class Run:
+    """One start's outcome: final :class:`Params`, log-likelihood, trace and flags."""
+
     __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
 
-    def __init__(self, params, loglik, trace, n_iter, converged, degenerate) -> None:
+    def __init__(self, params: Params, loglik: float, trace: list[float], n_iter: int,
+                 converged: bool, degenerate: bool) -> None:
         self.params, self.loglik, self.trace = params, loglik, trace
         self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
 
 
-class _Stepper:
+class Stepper:
     """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step."""
 
-    def __init__(self, Z, w, Sz, covariance_type, reg):
+    def __init__(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None,
+                 covariance_type: str, reg: float) -> None:
         self.n, self.d = Z.shape
         self.w, self.cov_type, self.reg = w, covariance_type, reg
         self.W = w.sum()
@@ -46,29 +58,34 @@ class _Stepper:
             self.Z = Z
             self.S = Sz
 
-    def step(self, p: _Params) -> tuple[float, _Params, np.ndarray]:
+    def step(self, p: Params) -> tuple[float, Params, np.ndarray]:
         """The log-likelihood at ``p`` and the M-step from it (one EM iteration).
+
+        Parameters
+        ----------
+        p : Params
+            The current parameters (standardized units).
 
         Returns
         -------
         loglik : float
             Total weighted log-likelihood of ``p`` (standardized units). -inf when the
             XD kernel met a V_k + S_i that is not positive definite, so the likelihood
-            cannot be evaluated: ``GaussianMixtureEM._run`` then stops and marks the run
-            degenerate, and ``fit`` ranks it below every finite run. (Full-covariance
-            EM without errors raises ``LinAlgError`` from its Cholesky instead;
-            ``em._loglik_or_ninf`` turns that into the same -inf.)
-        new : _Params
+            cannot be evaluated: :func:`run` then stops and marks the run degenerate,
+            and ``GaussianMixtureEM.fit`` ranks it below every finite run.
+            (Full-covariance EM without errors raises ``LinAlgError`` from its Cholesky
+            instead; ``_loglik_or_ninf`` turns that into the same -inf.)
+        new : Params
             The M-step's parameters, ``reg_covar`` added. A component with almost no
             weight (N_k <= 1e-10 of the total) keeps its mean and covariance; one whose
             new covariance is not positive definite keeps its covariance.
         raw_min : ndarray of shape (n_components,)
             Per component, the smallest variance (1-D, diag), the variance (spherical)
             or the smallest eigenvalue (full) of the new covariance before ``reg_covar``:
-            ``_run`` flags a collapse where it is below its threshold. Two sentinels:
+            :func:`run` flags a collapse where it is below its threshold. Two sentinels:
             +inf for a component with almost no weight (kept as it was, it cannot
             collapse and must not be flagged); -inf for one whose new covariance was not
-            positive definite (kept as it was; -inf is below any threshold, so ``_run``
+            positive definite (kept as it was; -inf is below any threshold, so :func:`run`
             flags the collapse whenever one is possible, i.e. unless every error
             variance is above the threshold).
         """
@@ -120,7 +137,7 @@ class _Stepper:
             raw_min = np.where(bad, -np.inf, raw_min)
         weights = np.maximum(nk, _EPS * self.W) / self.W
         weights /= weights.sum()
-        return _Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
+        return Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
 
     def _mstep(self, p, nk, s1, s2, K):
         d = self.d
@@ -151,4 +168,81 @@ class _Stepper:
             raw_min = np.where(bad, -np.inf, raw_min)
         weights = np.maximum(nk, _EPS * self.W) / self.W
         weights /= weights.sum()
-        return _Params(weights, means, covs), raw_min
+        return Params(weights, means, covs), raw_min
+
+
+def _loglik_or_ninf(stepper: Stepper, p: Params) -> float:
+    """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
+    try:
+        return float(stepper.step(p)[0])
+    except np.linalg.LinAlgError:
+        return -np.inf
+
+
+def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
+        covariance_type: str, reg: float, tol: float, max_iter: int) -> Run:
+    """Iterate EM from ``p`` until convergence, collapse or ``max_iter``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, D)
+        Standardized data.
+    w : ndarray of shape (n,)
+        Sample weights.
+    Sz : ndarray of shape (n, D, D) or None
+        Standardized error covariances (None: plain EM).
+    p : Params
+        The start.
+    covariance_type : {"full", "diag", "spherical"}
+    reg : float
+        ``reg_covar``, in units of each feature's variance.
+    tol : float
+        Convergence threshold on the change of the mean log-likelihood per point.
+    max_iter : int
+        Most iterations.
+
+    Returns
+    -------
+    Run
+        Converged: the change fell below ``tol``. Degenerate: the log-likelihood
+        became -inf, or an M-step wanted a covariance below the collapse threshold
+        (``reg`` or :data:`COLLAPSE_FLOOR`) while the errors allowed a collapse; the
+        last parameters whose likelihood can be evaluated are kept.
+    """
+    W = w.sum()
+    # a covariance below this (relative to the data's variance) has collapsed onto
+    # <= D points; with reg_covar = 0 a floor still catches the numerically singular
+    collapse = reg or COLLAPSE_FLOOR
+    # with every error variance above it the likelihood is bounded: no collapse possible
+    can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
+    trace: list[float] = []
+    converged = False
+    degenerate = False
+    stepper = Stepper(Z, w, Sz, covariance_type, reg)
+    for it in range(int(max_iter)):
+        ll, new, raw_min = stepper.step(p)
+        trace.append(ll)
+        if not np.isfinite(ll):
+            degenerate = True
+            break
+        if it > 0 and abs(trace[-1] - trace[-2]) < tol * W:
+            # keep the last M-step too (as scikit-learn does): one more pass gives
+            # its exact log-likelihood, which EM guarantees is no lower
+            converged = True
+            ll_new = _loglik_or_ninf(stepper, new)
+            collapsed = can_collapse and np.any(raw_min < collapse)
+            if ll_new >= ll and not collapsed:
+                p = new
+                trace.append(ll_new)
+            break
+        if can_collapse and np.any(raw_min < collapse):
+            # the M-step wants a singular covariance: a component sits on <= D points;
+            # keep it (floored by reg_covar) if its likelihood can still be evaluated
+            degenerate = True
+            ll_new = _loglik_or_ninf(stepper, new)
+            if np.isfinite(ll_new):
+                p = new
+                trace.append(ll_new)
+            break
+        p = new
+    return Run(p, trace[-1], trace, len(trace), converged, degenerate)

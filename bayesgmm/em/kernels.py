@@ -48,10 +48,11 @@ def n_chunks_for(n: int) -> int:
 
 
 # Blocked loops over _B points: every inner loop runs over points with no library call,
-# so LLVM vectorizes it. exp and log are evaluated by the polynomials below (within ~1
-# ulp) because math.exp/math.log are scalar libm calls that block vectorization;
-# error_model="numpy" drops the zero-division checks that block it too, and "reassoc"
-# lets the per-block sums be vectorized (they change only in the last bits).
+# so LLVM vectorizes it. exp and log are evaluated by the polynomials of
+# bayesgmm._numerics.fastmath (within ~1 ulp) because math.exp/math.log are scalar libm
+# calls that block vectorization; error_model="numpy" drops the zero-division checks
+# that block it too, and "reassoc" lets the per-block sums be vectorized (they change
+# only in the last bits).
 _FAST = {**_OPTS, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
 _B = 256
 

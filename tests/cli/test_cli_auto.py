@@ -12,7 +12,8 @@ import xarray as xr
 
 from bayesgmm.cli import fit as cli_fit
 from bayesgmm.cli import main
-from bayesgmm.cli.fit import choose_by_loo, loo_reliability, not_identified
+from bayesgmm.cli.fit import not_identified
+from bayesgmm.selection.loo import choose_by_loo, loo_reliability
 
 
 def compare_table(rows):

@@ -371,7 +371,7 @@ def test_result_set_aside_by_a_killed_run_is_restored(tmp_path, capsys):
     """Killed between its two renames: the old result is hidden and out is missing."""
     import socket
 
-    from bayesgmm.cli.fit import _recover_stale
+    from bayesgmm.cli.output import recover_stale
 
     host, pid = socket.gethostname(), _dead_pid()
     old = tmp_path / f".run.replaced-{host}-{pid}"
@@ -384,14 +384,14 @@ def test_result_set_aside_by_a_killed_run_is_restored(tmp_path, capsys):
     other.mkdir()
     live = tmp_path / f".run.partial-{host}-{__import__('os').getpid()}"  # alive: kept
     live.mkdir()
-    _recover_stale(tmp_path / "run")
+    recover_stale(tmp_path / "run")
     assert (tmp_path / "run" / "posterior.nc").read_text() == "old result"
     assert not old.exists() and not new.exists() and other.exists() and live.exists()
     assert "restored" in capsys.readouterr().err
 
 
 def test_no_force_never_replaces_a_result_that_appeared_meanwhile(tmp_path):
-    from bayesgmm.cli.fit import _move_into_place
+    from bayesgmm.cli.output import move_into_place
     from bayesgmm.errors import DataError
 
     out = tmp_path / "run"
@@ -401,7 +401,7 @@ def test_no_force_never_replaces_a_result_that_appeared_meanwhile(tmp_path):
     tmp.mkdir()
     (tmp / "posterior.nc").write_text("ours")
     with pytest.raises(DataError, match="filled by another run"):
-        _move_into_place(tmp, out, force=False)
+        move_into_place(tmp, out, force=False)
     assert (out / "theirs.txt").read_text() == "another run's result"
     saved = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
     assert len(saved) == 1 and (saved[0] / "posterior.nc").read_text() == "ours"
@@ -411,5 +411,5 @@ def test_no_force_never_replaces_a_result_that_appeared_meanwhile(tmp_path):
     tmp2 = tmp_path / ".empty.partial-x-1"
     tmp2.mkdir()
     (tmp2 / "posterior.nc").write_text("ours")
-    _move_into_place(tmp2, empty, force=False)
+    move_into_place(tmp2, empty, force=False)
     assert (empty / "posterior.nc").read_text() == "ours"

@@ -15,8 +15,9 @@ from ...errors import SamplingError
 START_JITTER = 0.1
 
 
-#: nutpie mass-matrix adaptation. "draw_diag" (diagonal, from draws) gave the best R-hat and
-#: ESS on the seeds' data among "diag", "draw_diag" and "low_rank" (see the issue note).
+#: nutpie mass-matrix adaptation: "draw_diag" (diagonal, from draws), chosen over "diag"
+#: and "low_rank" on the seeds' data (benchmarks/README.md, "nutpie's mass-matrix
+#: adaptation").
 ADAPTATION = "draw_diag"
 
 

@@ -1,0 +1,78 @@
+"""The figure of the choice of K: BIC and AIC of the EM fits against K."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ._common import _new_figure
+
+__all__ = ["plot_selection", "selection_data"]
+
+
+def selection_data(table: Any) -> Any:
+    """What :func:`plot_selection` draws.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or SelectionResult
+        The ``table`` of :func:`bayesgmm.select_n_components` (columns ``k``, ``bic``,
+        ``aic``; optional ``degenerate``), or the result itself.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``k``, ``bic``, ``aic``, ``usable`` (not degenerate), ``best_bic``, ``best_aic``
+        (bool: the lowest usable value), sorted by k.
+    """
+    import pandas as pd
+
+    table = getattr(table, "table", table)
+    if not isinstance(table, pd.DataFrame) or not {"k", "bic", "aic"} <= set(table.columns):
+        raise DataError(
+            "expected the table of bayesgmm.select_n_components: a DataFrame with "
+            f"columns k, bic, aic; got {type(table).__name__}."
+        )
+    out = table[["k", "bic", "aic"]].copy().sort_values("k").reset_index(drop=True)
+    deg = table["degenerate"] if "degenerate" in table else pd.Series(False, index=table.index)
+    out["usable"] = ~deg.loc[table.sort_values("k").index].to_numpy(dtype=bool)
+    for crit in ("bic", "aic"):
+        values = out[crit].where(out["usable"] & np.isfinite(out[crit]))
+        out[f"best_{crit}"] = out.index == values.idxmin() if values.notna().any() else False
+    return out
+
+
+def plot_selection(table: Any) -> Any:
+    """BIC and AIC against the number of components, the best of each marked.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or SelectionResult
+        See :func:`selection_data`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes.
+    """
+    d = selection_data(table)
+    fig, (ax,) = _new_figure(6, 4)
+    for crit, c, m in (("bic", "C0", "o"), ("aic", "C3", "s")):
+        ax.plot(d["k"], d[crit], color=c, marker=m, ms=5, label=crit.upper())
+        best = d[d[f"best_{crit}"]]
+        if len(best):
+            k, v = int(best["k"].iloc[0]), float(best[crit].iloc[0])
+            ax.plot([k], [v], marker="*", ms=18, color=c, mec="k", ls="none",
+                    label=f"best by {crit.upper()}: K = {k}")
+    bad = d[~d["usable"]]
+    if len(bad):
+        ax.plot(bad["k"], bad["bic"], "x", color="k", ms=8, ls="none",
+                label="degenerate fit (never chosen)")
+    ax.set_xticks(d["k"].to_numpy())
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("information criterion (lower is better)")
+    ax.set_title("Choosing K: BIC and AIC of the EM fits")
+    ax.legend(fontsize="small", frameon=False)
+    return fig
