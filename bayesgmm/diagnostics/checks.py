@@ -1,23 +1,32 @@
-"""Checks of a fitted posterior. Functions return data; they never print.
+"""diagnose: every check of a fitted posterior in one table, as data (nothing printed).
 
-The generic diagnostics come from ArviZ (``arviz_stats``): R-hat, ESS and divergences,
-the definition of converged, in ``sampling.py``; E-BFMI and tree depth here. The
-mixture-specific ones are :func:`mixture_checks` (modes, distance from the EM estimate,
-empty components; in ``mixture.py``) and, here, the rank plots' rank-ECDF test
-(``rank.py``), labels left unidentified by the ordering and posterior predictive
-p-values. The verdict's sentences are written in ``verdict.py``.
-:func:`diagnose` gathers all of them into one :class:`Diagnosis`.
+The checks live with their concept: R-hat, ESS and divergences, the definition of
+converged, in ``sampling.py`` (from ArviZ); the mixture checks (modes, distance from the
+EM estimate, empty components, labels the ordering alone separates) in ``mixture.py``;
+the rank plots' rank-ECDF test in ``rank.py``; the posterior predictive p-values in
+``predictive.py``. E-BFMI and tree depth, and the parameter table, are here. The
+verdict's sentences are written in ``verdict.py``. :func:`diagnose` gathers all of them
+into one :class:`Diagnosis`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
-from .mixture import FAR_FROM_EM_SD, MIN_WEIGHT, MODE_SPLIT_SD, mixture_checks, mixture_warnings
+from ._rows import _plain, _row, _skip
+from .mixture import (
+    FAR_FROM_EM_SD,
+    MIN_WEIGHT,
+    MODE_SPLIT_SD,
+    label_row,
+    mixture_checks,
+    mixture_warnings,
+)
+from .predictive import ppc_rows
+from .rank import rank_row
 from .sampling import ESS_MIN, RHAT_MAX, sampling_figures, sampling_table
 
 __all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
@@ -69,23 +78,6 @@ class Diagnosis:
             "table": {str(i): {k: _plain(v) for k, v in row.items()}
                       for i, row in self.table.to_dict(orient="index").items()},
         }
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def _row(name, ok, value, threshold, message, skipped=False) -> dict[str, Any]:
-    return {"name": name, "ok": bool(ok), "value": float(value), "threshold": float(threshold),
-            "message": message, "skipped": bool(skipped)}
-
-
-def _skip(name: str, threshold: float, why: str) -> dict[str, Any]:
-    return _row(name, True, np.nan, threshold, f"skipped: {why}", skipped=True)
 
 
 def _table(dt: Any, var_names: list[str], ci_prob: float, ci_kind: str):
@@ -179,156 +171,6 @@ def _sampler_rows(dt: Any, depth_frac_max: float, ebfmi_min: float) -> list[dict
             f"chain {j} has E-BFMI {b[j]:.2f}, under {ebfmi_min}, so the sampler explores "
             "the posterior's tails poorly; run a longer tune, and check the priors on "
             "the sigmas"))
-    return rows
-
-
-def _label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
-    """Fraction of draws where neighbouring means are closer than gap_sd pooled sigmas.
-
-    The means are ordered in every draw, so labels cannot swap; but when two neighbours
-    often lie within a small fraction of their widths of each other, the ordering is
-    what separates them and their marginals pile up against each other: the labels
-    (and the per-component numbers) are not identified by the data.
-    """
-    post = dt["posterior"].to_dataset()
-    K = post.sizes["component"]
-    if K < 2:
-        return _skip("labels_identified", max_frac, "one component has no labels to switch")
-    mu = post["means"].values.reshape(-1, K)
-    sg = post["sigmas"].values.reshape(-1, K)
-    gap = np.abs(np.diff(mu, axis=1))
-    pooled = np.sqrt(0.5 * (sg[:, 1:] ** 2 + sg[:, :-1] ** 2))
-    frac = (gap < gap_sd * pooled).mean(axis=0)
-    j = int(np.argmax(frac))
-    ok = frac[j] <= max_frac
-    return _row(
-        "labels_identified", ok, frac[j], max_frac,
-        "neighbouring components stay apart, so the ordering identifies the labels" if ok
-        else f"components {j} and {j + 1} are within {gap_sd:g} of their width of each "
-        f"other in {100 * frac[j]:.0f}% of draws, so only the ordering tells them apart "
-        "and their separate numbers are not meaningful; fit K - 1 components and compare "
-        "by LOO")
-
-
-#: fewer draws per chain than this (after thinning) leave the rank test no power
-RANK_MIN_DRAWS = 4
-
-def _rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
-    """The rank plots' test: whether some chain's rank-ECDF leaves the envelope.
-
-    On the draws thinned to about independent ones, as the rank plot draws them. The
-    plot's envelope holds all chains with probability ``1 - alpha`` per panel; the check
-    fails only when a curve leaves the envelope widened for the number of panels
-    (probability ``1 - alpha / panels``), since with many panels one excursion from the
-    plain envelope is expected by chance. With 3 or more chains ArviZ's multi-chain
-    uniformity test (the p the plot prints) counts the same way.
-    """
-    from . import rank as _rank
-
-    C = int(dt["posterior"].sizes.get("chain", 1))
-    if C < 2:
-        return _skip("rank_ecdf", alpha, "one chain has no other to compare with")
-    if int(dt["posterior"].sizes.get("draw", 0)) < RANK_MIN_DRAWS:
-        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain")
-    try:
-        post = _rank.thinned(dt, var_names)
-    except ValueError:  # ESS not finite (constant or too few draws): nothing to thin by
-        return _skip("rank_ecdf", alpha, "the effective sample size could not be computed")
-    n = int(post.sizes["draw"])
-    if n < RANK_MIN_DRAWS:
-        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain "
-                     "after thinning to about independent ones")
-    found = _rank.panels(post)
-    if not found:
-        return _skip("rank_ecdf", alpha, "no variable with draws that vary")
-    m = len(found)
-    drawn, wide = _rank.envelope(n, C, 1 - alpha), _rank.envelope(n, C, 1 - alpha / m)
-    p = {label: 1.0 for label, _ in found}
-    if C >= 3:  # ArviZ's test has no power with 2 chains (p ~ 1 even for a shifted one)
-        import arviz_stats as azs  # noqa: F401 - registers the .azstats accessor
-
-        ranks = post.azstats.compute_ranks(dim=["chain", "draw"], relative=True)
-        pv, _, _ = ranks.azstats.mchain_uniformity_test(dim=["chain", "draw"])
-        for label, _ in found:
-            var, _, k = label.partition("[")
-            p[label] = float(np.ravel(pv[var].values)[int(k[:-1]) if k else 0])
-    failed = [label for label, v in found if _rank.outside(v, wide) or p[label] < alpha / m]
-    flagged = [label for label, v in found if _rank.outside(v, drawn) or p[label] < alpha]
-    chance = 1 - (1 - alpha) ** m
-    pmin = min(p.values())
-    value = float(len(failed) or len(flagged))
-    if failed:
-        message = (
-            f"the chains' rank distributions differ ({', '.join(failed)}: outside the "
-            f"envelope widened for {m} panels{f', or p under {alpha / m:.2g}' if C >= 3 else ''}"
-            "): some chain covers part of the posterior more or less often than the "
-            "others, a difference in the shape of the chains' distributions that R-hat, "
-            "which compares only their location and spread, can miss; run longer, and if "
-            "it persists fit fewer components")
-    elif flagged:
-        message = (
-            f"the rank plot flags {', '.join(flagged)} (a chain outside the "
-            f"{1 - alpha:.0%} envelope{f', or p under {alpha:g}' if C >= 3 else ''}), but "
-            f"with {m} panels such a flag is expected by chance in {100 * chance:.0f}% of "
-            "runs from chains that agree, and no chain leaves the envelope widened for "
-            "the number of panels. R-hat compares only the chains' location and spread; "
-            "the rank-ECDF test compares the whole shape of each chain's distribution, so "
-            "a flag R-hat does not share is weak evidence that the chains differ: a longer "
-            "run settles it")
-    else:
-        message = ("every chain's rank-ECDF stays inside the envelope"
-                   + (f" (smallest multi-chain p = {pmin:.2f})" if C >= 3 else ""))
-    # value: the panels that fail (or are flagged); threshold: the per-panel level the
-    # failing ones are held to, alpha over the number of panels
-    return _row("rank_ecdf", not failed, value, alpha / m, message)
-
-
-def _ppc_rows(dt: Any, alpha: float, tail_prob: float) -> list[dict[str, Any]]:
-    from ..errors import DataError
-    from ..posterior.summaries import data_name
-
-    names = ("ppc_sd", "ppc_skewness", "ppc_tails")
-    try:
-        var = data_name(dt)
-    except DataError:
-        var = None
-    if var is None or "posterior_predictive" not in dt.children \
-            or var not in dt["posterior_predictive"]:
-        return [_skip(n, alpha, "no posterior_predictive or observed_data group")
-                for n in names]
-    obs = np.asarray(dt["observed_data"][var].values, dtype=float).ravel()
-    rep = np.asarray(dt["posterior_predictive"][var].values, dtype=float)
-    rep = rep.reshape(-1, obs.size)
-    if rep.shape[0] < 1 / alpha:
-        # with few replicates (e.g. --thin-ppc 1) the p-value is too coarse: a correct
-        # model would fail a two-sided test at alpha by chance far more often than alpha
-        return [_skip(n, alpha, f"only {rep.shape[0]} replicated data sets; the check "
-                      f"needs at least {int(np.ceil(1 / alpha))}") for n in names]
-    lo, hi = np.quantile(obs, [tail_prob, 1 - tail_prob])
-
-    def stats(y):  # y: (m, n) -> sd, skewness, fraction outside the observed quantiles
-        d = y - y.mean(axis=-1, keepdims=True)
-        sd = np.sqrt((d**2).mean(axis=-1))
-        skew = (d**3).mean(axis=-1) / np.maximum(sd, 1e-300) ** 3
-        tails = ((y < lo) | (y > hi)).mean(axis=-1)
-        return sd, skew, tails
-
-    t_obs = stats(obs[None, :])
-    t_rep = stats(rep)
-    what = ("spread (sd)", "skewness",
-            f"fraction of points beyond the observed {100 * tail_prob:g}% and "
-            f"{100 * (1 - tail_prob):g}% quantiles")
-    rows = []
-    for name, w, to, tr in zip(names, what, t_obs, t_rep, strict=True):
-        p = float(np.mean(tr > to[0]) + 0.5 * np.mean(tr == to[0]))
-        ok = alpha <= p <= 1 - alpha
-        rows.append(_row(
-            name, ok, p, alpha,
-            f"data replicated from the posterior reproduce the observed {w} (p = {p:.2f})"
-            if ok else
-            f"data replicated from the posterior do not reproduce the observed {w} "
-            f"(posterior predictive p = {p:.3f}), so the model misses a feature of the "
-            "data; compare other numbers of components by LOO and look for outliers"))
     return rows
 
 
@@ -442,14 +284,14 @@ def diagnose(
         return _row(name, c["ok"], c["value"], c["threshold"], c["message"])
 
     rows = _convergence_rows(table, rhat_max, ess_min)
-    rows.append(_rank_row(dt, names, rank_alpha))
+    rows.append(rank_row(dt, names, rank_alpha))
     rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
     rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))
     rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
     rows.append(from_mixture("no_empty_component", min_weight, ""))
-    rows.append(_label_row(dt, label_gap_sd, label_overlap_max))
-    rows += _ppc_rows(dt, ppc_alpha, tail_prob)
+    rows.append(label_row(dt, label_gap_sd, label_overlap_max))
+    rows += ppc_rows(dt, ppc_alpha, tail_prob)
     checks = pd.DataFrame(rows, columns=["name", "ok", "value", "threshold", "message",
                                          "skipped"])
     ok = bool(checks["ok"].all())

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._rows import _row, _skip
 from .sampling import divergences
 
 #: Chain means further apart than this many within-chain sds: different modes.
@@ -158,3 +159,31 @@ def mixture_warnings(dt: Any) -> list[str]:
     """
     return [c["message"][0].upper() + c["message"][1:] + "."
             for c in mixture_checks(dt) if not c["ok"]]
+
+
+def label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
+    """Fraction of draws where neighbouring means are closer than gap_sd pooled sigmas.
+
+    The means are ordered in every draw, so labels cannot swap; but when two neighbours
+    often lie within a small fraction of their widths of each other, the ordering is
+    what separates them and their marginals pile up against each other: the labels
+    (and the per-component numbers) are not identified by the data.
+    """
+    post = dt["posterior"].to_dataset()
+    K = post.sizes["component"]
+    if K < 2:
+        return _skip("labels_identified", max_frac, "one component has no labels to switch")
+    mu = post["means"].values.reshape(-1, K)
+    sg = post["sigmas"].values.reshape(-1, K)
+    gap = np.abs(np.diff(mu, axis=1))
+    pooled = np.sqrt(0.5 * (sg[:, 1:] ** 2 + sg[:, :-1] ** 2))
+    frac = (gap < gap_sd * pooled).mean(axis=0)
+    j = int(np.argmax(frac))
+    ok = frac[j] <= max_frac
+    return _row(
+        "labels_identified", ok, frac[j], max_frac,
+        "neighbouring components stay apart, so the ordering identifies the labels" if ok
+        else f"components {j} and {j + 1} are within {gap_sd:g} of their width of each "
+        f"other in {100 * frac[j]:.0f}% of draws, so only the ordering tells them apart "
+        "and their separate numbers are not meaningful; fit K - 1 components and compare "
+        "by LOO")

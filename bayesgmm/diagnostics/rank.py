@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ._rows import _row, _skip
+
 PARAMETERS = ["weights", "means", "sigmas"]
 _MAX_SIMULATED = 1000
 
@@ -98,3 +100,75 @@ def panels(post: Any) -> list[tuple[str, np.ndarray]]:
                 label = f"{var}[{k}]" if v.ndim > 2 else str(var)
                 out.append((label, flat[:, :, k]))
     return out
+
+
+#: fewer draws per chain than this (after thinning) leave the rank test no power
+RANK_MIN_DRAWS = 4
+
+
+def rank_row(dt: Any, var_names: list[str], alpha: float) -> dict[str, Any]:
+    """The rank plots' test: whether some chain's rank-ECDF leaves the envelope.
+
+    On the draws thinned to about independent ones, as the rank plot draws them. The
+    plot's envelope holds all chains with probability ``1 - alpha`` per panel; the check
+    fails only when a curve leaves the envelope widened for the number of panels
+    (probability ``1 - alpha / panels``), since with many panels one excursion from the
+    plain envelope is expected by chance. With 3 or more chains ArviZ's multi-chain
+    uniformity test (the p the plot prints) counts the same way.
+    """
+    C = int(dt["posterior"].sizes.get("chain", 1))
+    if C < 2:
+        return _skip("rank_ecdf", alpha, "one chain has no other to compare with")
+    if int(dt["posterior"].sizes.get("draw", 0)) < RANK_MIN_DRAWS:
+        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain")
+    try:
+        post = thinned(dt, var_names)
+    except ValueError:  # ESS not finite (constant or too few draws): nothing to thin by
+        return _skip("rank_ecdf", alpha, "the effective sample size could not be computed")
+    n = int(post.sizes["draw"])
+    if n < RANK_MIN_DRAWS:
+        return _skip("rank_ecdf", alpha, f"fewer than {RANK_MIN_DRAWS} draws per chain "
+                     "after thinning to about independent ones")
+    found = panels(post)
+    if not found:
+        return _skip("rank_ecdf", alpha, "no variable with draws that vary")
+    m = len(found)
+    drawn, wide = envelope(n, C, 1 - alpha), envelope(n, C, 1 - alpha / m)
+    p = {label: 1.0 for label, _ in found}
+    if C >= 3:  # ArviZ's test has no power with 2 chains (p ~ 1 even for a shifted one)
+        import arviz_stats as azs  # noqa: F401 - registers the .azstats accessor
+
+        ranks = post.azstats.compute_ranks(dim=["chain", "draw"], relative=True)
+        pv, _, _ = ranks.azstats.mchain_uniformity_test(dim=["chain", "draw"])
+        for label, _ in found:
+            var, _, k = label.partition("[")
+            p[label] = float(np.ravel(pv[var].values)[int(k[:-1]) if k else 0])
+    failed = [label for label, v in found if outside(v, wide) or p[label] < alpha / m]
+    flagged = [label for label, v in found if outside(v, drawn) or p[label] < alpha]
+    chance = 1 - (1 - alpha) ** m
+    pmin = min(p.values())
+    value = float(len(failed) or len(flagged))
+    if failed:
+        message = (
+            f"the chains' rank distributions differ ({', '.join(failed)}: outside the "
+            f"envelope widened for {m} panels{f', or p under {alpha / m:.2g}' if C >= 3 else ''}"
+            "): some chain covers part of the posterior more or less often than the "
+            "others, a difference in the shape of the chains' distributions that R-hat, "
+            "which compares only their location and spread, can miss; run longer, and if "
+            "it persists fit fewer components")
+    elif flagged:
+        message = (
+            f"the rank plot flags {', '.join(flagged)} (a chain outside the "
+            f"{1 - alpha:.0%} envelope{f', or p under {alpha:g}' if C >= 3 else ''}), but "
+            f"with {m} panels such a flag is expected by chance in {100 * chance:.0f}% of "
+            "runs from chains that agree, and no chain leaves the envelope widened for "
+            "the number of panels. R-hat compares only the chains' location and spread; "
+            "the rank-ECDF test compares the whole shape of each chain's distribution, so "
+            "a flag R-hat does not share is weak evidence that the chains differ: a longer "
+            "run settles it")
+    else:
+        message = ("every chain's rank-ECDF stays inside the envelope"
+                   + (f" (smallest multi-chain p = {pmin:.2f})" if C >= 3 else ""))
+    # value: the panels that fail (or are flagged); threshold: the per-panel level the
+    # failing ones are held to, alpha over the number of panels
+    return _row("rank_ecdf", not failed, value, alpha / m, message)
