@@ -15,8 +15,9 @@ from ..errors import ConvergenceWarning, DataError, SamplingError
 from ..validation import _check_k, check_1d
 from .priors import Priors
 from .result import _assemble, _data_name
-from .samplers.nutpie import _sample_nutpie
+from .samplers import nutpie as _nutpie
 from .samplers.pymc_nuts import _sample_pymc_or_fail
+from .target import Target
 
 __all__ = ["fit"]
 
@@ -49,7 +50,7 @@ def _convergence(post: Any) -> tuple[float, float]:
     return rhat, ess
 
 
-def fit(
+def _fit(
     X: Any,
     n_components: int,
     *,
@@ -64,6 +65,10 @@ def fit(
     target_accept: float | None = None,
     log_likelihood: bool | None = None,
     first_run_check: Callable[[Any], str | None] | None = None,
+    # private choices (fit takes the defaults): the nutpie backend ("native", "pyfunc";
+    # samplers.nutpie.BACKENDS) and the coordinates ("pair", "pymc"; target.COORDS)
+    backend: str = "native",
+    coords: str = "pair",
 ) -> Any:
     """Sample the posterior of a 1-D Gaussian mixture, started and checked by EM.
 
@@ -178,7 +183,8 @@ def fit(
         accept, n_tune = schedule.pop(0)
         try:
             post, stats, active = _sample(active, x, e, K, loc, scale, hyper, priors, theta0,
-                                          draws, n_tune, chains, seed, progressbar, accept, em)
+                                          draws, n_tune, chains, seed, progressbar, accept, em,
+                                          backend=backend, coords=coords)
         except SamplingError as exc:
             if not runs:
                 raise
@@ -186,7 +192,7 @@ def fit(
 
             warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
                           "the first run (its checks are in attrs['sampling_runs']).",
-                          SamplingWarning, stacklevel=2)
+                          SamplingWarning, stacklevel=3)
             break
         n_div = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
         rhat, ess = _convergence(post)
@@ -214,7 +220,7 @@ def fit(
     from ..diagnostics.advice import _failed_check_warnings
 
     for warning in _failed_check_warnings(dt):
-        warnings.warn(warning, stacklevel=2)
+        warnings.warn(warning, stacklevel=3)
     return dt
 
 
@@ -226,12 +232,16 @@ def _run_tree(post: Any, stats: Any) -> Any:
 
 
 def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
-            progressbar, target_accept, em):
-    """One sampling run; nutpie falls back to PyMC's NUTS (with a warning) if it fails."""
+            progressbar, target_accept, em, *, backend="native", coords="pair"):
+    """One sampling run; nutpie falls back to PyMC's NUTS (with a warning) if it fails.
+
+    Returns (posterior, sample_stats, the sampler that ran).
+    """
     if sampler == "nutpie":
         try:
             post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
-                                         chains, seed, progressbar, target_accept)
+                                         chains, seed, progressbar, target_accept,
+                                         backend=backend, coords=coords)
             return post, stats, "nutpie"
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -243,11 +253,23 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
                 f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
                 "NUTS sampler for the rest of this fit (its rerun too, if there is one), "
                 "which is slower but samples the same model.",
-                SamplingWarning, stacklevel=3,
+                SamplingWarning, stacklevel=4,
             )
     post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
                                        progressbar, target_accept, em)
     return post, stats, "pymc"
+
+
+def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, progressbar,
+                   target_accept, *, backend="native", coords="pair"):
+    """One nutpie run on this fit's :class:`~bayesgmm.bayes.target.Target`."""
+    z = (x - loc) / scale
+    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
+    # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
+    # but rounding, and without it x -> 2x gives exactly twice the draws
+    target = Target.build(z, eps2, hyper, loc, scale, theta0, coords)
+    return _nutpie.sample(target, draws, tune, chains, seed, progressbar, target_accept,
+                          backend=backend)
 
 
 def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):
@@ -279,3 +301,30 @@ def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
     t_mu = np.concatenate([[mu[0]], np.log(gaps)])
     sig = np.maximum(em["sigmas"] / scale, 1e-2)
     return np.concatenate([y, t_mu, np.log(sig)])
+
+
+def fit(
+    X: Any,
+    n_components: int,
+    *,
+    X_err: Any = None,
+    priors: Priors | dict | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: Literal["nutpie", "pymc"] = "nutpie",
+    random_seed: int | np.random.Generator | None = None,
+    progressbar: bool = True,
+    target_accept: float | None = None,
+    log_likelihood: bool | None = None,
+    first_run_check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """Sample the posterior of a 1-D Gaussian mixture (documented below, from ``_fit``)."""
+    return _fit(X, n_components, X_err=X_err, priors=priors, draws=draws, tune=tune,
+                chains=chains, sampler=sampler, random_seed=random_seed,
+                progressbar=progressbar, target_accept=target_accept,
+                log_likelihood=log_likelihood, first_run_check=first_run_check)
+
+
+# one docstring, written at _fit's body; _fit adds only the private choices
+fit.__doc__ = _fit.__doc__
