@@ -146,6 +146,16 @@ def test_native_and_pyfunc_backends_give_the_same_draws(noisy, coords):
                             results["pyfunc"].posterior.to_dataset())
 
 
+def test_sampler_choices_are_arguments_and_checked(noisy):
+    # backend and coordinates are arguments of the internal API, not module globals; a
+    # misspelt one is an error, not a reason to fall back to another sampler
+    assert not hasattr(nutpie_driver, "BACKEND") and not hasattr(nutpie_driver, "COORDS")
+    for bad in ({"backend": "natve"}, {"coords": "pairs"}):
+        with pytest.raises(ValueError, match="backend must be one of"):
+            inference._fit(noisy.x, 2, draws=10, tune=10, chains=1, progressbar=False,
+                           random_seed=0, **bad)
+
+
 def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch):
     import json
 

@@ -17,7 +17,7 @@ from .priors import Priors
 from .result import _assemble, _data_name
 from .samplers import nutpie as _nutpie
 from .samplers.pymc_nuts import _sample_pymc_or_fail
-from .target import Target
+from .target import COORDS, Target
 
 __all__ = ["fit"]
 
@@ -237,6 +237,10 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
 
     Returns (posterior, sample_stats, the sampler that ran).
     """
+    # a misspelt choice is a bug, not a sampler failure to fall back from
+    if backend not in _nutpie.BACKENDS or coords not in COORDS:
+        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and coords one of "
+                         f"{COORDS}; got {backend!r}, {coords!r}")
     if sampler == "nutpie":
         try:
             post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
