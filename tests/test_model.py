@@ -185,3 +185,33 @@ def test_ordered_start_tied_means_and_given_starts():
         dt = mock_sample(draws=5, chains=1, random_seed=0)
         ll = pm.compute_log_likelihood(dt, extend_inferencedata=False, progressbar=False)
     assert ll["x"].shape == (1, 5, x.size)
+
+
+def test_prior_terms_once_in_w_mu_sigma():
+    # bayes.density.add_log_prior, the one copy of the priors every hand-written density
+    # uses: SciPy's log-densities to 1e-12 and the gradient to central differences
+    # (h = 1e-6: ~1e-9 relative); a Dirichlet(1) component adds nothing, so a weight
+    # at 0 leaves the density finite (0 * log 0 would be NaN)
+    from bayesgmm.bayes.density import add_log_prior
+
+    w, mu, sg = np.array([0.2, 0.3, 0.5]), np.array([-1.0, 0.2, 1.5]), np.array([0.4, 1.0, 2.0])
+    hyper = (np.array([1.0, 2.5, 0.7]), np.array([0.0, 0.5, -0.5]), np.array([3.0, 2.0, 1.0]),
+             np.array([1.0, 0.5, 2.0]))
+    grads = [np.zeros(3) for _ in range(3)]
+    lp = add_log_prior(0.0, w, mu, sg, *hyper, *grads)
+    ref = (dirichlet.logpdf(w, hyper[0]) + norm.logpdf(mu, hyper[1], hyper[2]).sum()
+           + halfnorm.logpdf(sg, scale=hyper[3]).sum())
+    assert lp == pytest.approx(ref, rel=1e-12)
+    h = 1e-6
+    for i in range(3):
+        for k in range(3):
+            up, down = [a.copy() for a in (w, mu, sg)], [a.copy() for a in (w, mu, sg)]
+            up[i][k] += h
+            down[i][k] -= h
+            num = (add_log_prior(0.0, *up, *hyper, *[np.zeros(3)] * 3)
+                   - add_log_prior(0.0, *down, *hyper, *[np.zeros(3)] * 3)) / (2 * h)
+            assert grads[i][k] == pytest.approx(num, rel=1e-6, abs=1e-6), (i, k)
+    ones = (np.ones(2), np.zeros(2), np.ones(2), np.ones(2))
+    zero_w = np.array([0.0, 1.0])
+    assert np.isfinite(add_log_prior(0.0, zero_w, np.zeros(2), np.ones(2), *ones,
+                                     *[np.zeros(2)] * 3))

@@ -355,3 +355,41 @@ def test_fit_folds_only_a_pair_with_equal_priors(priors, pair):
         dt = fit(sim.x, 2, priors=priors, draws=50, tune=50, chains=2, random_seed=3,
                  progressbar=False, target_accept=0.8)
     assert json.loads(dt.attrs["sampling_runs"])[0]["pair"] == pair
+
+
+def test_target_is_one_description_of_what_the_sampler_sees():
+    # names, shapes, flat size, coordinates, start and expansion in data units, from one
+    # object; its log-density is the reparametrisation's (exactly: the same function)
+    from bayesgmm import Priors
+    from bayesgmm.bayes.reparam import pymc_space
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(10.0, 1.0, 80), rng.normal(12.0, 1.0, 60)]
+    loc, scale = x.mean(), x.std()
+    z, eps2 = (x - loc) / scale, np.zeros(x.size)
+    w, mu, sigma = np.array([0.55, 0.45]), np.array([-0.6, 0.7]), np.array([0.5, 0.6])
+    theta0 = np.r_[np.log(w[0] / w[1]) / 2, mu[0], np.log(mu[1] - mu[0]), np.log(sigma)]
+    hyper = Priors().standardized(2, loc, scale)
+    pair = Target.build(z, eps2, hyper, loc, scale, theta0)
+    pymc = Target.build(z, eps2, hyper, loc, scale, theta0, coords="pymc")
+    assert (pair.coords, pair.pair, pymc.coords, pymc.pair) == ("pair", 0, "pymc", -1)
+    assert pair.n_dim == pymc.n_dim == 5 and pair.shapes == {
+        "weights": (2,), "means": (2,), "sigmas": (2,)}
+    np.testing.assert_array_equal(pymc.start, theta0)
+    for target in (pair, pymc):  # the start is the EM estimate, in data units once expanded
+        got = target.expand(target.start)
+        np.testing.assert_allclose(got["weights"], w, rtol=1e-12)
+        np.testing.assert_allclose(got["means"], loc + scale * mu, rtol=1e-12)
+        np.testing.assert_allclose(got["sigmas"], scale * sigma, rtol=1e-12)
+    ref = pymc_space.logp_and_grad(theta0, z, eps2, *(hyper[k] for k in hyper), 0.0)
+    assert pymc.logp_and_grad(theta0)[0] == ref[0]
+    ref = _pair_coords.logp_and_grad(pair.start, z, eps2, *(hyper[k] for k in hyper), 0.0, 0)
+    assert pair.logp_and_grad(pair.start)[0] == ref[0]
+    # one component: nothing to pair, PyMC's coordinates whatever was asked
+    one = Target.build(z, eps2, Priors().standardized(1, loc, scale), loc, scale,
+                       np.array([0.0, 0.0]))
+    assert one.pair == -1 and one.n_dim == 2
+    with pytest.raises(ValueError, match="coords"):
+        Target.build(z, eps2, hyper, loc, scale, theta0, coords="ordered")
+    with pytest.raises(ValueError, match="start of length 5"):
+        Target.build(z, eps2, hyper, loc, scale, theta0[:4])
