@@ -165,9 +165,12 @@ def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch
         raise TypeError("CompiledPyMCModel.__init__() got an unexpected keyword argument")
 
     monkeypatch.setattr(_nutpie_model, "compiled_model", refuse)
-    with pytest.warns(SamplingWarning, match="from_pyfunc instead: the same posterior"):
+    with pytest.warns(SamplingWarning, match="from_pyfunc instead: the same posterior") as rec:
         dt = fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0,
                  target_accept=0.8)
+    # the warning points at the caller of fit and says which backend ran
+    fallback = next(w for w in rec if "from_pyfunc instead" in str(w.message))
+    assert fallback.filename == __file__ and "backend 'pyfunc'" in str(fallback.message)
     run = json.loads(dt.attrs["sampling_runs"])[0]
     assert (run["sampler"], run["backend"]) == ("nutpie", "pyfunc")
     assert dt.posterior.sizes["draw"] == 20

@@ -46,7 +46,8 @@ def _native_model(target: Target, initial_point: Callable[[int], np.ndarray]) ->
             f"{first}); sampling through nutpie's from_pyfunc instead: the same posterior, "
             "3-10 times slower (attrs['sampling_runs'] says backend 'pyfunc'). A nutpie "
             "version other than the one tested (0.16) is the usual cause.",
-            SamplingWarning, stacklevel=5)
+            # fit's caller, through fit, _fit, _sample, _sample_nutpie and sample
+            SamplingWarning, stacklevel=7)
         return None
 
 
