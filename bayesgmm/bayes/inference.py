@@ -16,8 +16,9 @@ from ..errors import ConvergenceWarning, SamplingError
 from ..validation import _check_k, check_1d, check_sampling
 from .priors import Priors
 from .result import _assemble, _data_name
-from .samplers.nutpie import _sample_nutpie
+from .samplers import nutpie as _nutpie
 from .samplers.pymc_nuts import _sample_pymc_or_fail
+from .target import COORDS, Target
 
 __all__ = ["fit"]
 
@@ -25,6 +26,180 @@ __all__ = ["fit"]
 #: target_accept of the first run, and of the second when the first had divergences
 #: (after poor mixing alone the second keeps the first's; either way with 2x tune)
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
+
+
+def _fit(
+    X: Any,
+    n_components: int,
+    *,
+    X_err: Any = None,
+    priors: Priors | dict | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: Literal["nutpie", "pymc"] = "nutpie",
+    random_seed: int | np.random.Generator | None = None,
+    progressbar: bool = True,
+    target_accept: float | None = None,
+    log_likelihood: bool | None = None,
+    first_run_check: Callable[[Any], str | None] | None = None,
+    # private choices (fit takes the defaults): the nutpie backend ("native", "pyfunc";
+    # samplers.nutpie.BACKENDS) and the coordinates ("pair", "pymc"; target.COORDS)
+    backend: str = "native",
+    coords: str = "pair",
+) -> Any:
+    """:func:`fit`, with the private choices as arguments.
+
+    Tests pass ``backend`` and ``coords``; ``fit`` takes the defaults.
+    """
+    x, e = check_1d(X, X_err)
+    K = _check_k(n_components, x.shape[0])
+    check_sampling(draws, tune, chains, sampler, target_accept)
+    # independent streams for EM's starts and the sampler's seed: a change in how many
+    # numbers EM's initialisation draws must not change the chains (the predictive draws
+    # are seeded from the sampler's seed)
+    rng_em, rng_sampler = np.random.default_rng(random_seed).spawn(2)
+    loc, scale = standardizer(x)
+    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+
+    em = _em_estimate(x, e, K, rng_em)
+    theta0 = _unconstrained_start(em, loc, scale)
+    seed = int(rng_sampler.integers(2**31 - 1))
+    # a second run only if the first fails a check (target_accept None)
+    schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
+    runs: list[dict[str, Any]] = []
+    # the sampler that runs: after a nutpie failure (warned in _sample), PyMC's NUTS for
+    # the rest of this fit, its rerun included (the warning says so)
+    active = sampler
+    while schedule:
+        accept, n_tune = schedule.pop(0)
+        try:
+            post, stats, active = _sample(active, x, e, K, loc, scale, hyper, priors, theta0,
+                                          draws, n_tune, chains, seed, progressbar, accept, em,
+                                          backend=backend, coords=coords)
+        except SamplingError as exc:
+            if not runs:
+                raise
+            from ..errors import SamplingWarning
+
+            warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
+                          "the first run (its checks are in attrs['sampling_runs']).",
+                          SamplingWarning, stacklevel=3)
+            break
+        # the rerun rule: the sampling checks (diagnostics.sampling), ESS held to what
+        # a run of this length can reach
+        figures = sampling_figures(post, stats)
+        ess_min = rerun_ess_min(chains, draws)
+        failed = figures.failed(ess_min=ess_min)
+        n_div = figures.divergences or 0
+        runs.append({"target_accept": float(accept), "tune": int(n_tune),
+                     "divergences": n_div, "max_rhat": figures.max_rhat,
+                     "min_ess_bulk": figures.min_ess_bulk,
+                     "min_ess_tail": figures.min_ess_tail, "ess_min": ess_min,
+                     "failed": failed, "sampler": active,
+                     "backend": stats.attrs.get("nutpie_backend", active),
+                     "pair": int(stats.attrs.get("sampler_pair", -1))})
+        if failed and target_accept is None and len(runs) == 1:
+            stop = first_run_check(_run_tree(post, stats)) if first_run_check else None
+            if stop:
+                runs[-1]["stopped_early"] = str(stop)
+            else:  # divergences: smaller steps; poor mixing alone: longer adaptation
+                schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
+                                 2 * max(tune, 1)))
+    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
+                   log_likelihood, *_data_name(X))
+    dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
+    dt.attrs["sampling_runs"] = json.dumps(runs)
+    if runs[0].get("stopped_early"):
+        dt.attrs["stopped_early"] = runs[0]["stopped_early"]
+    from ..diagnostics.advice import _failed_check_warnings
+
+    for warning in _failed_check_warnings(dt):
+        warnings.warn(warning, stacklevel=3)
+    return dt
+
+
+def _run_tree(post: Any, stats: Any) -> Any:
+    """One run's draws and sampler statistics as a DataTree, for ``first_run_check``."""
+    import xarray as xr
+
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+
+def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
+            progressbar, target_accept, em, *, backend="native", coords="pair"):
+    """One sampling run; nutpie falls back to PyMC's NUTS (with a warning) if it fails.
+
+    Returns (posterior, sample_stats, the sampler that ran).
+    """
+    # a misspelt choice is a bug, not a sampler failure to fall back from
+    if backend not in _nutpie.BACKENDS or coords not in COORDS:
+        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and coords one of "
+                         f"{COORDS}; got {backend!r}, {coords!r}")
+    if sampler == "nutpie":
+        try:
+            post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
+                                         chains, seed, progressbar, target_accept,
+                                         backend=backend, coords=coords)
+            return post, stats, "nutpie"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # nutpie's Rust panics are BaseExceptions
+            from ..errors import SamplingWarning
+
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(
+                f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
+                "NUTS sampler for the rest of this fit (its rerun too, if there is one), "
+                "which is slower but samples the same model.",
+                SamplingWarning, stacklevel=4,
+            )
+    post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
+                                       progressbar, target_accept, em)
+    return post, stats, "pymc"
+
+
+def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, progressbar,
+                   target_accept, *, backend="native", coords="pair"):
+    """One nutpie run on this fit's :class:`~bayesgmm.bayes.target.Target`."""
+    z = (x - loc) / scale
+    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
+    # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
+    # but rounding, and without it x -> 2x gives exactly twice the draws
+    target = Target.build(z, eps2, hyper, loc, scale, theta0, coords)
+    return _nutpie.sample(target, draws, tune, chains, seed, progressbar, target_accept,
+                          backend=backend)
+
+
+def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):
+    gm = GaussianMixtureEM(K, n_init=5, random_seed=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(x, X_err=e)
+    order = np.argsort(gm.means_[:, 0], kind="stable")
+    return {
+        "weights": gm.weights_[order],
+        "means": gm.means_[order, 0],
+        "sigmas": np.sqrt(gm.covariances_[order, 0, 0]),
+        "loglik": gm.loglik_,
+        "bic": gm._fit_criteria()[0],  # n_samples_fit_ == len(x): fit is unweighted
+        "n_iter": gm.n_iter_,
+        "converged": gm.converged_,
+        "degenerate": gm.degenerate_,
+    }
+
+
+def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
+    """The EM estimate in PyMC's unconstrained space (simplex, ordered, log)."""
+    w = np.maximum(em["weights"], 1e-6)
+    w = w / w.sum()
+    lw = np.log(w)
+    y = lw[:-1] - lw.mean()
+    mu = (em["means"] - loc) / scale
+    gaps = np.maximum(np.diff(mu), 1e-3)
+    t_mu = np.concatenate([[mu[0]], np.log(gaps)])
+    sig = np.maximum(em["sigmas"] / scale, 1e-2)
+    return np.concatenate([y, t_mu, np.log(sig)])
 
 
 def fit(
@@ -129,130 +304,8 @@ def fit(
     SamplingWarning
         When nutpie fails and PyMC's NUTS samples instead.
     """
-    x, e = check_1d(X, X_err)
-    K = _check_k(n_components, x.shape[0])
-    check_sampling(draws, tune, chains, sampler, target_accept)
-    # independent streams for EM's starts and the sampler's seed: a change in how many
-    # numbers EM's initialisation draws must not change the chains (the predictive draws
-    # are seeded from the sampler's seed)
-    rng_em, rng_sampler = np.random.default_rng(random_seed).spawn(2)
-    loc, scale = standardizer(x)
-    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+    return _fit(X, n_components, X_err=X_err, priors=priors, draws=draws, tune=tune,
+                chains=chains, sampler=sampler, random_seed=random_seed,
+                progressbar=progressbar, target_accept=target_accept,
+                log_likelihood=log_likelihood, first_run_check=first_run_check)
 
-    em = _em_estimate(x, e, K, rng_em)
-    theta0 = _unconstrained_start(em, loc, scale)
-    seed = int(rng_sampler.integers(2**31 - 1))
-    # a second run only if the first fails a check (target_accept None)
-    schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
-    runs: list[dict[str, Any]] = []
-    # the sampler that runs: after a nutpie failure (warned in _sample), PyMC's NUTS for
-    # the rest of this fit, its rerun included (the warning says so)
-    active = sampler
-    while schedule:
-        accept, n_tune = schedule.pop(0)
-        try:
-            post, stats, active = _sample(active, x, e, K, loc, scale, hyper, priors, theta0,
-                                          draws, n_tune, chains, seed, progressbar, accept, em)
-        except SamplingError as exc:
-            if not runs:
-                raise
-            from ..errors import SamplingWarning
-
-            warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
-                          "the first run (its checks are in attrs['sampling_runs']).",
-                          SamplingWarning, stacklevel=2)
-            break
-        # the rerun rule: the sampling checks (diagnostics.sampling), ESS held to what
-        # a run of this length can reach
-        figures = sampling_figures(post, stats)
-        ess_min = rerun_ess_min(chains, draws)
-        failed = figures.failed(ess_min=ess_min)
-        n_div = figures.divergences or 0
-        runs.append({"target_accept": float(accept), "tune": int(n_tune),
-                     "divergences": n_div, "max_rhat": figures.max_rhat,
-                     "min_ess_bulk": figures.min_ess_bulk,
-                     "min_ess_tail": figures.min_ess_tail, "ess_min": ess_min,
-                     "failed": failed, "sampler": active,
-                     "backend": stats.attrs.get("nutpie_backend", active),
-                     "pair": int(stats.attrs.get("sampler_pair", -1))})
-        if failed and target_accept is None and len(runs) == 1:
-            stop = first_run_check(_run_tree(post, stats)) if first_run_check else None
-            if stop:
-                runs[-1]["stopped_early"] = str(stop)
-            else:  # divergences: smaller steps; poor mixing alone: longer adaptation
-                schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
-                                 2 * max(tune, 1)))
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
-                   log_likelihood, *_data_name(X))
-    dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
-    dt.attrs["sampling_runs"] = json.dumps(runs)
-    if runs[0].get("stopped_early"):
-        dt.attrs["stopped_early"] = runs[0]["stopped_early"]
-    from ..diagnostics.advice import _failed_check_warnings
-
-    for warning in _failed_check_warnings(dt):
-        warnings.warn(warning, stacklevel=2)
-    return dt
-
-
-def _run_tree(post: Any, stats: Any) -> Any:
-    """One run's draws and sampler statistics as a DataTree, for ``first_run_check``."""
-    import xarray as xr
-
-    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-
-
-def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
-            progressbar, target_accept, em):
-    """One sampling run; nutpie falls back to PyMC's NUTS (with a warning) if it fails."""
-    if sampler == "nutpie":
-        try:
-            post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
-                                         chains, seed, progressbar, target_accept)
-            return post, stats, "nutpie"
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # nutpie's Rust panics are BaseExceptions
-            from ..errors import SamplingWarning
-
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            warnings.warn(
-                f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
-                "NUTS sampler for the rest of this fit (its rerun too, if there is one), "
-                "which is slower but samples the same model.",
-                SamplingWarning, stacklevel=3,
-            )
-    post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
-                                       progressbar, target_accept, em)
-    return post, stats, "pymc"
-
-
-def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):
-    gm = GaussianMixtureEM(K, n_init=5, random_seed=rng)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(x, X_err=e)
-    order = np.argsort(gm.means_[:, 0], kind="stable")
-    return {
-        "weights": gm.weights_[order],
-        "means": gm.means_[order, 0],
-        "sigmas": np.sqrt(gm.covariances_[order, 0, 0]),
-        "loglik": gm.loglik_,
-        "bic": gm._fit_criteria()[0],  # n_samples_fit_ == len(x): fit is unweighted
-        "n_iter": gm.n_iter_,
-        "converged": gm.converged_,
-        "degenerate": gm.degenerate_,
-    }
-
-
-def _unconstrained_start(em: dict, loc: float, scale: float) -> np.ndarray:
-    """The EM estimate in PyMC's unconstrained space (simplex, ordered, log)."""
-    w = np.maximum(em["weights"], 1e-6)
-    w = w / w.sum()
-    lw = np.log(w)
-    y = lw[:-1] - lw.mean()
-    mu = (em["means"] - loc) / scale
-    gaps = np.maximum(np.diff(mu), 1e-3)
-    t_mu = np.concatenate([[mu[0]], np.log(gaps)])
-    sig = np.maximum(em["sigmas"] / scale, 1e-2)
-    return np.concatenate([y, t_mu, np.log(sig)])

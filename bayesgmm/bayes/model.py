@@ -64,7 +64,9 @@ def build_model(
         ``sigmas_std``; deterministics ``means`` and ``sigmas`` (data units); observed
         ``x`` (data units, so its log-likelihood is in data units). Data containers
         ``x_data``, ``x_err``, ``loc``, ``scale`` and the prior hyperparameters
-        (``prior_*``, standardized) can be swapped with ``pm.set_data``.
+        ``prior_weights_alpha``, ``prior_means_mu``, ``prior_means_sigma``,
+        ``prior_sigmas_sigma`` (the :class:`Priors` fields, standardized) can be swapped
+        with ``pm.set_data``.
 
     Notes
     -----
@@ -85,7 +87,7 @@ def build_model(
     >>> x = np.concatenate([np.random.default_rng(0).normal(0, 1, 50), [5.0, 5.5, 6.0]])
     >>> model = build_model(x, 2)
     >>> sorted(model.named_vars)[:4]
-    ['loc', 'means', 'means_std', 'prior_alpha']
+    ['loc', 'means', 'means_std', 'prior_means_mu']
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -104,15 +106,13 @@ def build_model(
         err = pm.Data("x_err", np.zeros(n) if e is None else e, dims="obs")
         loc_d = pm.Data("loc", loc)
         scale_d = pm.Data("scale", scale)
-        alpha = pm.Data("prior_alpha", hyper["alpha"], dims="component")
-        mu_mu = pm.Data("prior_means_mu", hyper["mu_mu"], dims="component")
-        mu_sd = pm.Data("prior_means_sigma", hyper["mu_sigma"], dims="component")
-        sig_sd = pm.Data("prior_sigmas_sigma", hyper["sigma_sigma"], dims="component")
+        prior = {name: pm.Data(f"prior_{name}", value, dims="component")
+                 for name, value in hyper.items()}
 
-        weights = pm.Dirichlet("weights", a=alpha, dims="component")
-        means_std = pm.Normal("means_std", mu=mu_mu, sigma=mu_sd, dims="component",
-                              transform=ordered)
-        sigmas_std = pm.HalfNormal("sigmas_std", sigma=sig_sd, dims="component")
+        weights = pm.Dirichlet("weights", a=prior["weights_alpha"], dims="component")
+        means_std = pm.Normal("means_std", mu=prior["means_mu"], sigma=prior["means_sigma"],
+                              dims="component", transform=ordered)
+        sigmas_std = pm.HalfNormal("sigmas_std", sigma=prior["sigmas_sigma"], dims="component")
         pm.Deterministic("means", loc_d + scale_d * means_std, dims="component")
         pm.Deterministic("sigmas", scale_d * sigmas_std, dims="component")
 

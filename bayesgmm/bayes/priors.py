@@ -52,7 +52,12 @@ class Priors:
         raise DataError(f"priors must be a dict, a bayesgmm.Priors or None; got {type(priors)}.")
 
     def standardized(self, n_components: int, loc: float, scale: float) -> dict[str, np.ndarray]:
-        """Hyperparameters in standardized units, one value per component."""
+        """Hyperparameters in standardized units, one value per component.
+
+        Keyed by the field names (``weights_alpha``, ``means_mu``, ``means_sigma``,
+        ``sigmas_sigma``), the names the model (``prior_<field>``), the compiled
+        log-density's arguments and ``constant_data`` use too.
+        """
         K = n_components
 
         def vec(value: Any, default: float, name: str, positive: bool) -> np.ndarray:
@@ -64,8 +69,9 @@ class Priors:
                 )
             return np.array(v, dtype=float)
 
-        alpha = vec(self.weights_alpha, 1.0, "weights_alpha", True)
-        mu_mu = (vec(self.means_mu, loc, "means_mu", False) - loc) / scale
-        mu_sd = vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale
-        sig_sd = vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale
-        return {"alpha": alpha, "mu_mu": mu_mu, "mu_sigma": mu_sd, "sigma_sigma": sig_sd}
+        return {
+            "weights_alpha": vec(self.weights_alpha, 1.0, "weights_alpha", True),
+            "means_mu": (vec(self.means_mu, loc, "means_mu", False) - loc) / scale,
+            "means_sigma": vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale,
+            "sigmas_sigma": vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale,
+        }

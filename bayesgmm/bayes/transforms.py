@@ -20,8 +20,9 @@ class StartedOrdered(Ordered):
     equal neighbours to log(0) = -inf: the default initial point of ordered means whose
     priors share a centre is invalid ("Initial evaluation of model at starting point
     failed"; under nutpie 0.16 a failed start can also crash the Python process at exit,
-    see ``bayesgmm.bayes.inference._check_start``). Here a vector that is not strictly increasing
-    is replaced by ``start``; a strictly increasing one maps exactly as in PyMC.
+    see ``bayesgmm.bayes.samplers.nutpie._check_start``). Here a vector that is not
+    strictly increasing is replaced by ``start``; a strictly increasing one maps exactly
+    as in PyMC.
 
     Parameters
     ----------

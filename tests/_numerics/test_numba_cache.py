@@ -11,13 +11,15 @@ SRC = {"_mixture_kernels.py": "bayes/likelihood.py",
 
 
 def test_cached_functions_use_the_package_stamp():
+    from bayesgmm.bayes import density, target
     from bayesgmm.bayes import likelihood as _mixture_kernels
     from bayesgmm.bayes.reparam import pair as _pair_coords
     from bayesgmm.bayes.reparam import pymc_space as _logdensity
     from bayesgmm.bayes.samplers import nutpie_native as _nutpie_model
 
     for fn in (_logdensity.logp_and_grad, _mixture_kernels._fused,
-               _pair_coords.logp_and_grad, _nutpie_model._c_logp, _nutpie_model._c_expand):
+               _pair_coords.logp_and_grad, _nutpie_model._c_logp, _nutpie_model._c_expand,
+               density.log_density, target.logp_and_grad):
         locator = fn._cache._impl._locator
         assert getattr(locator, "_bayesgmm", False), type(locator).__name__
         assert locator.get_source_stamp() == _numba_cache.package_stamp()

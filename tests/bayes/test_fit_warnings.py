@@ -4,6 +4,7 @@ The plumbing is tested on synthetic posteriors (``inference._sample`` replaced: 
 sampling); one real nutpie run checks a case that fails for real (too few draws).
 """
 
+import dataclasses
 import functools
 import json
 import warnings
@@ -17,6 +18,7 @@ from pymc.testing import mock_sample
 from bayesgmm import SamplingError, SamplingWarning, diagnose, fit
 from bayesgmm.bayes import inference
 from bayesgmm.bayes.samplers import nutpie as nutpie_driver
+from bayesgmm.bayes.target import Target
 from bayesgmm.datasets import simulate
 from bayesgmm.errors import FailedCheckWarning
 
@@ -31,7 +33,7 @@ def _fake_sample(kind):
     with rho = 0.995 (ESS of a few dozen); "divergences": good draws, 3 flagged divergent.
     """
     def sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains,
-               seed, progressbar, target_accept, em):
+               seed, progressbar, target_accept, em, **choices):
         rng = np.random.default_rng(0)
         n = x.size
         sds = {"weights": 0.03, "means": 0.08, "sigmas": 0.06}
@@ -124,8 +126,9 @@ def test_bad_start_never_reaches_nutpie(monkeypatch):
 
     called = []
     monkeypatch.setattr(nutpie, "sample", lambda *a, **k: called.append(1))
-    monkeypatch.setattr(nutpie_driver, "_sampler_coords",
-                        lambda theta0, K, eps2, hyper: (-1, np.full_like(theta0, np.nan)))
+    build = Target.build
+    monkeypatch.setattr(Target, "build", lambda *a, **k: dataclasses.replace(
+        build(*a, **k), start=np.full(5, np.nan)))
     stats = {"diverging": lambda size: np.zeros(size, dtype=bool)}
     monkeypatch.setattr(pm, "sample",
                         functools.partial(mock_sample, sample_stats=stats))
@@ -137,10 +140,10 @@ def test_bad_start_never_reaches_nutpie(monkeypatch):
     assert any("not finite" in str(w.message) and "falling back" in str(w.message)
                for w in caught)
     with pytest.raises(SamplingError, match="not finite"):
-        nutpie_driver._check_start(np.array([0.0, -np.inf, 0.0, 0.0, 0.0]), SIM.x,
-                               np.zeros(SIM.x.size), {
-                                   "alpha": np.ones(2), "mu_mu": np.zeros(2),
-                                   "mu_sigma": np.ones(2), "sigma_sigma": np.ones(2)}, -1)
+        nutpie_driver._check_start(Target(
+            SIM.x, np.zeros(SIM.x.size), {"weights_alpha": np.ones(2), "means_mu": np.zeros(2),
+                                          "means_sigma": np.ones(2), "sigmas_sigma": np.ones(2)},
+            0.0, 1.0, -1, np.array([0.0, -np.inf, 0.0, 0.0, 0.0])))
 
 
 @pytest.mark.parametrize("kind", ["rhat", "ess"])

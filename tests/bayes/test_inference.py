@@ -12,6 +12,7 @@ import xarray as xr
 
 import bayesgmm
 from bayesgmm import DataError, SamplingWarning, density, fit, membership, true_values
+from bayesgmm.bayes import inference
 from bayesgmm.bayes.samplers import nutpie as nutpie_driver
 from bayesgmm.datasets import simulate
 from bayesgmm.diagnostics import mixture_checks
@@ -83,11 +84,10 @@ def test_same_seed_same_posterior(noisy):
     xr.testing.assert_equal(a.posterior.to_dataset(), b.posterior.to_dataset())
 
 
-def test_refit_new_data_reuses_model(noisy, monkeypatch):
+def test_refit_new_data_reuses_model(noisy):
     import json
 
     import numba.core.event as numba_event
-
 
     # the default backend: the C callbacks compiled at import serve every K and data set;
     # a fit only writes a header of addresses. numba records every compilation as a
@@ -114,36 +114,46 @@ def test_refit_new_data_reuses_model(noisy, monkeypatch):
                                atol=0.6)
 
     # the fallback backend (nutpie's from_pyfunc) builds one model per K and reuses it
-    monkeypatch.setattr(nutpie_driver, "BACKEND", "pyfunc")
     nutpie_driver._PYFUNC_CACHE.pop(2, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
+        inference._fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False,
+                       random_seed=0, backend="pyfunc")
         model = nutpie_driver._PYFUNC_CACHE[2]
-        fit(other.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
+        again = inference._fit(other.x, 2, draws=20, tune=20, chains=1, progressbar=False,
+                               random_seed=0, backend="pyfunc")
     assert nutpie_driver._PYFUNC_CACHE[2] is model
+    assert {r["backend"] for r in json.loads(again.attrs["sampling_runs"])} == {"pyfunc"}
 
 
 @pytest.mark.parametrize("coords", ["pair", "pymc"])
-def test_native_and_pyfunc_backends_give_the_same_draws(noisy, monkeypatch, coords):
+def test_native_and_pyfunc_backends_give_the_same_draws(noisy, coords):
     import json
-
-
-    monkeypatch.setattr(nutpie_driver, "COORDS", coords)
 
     kw = {"X_err": noisy.x_err, "draws": 60, "tune": 60, "chains": 2, "progressbar": False,
           "random_seed": 5, "target_accept": 0.8}
     results = {}
     for backend in ("native", "pyfunc"):
-        monkeypatch.setattr(nutpie_driver, "BACKEND", backend)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            results[backend] = fit(noisy.x, 2, **kw)
+            results[backend] = inference._fit(noisy.x, 2, backend=backend, coords=coords,
+                                              **kw)
         runs = json.loads(results[backend].attrs["sampling_runs"])
         assert runs[0]["backend"] == backend
+        assert (runs[0]["pair"] >= 0) == (coords == "pair"), runs
     # the same log-density, start and seed: the same chains, to the last digit
     xr.testing.assert_equal(results["native"].posterior.to_dataset(),
                             results["pyfunc"].posterior.to_dataset())
+
+
+def test_sampler_choices_are_arguments_and_checked(noisy):
+    # backend and coordinates are arguments of the internal API, not module globals; a
+    # misspelt one is an error, not a reason to fall back to another sampler
+    assert not hasattr(nutpie_driver, "BACKEND") and not hasattr(nutpie_driver, "COORDS")
+    for bad in ({"backend": "natve"}, {"coords": "pairs"}):
+        with pytest.raises(ValueError, match="backend must be one of"):
+            inference._fit(noisy.x, 2, draws=10, tune=10, chains=1, progressbar=False,
+                           random_seed=0, **bad)
 
 
 def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch):
@@ -155,10 +165,14 @@ def test_native_backend_falls_back_when_nutpie_cannot_take_it(noisy, monkeypatch
         raise TypeError("CompiledPyMCModel.__init__() got an unexpected keyword argument")
 
     monkeypatch.setattr(_nutpie_model, "compiled_model", refuse)
-    with pytest.warns(SamplingWarning, match="from_pyfunc instead: the same posterior"):
+    with pytest.warns(SamplingWarning, match="from_pyfunc instead: the same posterior") as rec:
         dt = fit(noisy.x, 2, draws=20, tune=20, chains=1, progressbar=False, random_seed=0,
                  target_accept=0.8)
-    assert json.loads(dt.attrs["sampling_runs"])[0]["backend"] == "pyfunc"
+    # the warning points at the caller of fit and says which backend ran
+    fallback = next(w for w in rec if "from_pyfunc instead" in str(w.message))
+    assert fallback.filename == __file__ and "backend 'pyfunc'" in str(fallback.message)
+    run = json.loads(dt.attrs["sampling_runs"])[0]
+    assert (run["sampler"], run["backend"]) == ("nutpie", "pyfunc")
     assert dt.posterior.sizes["draw"] == 20
 
 

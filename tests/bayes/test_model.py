@@ -38,6 +38,12 @@ def test_structure(case):
     assert model.named_vars_to_dims["means"] == ("component",)
     assert model.named_vars_to_dims["x"] == ("obs",)
     assert [v.name for v in model.observed_RVs] == ["x"]
+    # one name per hyperparameter: the Priors field, "prior_" + field in the model
+    loc, scale = standardizer(sim.x)
+    hyper = Priors(weights_alpha=[1.0, 2.0, 1.5][:K], sigmas_sigma=2.0).standardized(
+        K, loc, scale)
+    for name in ("weights_alpha", "means_mu", "means_sigma", "sigmas_sigma"):
+        np.testing.assert_array_equal(model[f"prior_{name}"].get_value(), hyper[name])
 
 
 def test_pointwise_logp_matches_scipy(case):
@@ -74,9 +80,9 @@ def test_total_logp_matches_scipy_priors(case):
     w, mu, sg = unpack(theta, K)
     sd = np.sqrt((scale * sg)[None, :] ** 2 + e[:, None] ** 2)
     lik = logsumexp(np.log(w) + norm.logpdf(sim.x[:, None], loc + scale * mu, sd), axis=1).sum()
-    prior = (dirichlet.logpdf(w, hyper["alpha"]) if K > 1 else 0.0) \
-        + norm.logpdf(mu, hyper["mu_mu"], hyper["mu_sigma"]).sum() \
-        + halfnorm.logpdf(sg, scale=hyper["sigma_sigma"]).sum()
+    prior = (dirichlet.logpdf(w, hyper["weights_alpha"]) if K > 1 else 0.0) \
+        + norm.logpdf(mu, hyper["means_mu"], hyper["means_sigma"]).sum() \
+        + halfnorm.logpdf(sg, scale=hyper["sigmas_sigma"]).sum()
     np.testing.assert_allclose(logp_nojac(_point(theta, K)), lik + prior, rtol=1e-10)
 
 
@@ -92,8 +98,8 @@ def test_fused_logdensity_matches_pymc(case):
     rng = np.random.default_rng(1)
     for _ in range(10):
         theta = rng.normal(0, 1.0, size=3 * K - 1)
-        lp, grad = logp_and_grad(theta, z, eps2, hyper["alpha"], hyper["mu_mu"],
-                                 hyper["mu_sigma"], hyper["sigma_sigma"],
+        lp, grad = logp_and_grad(theta, z, eps2, hyper["weights_alpha"], hyper["means_mu"],
+                                 hyper["means_sigma"], hyper["sigmas_sigma"],
                                  z.size * np.log(scale))
         np.testing.assert_allclose(lp, total(_point(theta, K)), rtol=1e-10)
         np.testing.assert_allclose(grad, dlogp(_point(theta, K)), rtol=1e-10, atol=1e-10)
@@ -111,8 +117,9 @@ def test_priors_validation_and_units():
     x = np.array([100.0, 102.0, 104.0, 110.0, 112.0])
     loc, scale = standardizer(x)
     h = Priors(means_mu=[100.0, 110.0], means_sigma=scale).standardized(2, loc, scale)
-    np.testing.assert_allclose(h["mu_mu"], (np.array([100.0, 110.0]) - loc) / scale)
-    np.testing.assert_allclose(h["mu_sigma"], [1.0, 1.0])
+    assert list(h) == ["weights_alpha", "means_mu", "means_sigma", "sigmas_sigma"]
+    np.testing.assert_allclose(h["means_mu"], (np.array([100.0, 110.0]) - loc) / scale)
+    np.testing.assert_allclose(h["means_sigma"], [1.0, 1.0])
     with pytest.raises(DataError, match="unknown prior"):
         build_model(x, 2, priors={"mean_mu": 1.0})
     with pytest.raises(DataError, match="positive"):
@@ -178,3 +185,33 @@ def test_ordered_start_tied_means_and_given_starts():
         dt = mock_sample(draws=5, chains=1, random_seed=0)
         ll = pm.compute_log_likelihood(dt, extend_inferencedata=False, progressbar=False)
     assert ll["x"].shape == (1, 5, x.size)
+
+
+def test_prior_terms_once_in_w_mu_sigma():
+    # bayes.density.add_log_prior, the one copy of the priors every hand-written density
+    # uses: SciPy's log-densities to 1e-12 and the gradient to central differences
+    # (h = 1e-6: ~1e-9 relative); a Dirichlet(1) component adds nothing, so a weight
+    # at 0 leaves the density finite (0 * log 0 would be NaN)
+    from bayesgmm.bayes.density import add_log_prior
+
+    w, mu, sg = np.array([0.2, 0.3, 0.5]), np.array([-1.0, 0.2, 1.5]), np.array([0.4, 1.0, 2.0])
+    hyper = (np.array([1.0, 2.5, 0.7]), np.array([0.0, 0.5, -0.5]), np.array([3.0, 2.0, 1.0]),
+             np.array([1.0, 0.5, 2.0]))
+    grads = [np.zeros(3) for _ in range(3)]
+    lp = add_log_prior(0.0, w, mu, sg, *hyper, *grads)
+    ref = (dirichlet.logpdf(w, hyper[0]) + norm.logpdf(mu, hyper[1], hyper[2]).sum()
+           + halfnorm.logpdf(sg, scale=hyper[3]).sum())
+    assert lp == pytest.approx(ref, rel=1e-12)
+    h = 1e-6
+    for i in range(3):
+        for k in range(3):
+            up, down = [a.copy() for a in (w, mu, sg)], [a.copy() for a in (w, mu, sg)]
+            up[i][k] += h
+            down[i][k] -= h
+            num = (add_log_prior(0.0, *up, *hyper, *[np.zeros(3)] * 3)
+                   - add_log_prior(0.0, *down, *hyper, *[np.zeros(3)] * 3)) / (2 * h)
+            assert grads[i][k] == pytest.approx(num, rel=1e-6, abs=1e-6), (i, k)
+    ones = (np.ones(2), np.zeros(2), np.ones(2), np.ones(2))
+    zero_w = np.array([0.0, 1.0])
+    assert np.isfinite(add_log_prior(0.0, zero_w, np.zeros(2), np.ones(2), *ones,
+                                     *[np.zeros(2)] * 3))

@@ -72,16 +72,13 @@ import math
 import numpy as np
 from numba import njit
 
-from ..likelihood import _fused
-from . import pymc_space as _logdensity
+from ..density import log_density
 
 # error_model="numpy": a weight that underflows to 0 gives inf/NaN (which the sampler
 # treats as a divergence), never a Python exception inside nutpie's C callback
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
-_LOG2PI = math.log(2.0 * math.pi)
 _H = 1e-30  # complex step
 _FAR = 20.0  # tanh's argument past which 1 - tanh is handled through its log
-_EMPTY = np.empty(0)
 
 
 @njit(**_OPTS)
@@ -216,9 +213,14 @@ def log_jacobian(phi, K, j):
 
 
 @njit(**_OPTS)
-def logp_and_grad(phi, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, j):
-    """Log-density of the model in pair coordinates and its gradient."""
-    K = alpha.shape[0]
+def logp_and_grad(phi, z, eps2, weights_alpha, means_mu, means_sigma, sigmas_sigma,
+                  log_scale_n, j):
+    """Log-density of the model in pair coordinates and its gradient.
+
+    The map's Jacobian (complex step through :func:`_unpack`), the model's density in
+    (w, mu, sigma) (:func:`bayesgmm.bayes.density.log_density`) and the chain rule.
+    """
+    K = weights_alpha.shape[0]
     D = phi.shape[0]
     jac = np.empty((3 * K, D))
     dlogj = np.empty(D)
@@ -233,27 +235,8 @@ def logp_and_grad(phi, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, j):
             jac[2 * K + k, d] = sigma[k].imag / _H
         dlogj[d] = logj.imag / _H
     w, mu, sigma = w.real.copy(), mu.real.copy(), sigma.real.copy()
-    logp = logj.real
-
-    # ---- likelihood and the priors, with their gradient in (w, mu, sigma)
-    total, dw, gmu, dsig = _fused(z, eps2, w, mu, sigma, _EMPTY)
-    logp += total - log_scale_n
-    tot_a = 0.0
-    lg = 0.0
-    for k in range(K):
-        tot_a += alpha[k]
-        lg -= math.lgamma(alpha[k])
-        if alpha[k] != 1.0:  # Dirichlet(1) adds nothing (and 0 * log 0 would be NaN)
-            logp += (alpha[k] - 1.0) * math.log(w[k])
-            dw[k] += (alpha[k] - 1.0) / w[k]
-        d = (mu[k] - mu_mu[k]) / mu_sd[k]
-        logp += -0.5 * _LOG2PI - math.log(mu_sd[k]) - 0.5 * d * d
-        gmu[k] -= d / mu_sd[k]
-        q = sigma[k] / sig_sd[k]
-        logp += 0.5 * math.log(2.0 / math.pi) - math.log(sig_sd[k]) - 0.5 * q * q
-        dsig[k] -= q / sig_sd[k]
-    logp += lg + math.lgamma(tot_a)
-
+    logp, dw, gmu, dsig = log_density(logj.real, w, mu, sigma, z, eps2, weights_alpha,
+                                      means_mu, means_sigma, sigmas_sigma, log_scale_n)
     grad = dlogj.copy()
     for d in range(D):
         acc = 0.0
@@ -262,22 +245,6 @@ def logp_and_grad(phi, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, j):
                     + jac[2 * K + k, d] * dsig[k])
         grad[d] += acc
     return logp, grad
-
-
-@njit(**_OPTS)
-def sampler_logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, pair):
-    """The sampler's log-density: pair coordinates for ``pair >= 0``, else PyMC's."""
-    if pair >= 0:
-        return logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, pair)
-    return _logdensity.logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n)
-
-
-@njit(**_OPTS)
-def sampler_unpack(theta, K, pair):
-    """(w, mu, sigma) from the sampler's coordinates (see :func:`sampler_logp_and_grad`)."""
-    if pair >= 0:
-        return unpack(theta, K, pair)
-    return _logdensity.unpack(theta, K)
 
 
 def pack(w: np.ndarray, mu: np.ndarray, sigma: np.ndarray, j: int) -> np.ndarray:
@@ -316,7 +283,7 @@ def choose_pair(mu: np.ndarray, sigma: np.ndarray, mean_err2: float = 0.0,
                 hyper: dict | None = None) -> int:
     """Index j of the adjacent pair (j, j + 1) that overlaps most (sorted means).
 
-    With ``hyper`` (the standardized priors: alpha, mu_mu, mu_sigma, sigma_sigma), only
+    With ``hyper`` (the standardized priors, :meth:`bayesgmm.Priors.standardized`), only
     pairs whose two components have the same weight and width priors qualify, and -1
     (no pair: PyMC's coordinates) is returned when none does. The fold needs it: its
     two halves meet where the pair's means coincide, at the parameters with the pair's
@@ -332,7 +299,7 @@ def choose_pair(mu: np.ndarray, sigma: np.ndarray, mean_err2: float = 0.0,
     overlap = np.diff(mu) / spread
     if hyper is not None:
         same = np.ones(overlap.size, dtype=bool)
-        for name in ("alpha", "sigma_sigma"):
+        for name in ("weights_alpha", "sigmas_sigma"):
             v = np.asarray(hyper[name], dtype=float)
             same &= v[:-1] == v[1:]
         if not same.any():

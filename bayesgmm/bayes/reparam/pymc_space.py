@@ -1,12 +1,15 @@
 """Fused, compiled log-density and gradient of the Bayesian mixture (1-D).
 
 In PyMC's coordinates. (The sampler uses the pair coordinates of
-:mod:`bayesgmm.bayes.reparam.pair`; ``inference.COORDS = "pymc"`` makes it use these.) It
+:mod:`bayesgmm.bayes.reparam.pair` where a pair qualifies; these otherwise, or with
+``coords="pymc"``, see :mod:`bayesgmm.bayes.target`.) It
 evaluates exactly the log-density of :func:`bayesgmm.bayes.model.build_model` (priors, PyMC's
 transforms and their Jacobians, and the marginalised likelihood with measurement errors)
 in one pass over the points, without materialising any (n, K) array;
 ``tests/test_model.py`` checks it against the PyMC model's own
-``compile_logp``/``compile_dlogp`` to 1e-10.
+``compile_logp``/``compile_dlogp`` to 1e-10. The density in (w, mu, sigma) is
+:func:`bayesgmm.bayes.density.log_density`; this module adds only the map, its
+log-Jacobian and the chain rule.
 
 Unconstrained parameter vector ``theta`` (PyMC's value variables, in this order):
 
@@ -25,15 +28,9 @@ import math
 import numpy as np
 from numba import njit
 
-from ..likelihood import _fused
-
-_LOG2PI = math.log(2.0 * math.pi)
-
+from ..density import log_density
 
 _OPTS = {"cache": True, "nogil": True}
-
-
-_EMPTY = np.empty(0)
 
 
 @njit(**_OPTS)
@@ -59,34 +56,22 @@ def unpack(theta, K):
 
 
 @njit(**_OPTS)
-def _lgamma_sum(alpha):
-    tot = 0.0
-    s = 0.0
-    for a in alpha:
-        tot += math.lgamma(a)
-        s += a
-    return math.lgamma(s) - tot
+def logp_and_grad(theta, z, eps2, weights_alpha, means_mu, means_sigma, sigmas_sigma,
+                  log_scale_n):
+    """Log-density (Jacobians included) and its gradient with respect to ``theta``.
 
-
-@njit(**_OPTS)
-def logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n):
-    """Log-density (Jacobians included) and its gradient with respect to ``theta``."""
-    K = alpha.shape[0]
+    The model's density in (w, mu, sigma) (:func:`bayesgmm.bayes.density.log_density`),
+    the transforms' log-Jacobians and the chain rule through them.
+    """
+    K = weights_alpha.shape[0]
     w, mu, sigma = unpack(theta, K)
     logw = np.log(w)
     grad = np.zeros(3 * K - 1)
+    logp, dw, gmu, dsig = log_density(0.0, w, mu, sigma, z, eps2, weights_alpha, means_mu,
+                                      means_sigma, sigmas_sigma, log_scale_n)
 
-    # ---- likelihood and its gradient: one blocked, vectorized pass (_mixture_kernels)
-    total, dw, gmu, dsig = _fused(z, eps2, w, mu, sigma, _EMPTY)
-    logp = total - log_scale_n
-    u = w * dw  # d loglik / d log w_k
-    gsig = dsig * sigma  # d/d log sigma = sigma * d/d sigma
-
-    # ---- Dirichlet prior on w and the simplex Jacobian
-    logp += _lgamma_sum(alpha)
-    for k in range(K):
-        logp += (alpha[k] - 1.0) * logw[k]
-        u[k] += alpha[k] - 1.0
+    # ---- simplex: w = softmax([y, -sum y]); log|J| = log K + K (sum y + log w_K)
+    u = w * dw  # d logp / d log w_k
     ysum = 0.0
     for j in range(K - 1):
         ysum += theta[j]
@@ -97,11 +82,7 @@ def logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n):
     for j in range(K - 1):
         grad[j] = u[j] - u[K - 1] - (w[j] - w[K - 1]) * usum + K * (w[K - 1] - w[j])
 
-    # ---- Normal prior on the means, ordered transform
-    for k in range(K):
-        d = (mu[k] - mu_mu[k]) / mu_sd[k]
-        logp += -0.5 * _LOG2PI - math.log(mu_sd[k]) - 0.5 * d * d
-        gmu[k] -= d / mu_sd[k]
+    # ---- ordered: mu = cumsum([t0, exp(t1), ...]); log|J| = sum_{k >= 1} t_k
     tail = 0.0
     for k in range(K - 1, -1, -1):
         tail += gmu[k]
@@ -111,10 +92,8 @@ def logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n):
             logp += theta[K - 1 + k]
             grad[K - 1 + k] = tail * (mu[k] - mu[k - 1]) + 1.0
 
-    # ---- HalfNormal prior on the widths, log transform
+    # ---- log: sigma = exp(rho); log|J| = sum rho
     for k in range(K):
-        q = sigma[k] / sig_sd[k]
-        logp += 0.5 * math.log(2.0 / math.pi) - math.log(sig_sd[k]) - 0.5 * q * q
         logp += theta[2 * K - 1 + k]
-        grad[2 * K - 1 + k] = gsig[k] - q * q + 1.0
+        grad[2 * K - 1 + k] = dsig[k] * sigma[k] + 1.0
     return logp, grad

@@ -1,15 +1,17 @@
-"""nutpie on the fused log-density: the compiled callback (native) or ``from_pyfunc``."""
+"""nutpie on a :class:`~bayesgmm.bayes.target.Target`: compiled callback or ``from_pyfunc``."""
 
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ...errors import SamplingError
+from ..target import NAMES, Target
 
 #: Jitter (sd, unconstrained space) added to the EM start for each chain.
 START_JITTER = 0.1
@@ -21,47 +23,21 @@ START_JITTER = 0.1
 ADAPTATION = "draw_diag"
 
 
-#: nutpie model backend: "native" (compiled C callback, :mod:`._nutpie_model`) or
-#: "pyfunc" (nutpie's ``from_pyfunc``: a Python call per gradient). "native" falls back to
-#: "pyfunc" when this nutpie cannot build it.
-BACKEND = "native"
-
-
-#: coordinates nutpie samples in: "pair" (:mod:`._pair_coords`: the most overlapping
-#: adjacent pair as one unit plus its split) or "pymc" (PyMC's transforms)
-COORDS = "pair"
+#: nutpie model backends: "native" (compiled C callback, :mod:`.nutpie_native`; falls back
+#: to "pyfunc" when this nutpie cannot build it) or "pyfunc" (nutpie's ``from_pyfunc``: a
+#: Python call per gradient)
+BACKENDS = ("native", "pyfunc")
 
 
 _PYFUNC_CACHE: dict[int, Any] = {}
 
 
-def _sampler_coords(theta0: np.ndarray, K: int, eps2: np.ndarray,
-                    hyper: dict[str, np.ndarray]) -> tuple[int, np.ndarray]:
-    """(pair, start): the coordinates nutpie samples in, and the EM start in them.
-
-    The pair is the most overlapping adjacent pair whose two components have the same
-    priors (:func:`bayesgmm.bayes.reparam.pair.choose_pair`); none: PyMC's coordinates.
-    """
-    if COORDS != "pair" or K < 2:
-        return -1, theta0
-    from ..reparam import pair as _pair_coords
-    from ..reparam import pymc_space as _logdensity
-
-    w, mu, sigma = _logdensity.unpack(theta0, K)
-    pair = _pair_coords.choose_pair(mu, sigma, float(np.mean(eps2)), hyper)
-    if pair < 0:
-        return -1, theta0
-    return pair, _pair_coords.pack(w, mu, sigma, pair)
-
-
-def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | None:
-    """The compiled-callback nutpie model, or None where this nutpie cannot take it."""
-    if BACKEND != "native":
-        return None
+def _native_model(target: Target, initial_point: Callable[[int], np.ndarray]) -> Any | None:
+    """The compiled-callback nutpie model, or None (warned) where this nutpie cannot take it."""
     try:
-        from .nutpie_native import compiled_model
+        from . import nutpie_native
 
-        return compiled_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
+        return nutpie_native.compiled_model(target, initial_point)
     except Exception as exc:  # noqa: BLE001 - another nutpie or numba: pyfunc still works
         from ...errors import SamplingWarning
 
@@ -69,48 +45,51 @@ def _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair) -> Any | N
         warnings.warn(
             f"nutpie's compiled-callback model could not be built ({type(exc).__name__}: "
             f"{first}); sampling through nutpie's from_pyfunc instead: the same posterior, "
-            "3-10 times slower. A nutpie version other than the one tested (0.16) is the "
-            "usual cause.", SamplingWarning, stacklevel=4)
+            "3-10 times slower (attrs['sampling_runs'] says backend 'pyfunc'). A nutpie "
+            "version other than the one tested (0.16) is the usual cause.",
+            # fit's caller, through fit, _fit, _sample, _sample_nutpie and sample
+            SamplingWarning, stacklevel=7)
         return None
 
 
 def _pyfunc_model(K: int) -> Any:
-    """Nutpie model over the fused log-density; built once per K, data passed per fit."""
+    """Nutpie model over the target's log-density; built once per K, data passed per fit."""
     if K in _PYFUNC_CACHE:
         return _PYFUNC_CACHE[K]
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from ..reparam.pair import sampler_logp_and_grad, sampler_unpack
+    from ..target import logp_and_grad, unpack
 
     def make_logp_fn():
-        def logp(theta, *, z, eps2, alpha, mu_mu, mu_sd, sig_sd, log_scale_n, loc, scale,
-                 pair):
-            return sampler_logp_and_grad(theta, z, eps2, alpha, mu_mu, mu_sd, sig_sd,
-                                         float(log_scale_n), int(pair))
+        def logp(theta, *, z, eps2, weights_alpha, means_mu, means_sigma, sigmas_sigma,
+                 log_scale_n, loc, scale, pair):
+            return logp_and_grad(theta, z, eps2, weights_alpha, means_mu, means_sigma,
+                                 sigmas_sigma, float(log_scale_n), int(pair))
 
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
         def expand(theta, *, loc, scale, pair, **_):
-            w, mu, sigma = sampler_unpack(theta, K, int(pair))
+            w, mu, sigma = unpack(theta, K, int(pair))
             return {"weights": w, "means": float(loc) + float(scale) * mu,
                     "sigmas": float(scale) * sigma}
 
         return expand
 
+    placeholder = Target(np.zeros(2), np.zeros(2), {
+        "weights_alpha": np.ones(K), "means_mu": np.zeros(K), "means_sigma": np.ones(K),
+        "sigmas_sigma": np.ones(K)}, 0.0, 1.0, -1, np.zeros(3 * K - 1))
     model = from_pyfunc(
-        ndim=3 * K - 1,
+        ndim=placeholder.n_dim,
         make_logp_fn=make_logp_fn,
         make_expand_fn=make_expand_fn,
-        expanded_dtypes=[np.dtype("float64")] * 3,
-        expanded_shapes=[(K,), (K,), (K,)],
-        expanded_names=["weights", "means", "sigmas"],
+        expanded_dtypes=[np.dtype("float64")] * len(NAMES),
+        expanded_shapes=list(placeholder.shapes.values()),
+        expanded_names=list(NAMES),
         coords={"component": np.arange(K)},
-        dims={"weights": ("component",), "means": ("component",), "sigmas": ("component",)},
-        shared_data=_shared(np.zeros(2), np.zeros(2), {
-            "alpha": np.ones(K), "mu_mu": np.zeros(K), "mu_sigma": np.ones(K),
-            "sigma_sigma": np.ones(K)}, 0.0, 1.0, -1),
+        dims={name: ("component",) for name in NAMES},
+        shared_data=_shared(placeholder),
         make_initial_point_fn=None,
     )
     del nutpie
@@ -118,29 +97,28 @@ def _pyfunc_model(K: int) -> Any:
     return model
 
 
-def _shared(z, eps2, hyper, loc, scale, pair) -> dict[str, Any]:
-    return {
-        "z": np.ascontiguousarray(z, dtype=float),
-        "eps2": np.ascontiguousarray(eps2, dtype=float),
-        "alpha": hyper["alpha"], "mu_mu": hyper["mu_mu"], "mu_sd": hyper["mu_sigma"],
-        "sig_sd": hyper["sigma_sigma"],
-        "log_scale_n": np.float64(z.shape[0] * np.log(scale)),
-        "loc": np.float64(loc), "scale": np.float64(scale), "pair": np.int64(pair),
-    }
+def _shared(target: Target) -> dict[str, Any]:
+    """The pyfunc model's data: the target's arrays, keyword by keyword."""
+    return {"z": target.z, "eps2": target.eps2, **target.hyper,
+            "log_scale_n": np.float64(0.0), "loc": np.float64(target.loc),
+            "scale": np.float64(target.scale), "pair": np.int64(target.pair)}
 
 
-def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed,
-                   progressbar, target_accept):
+def sample(target: Target, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
+           target_accept: float, *, backend: str = "native") -> tuple[Any, Any]:
+    """One nutpie run on ``target``: (posterior, sample_stats) datasets.
+
+    ``backend`` "native" falls back to "pyfunc" (warned) where this nutpie cannot take
+    the compiled callback; the backend that ran is ``sample_stats.attrs["nutpie_backend"]``
+    and the coordinates' pair ``sample_stats.attrs["sampler_pair"]``.
+    """
     import dataclasses
 
     import nutpie
 
-    z = (x - loc) / scale
-    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
-    # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
-    # but rounding, and without it x -> 2x gives exactly twice the draws
-
-    pair, start = _sampler_coords(theta0, K, eps2, hyper)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    start = target.start
 
     # nutpie asks for each chain's start with a seed derived from ``seed`` and the chain:
     # jitter the EM start with it, so the same seed gives the same chains
@@ -148,13 +126,11 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
         rng = np.random.default_rng([seed, int(chain_seed) % 2**63])
         return start + START_JITTER * rng.normal(size=start.size)
 
-    _check_start(start, z, eps2, hyper, pair)
-    compiled = _native_model(K, z, eps2, hyper, loc, scale, initial_point, pair)
-    backend = "native" if compiled is not None else "pyfunc"
+    _check_start(target)
+    compiled = _native_model(target, initial_point) if backend == "native" else None
+    ran = "native" if compiled is not None else "pyfunc"
     if compiled is None:
-        shared = _shared(z, eps2, hyper, loc, scale, pair)
-        shared["log_scale_n"] = np.float64(0.0)
-        compiled = _pyfunc_model(K).with_data(**shared)
+        compiled = _pyfunc_model(target.n_components).with_data(**_shared(target))
         compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
     dt = nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -163,13 +139,12 @@ def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed
     )
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
-    stats.attrs["nutpie_backend"] = backend
-    stats.attrs["sampler_pair"] = pair
-    return post[["weights", "means", "sigmas"]], stats
+    stats.attrs["nutpie_backend"] = ran
+    stats.attrs["sampler_pair"] = target.pair
+    return post[list(NAMES)], stats
 
 
-def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
-                 hyper: dict[str, np.ndarray], pair: int) -> None:
+def _check_start(target: Target) -> None:
     """Raise before nutpie is called if the log-density or gradient at the start is not finite.
 
     nutpie 0.16 reports a start it cannot use as "All initialization points failed", and
@@ -180,11 +155,7 @@ def _check_start(start: np.ndarray, z: np.ndarray, eps2: np.ndarray,
     time) after ``pm.sample()`` on a plain PyMC model whose ordered vector starts tied.
     So a bad start never reaches nutpie; the error sends ``fit`` to PyMC's sampler.
     """
-    from ..reparam.pair import sampler_logp_and_grad
-
-    logp, grad = sampler_logp_and_grad(
-        np.ascontiguousarray(start, dtype=float), z, eps2, hyper["alpha"], hyper["mu_mu"],
-        hyper["mu_sigma"], hyper["sigma_sigma"], 0.0, int(pair))
+    logp, grad = target.logp_and_grad(target.start)
     if not (np.isfinite(logp) and np.all(np.isfinite(grad))):
         raise SamplingError(
             f"the log-density at the EM start is not finite (logp {logp}); not handed to "

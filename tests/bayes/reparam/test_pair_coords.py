@@ -8,8 +8,9 @@ import pytest
 from scipy import special, stats
 
 from bayesgmm import SamplingWarning, fit
+from bayesgmm.bayes import inference
 from bayesgmm.bayes.reparam import pair as _pair_coords
-from bayesgmm.bayes.samplers import nutpie as nutpie_driver
+from bayesgmm.bayes.target import Target
 from bayesgmm.datasets import simulate
 
 CASES = [(K, j) for K in (2, 3, 4, 5) for j in range(K - 1)]
@@ -180,10 +181,10 @@ def test_compiled_callback_never_reports_garbage_as_success(pair):
     K = 3
     rng = np.random.default_rng(pair + 1)
     z = rng.normal(size=200)
-    hyper = {"alpha": np.array([1.0, 2.0, 1.0]), "mu_mu": np.zeros(K),
-             "mu_sigma": np.full(K, 3.0), "sigma_sigma": np.ones(K)}
-    model = _nutpie_model.compiled_model(K, z, np.zeros_like(z), hyper, 0.0, 1.0,
-                                         lambda seed: np.zeros(3 * K - 1), pair)
+    hyper = {"weights_alpha": np.array([1.0, 2.0, 1.0]), "means_mu": np.zeros(K),
+             "means_sigma": np.full(K, 3.0), "sigmas_sigma": np.ones(K)}
+    target = Target(z, np.zeros_like(z), hyper, 0.0, 1.0, pair, np.zeros(3 * K - 1))
+    model = _nutpie_model.compiled_model(target, lambda seed: np.zeros(3 * K - 1))
     dbl = ctypes.POINTER(ctypes.c_double)
     call = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, dbl, dbl, dbl,
                             ctypes.c_void_p)(model.compiled_logp_func.address)
@@ -204,8 +205,60 @@ def test_compiled_callback_never_reports_garbage_as_success(pair):
     assert 0 in codes and codes - {0}  # both kinds of point were met
 
 
+def test_a_header_of_another_layout_is_refused():
+    # the callbacks read the data through addresses in a header: one of another layout,
+    # size or K must be refused (Python: ValueError; C: nutpie's error code), never read
+    import ctypes
+
+    from bayesgmm.bayes.samplers import nutpie_native as native
+
+    K = 2
+    z = np.random.default_rng(0).normal(size=50)
+    hyper = {"weights_alpha": np.ones(K), "means_mu": np.zeros(K),
+             "means_sigma": np.full(K, 3.0), "sigmas_sigma": np.ones(K)}
+    target = Target(z, np.zeros_like(z), hyper, 0.0, 1.0, 0, np.zeros(3 * K - 1))
+    model = native.compiled_model(target, lambda seed: np.zeros(3 * K - 1))
+    good = model.user_data
+    assert good.tolist()[:5] == [native._MAGIC, len(native.HEADER), z.size, K, 0]
+    native.check_header(good, target.n_dim)
+
+    dbl = ctypes.POINTER(ctypes.c_double)
+    logp_fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, dbl, dbl, dbl,
+                               ctypes.c_void_p)(model.compiled_logp_func.address)
+    expand_fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, dbl, dbl,
+                                 ctypes.c_void_p)(model.compiled_expand_func.address)
+
+    def call(header, dim=3 * K - 1):
+        x, grad, logp = np.zeros(dim), np.zeros(dim), np.zeros(1)
+        out = np.zeros(3 * K)
+        rc = logp_fn(dim, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl),
+                     logp.ctypes.data_as(dbl), header.ctypes.data)
+        rc_expand = expand_fn(dim, 3 * K, x.ctypes.data_as(dbl), out.ctypes.data_as(dbl),
+                              header.ctypes.data)
+        return rc, rc_expand
+
+    assert call(good) == (0, 0)
+    bad = {"magic": native._MAGIC - 1, "n_words": len(native.HEADER) + 1, "K": K + 1,
+           "n": 0, "pair": K - 1}
+    for field, value in bad.items():
+        header = good.copy()
+        header[native.HEADER.index(field)] = value
+        assert call(header) == (native.BAD_HEADER, native.BAD_HEADER), field
+        with pytest.raises(ValueError, match="header"):
+            native.check_header(header, target.n_dim)
+    # a point of another size, and an old ten-word header (no magic word): refused
+    assert call(good, dim=3 * K) == (native.BAD_HEADER, native.BAD_HEADER)
+    with pytest.raises(ValueError, match="header"):
+        native.check_header(good, 3 * K)
+    old = np.zeros(len(native.HEADER), dtype=np.int64)
+    old[:2] = [z.size, K]
+    assert call(old) == (native.BAD_HEADER, native.BAD_HEADER)
+    with pytest.raises(ValueError, match="header"):
+        native.check_header(good[:10], target.n_dim)
+
+
 @pytest.mark.slow
-def test_same_posterior_as_in_pymc_coordinates_k3(monkeypatch):
+def test_same_posterior_as_in_pymc_coordinates_k3():
     # K = 3, three overlapping components: the pair's neighbour bound is active in part
     # of the posterior (checked below). 4 x 1,000 draws each way. Posterior means and
     # quartiles agree at 4.5 combined MCSEs (36 comparisons). Not the sds: components
@@ -217,10 +270,10 @@ def test_same_posterior_as_in_pymc_coordinates_k3(monkeypatch):
     sim = simulate(400, [0.3, 0.4, 0.3], [0.0, 1.2, 2.4], [0.5, 0.6, 0.5], random_seed=5)
     out = {}
     for coords in ("pair", "pymc"):
-        monkeypatch.setattr(nutpie_driver, "COORDS", coords)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            out[coords] = fit(sim.x, 3, random_seed=2, progressbar=False)
+            out[coords] = inference._fit(sim.x, 3, random_seed=2, progressbar=False,
+                                         coords=coords)
     post, em = out["pair"].posterior, out["pair"].em_estimate
     j = _pair_coords.choose_pair(em["means"].values, em["sigmas"].values)
     w, mu, sd = (post[v].values.reshape(-1, 3) for v in ("weights", "means", "sigmas"))
@@ -249,7 +302,7 @@ def test_same_posterior_as_in_pymc_coordinates_k3(monkeypatch):
                 v, method, prob, diff, se)
 
 
-def test_same_posterior_as_in_pymc_coordinates(monkeypatch):
+def test_same_posterior_as_in_pymc_coordinates():
     # Same model, other sampler coordinates: the posteriors must agree within Monte
     # Carlo error. n = 300, K = 2 (overlapping, errors), 4 x 1,000 draws each; each
     # posterior mean is compared at 4.5 combined MCSEs (12 comparisons: a false alarm
@@ -260,10 +313,10 @@ def test_same_posterior_as_in_pymc_coordinates(monkeypatch):
                    random_seed=3)
     out = {}
     for coords in ("pair", "pymc"):
-        monkeypatch.setattr(nutpie_driver, "COORDS", coords)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            out[coords] = fit(sim.x, 2, X_err=sim.x_err, random_seed=1, progressbar=False)
+            out[coords] = inference._fit(sim.x, 2, X_err=sim.x_err, random_seed=1,
+                                         progressbar=False, coords=coords)
         assert json.loads(out[coords].attrs["sampling_runs"])[-1]["divergences"] == 0
     for v in ("weights", "means", "sigmas"):
         a, b = (out[c].posterior[v] for c in ("pair", "pymc"))
@@ -280,13 +333,14 @@ def test_only_pairs_with_equal_priors_are_folded():
     # and width priors give both the same density there (with Dirichlet(1, 4) the cliff
     # stalled NUTS at target_accept 0.99: R-hat 2.6); mean priors may differ
     mu, sigma = [-1.0, 0.0, 3.0], [1.5, 1.0, 0.5]
-    hyper = {"alpha": np.ones(3), "mu_mu": np.zeros(3), "mu_sigma": np.full(3, 3.0),
-             "sigma_sigma": np.ones(3)}
+    hyper = {"weights_alpha": np.ones(3), "means_mu": np.zeros(3),
+             "means_sigma": np.full(3, 3.0), "sigmas_sigma": np.ones(3)}
     assert _pair_coords.choose_pair(mu, sigma, 0.0, hyper) == 0
-    for name, value, expected in (("alpha", [1.0, 4.0, 4.0], 1), ("alpha", [1.0, 4.0, 1.0], -1),
-                                  ("mu_mu", [0.0, 0.5, 0.0], 0),  # a kink only
-                                  ("mu_sigma", [3.0, 1.0, 1.0], 0),
-                                  ("sigma_sigma", [2.0, 1.0, 1.0], 1)):
+    for name, value, expected in (("weights_alpha", [1.0, 4.0, 4.0], 1),
+                                  ("weights_alpha", [1.0, 4.0, 1.0], -1),
+                                  ("means_mu", [0.0, 0.5, 0.0], 0),  # a kink only
+                                  ("means_sigma", [3.0, 1.0, 1.0], 0),
+                                  ("sigmas_sigma", [2.0, 1.0, 1.0], 1)):
         assert _pair_coords.choose_pair(mu, sigma, 0.0, {**hyper, name: np.array(value)}) \
             == expected, (name, value)
 
@@ -301,3 +355,41 @@ def test_fit_folds_only_a_pair_with_equal_priors(priors, pair):
         dt = fit(sim.x, 2, priors=priors, draws=50, tune=50, chains=2, random_seed=3,
                  progressbar=False, target_accept=0.8)
     assert json.loads(dt.attrs["sampling_runs"])[0]["pair"] == pair
+
+
+def test_target_is_one_description_of_what_the_sampler_sees():
+    # names, shapes, flat size, coordinates, start and expansion in data units, from one
+    # object; its log-density is the reparametrisation's (exactly: the same function)
+    from bayesgmm import Priors
+    from bayesgmm.bayes.reparam import pymc_space
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(10.0, 1.0, 80), rng.normal(12.0, 1.0, 60)]
+    loc, scale = x.mean(), x.std()
+    z, eps2 = (x - loc) / scale, np.zeros(x.size)
+    w, mu, sigma = np.array([0.55, 0.45]), np.array([-0.6, 0.7]), np.array([0.5, 0.6])
+    theta0 = np.r_[np.log(w[0] / w[1]) / 2, mu[0], np.log(mu[1] - mu[0]), np.log(sigma)]
+    hyper = Priors().standardized(2, loc, scale)
+    pair = Target.build(z, eps2, hyper, loc, scale, theta0)
+    pymc = Target.build(z, eps2, hyper, loc, scale, theta0, coords="pymc")
+    assert (pair.coords, pair.pair, pymc.coords, pymc.pair) == ("pair", 0, "pymc", -1)
+    assert pair.n_dim == pymc.n_dim == 5 and pair.shapes == {
+        "weights": (2,), "means": (2,), "sigmas": (2,)}
+    np.testing.assert_array_equal(pymc.start, theta0)
+    for target in (pair, pymc):  # the start is the EM estimate, in data units once expanded
+        got = target.expand(target.start)
+        np.testing.assert_allclose(got["weights"], w, rtol=1e-12)
+        np.testing.assert_allclose(got["means"], loc + scale * mu, rtol=1e-12)
+        np.testing.assert_allclose(got["sigmas"], scale * sigma, rtol=1e-12)
+    ref = pymc_space.logp_and_grad(theta0, z, eps2, *(hyper[k] for k in hyper), 0.0)
+    assert pymc.logp_and_grad(theta0)[0] == ref[0]
+    ref = _pair_coords.logp_and_grad(pair.start, z, eps2, *(hyper[k] for k in hyper), 0.0, 0)
+    assert pair.logp_and_grad(pair.start)[0] == ref[0]
+    # one component: nothing to pair, PyMC's coordinates whatever was asked
+    one = Target.build(z, eps2, Priors().standardized(1, loc, scale), loc, scale,
+                       np.array([0.0, 0.0]))
+    assert one.pair == -1 and one.n_dim == 2
+    with pytest.raises(ValueError, match="coords"):
+        Target.build(z, eps2, hyper, loc, scale, theta0, coords="ordered")
+    with pytest.raises(ValueError, match="start of length 5"):
+        Target.build(z, eps2, hyper, loc, scale, theta0[:4])

@@ -59,6 +59,11 @@ def test_nutpie_failure_falls_back_to_pymc(mocked_sample, monkeypatch):
         dt = fit(sim.x, 2, draws=20, chains=2, random_seed=1, progressbar=False)
     assert dt.attrs["sampler"] == "pymc"
     assert mocked_sample["nuts_sampler"] == "pymc"
+    # the record says which sampler ran: PyMC's, no nutpie backend, no pair
+    import json
+
+    run = json.loads(dt.attrs["sampling_runs"])[0]
+    assert (run["sampler"], run["backend"], run["pair"]) == ("pymc", "pymc", -1)
 
 
 def _wrap_nutpie(monkeypatch, divergent_runs):
@@ -68,8 +73,8 @@ def _wrap_nutpie(monkeypatch, divergent_runs):
     calls = []
     real = inference._sample_nutpie
 
-    def wrapped(*args):
-        post, stats = real(*args)
+    def wrapped(*args, **kwargs):
+        post, stats = real(*args, **kwargs)
         calls.append({"tune": args[8], "target_accept": args[-1]})
         if len(calls) <= divergent_runs:
             div = np.zeros(stats["diverging"].shape, dtype=bool)
@@ -175,7 +180,7 @@ def test_fallback_and_rerun_together(monkeypatch):
     fallback = [str(w.message) for w in caught if "nutpie failed" in str(w.message)]
     assert len(fallback) == 1 and "its rerun too" in fallback[0]
     runs = json.loads(dt.attrs["sampling_runs"])
-    assert [r["sampler"] for r in runs] == ["pymc", "pymc"]
+    assert [(r["sampler"], r["backend"]) for r in runs] == [("pymc", "pymc")] * 2
     assert [r["divergences"] for r in runs] == [2, 0]
 
 
@@ -187,11 +192,11 @@ def test_failed_rerun_keeps_the_first_run(monkeypatch):
     real = inference._sample_nutpie
     calls = []
 
-    def first_divergent_then_broken(*args):
+    def first_divergent_then_broken(*args, **kwargs):
         calls.append(1)
         if len(calls) > 1:
             raise RuntimeError("simulated failure of the second run")
-        post, stats = real(*args)
+        post, stats = real(*args, **kwargs)
         div = np.zeros(stats["diverging"].shape, dtype=bool)
         div[0, 0] = True
         return post, stats.assign(diverging=(stats["diverging"].dims, div))
