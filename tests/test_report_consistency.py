@@ -14,33 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from helpers import _fake_nutpie, _tree
 
 import bayesgmm
 from bayesgmm.bayes import inference
 from bayesgmm.datasets import simulate
-
-
-def _fake_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, *rest,
-                 **kwargs):
-    """iid draws around the start (the EM estimate): a well-mixed 'posterior' in no time."""
-    from bayesgmm.bayes.reparam.pymc_space import unpack
-
-    w, mu, sg = unpack(np.asarray(theta0, dtype=float), K)
-    rng = np.random.default_rng(seed)
-    shape = (chains, draws, K)
-    weights = rng.dirichlet(2000 * w, size=(chains, draws))
-    means = np.sort(loc + scale * (mu + 0.01 * rng.standard_normal(shape)), axis=-1)
-    sigmas = scale * sg * np.exp(0.01 * rng.standard_normal(shape))
-    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "component": np.arange(K)}
-    dims = ("chain", "draw", "component")
-    post = xr.Dataset({"weights": (dims, weights), "means": (dims, means),
-                       "sigmas": (dims, sigmas)}, coords=coords)
-    cd = ("chain", "draw")
-    stats = xr.Dataset({"diverging": (cd, np.zeros((chains, draws), bool)),
-                        "maxdepth_reached": (cd, np.zeros((chains, draws), bool)),
-                        "energy": (cd, rng.standard_normal((chains, draws)))},
-                       coords={"chain": coords["chain"], "draw": coords["draw"]})
-    return post, stats
 
 
 @pytest.fixture
@@ -272,8 +250,6 @@ def test_verdict_says_what_to_run_and_what_errors_did(sim, monkeypatch):
     assert f"median {med:.3g}" in d.verdict
     assert f"{np.hypot(sg[0], med):.3g}" in d.verdict
     # each thing said once (the CLI prints the verdict as it is), in every kind of case
-    from test_diagnostics import _tree
-
     rng = np.random.default_rng(1)
     means = np.array([0.0, 4.0]) + 0.05 * rng.standard_normal((4, 500, 2))
     means[0] += 0.03

@@ -38,7 +38,7 @@ def test_selection_table_equals_estimator_criteria(weighted):
 
 
 def test_em_estimate_bic_equals_estimator_bic(monkeypatch):
-    from test_report_consistency import _fake_nutpie  # iid draws: no sampling
+    from helpers import _fake_nutpie  # iid draws: no sampling
 
     sim = simulate(200, [0.4, 0.6], [50.0, 80.0], [5.0, 6.0], error_range=(2.0, 4.0),
                    random_seed=5)
