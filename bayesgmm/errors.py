@@ -24,7 +24,7 @@ class DataError(ValueError):
 
 def __getattr__(name: str) -> Any:
     # NotFittedError subclasses scikit-learn's, whose import is slow (it loads SciPy's
-    # stats and pandas): it lives in em.py, which needs scikit-learn anyway, so that
+    # stats and pandas): it lives in em/estimator.py, which needs scikit-learn anyway, so that
     # `import bayesgmm` stays light
     if name == "NotFittedError":
         from .em.estimator import NotFittedError

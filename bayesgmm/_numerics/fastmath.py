@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-# the flags the kernels of _mixture_kernels use (see its _OPTS): no zero-division checks,
+# the flags the kernels of bayes/likelihood.py use (see its _OPTS): no zero-division checks,
 # FMA contraction only, so results do not depend on vector width
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 

@@ -2,11 +2,11 @@
 
 numba stamps a cached function with the content of the file that defines it, not with
 the functions it calls, although their machine code is linked into it: after an edit
-of ``_mixture_kernels.py`` (or an upgrade that changes it) the cached
-``_logdensity.logp_and_grad`` or the C callbacks of ``_nutpie_model`` would keep the old
-kernel. The locators below, put first in numba's list and used for bayesgmm's own files
-only, stamp every cached function of the package with one hash of all its modules that
-use numba, so any change there recompiles them all once.
+of ``bayes/likelihood.py`` (or an upgrade that changes it) the cached
+``bayes.density.log_density`` or the C callbacks of ``bayes.samplers.nutpie_native``
+would keep the old kernel. The locators below, put first in numba's list and used for
+bayesgmm's own files only, stamp every cached function of the package with one hash of
+all its modules that use numba, so any change there recompiles them all once.
 """
 
 from __future__ import annotations

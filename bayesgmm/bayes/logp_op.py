@@ -26,7 +26,8 @@ gives. The kernel takes ``log w_k`` once per call and forms
 
 Both Ops have numba implementations registered with PyTensor, so PyTensor's numba
 linker and nutpie's numba backend run them in nopython mode. Their numba cache key
-includes a hash of ``_mixture_kernels.py``, so editing the kernels invalidates the cache.
+includes the package's numba stamp (:mod:`bayesgmm._numerics.numba_cache`), so editing
+the kernels invalidates the cache.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
     runs = json.loads(dt.attrs.get("sampling_runs", "[]"))
     kept = runs[-1] if runs else {}
     # the kept run's tune: advice doubles what was last tried (the verdict's command
-    # starts from the same figure, _verdict._run_settings)
+    # starts from the same figure, verdict._run_settings)
     tune = int(kept.get("tune", 1000))
     accept = float(kept.get("target_accept", 0.8))
     rerun = (f" (after fit's second run, tune={tune}, target_accept={accept:g})"
@@ -51,7 +51,7 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
         elif name in ("ess_bulk", "ess_tail"):
             kind = "bulk" if name == "ess_bulk" else "tail"
             # ESS grows about in proportion to the draws; the same rule as the verdict's
-            # command (_verdict._more_draws), and past its cap more draws are not the cure
+            # command (verdict._more_draws), and past its cap more draws are not the cure
             from ..diagnostics.verdict import _more_draws
 
             need = int(np.ceil(draws * 1.2 * t / max(v, 1.0) / 100.0) * 100)

@@ -45,9 +45,9 @@ needed the slower second run (the seed sweep is in ``benchmarks/README.md``).
 
 The map is a bijection onto the ordered model's parameter space on each half, so the
 posterior is exactly the same distribution; only the sampler's coordinates change. Its
-log-Jacobian is written out in :func:`_unpack`; ``tests/test_pair_coords.py`` checks it
-against the determinant of the numerical Jacobian, and the log-density against a SciPy
-reference.
+log-Jacobian is written out in :func:`_unpack`;
+``tests/bayes/reparam/test_pair_coords.py`` checks it against the determinant of the
+numerical Jacobian, and the log-density against a SciPy reference.
 
 The remaining K - 2 components keep PyMC's transforms; with K = 1 nothing is paired.
 The gradient of the map and of its log-Jacobian come from complex-step differentiation

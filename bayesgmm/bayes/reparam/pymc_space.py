@@ -6,7 +6,7 @@ In PyMC's coordinates. (The sampler uses the pair coordinates of
 evaluates exactly the log-density of :func:`bayesgmm.bayes.model.build_model` (priors, PyMC's
 transforms and their Jacobians, and the marginalised likelihood with measurement errors)
 in one pass over the points, without materialising any (n, K) array;
-``tests/test_model.py`` checks it against the PyMC model's own
+``tests/bayes/test_model.py`` checks it against the PyMC model's own
 ``compile_logp``/``compile_dlogp`` to 1e-10. The density in (w, mu, sigma) is
 :func:`bayesgmm.bayes.density.log_density`; this module adds only the map, its
 log-Jacobian and the chain rule.

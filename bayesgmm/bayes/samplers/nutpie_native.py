@@ -13,7 +13,7 @@ wrapped in a numba ``cfunc`` with the C signature nutpie's Rust core calls for i
   fit only writes a new header. A header of another layout or size is refused (the
   callbacks return :data:`BAD_HEADER`, :func:`check_header` raises), never read.
 - The result is the same function as the ``from_pyfunc`` path (same log-density, same
-  expand step); ``tests/test_inference.py`` checks that both give identical draws.
+  expand step); ``tests/bayes/test_inference.py`` checks that both give identical draws.
 - It relies on the constructor fields of ``nutpie.compile_pymc.CompiledPyMCModel``;
   when those change (another nutpie), :func:`compiled_model` raises and the caller
   falls back to ``from_pyfunc``.
