@@ -51,9 +51,13 @@ def _tree(seed=0, C=4, S=500, n=300, drop=(), **replace):
     return xr.DataTree.from_dict({k: v for k, v in groups.items() if k not in drop})
 
 
-def _fake_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, *rest,
-                 **kwargs):
-    """iid draws around the start (the EM estimate): a well-mixed 'posterior' in no time."""
+def _fake_nutpie(problem, tune, target_accept):
+    """iid draws around the start (the EM estimate): a well-mixed 'posterior' in no time.
+
+    Stands in for ``bayesgmm.bayes.inference._sample_nutpie`` (monkeypatch it).
+    """
+    K, loc, scale, theta0 = problem.K, problem.loc, problem.scale, problem.theta0
+    draws, chains, seed = problem.draws, problem.chains, problem.seed
     from bayesgmm.bayes.reparam.pymc_space import unpack
 
     w, mu, sg = unpack(np.asarray(theta0, dtype=float), K)

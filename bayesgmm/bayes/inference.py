@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import warnings
 from collections.abc import Callable
@@ -55,6 +57,10 @@ def _fit(
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
     check_sampling(draws, tune, chains, sampler, target_accept)
+    # a misspelt choice is a bug, not a sampler failure to fall back from
+    if backend not in _nutpie.BACKENDS or coords not in COORDS:
+        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and coords one of "
+                         f"{COORDS}; got {backend!r}, {coords!r}")
     # independent streams for EM's starts and the sampler's seed: a change in how many
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)
@@ -63,8 +69,11 @@ def _fit(
     hyper = Priors.from_any(priors).standardized(K, loc, scale)
 
     em = _em_estimate(x, e, K, rng_em)
-    theta0 = _unconstrained_start(em, loc, scale)
-    seed = int(rng_sampler.integers(2**31 - 1))
+    problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
+                       em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
+                       chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
+                       progressbar=progressbar, backend=backend, coords=coords)
+    seed = problem.seed
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
     runs: list[dict[str, Any]] = []
@@ -74,9 +83,7 @@ def _fit(
     while schedule:
         accept, n_tune = schedule.pop(0)
         try:
-            post, stats, active = _sample(active, x, e, K, loc, scale, hyper, priors, theta0,
-                                          draws, n_tune, chains, seed, progressbar, accept, em,
-                                          backend=backend, coords=coords)
+            post, stats, active = _sample(active, problem, n_tune, accept)
         except SamplingError as exc:
             if not runs:
                 raise
@@ -126,21 +133,49 @@ def _run_tree(post: Any, stats: Any) -> Any:
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
 
 
-def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains, seed,
-            progressbar, target_accept, em, *, backend="native", coords="pair"):
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """What every run of one fit shares: the data, priors, EM start, seed and choices.
+
+    Each run adds only its ``tune`` and ``target_accept``. ``backend`` ("native",
+    "pyfunc") and ``coords`` ("pair", "pymc") are the private choices of :func:`_fit`.
+    """
+
+    x: np.ndarray
+    e: np.ndarray | None
+    K: int
+    loc: float
+    scale: float
+    hyper: dict[str, np.ndarray]
+    priors: Any
+    em: dict[str, Any]
+    theta0: np.ndarray
+    draws: int
+    chains: int
+    seed: int
+    progressbar: bool
+    backend: str = "native"
+    coords: str = "pair"
+
+    @functools.cached_property
+    def target(self) -> Target:
+        """The log-density nutpie samples, built once per fit (on the first nutpie run)."""
+        z = (self.x - self.loc) / self.scale
+        eps2 = np.zeros_like(z) if self.e is None else (self.e / self.scale) ** 2
+        # the constant -n log(scale) is left out of what the sampler sees: it changes
+        # nothing but rounding, and without it x -> 2x gives exactly twice the draws
+        return Target.build(z, eps2, self.hyper, self.loc, self.scale, self.theta0,
+                            self.coords)
+
+
+def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):
     """One sampling run; nutpie falls back to PyMC's NUTS (with a warning) if it fails.
 
     Returns (posterior, sample_stats, the sampler that ran).
     """
-    # a misspelt choice is a bug, not a sampler failure to fall back from
-    if backend not in _nutpie.BACKENDS or coords not in COORDS:
-        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and coords one of "
-                         f"{COORDS}; got {backend!r}, {coords!r}")
     if sampler == "nutpie":
         try:
-            post, stats = _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune,
-                                         chains, seed, progressbar, target_accept,
-                                         backend=backend, coords=coords)
+            post, stats = _sample_nutpie(problem, tune, target_accept)
             return post, stats, "nutpie"
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -154,21 +189,16 @@ def _sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, ch
                 "which is slower but samples the same model.",
                 SamplingWarning, stacklevel=4,
             )
-    post, stats = _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed,
-                                       progressbar, target_accept, em)
+    p = problem
+    post, stats = _sample_pymc_or_fail(p.x, p.e, p.K, p.priors, p.theta0, p.draws, tune,
+                                       p.chains, p.seed, p.progressbar, target_accept, p.em)
     return post, stats, "pymc"
 
 
-def _sample_nutpie(x, e, K, loc, scale, hyper, theta0, draws, tune, chains, seed, progressbar,
-                   target_accept, *, backend="native", coords="pair"):
+def _sample_nutpie(problem: _Problem, tune: int, target_accept: float):
     """One nutpie run on this fit's :class:`~bayesgmm.bayes.target.Target`."""
-    z = (x - loc) / scale
-    eps2 = np.zeros_like(z) if e is None else (e / scale) ** 2
-    # the constant -n log(scale) is left out of what the sampler sees: it changes nothing
-    # but rounding, and without it x -> 2x gives exactly twice the draws
-    target = Target.build(z, eps2, hyper, loc, scale, theta0, coords)
-    return _nutpie.sample(target, draws, tune, chains, seed, progressbar, target_accept,
-                          backend=backend)
+    return _nutpie.sample(problem.target, problem.draws, tune, problem.chains, problem.seed,
+                          problem.progressbar, target_accept, backend=problem.backend)
 
 
 def _em_estimate(x: np.ndarray, e: np.ndarray | None, K: int, rng: np.random.Generator):

@@ -32,10 +32,9 @@ def _fake_sample(kind):
     half a posterior sd (R-hat ~ 1.03, chains still in one mode); "ess": AR(1) draws
     with rho = 0.995 (ESS of a few dozen); "divergences": good draws, 3 flagged divergent.
     """
-    def sample(sampler, x, e, K, loc, scale, hyper, priors, theta0, draws, tune, chains,
-               seed, progressbar, target_accept, em, **choices):
+    def sample(sampler, problem, tune, target_accept):
+        K, em, chains, draws = problem.K, problem.em, problem.chains, problem.draws
         rng = np.random.default_rng(0)
-        n = x.size
         sds = {"weights": 0.03, "means": 0.08, "sigmas": 0.06}
         noise = rng.normal(size=(3, chains, draws, K))
         if kind == "ess":
@@ -52,7 +51,6 @@ def _fake_sample(kind):
         div = np.zeros((chains, draws), dtype=bool)
         if kind == "divergences":
             div[0, :3] = True
-        del n
         return (xr.Dataset(post, coords={"chain": np.arange(chains), "draw": np.arange(draws)}),
                 xr.Dataset({"diverging": (("chain", "draw"), div)}), sampler)
 

@@ -133,7 +133,8 @@ def test_fit_skips_the_second_run_when_first_run_check_says_so(monkeypatch):
 
     calls = []
 
-    def fake_sample(sampler, x, e, K, *args, **choices):
+    def fake_sample(sampler, problem, tune, target_accept):
+        K = problem.K
         calls.append(K)
         run = _run(K=K, modes=True, seed=len(calls))  # R-hat fails: a rerun would follow
         return (run["posterior"].to_dataset(), run["sample_stats"].to_dataset(), sampler)

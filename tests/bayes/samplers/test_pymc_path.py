@@ -75,7 +75,7 @@ def _wrap_nutpie(monkeypatch, divergent_runs):
 
     def wrapped(*args, **kwargs):
         post, stats = real(*args, **kwargs)
-        calls.append({"tune": args[8], "target_accept": args[-1]})
+        calls.append({"tune": args[1], "target_accept": args[2]})
         if len(calls) <= divergent_runs:
             div = np.zeros(stats["diverging"].shape, dtype=bool)
             div[0, :3] = True
