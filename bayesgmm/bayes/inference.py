@@ -20,7 +20,7 @@ from .priors import Priors
 from .result import _assemble, _data_name
 from .samplers import nutpie as _nutpie
 from .samplers.pymc_nuts import _sample_pymc_or_fail
-from .target import COORDS, Target
+from .target import REPARAMS, Target
 
 __all__ = ["fit"]
 
@@ -46,21 +46,21 @@ def _fit(
     log_likelihood: bool | None = None,
     first_run_check: Callable[[Any], str | None] | None = None,
     # private choices (fit takes the defaults): the nutpie backend ("native", "pyfunc";
-    # samplers.nutpie.BACKENDS) and the coordinates ("pair", "pymc"; target.COORDS)
+    # samplers.nutpie.BACKENDS) and the reparametrisation ("pair", "pymc"; target.REPARAMS)
     backend: str = "native",
-    coords: str = "pair",
+    reparam: str = "pair",
 ) -> Any:
     """:func:`fit`, with the private choices as arguments.
 
-    Tests pass ``backend`` and ``coords``; ``fit`` takes the defaults.
+    Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults.
     """
     x, e = check_1d(X, X_err)
     K = _check_k(n_components, x.shape[0])
     check_sampling(draws, tune, chains, sampler, target_accept)
     # a misspelt choice is a bug, not a sampler failure to fall back from
-    if backend not in _nutpie.BACKENDS or coords not in COORDS:
-        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and coords one of "
-                         f"{COORDS}; got {backend!r}, {coords!r}")
+    if backend not in _nutpie.BACKENDS or reparam not in REPARAMS:
+        raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and reparam one of "
+                         f"{REPARAMS}; got {backend!r}, {reparam!r}")
     # independent streams for EM's starts and the sampler's seed: a change in how many
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)
@@ -72,7 +72,7 @@ def _fit(
     problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
                        em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
                        chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
-                       progressbar=progressbar, backend=backend, coords=coords)
+                       progressbar=progressbar, backend=backend, reparam=reparam)
     seed = problem.seed
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
@@ -138,7 +138,7 @@ class _Problem:
     """What every run of one fit shares: the data, priors, EM start, seed and choices.
 
     Each run adds only its ``tune`` and ``target_accept``. ``backend`` ("native",
-    "pyfunc") and ``coords`` ("pair", "pymc") are the private choices of :func:`_fit`.
+    "pyfunc") and ``reparam`` ("pair", "pymc") are the private choices of :func:`_fit`.
     """
 
     x: np.ndarray
@@ -155,7 +155,7 @@ class _Problem:
     seed: int
     progressbar: bool
     backend: str = "native"
-    coords: str = "pair"
+    reparam: str = "pair"
 
     @functools.cached_property
     def target(self) -> Target:
@@ -165,7 +165,7 @@ class _Problem:
         # the constant -n log(scale) is left out of what the sampler sees: it changes
         # nothing but rounding, and without it x -> 2x gives exactly twice the draws
         return Target.build(z, eps2, self.hyper, self.loc, self.scale, self.theta0,
-                            self.coords)
+                            self.reparam)
 
 
 def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):

@@ -30,7 +30,7 @@ from .priors import Priors
 from .reparam import pair as _pair
 from .reparam import pymc_space as _pymc
 
-__all__ = ["COORDS", "HYPER", "NAMES", "Target"]
+__all__ = ["HYPER", "NAMES", "REPARAMS", "Target"]
 
 #: the prior hyperparameters, in the order the compiled log-density takes them
 HYPER = tuple(field.name for field in dataclasses.fields(Priors))
@@ -39,7 +39,7 @@ HYPER = tuple(field.name for field in dataclasses.fields(Priors))
 NAMES = ("weights", "means", "sigmas")
 
 #: the coordinate systems a target can be built in
-COORDS = ("pair", "pymc")
+REPARAMS = ("pair", "pymc")
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -96,7 +96,7 @@ class Target:
 
     @classmethod
     def build(cls, z: np.ndarray, eps2: np.ndarray, hyper: dict[str, np.ndarray],
-              loc: float, scale: float, theta0: np.ndarray, coords: str = "pair") -> Target:
+              loc: float, scale: float, theta0: np.ndarray, reparam: str = "pair") -> Target:
         """The target of a fit.
 
         Parameters
@@ -109,12 +109,12 @@ class Target:
             The standardization.
         theta0 : ndarray of shape (3K - 1,)
             The EM estimate in PyMC's unconstrained coordinates.
-        coords : {"pair", "pymc"}
-            The coordinates (see the module doc); ``"pair"`` takes PyMC's where no pair
-            has equal weight and width priors.
+        reparam : {"pair", "pymc"}
+            The reparametrisation, i.e. the coordinates (see the module doc);
+            ``"pair"`` takes PyMC's where no pair has equal weight and width priors.
         """
-        if coords not in COORDS:
-            raise ValueError(f"coords must be one of {COORDS}; got {coords!r}")
+        if reparam not in REPARAMS:
+            raise ValueError(f"reparam must be one of {REPARAMS}; got {reparam!r}")
         z = np.ascontiguousarray(z, dtype=float)
         eps2 = np.ascontiguousarray(eps2, dtype=float)
         hyper = {name: np.ascontiguousarray(hyper[name], dtype=float) for name in HYPER}
@@ -124,7 +124,7 @@ class Target:
             raise ValueError(f"a start of length {3 * K - 1} and one eps2 per point expected; "
                              f"got {theta0.shape} and {eps2.shape} for {z.shape[0]} points")
         pair, start = -1, theta0
-        if coords == "pair" and K >= 2:
+        if reparam == "pair" and K >= 2:
             w, mu, sigma = _pymc.unpack(theta0, K)
             pair = _pair.choose_pair(mu, sigma, float(np.mean(eps2)), hyper)
             if pair >= 0:
@@ -147,8 +147,8 @@ class Target:
         return {name: (self.n_components,) for name in NAMES}
 
     @property
-    def coords(self) -> str:
-        """``"pair"`` or ``"pymc"``: the coordinates it was built in, in effect."""
+    def reparam(self) -> str:
+        """``"pair"`` or ``"pymc"``: the reparametrisation in effect."""
         return "pair" if self.pair >= 0 else "pymc"
 
     def hyper_args(self) -> tuple[np.ndarray, ...]:

@@ -126,8 +126,8 @@ def test_refit_new_data_reuses_model(noisy):
     assert {r["backend"] for r in json.loads(again.attrs["sampling_runs"])} == {"pyfunc"}
 
 
-@pytest.mark.parametrize("coords", ["pair", "pymc"])
-def test_native_and_pyfunc_backends_give_the_same_draws(noisy, coords):
+@pytest.mark.parametrize("reparam", ["pair", "pymc"])
+def test_native_and_pyfunc_backends_give_the_same_draws(noisy, reparam):
     import json
 
     kw = {"X_err": noisy.x_err, "draws": 60, "tune": 60, "chains": 2, "progressbar": False,
@@ -136,11 +136,11 @@ def test_native_and_pyfunc_backends_give_the_same_draws(noisy, coords):
     for backend in ("native", "pyfunc"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            results[backend] = inference._fit(noisy.x, 2, backend=backend, coords=coords,
+            results[backend] = inference._fit(noisy.x, 2, backend=backend, reparam=reparam,
                                               **kw)
         runs = json.loads(results[backend].attrs["sampling_runs"])
         assert runs[0]["backend"] == backend
-        assert (runs[0]["pair"] >= 0) == (coords == "pair"), runs
+        assert (runs[0]["pair"] >= 0) == (reparam == "pair"), runs
     # the same log-density, start and seed: the same chains, to the last digit
     xr.testing.assert_equal(results["native"].posterior.to_dataset(),
                             results["pyfunc"].posterior.to_dataset())
@@ -150,7 +150,7 @@ def test_sampler_choices_are_arguments_and_checked(noisy):
     # backend and coordinates are arguments of the internal API, not module globals; a
     # misspelt one is an error, not a reason to fall back to another sampler
     assert not hasattr(nutpie_driver, "BACKEND") and not hasattr(nutpie_driver, "COORDS")
-    for bad in ({"backend": "natve"}, {"coords": "pairs"}):
+    for bad in ({"backend": "natve"}, {"reparam": "pairs"}):
         with pytest.raises(ValueError, match="backend must be one of"):
             inference._fit(noisy.x, 2, draws=10, tune=10, chains=1, progressbar=False,
                            random_seed=0, **bad)

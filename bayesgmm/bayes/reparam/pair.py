@@ -46,7 +46,7 @@ needed the slower second run (the seed sweep is in ``benchmarks/README.md``).
 The map is a bijection onto the ordered model's parameter space on each half, so the
 posterior is exactly the same distribution; only the sampler's coordinates change. Its
 log-Jacobian is written out in :func:`_unpack`;
-``tests/bayes/reparam/test_pair_coords.py`` checks it against the determinant of the
+``tests/bayes/reparam/test_pair.py`` checks it against the determinant of the
 numerical Jacobian, and the log-density against a SciPy reference.
 
 The remaining K - 2 components keep PyMC's transforms; with K = 1 nothing is paired.

@@ -2,7 +2,7 @@
 
 In PyMC's coordinates. (The sampler uses the pair coordinates of
 :mod:`bayesgmm.bayes.reparam.pair` where a pair qualifies; these otherwise, or with
-``coords="pymc"``, see :mod:`bayesgmm.bayes.target`.) It
+``reparam="pymc"``, see :mod:`bayesgmm.bayes.target`.) It
 evaluates exactly the log-density of :func:`bayesgmm.bayes.model.build_model` (priors, PyMC's
 transforms and their Jacobians, and the marginalised likelihood with measurement errors)
 in one pass over the points, without materialising any (n, K) array;

@@ -269,11 +269,11 @@ def test_same_posterior_as_in_pymc_coordinates_k3():
 
     sim = simulate(400, [0.3, 0.4, 0.3], [0.0, 1.2, 2.4], [0.5, 0.6, 0.5], random_seed=5)
     out = {}
-    for coords in ("pair", "pymc"):
+    for reparam in ("pair", "pymc"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            out[coords] = inference._fit(sim.x, 3, random_seed=2, progressbar=False,
-                                         coords=coords)
+            out[reparam] = inference._fit(sim.x, 3, random_seed=2, progressbar=False,
+                                         reparam=reparam)
     post, em = out["pair"].posterior, out["pair"].em_estimate
     j = _pair_coords.choose_pair(em["means"].values, em["sigmas"].values)
     w, mu, sd = (post[v].values.reshape(-1, 3) for v in ("weights", "means", "sigmas"))
@@ -312,12 +312,12 @@ def test_same_posterior_as_in_pymc_coordinates():
     sim = simulate(300, [0.4, 0.6], [0.0, 1.5], [0.5, 0.8], error_range=(0.2, 0.6),
                    random_seed=3)
     out = {}
-    for coords in ("pair", "pymc"):
+    for reparam in ("pair", "pymc"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            out[coords] = inference._fit(sim.x, 2, X_err=sim.x_err, random_seed=1,
-                                         progressbar=False, coords=coords)
-        assert json.loads(out[coords].attrs["sampling_runs"])[-1]["divergences"] == 0
+            out[reparam] = inference._fit(sim.x, 2, X_err=sim.x_err, random_seed=1,
+                                         progressbar=False, reparam=reparam)
+        assert json.loads(out[reparam].attrs["sampling_runs"])[-1]["divergences"] == 0
     for v in ("weights", "means", "sigmas"):
         a, b = (out[c].posterior[v] for c in ("pair", "pymc"))
         se = np.hypot(azs.mcse(out["pair"], var_names=[v])[v].values,
@@ -371,8 +371,8 @@ def test_target_is_one_description_of_what_the_sampler_sees():
     theta0 = np.r_[np.log(w[0] / w[1]) / 2, mu[0], np.log(mu[1] - mu[0]), np.log(sigma)]
     hyper = Priors().standardized(2, loc, scale)
     pair = Target.build(z, eps2, hyper, loc, scale, theta0)
-    pymc = Target.build(z, eps2, hyper, loc, scale, theta0, coords="pymc")
-    assert (pair.coords, pair.pair, pymc.coords, pymc.pair) == ("pair", 0, "pymc", -1)
+    pymc = Target.build(z, eps2, hyper, loc, scale, theta0, reparam="pymc")
+    assert (pair.reparam, pair.pair, pymc.reparam, pymc.pair) == ("pair", 0, "pymc", -1)
     assert pair.n_dim == pymc.n_dim == 5 and pair.shapes == {
         "weights": (2,), "means": (2,), "sigmas": (2,)}
     np.testing.assert_array_equal(pymc.start, theta0)
@@ -389,7 +389,7 @@ def test_target_is_one_description_of_what_the_sampler_sees():
     one = Target.build(z, eps2, Priors().standardized(1, loc, scale), loc, scale,
                        np.array([0.0, 0.0]))
     assert one.pair == -1 and one.n_dim == 2
-    with pytest.raises(ValueError, match="coords"):
-        Target.build(z, eps2, hyper, loc, scale, theta0, coords="ordered")
+    with pytest.raises(ValueError, match="reparam"):
+        Target.build(z, eps2, hyper, loc, scale, theta0, reparam="ordered")
     with pytest.raises(ValueError, match="start of length 5"):
         Target.build(z, eps2, hyper, loc, scale, theta0[:4])
