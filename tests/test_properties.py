@@ -93,8 +93,12 @@ def test_shuffling_points_changes_nothing(data, perm_seed):
     perm = np.random.default_rng(perm_seed).permutation(X.shape[0])
     a = _fit_fixed(X, K, init)
     b = _fit_fixed(X[perm], K, init)
-    assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-10, abs=1e-10)
     assert b.degenerate_ == a.degenerate_
+    # a start that collapses onto a few points is stopped where a covariance falls below
+    # reg_covar: there the likelihood is unbounded and the summation order's rounding is
+    # amplified (12 points, seed 268: 3e-9 relative), so only the flag is compared
+    assume(not a.degenerate_)
+    assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-10, abs=1e-10)
     # the same start gives the same labels; only the summation order differs
     spread = X.std(axis=0)
     np.testing.assert_allclose(b.weights_, a.weights_, rtol=0, atol=1e-8)
