@@ -97,6 +97,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     standardized data inside, and never reports a collapsed component (one sitting on
     repeated points) as the maximum. A 1-D ``X`` is one feature (a column of
     measurements); after a fit on one feature, 1-D input to the other methods is too.
+    With two or more features, a NaN in ``X`` is a missing value, marginalised exactly
+    in every method (a point counts by its observed features; :meth:`fit` says how).
 
     Parameters
     ----------
