@@ -145,6 +145,7 @@ def table_columns(
     errors: Sequence[str] | None,
     *,
     source: str = "the table",
+    allow_missing: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Pick data and error columns from a table.
 
@@ -159,6 +160,10 @@ def table_columns(
         The error columns (standard deviations): one, or one per data column.
     source : str, default="the table"
         How messages name the table (e.g. the file's path).
+    allow_missing : bool, default=False
+        Let empty (or NaN) data cells through as NaN, for EM, which marginalises
+        missing features. A row with every data column missing, an error cell missing
+        where its data cell is not, and infinite values stay errors.
 
     Returns
     -------
@@ -196,7 +201,9 @@ def table_columns(
                    + "; check the separator (--sep) and decimal mark)" if text else "")
                 + "; name the data columns with --columns."
             )
-    X = _numeric_block(df, names, source)
+    X = _numeric_block(df, names, source, allow_missing=allow_missing)
+    if allow_missing:
+        _check_rows_observed(X, names, source)
     X_err = None
     if errors:
         if len(errors) not in (1, len(names)):
@@ -204,7 +211,9 @@ def table_columns(
                 f"got {len(errors)} error column(s) for {len(names)} data column(s); give one "
                 "error column per data column, or a single one for all."
             )
-        X_err = _numeric_block(df, errors, source)
+        X_err = _numeric_block(df, errors, source, allow_missing=allow_missing)
+        if allow_missing:
+            _check_errors_observed(X, X_err, errors, source)
         if np.any(X_err < 0):
             col = errors[int(np.flatnonzero((X_err < 0).any(axis=0))[0])]
             raise DataError(
@@ -216,7 +225,37 @@ def table_columns(
     return X, X_err, names
 
 
-def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
+def _check_rows_observed(X: np.ndarray, names: list[str], source: str) -> None:
+    """With missing cells allowed: every row still needs one observed data column."""
+    empty = np.isnan(X).all(axis=1)
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        what = (f"column {names[0]!r} in {source} has {int(empty.sum())} missing, NaN or "
+                f"infinite value(s) (first at row {row})" if len(names) == 1 else
+                f"{int(empty.sum())} row(s) of {source} have every data column "
+                f"({', '.join(names)}) missing (first at row {row})")
+        raise DataError(f"{what}; drop those rows first (a row with some columns observed "
+                        "is fine: its missing ones are marginalised).")
+
+
+def _check_errors_observed(X: np.ndarray, X_err: np.ndarray, errors: list[str],
+                           source: str) -> None:
+    """An error cell may be missing only where its data cell is (then it is ignored)."""
+    data_missing = np.isnan(X) if X_err.shape[1] == X.shape[1] else np.isnan(X).all(
+        axis=1, keepdims=True)
+    bad = np.isnan(X_err) & ~data_missing
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        row = int(np.flatnonzero(bad[:, j])[0])
+        raise DataError(
+            f"column {errors[j]!r} in {source} has {int(bad[:, j].sum())} missing, NaN or "
+            f"infinite value(s) (first at row {row}) where the data are observed; every "
+            "observed value needs its measurement error (use 0 for an exact value)."
+        )
+
+
+def _numeric_block(df: Any, cols: list[str], source: str, *,
+                   allow_missing: bool = False) -> np.ndarray:
     import pandas as pd
 
     out = np.empty((df.shape[0], len(cols)))
@@ -233,7 +272,7 @@ def _numeric_block(df: Any, cols: list[str], source: str) -> np.ndarray:
                 )
             s = conv
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(vals)
+        bad = np.isinf(vals) if allow_missing else ~np.isfinite(vals)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(

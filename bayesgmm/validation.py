@@ -22,13 +22,18 @@ class _DataTypeError(DataError, TypeError):
 
 
 def check_X(
-    X: Any, *, name: str = "X", min_samples: int = 2, n_features: int | None = None
+    X: Any, *, name: str = "X", min_samples: int = 2, n_features: int | None = None,
+    allow_nan: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n_samples, n_features).
 
     A 1-D array is read as ``n_samples`` scalar observations (one feature). When
     ``n_features`` is given (a fitted model's), a 1-D array is accepted only if it is 1,
     since a 1-D array could otherwise be one sample or one feature.
+
+    With ``allow_nan`` (EM, which marginalises missing features), NaN marks a missing
+    value and is kept; infinite values and rows with every feature missing are still
+    errors (with one feature, every NaN is such a row).
     """
     from scipy import sparse
 
@@ -77,6 +82,9 @@ def check_X(
             + (" to fit a mixture." if min_samples > 1 else ".")
         )
     bad = ~np.isfinite(arr)
+    if allow_nan and bad.any() and arr.shape[1] > 1:
+        _check_missing(arr, bad, name)
+        return np.ascontiguousarray(arr)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
         raise DataError(
@@ -84,6 +92,26 @@ def check_X(
             f"{int(rows[0])}); drop or impute those rows before fitting."
         )
     return np.ascontiguousarray(arr)
+
+
+def _check_missing(arr: np.ndarray, bad: np.ndarray, name: str) -> None:
+    """Where NaN is allowed (several features): no infinity, no row entirely missing."""
+    inf = np.isinf(arr)
+    if inf.any():
+        rows = np.flatnonzero(inf.any(axis=1))
+        raise DataError(
+            f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at row "
+            f"{int(rows[0])}), {int(inf.sum())} of them infinite: an infinite value cannot "
+            "be fitted (a NaN is a missing value and is marginalised); drop or fix the rows "
+            "with infinite values."
+        )
+    empty = np.flatnonzero(bad.all(axis=1))
+    if empty.size:
+        raise DataError(
+            f"{name} has {empty.size} row(s) with every feature missing (NaN), first at row "
+            f"{int(empty[0])}; such a row carries no information: drop it (rows with some "
+            "features observed are fine, their missing features are marginalised)."
+        )
 
 
 #: Largest |value| and spread, and smallest non-zero spread, a fit accepts: variances
@@ -96,7 +124,13 @@ MIN_SPREAD = 1e-150
 
 def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
     """Reject data whose variances float64 cannot hold, saying how to rescale them."""
-    top = np.max(np.abs(arr), axis=0)
+    empty = np.flatnonzero(np.isnan(arr).all(axis=0))
+    if empty.size:  # missing values (EM): each feature needs an observed value
+        raise DataError(
+            f"feature {int(empty[0])} of {name} has no observed value (every entry is "
+            "NaN); a mixture cannot learn it: drop that column."
+        )
+    top = np.nanmax(np.abs(arr), axis=0)  # equals np.max without NaN (missing values)
     for j in range(arr.shape[1]):
         col = f"{name}" if arr.shape[1] == 1 else f"feature {j} of {name}"
         if top[j] > MAX_MAGNITUDE:
@@ -105,7 +139,7 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
                 f"{col} has values up to {top[j]:.3g}, beyond what float64 can square "
                 f"(variances must stay below ~1e300); rescale it, e.g. divide by 1e{k}."
             )
-        spread = float(np.ptp(arr[:, j]))
+        spread = float(np.nanmax(arr[:, j]) - np.nanmin(arr[:, j]))
         if 0 < spread < MIN_SPREAD:
             k = int(np.floor(np.log10(spread)))
             raise DataError(
@@ -115,11 +149,14 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
             )
 
 
-def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_err") -> np.ndarray:
+def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_err",
+                 missing: np.ndarray | None = None) -> np.ndarray:
     """Return per-point measurement-error covariances of shape (n, D, D).
 
     ``X_err`` holds standard deviations of shape (n,) (same error on every
-    feature) or (n, D), or full covariance matrices of shape (n, D, D).
+    feature) or (n, D), or full covariance matrices of shape (n, D, D). ``missing``,
+    a boolean (n, D) mask of missing features of X, makes the entries of those features
+    ignored (any value, NaN included; they are returned as 0).
     """
     try:
         raw = np.asarray(X_err)
@@ -131,6 +168,8 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
             raise
         raise DataError(f"{name} must be numeric; could not convert it to float: {exc}") from None
     n, d = n_samples, n_features
+    if missing is not None and missing.any():
+        err = _ignore_missing(err, missing, n, d)
     if not np.all(np.isfinite(err)):
         raise DataError(
             f"{name} contains NaN or infinite values; every point needs a finite "
@@ -173,6 +212,18 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
         f"{name} must have shape ({n},), ({n}, {d}) (standard deviations) or ({n}, {d}, {d}) "
         f"(covariances) to match X of shape ({n}, {d}); got shape {err.shape}."
     )
+
+
+def _ignore_missing(err: np.ndarray, missing: np.ndarray, n: int, d: int) -> np.ndarray:
+    """Error entries of missing features set to 0 (shapes other than these left alone)."""
+    err = err.copy()
+    if err.shape == (n, d) and d > 1:
+        err[missing] = 0.0
+    elif err.shape == (n, d, d):
+        rows, cols = np.nonzero(missing)
+        err[rows, cols, :] = 0.0
+        err[rows, :, cols] = 0.0
+    return err
 
 
 def _check_nonneg(sd: np.ndarray, name: str) -> None:

@@ -307,10 +307,15 @@ def _ours(w: warnings.WarningMessage) -> bool:
 
 
 def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """The data of ``em`` and ``select``; empty cells are missing values.
+
+    EM marginalises them; a row needs one observed data column.
+    """
     from ..io import load_table, table_columns
 
     df = load_table(args.file, sep=args.sep)
-    return table_columns(df, args.columns, args.errors, source=repr(args.file))
+    return table_columns(df, args.columns, args.errors, source=repr(args.file),
+                         allow_missing=True)
 
 
 def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
@@ -340,6 +345,7 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         "converged": bool(gm.converged_),
         "degenerate": bool(gm.degenerate_),
         "n_samples": int(X.shape[0]),
+        "n_missing": int(np.isnan(X).sum()),
         "columns": names,
         "error_columns": list(args.errors or []),
         "covariance_type": args.covariance,
@@ -349,6 +355,9 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         + (f" with errors {', '.join(args.errors)}" if args.errors else ""),
         "",
     ]
+    if out["n_missing"]:
+        lines[1:1] = [f"{out['n_missing']} missing cell(s) marginalised (each row's "
+                      "likelihood uses its observed columns)"]
     if X.shape[1] == 1:
         lines.append(f"{'component':>9}  {'weight':>8}  {'mean':>12}  {'sigma':>12}")
         for j in range(args.k):

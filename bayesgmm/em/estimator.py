@@ -36,6 +36,7 @@ from ..validation import check_errors, check_fit_scale, check_sample_weight, che
 from . import kernels as kern
 from .init import starts
 from .iteration import COLLAPSE_FLOOR, run
+from .missing import Missing, nan_standardizer, observed_log_scale
 
 __all__ = ["GaussianMixtureEM", "NotFittedError"]
 
@@ -43,6 +44,14 @@ CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
+
+
+def _has_nan(X: Any) -> bool:
+    """Whether ``X`` holds a NaN (False for anything not numeric: checked later)."""
+    try:
+        return bool(np.isnan(np.asarray(X, dtype=float)).any())
+    except (TypeError, ValueError):
+        return False
 
 
 class NotFittedError(DataError, _SkNotFittedError):
@@ -61,6 +70,15 @@ def _information_criteria(loglik: float, n_parameters: int, n: float) -> tuple[f
     :func:`select_n_components` and the ``bic`` of ``fit``'s ``em_estimate``, so that the
     three cannot drift apart. ``loglik`` is the total (weighted) log-likelihood in data
     units; ``n`` the number of points, or the sum of the weights (weights count points).
+
+    With missing values ``n`` is still the number of points, not the number of observed
+    entries. BIC's log n comes from the Laplace approximation, where the log-likelihood's
+    curvature grows like n; with missing features that curvature grows, per parameter,
+    with the points observing its features, so no single count is exact. The number of
+    points keeps BIC's usual meaning (independent observations are the points, a row's
+    features are not independent), is what scikit-learn and mclust use, and keeps the
+    criterion of data without NaN unchanged; the observed-entry count would add log D
+    to every parameter's penalty even for complete data, which no BIC has.
     """
     return (float(-2 * loglik + n_parameters * np.log(n)),
             float(-2 * loglik + 2 * n_parameters))
@@ -79,6 +97,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     standardized data inside, and never reports a collapsed component (one sitting on
     repeated points) as the maximum. A 1-D ``X`` is one feature (a column of
     measurements); after a fit on one feature, 1-D input to the other methods is too.
+    With two or more features, a NaN in ``X`` is a missing value, marginalised exactly
+    in every method (a point counts by its observed features; :meth:`fit` says how).
 
     Parameters
     ----------
@@ -179,7 +199,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False  # NaN/inf get a DataError saying where
+        tags.input_tags.allow_nan = True  # NaN: a missing feature, marginalised; inf: DataError
         tags.input_tags.sparse = False  # dense covariances: sparse X gets a DataError
         return tags
 
@@ -282,13 +302,19 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples,) or (n_samples, n_features)
             A 1-D array is one feature. Column names of a DataFrame are kept in
-            ``feature_names_in_``.
+            ``feature_names_in_``. NaN marks a missing value (with two or more
+            features): it is marginalised exactly, i.e. a point contributes the
+            likelihood of its observed features only, and its missing ones are
+            filled in by the E-step from the components (EM for incomplete data).
+            A row with every feature missing, and any infinite value, is a
+            ``DataError``.
         y : None
             Ignored; there for scikit-learn's API (pipelines pass labels here).
         X_err : array-like, optional
             Measurement errors: standard deviations of shape (n_samples,) or
             (n_samples, n_features), or covariances of shape
-            (n_samples, n_features, n_features). Zero errors give plain EM.
+            (n_samples, n_features, n_features). Zero errors give plain EM. The
+            entries of a point's missing features are ignored (they may be NaN).
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights, e.g. counts of repeated or binned values.
 
@@ -307,23 +333,30 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 "components, or more data."
             )
         w = check_sample_weight(sample_weight, n)
-        S = None if X_err is None else check_errors(X_err, n, d)
+        nan = np.isnan(X)
+        has_nan = bool(nan.any())
+        S = None if X_err is None else check_errors(X_err, n, d,
+                                                    missing=nan if has_nan else None)
         if S is not None and not np.any(S):
             S = None  # all-zero errors: exactly plain EM
         rng = np.random.default_rng(self.random_seed)
 
-        loc, scale = _standardizer(X, w)
+        # missing values: weighted mean and sd over each feature's observed values
+        loc, scale = nan_standardizer(X, w) if has_nan else _standardizer(X, w)
         if self.covariance_type == "spherical":
             # one common scale keeps spherical components spherical in data units
             scale = np.full_like(scale, np.sqrt(np.mean(scale**2)))
         Z = (X - loc) / scale
         Sz = None if S is None else S / np.outer(scale, scale)
         self._loc, self._scale = loc, scale
+        # the starts see missing values at their feature's mean (0 in these units); EM
+        # itself marginalises them
+        Z0 = np.where(nan, 0.0, Z) if has_nan else Z
 
         runs = [
             run(Z, w, Sz, p, covariance_type=self.covariance_type,
                 reg=float(self.reg_covar), tol=self.tol, max_iter=self.max_iter)
-            for p in starts(Z, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
+            for p in starts(Z0, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
                             loc, scale)
         ]
         good = [r for r in runs if not r.degenerate]
@@ -331,6 +364,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
 
         shift = w.sum() * np.log(scale).sum()  # Jacobian of the standardization
+        if has_nan:  # a point's density is over its observed features only
+            shift = float(np.sum(w * observed_log_scale(X, scale)))
         p = best.params
         self.weights_ = p.weights.copy()
         self.means_ = loc + p.means * scale
@@ -414,10 +449,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         in scikit-learn.
         """
         if reset:
-            arr = check_X(X)
+            arr = check_X(X, allow_nan=True)
         else:
             self._check_fitted()
-            arr = check_X(X, min_samples=1, n_features=self.n_features_in_)
+            arr = check_X(X, min_samples=1, n_features=self.n_features_in_, allow_nan=True)
         try:
             validate_data(self, X if hasattr(X, "columns") else arr, reset=reset,
                           skip_check_array=True)
@@ -431,10 +466,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Z = (X - self._loc) / self._scale
         if X_err is None:
             return X, Z, None
-        S = check_errors(X_err, X.shape[0], X.shape[1])
+        nan = np.isnan(X)
+        S = check_errors(X_err, X.shape[0], X.shape[1], missing=nan if nan.any() else None)
         return X, Z, S / np.outer(self._scale, self._scale)
 
     def _weighted_log_prob(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
+        if Z.shape[1] > 1 and np.isnan(Z).any():
+            return self._weighted_log_prob_missing(Z, Sz)
         means = (self.means_ - self._loc) / self._scale
         covs = self.covariances_ / np.outer(self._scale, self._scale)
         with np.errstate(divide="ignore"):
@@ -449,12 +487,35 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs)
         )
 
+    def _weighted_log_prob_missing(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
+        """As ``_weighted_log_prob``, rows with NaN scored on their observed features."""
+        miss = Missing(Z, Sz)
+        out = np.empty((Z.shape[0], self.n_components))
+        keep = miss.complete
+        if keep.size:
+            out[keep] = self._weighted_log_prob(
+                np.ascontiguousarray(Z[keep]), None if Sz is None else Sz[keep])
+        means = (self.means_ - self._loc) / self._scale
+        covs = self.covariances_ / np.outer(self._scale, self._scale)
+        with np.errstate(divide="ignore"):
+            logpi = np.log(self.weights_)
+        out[miss.rows] = miss.logprob(logpi, means, covs)[0]
+        return out
+
+    def _log_scale(self, X: np.ndarray) -> np.ndarray | float:
+        """Jacobian of the standardization per row: over its observed features."""
+        if np.isnan(X).any():
+            return observed_log_scale(X, self._scale)
+        return np.log(self._scale).sum()
+
     def score_samples(self, X: Any, *, X_err: Any = None) -> np.ndarray:
         """Log density of each point, log p(x_i), errors included when given.
 
         Parameters
         ----------
         X : array-like of shape (n_samples,) or (n_samples, n_features)
+            NaN marks a missing feature: a point's log density is then that of its
+            observed features (the marginal of the mixture on them).
         X_err : array-like, optional
             Measurement errors as in :meth:`fit`.
 
@@ -462,8 +523,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        _, Z, Sz = self._prep(X, X_err)
-        return logsumexp(self._weighted_log_prob(Z, Sz), axis=1) - np.log(self._scale).sum()
+        Xc, Z, Sz = self._prep(X, X_err)
+        return logsumexp(self._weighted_log_prob(Z, Sz), axis=1) - self._log_scale(Xc)
 
     def score(
         self, X: Any, y: Any = None, *, X_err: Any = None, sample_weight: Any = None
@@ -493,6 +554,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples,) or (n_samples, n_features)
+            NaN marks a missing feature: membership from the observed ones.
         X_err : array-like, optional
             Measurement errors as in :meth:`fit`.
 
@@ -507,9 +569,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             # so far out that every component's density underflows (|z| > ~1e154): use
             # the limit along the point's direction, reached long before _FAR
             Xf = Xc[far]
-            top = np.max(np.abs(Xf), axis=1, keepdims=True)
-            u = (Xf / top - self._loc / top) / self._scale
-            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            if np.isnan(Xf).any():  # missing features stay missing along the direction
+                top = np.nanmax(np.abs(Xf), axis=1, keepdims=True)
+                u = (Xf / top - self._loc / top) / self._scale
+                u /= np.sqrt(np.nansum(u * u, axis=1, keepdims=True))
+            else:
+                top = np.max(np.abs(Xf), axis=1, keepdims=True)
+                u = (Xf / top - self._loc / top) / self._scale
+                u /= np.linalg.norm(u, axis=1, keepdims=True)
             lp[far] = self._weighted_log_prob(_FAR * u, None if Sz is None else Sz[far])
         return np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
 
@@ -520,33 +587,60 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         return np.argmax(self.predict_proba(X, X_err=X_err), axis=1)
 
-    def deconvolve(self, X: Any, *, X_err: Any) -> tuple[np.ndarray, np.ndarray]:
+    def deconvolve(self, X: Any, *, X_err: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and covariance of each point's true (error-free) value.
 
         The posterior of the true value of point i is a mixture over components of
         N(b_ik, B_ik), b_ik = mu_k + V_k T^-1 (x_i - mu_k), B_ik = V_k - V_k T^-1 V_k,
         T = V_k + S_i, weighted by p(k | x_i). This returns its mean and covariance.
+        For a point with missing features (NaN), only its observed features o enter:
+        T = V_k[o, o] + S_i[o, o], b_ik = mu_k + V_k[:, o] T^-1 (x_o - mu_k[o]),
+        B_ik = V_k - V_k[:, o] T^-1 V_k[o, :], so its missing features are filled in
+        from the components it belongs to (with their uncertainty in ``cov``).
 
         Parameters
         ----------
         X : array-like of shape (n_samples,) or (n_samples, n_features)
-        X_err : array-like
-            Measurement errors as in :meth:`fit`.
+            NaN marks a missing feature.
+        X_err : array-like or None
+            Measurement errors as in :meth:`fit`. Required when ``X`` has no NaN;
+            with missing values, None means exact measurements of the observed
+            features (then ``deconvolve`` fills in the missing ones).
 
         Returns
         -------
         mean : ndarray of shape (n_samples, n_features)
         cov : ndarray of shape (n_samples, n_features, n_features)
         """
-        if X_err is None:
+        if X_err is None and not _has_nan(X):
             raise DataError("deconvolve needs X_err, the measurement errors of X.")
-        _, Z, Sz = self._prep(X, X_err)
+        Xc, Z, Sz = self._prep(X, X_err)
+        has_nan = Z.shape[1] > 1 and bool(np.isnan(Z).any())
+        if Sz is None:  # missing values, exact observed features
+            Sz = np.zeros((Z.shape[0], Z.shape[1], Z.shape[1]))
         lp = self._weighted_log_prob(Z, Sz)
         resp = np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
         means = np.ascontiguousarray((self.means_ - self._loc) / self._scale)
         covs = np.ascontiguousarray(self.covariances_ / np.outer(self._scale, self._scale))
-        mz, cz = kern.kernel("deconvolve_full", Z.shape[0])(Z, Sz, resp, means, covs)
+        if has_nan:
+            mz, cz = self._deconvolve_missing(Z, Sz, resp, means, covs)
+        else:
+            mz, cz = kern.kernel("deconvolve_full", Z.shape[0])(Z, Sz, resp, means, covs)
         return self._loc + mz * self._scale, cz * np.outer(self._scale, self._scale)
+
+    @staticmethod
+    def _deconvolve_missing(Z, Sz, resp, means, covs):
+        """``deconvolve`` in standardized units for data with NaN: two paths, joined."""
+        miss = Missing(Z, Sz)
+        n, d = Z.shape
+        mz, cz = np.empty((n, d)), np.empty((n, d, d))
+        keep = miss.complete
+        if keep.size:
+            mz[keep], cz[keep] = kern.kernel("deconvolve_full", keep.size)(
+                np.ascontiguousarray(Z[keep]), np.ascontiguousarray(Sz[keep]),
+                np.ascontiguousarray(resp[keep]), means, covs)
+        mz[miss.rows], cz[miss.rows] = miss.deconvolve(resp[miss.rows], means, covs)
+        return mz, cz
 
     def _n_parameters(self) -> int:
         K, d = self.n_components, self.n_features_in_

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels as kern
+from .missing import Missing
 
 _EPS = 10 * np.finfo(float).eps
 #: collapse threshold (relative to the data's variance) when ``reg_covar`` is 0: still
@@ -42,13 +43,27 @@ class Run:
 
 
 class Stepper:
-    """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step."""
+    """One EM iteration on standardized data: log-likelihood at ``p`` and the M-step.
+
+    ``Z`` may hold NaN (missing features; multi-D only, no row entirely missing): the
+    complete rows then go through the kernels as they would alone, the incomplete ones
+    through :class:`bayesgmm.em.missing.Missing`, and their statistics are added before
+    the M-step. Without NaN nothing of that path runs.
+    """
 
     def __init__(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None,
                  covariance_type: str, reg: float) -> None:
         self.n, self.d = Z.shape
         self.w, self.cov_type, self.reg = w, covariance_type, reg
         self.W = w.sum()
+        self.missing = None
+        if self.d > 1 and np.isnan(Z).any():
+            self.missing = Missing(Z, Sz)
+            self.w_all = w
+            keep = self.missing.complete
+            Z, w = np.ascontiguousarray(Z[keep]), np.ascontiguousarray(w[keep])
+            Sz = None if Sz is None else np.ascontiguousarray(Sz[keep])
+            self.n, self.w = Z.shape[0], w
         self.chunks = kern.n_chunks_for(self.n)
         self.one_d = self.d == 1
         if self.one_d:
@@ -104,6 +119,8 @@ class Stepper:
                 st = st.sum(axis=0)
                 s2 = st[2] + st[3]
             return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
+        elif self.missing is not None:
+            ll, nk, s1, s2 = self._step_missing(p, logpi)
         elif self.S is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
@@ -121,6 +138,30 @@ class Stepper:
             if not ok:
                 ll = -np.inf
         return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _step_missing(self, p: Params, logpi: np.ndarray):
+        """The E-step with missing values: complete rows by kernel, the others added."""
+        K, D = p.means.shape
+        ll, nk, s1, s2, ok = 0.0, np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), True
+        n, chunks = self.n, self.chunks
+        if n and self.S is None:
+            chol = np.linalg.cholesky(p.covs)
+            linv = np.linalg.inv(chol)
+            half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            ll, nk, s1, s2 = kern.kernel("em_full", n)(
+                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
+        elif n:
+            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
+                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
+            )
+            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+        ll_m, nk_m, s1_m, s2_m, ok_m = self.missing.stats(self.w_all, logpi, p.means, p.covs)
+        if not (ok and ok_m):
+            return -np.inf, nk + nk_m, s1 + s1_m, s2 + s2_m
+        return float(ll) + ll_m, nk + nk_m, s1 + s1_m, s2 + s2_m
 
     def _mstep_1d(self, mu, var, nk, s1, s2):
         """The M-step for one feature, on (K,) arrays (no matrix algebra)."""

@@ -132,7 +132,7 @@ def select_n_components(
     import pandas as pd
 
     check_criterion(criterion)
-    X = check_X(X)
+    X = check_X(X, allow_nan=True)  # NaN: missing features, which EM marginalises
     ks, usable = check_ks(ks, X.shape[0])
     seed = DEFAULT_SEED if random_seed is None else random_seed
     rows, models = [], {}

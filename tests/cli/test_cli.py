@@ -194,3 +194,76 @@ def test_select_names_its_columns(capsys, noisy_csv):
                          "--seed", "0")
     assert code == 0, err
     assert "data columns: v)" in out  # 'name' (text) and 'v_err' (errors) were left out
+
+
+@pytest.fixture
+def gappy_csv(tmp_path):
+    """Two features, two components, 20% of the cells empty (no row entirely empty)."""
+    rng = np.random.default_rng(7)
+    n = 300
+    lab = rng.random(n) < 0.5
+    X = np.where(lab[:, None], rng.normal([0.0, 0.0], 1.0, (n, 2)),
+                 rng.normal([5.0, 4.0], 1.0, (n, 2)))
+    gone = rng.random(X.shape) < 0.2
+    gone[gone.all(axis=1), 0] = False
+    X[gone] = np.nan
+    E = np.where(gone, np.nan, 0.1)  # an error cell may be empty where its data cell is
+    p = tmp_path / "gappy.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "ea": E[:, 0], "eb": E[:, 1]}).to_csv(
+        p, index=False)  # NaN is written as an empty cell
+    return p, X, E
+
+
+def test_em_marginalises_empty_cells(capsys, gappy_csv):
+    from bayesgmm import GaussianMixtureEM
+
+    p, X, E = gappy_csv
+    code, out, err = run(capsys, "em", str(p), "--k", "2", "--columns", "a", "b",
+                         "--errors", "ea", "eb", "--seed", "0", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["n_missing"] == int(np.isnan(X).sum()) > 0
+    assert obj["n_samples"] == 300
+    # the same fit as the API's on the same array (the file round trip is exact here)
+    gm = GaussianMixtureEM(2, random_seed=0).fit(X, X_err=E)
+    assert obj["loglik"] == pytest.approx(gm.loglik_, rel=1e-12)
+    assert obj["bic"] == pytest.approx(gm.bic(X, X_err=E), rel=1e-12)
+    code, out, err = run(capsys, "em", str(p), "--k", "2", "--columns", "a", "b")
+    assert code == 0, err
+    assert "missing cell(s) marginalised" in out
+
+
+def test_em_missing_cells_that_stay_errors(capsys, tmp_path):
+    both = tmp_path / "both.csv"
+    both.write_text("a,b\n1,2\n,\n3,1\n2,\n")
+    code, _, err = run(capsys, "em", str(both), "--k", "1", "--columns", "a", "b")
+    assert code == 2
+    assert "1 row(s) of " in err
+    assert "both.csv' have every data column (a, b) missing (first at row 1)" in err
+    noerr = tmp_path / "noerr.csv"
+    noerr.write_text("a,b,ea,eb\n1,2,0.1,0.1\n2,,0.1,\n3,1,,0.1\n")
+    code, _, err = run(capsys, "em", str(noerr), "--k", "1", "--columns", "a", "b",
+                       "--errors", "ea", "eb")
+    assert code == 2
+    assert "column 'ea' in " in err and "noerr.csv' has 1 missing" in err
+    assert "where the data are observed" in err
+    infs = tmp_path / "infs.csv"
+    infs.write_text("a,b\n1,2\n2,inf\n3,\n")
+    code, _, err = run(capsys, "em", str(infs), "--k", "1", "--columns", "a", "b")
+    assert code == 2 and "infinite" in err
+
+
+def test_select_with_empty_cells(capsys, gappy_csv):
+    p, _, _ = gappy_csv
+    code, out, err = run(capsys, "select", str(p), "--columns", "a", "b", "--k-max", "3",
+                         "--seed", "0", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["best_k"] == 2 and obj["n_samples"] == 300
+
+
+def test_fit_still_refuses_empty_cells(capsys, tmp_path):
+    p = tmp_path / "gap2.csv"
+    p.write_text("x\n1\n\n3\n4\n5\n")
+    code, _, err = run(capsys, "fit", str(p), "--k", "1", "--out", str(tmp_path / "o"))
+    assert code == 2 and "missing" in err
