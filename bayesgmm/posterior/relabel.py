@@ -26,13 +26,14 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["AMBIGUOUS_MARGIN", "FAR_PROB", "Identification", "apply_permutations",
-           "component_cost", "identify", "pivot_of", "relabel", "relabel_to_pivot"]
+           "component_cost", "identify", "identify_posterior", "pivot_of", "relabel",
+           "relabel_to_pivot"]
 
 #: A draw is ambiguous when its second-best labelling costs less than this much more
 #: than its best (cost units: squared Mahalanobis distances, see :func:`component_cost`).
 AMBIGUOUS_MARGIN = 1.0
-#: A draw is far when a matched component's cost exceeds the chi-square(D) quantile at
-#: this probability: its mean lies outside the pivot component's 99% ellipsoid.
+#: A draw is far when a matched component's mean lies beyond the chi-square(D) quantile
+#: at this probability (squared Mahalanobis): outside the pivot component's 99% ellipsoid.
 FAR_PROB = 0.99
 #: Up to this K the best two labellings are found by enumerating all K! of them;
 #: above it by scipy's linear_sum_assignment (the measurements: benchmarks/README.md).
@@ -51,6 +52,36 @@ def _check(means: np.ndarray, covariances: np.ndarray, what: str) -> None:
             f"got {means.shape} and {covariances.shape}")
 
 
+def _cost_parts(means, covariances, pivot_means, pivot_covariances, covariance_term):
+    """The means' squared Mahalanobis distances and the covariance part, (..., j, k)."""
+    means = np.asarray(means, dtype=float)
+    covariances = np.asarray(covariances, dtype=float)
+    pm = np.asarray(pivot_means, dtype=float)
+    pc = np.asarray(pivot_covariances, dtype=float)
+    _check(means, covariances, "draws")
+    _check(pm, pc, "pivot")
+    if pm.shape != means.shape[-2:]:
+        raise DataError(f"the pivot has {pm.shape[0]} components in {pm.shape[1]} "
+                        f"dimensions; the draws have shape {means.shape[-2:]}")
+    try:
+        chol = np.linalg.cholesky(pc)
+    except np.linalg.LinAlgError:
+        raise DataError("the pivot's covariances must be positive definite") from None
+    prec = np.linalg.inv(pc)
+    delta = means[..., :, None, :] - pm  # (..., j, k, D)
+    maha = np.einsum("...jkd,kde,...jke->...jk", delta, prec, delta)
+    if not covariance_term:
+        return maha, None
+    D = pm.shape[-1]
+    sign, logdet = np.linalg.slogdet(covariances)  # (..., j)
+    if np.any(sign <= 0):
+        raise DataError("every draw's covariances must be positive definite")
+    pivot_logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    trace = np.einsum("kde,...jed->...jk", prec, covariances)
+    # >= 0 in exact arithmetic; clipped so rounding never makes it a reward
+    return maha, np.maximum(trace - D + pivot_logdet - logdet[..., :, None], 0.0)
+
+
 def component_cost(
     means: np.ndarray,
     covariances: np.ndarray,
@@ -64,13 +95,15 @@ def component_cost(
     ``cost[..., j, k] = (m_j - m~_k)' S~_k^-1 (m_j - m~_k)`` (the squared Mahalanobis
     distance of the draw's mean j from pivot component k, under the pivot's covariance)
     plus, with ``covariance_term``, ``tr(S~_k^-1 S_j) - D - log det(S~_k^-1 S_j)``.
-    The sum is ``2 KL(N(m_j, S_j) || N(m~_k, S~_k))``: its means part is what the brief
-    asks for (a chi-square(D) variable when m_j is a point of component k, which gives
-    the "far" threshold a meaning), and its covariance part, zero only when the two
-    covariances are equal, tells apart components that share a centre but not a shape
-    (a narrow core inside a broad halo), which the means alone cannot. The pivot's
-    covariance is the yardstick (not the draw's), so only K matrices are inverted,
-    and a component far out in a draw cannot shrink its own distance by widening.
+    The sum is ``2 KL(N(m_j, S_j) || N(m~_k, S~_k))``. Its means part is a
+    chi-square(D) variable when m_j is a point of component k, which gives the "far"
+    threshold of :func:`identify` its meaning; its covariance part, zero only when the
+    two covariances are equal, tells apart components that share a centre but not a
+    shape (a narrow core inside a broad halo), which the means alone cannot. The
+    pivot's covariance is the yardstick (not the draw's), so only K matrices are
+    inverted, and a draw's component cannot shrink its distance by widening. Weights
+    are left out: components alike in centre and shape are not told apart by the data
+    whatever their weights, and a weight term would let a noisy weight outvote them.
 
     Parameters
     ----------
@@ -90,32 +123,9 @@ def component_cost(
     ndarray of shape (..., K, K)
         ``cost[..., j, k]``, j the draw's component and k the pivot's.
     """
-    means = np.asarray(means, dtype=float)
-    covariances = np.asarray(covariances, dtype=float)
-    pm = np.asarray(pivot_means, dtype=float)
-    pc = np.asarray(pivot_covariances, dtype=float)
-    _check(means, covariances, "draws")
-    _check(pm, pc, "pivot")
-    if pm.shape != means.shape[-2:]:
-        raise DataError(f"the pivot has {pm.shape[0]} components in {pm.shape[1]} "
-                        f"dimensions; the draws have shape {means.shape[-2:]}")
-    try:
-        chol = np.linalg.cholesky(pc)
-    except np.linalg.LinAlgError:
-        raise DataError("the pivot's covariances must be positive definite") from None
-    prec = np.linalg.inv(pc)
-    delta = means[..., :, None, :] - pm  # (..., j, k, D)
-    cost = np.einsum("...jkd,kde,...jke->...jk", delta, prec, delta)
-    if covariance_term:
-        D = pm.shape[-1]
-        sign, logdet = np.linalg.slogdet(covariances)  # (..., j)
-        if np.any(sign <= 0):
-            raise DataError("every draw's covariances must be positive definite")
-        pivot_logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-        trace = np.einsum("kde,...jed->...jk", prec, covariances)
-        # >= 0 in exact arithmetic; clipped so rounding never makes it a reward
-        cost = cost + np.maximum(trace - D + pivot_logdet - logdet[..., :, None], 0.0)
-    return cost
+    maha, cov = _cost_parts(means, covariances, pivot_means, pivot_covariances,
+                            covariance_term)
+    return maha if cov is None else maha + cov
 
 
 def _diagonal_sum(cost: np.ndarray, perm: np.ndarray) -> np.ndarray:
@@ -193,15 +203,18 @@ class Identification:
     margins : ndarray of shape (...)
         Second-best labelling's cost minus the best's (``inf`` for K = 1).
     worst : ndarray of shape (...)
-        The largest single matched component's cost.
+        The largest squared Mahalanobis distance of a matched component's mean from
+        its pivot component (the means part of the cost).
     ambiguous, far : ndarray of bool, shape (...)
-        ``margins < margin``; ``worst > chi2.ppf(far_prob, D)``.
+        ``margins < margin``; ``worst > far_cost``.
     permuted : int
         Draws whose best labelling is not the identity.
     not_identified : float
         Fraction of draws ambiguous or far.
-    margin, far_cost : float
-        The two thresholds used.
+    margin : float
+        The ambiguity threshold used.
+    far_cost : float
+        ``chi2.ppf(far_prob, D)``, the far threshold used.
     """
 
     permutations: np.ndarray
@@ -229,14 +242,23 @@ def identify(
 ) -> Identification:
     """Relabel draws to a pivot and say which draws the pivot cannot label.
 
-    A draw is *not identified* when it is **ambiguous** (its second-best labelling
-    costs less than ``margin`` more than its best: swapping two labels moves the summed
-    squared Mahalanobis distance by under one, i.e. those components' means sit within
-    about 0.7 of their sd of each other, with alike shapes, so neither the data nor
-    the pivot tells them apart), or **far** (some matched component costs more than
-    the chi-square(D) quantile at ``far_prob``: its mean lies outside its pivot
-    component's ``far_prob`` ellipsoid, so the draw sits in a mode the pivot does not
-    describe, and no relabelling makes it comparable).
+    A draw is *not identified* when it is **ambiguous** or **far**.
+
+    - Ambiguous: its second-best labelling costs less than ``margin`` more than its
+      best. Swapping two components of equal shape whose means are d of their sds
+      apart costs 2 d^2, so the default 1 flags pairs within about 0.7 sd of each
+      other: such a pair makes one unimodal bump, close to a single Gaussian (two
+      equal ones are bimodal only beyond 2 sd), so the data do not tell the two apart
+      and their separate numbers mean little. (Looser than this, pairs are still
+      told apart by the pivot: draws scatter around the EM estimate by about
+      1 / sqrt(points in the component) sds, far less.) In 1-D, ``diagnose``'s
+      ordering check flags neighbours within 0.1 sd, a weaker demand.
+    - Far: some matched component's mean lies outside its pivot component's
+      ``far_prob`` ellipsoid (its squared Mahalanobis distance, a chi-square(D)
+      variable for a point of that component, above ``chi2.ppf(far_prob, D)``): the
+      draw sits where the pivot has no component, a mode the EM estimate does not
+      describe, and no relabelling makes it comparable. Only the means count here,
+      so the broad covariance draws of a small component are not called far.
 
     Parameters
     ----------
@@ -268,12 +290,13 @@ def identify(
     if weights is not None and np.shape(weights) != means.shape[:-1]:
         raise DataError(f"weights must have shape {means.shape[:-1]}; got "
                         f"{np.shape(weights)}")
-    cost = component_cost(means, covariances, pivot["means"], pivot["covariances"],
-                          covariance_term=covariance_term)
+    maha, cov = _cost_parts(means, covariances, pivot["means"], pivot["covariances"],
+                            covariance_term)
+    cost = maha if cov is None else maha + cov
     lead, K = cost.shape[:-2], cost.shape[-1]
-    flat = cost.reshape(-1, K, K)
-    perm, best, second = _best_two(flat, method)
-    worst = np.take_along_axis(flat, perm[:, None, :], axis=1)[:, 0, :].max(axis=-1)
+    perm, best, second = _best_two(cost.reshape(-1, K, K), method)
+    matched = np.take_along_axis(maha.reshape(-1, K, K), perm[:, None, :], axis=1)
+    worst = matched[:, 0, :].max(axis=-1)
     far_cost = float(chi2.ppf(far_prob, means.shape[-1]))
     margins = second - best
     ambiguous, far = margins < margin, worst > far_cost
@@ -368,6 +391,36 @@ def pivot_of(dt: Any, group: str = "em_estimate") -> dict[str, np.ndarray]:
     return {"weights": w, "means": mu, "covariances": cov}
 
 
+def identify_posterior(
+    dt: Any,
+    pivot: dict[str, Any] | None = None,
+    *,
+    covariance_term: bool = True,
+    margin: float = AMBIGUOUS_MARGIN,
+    far_prob: float = FAR_PROB,
+) -> Identification:
+    """:func:`identify` on a result's posterior draws (chain, draw) against its pivot.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A result with a ``posterior`` (weights, means, and covariances or sigmas).
+    pivot : dict, optional
+        Default: the ``em_estimate`` group (:func:`pivot_of`).
+    covariance_term, margin, far_prob
+        See :func:`identify`.
+
+    Returns
+    -------
+    Identification
+        Arrays shaped (chain, draw[, component]).
+    """
+    pivot = pivot_of(dt) if pivot is None else pivot
+    w, mu, cov = _draw_arrays(dt["posterior"].to_dataset(), ("chain", "draw"))
+    return identify(w, mu, cov, pivot, covariance_term=covariance_term, margin=margin,
+                    far_prob=far_prob)
+
+
 def apply_permutations(posterior: Any, permutations: np.ndarray) -> Any:
     """Reorder every per-component variable of a posterior Dataset.
 
@@ -434,10 +487,8 @@ def relabel(
 
     post = dt["posterior"].to_dataset()
     source = "em_estimate" if pivot is None else "given"
-    pivot = pivot_of(dt) if pivot is None else pivot
-    w, mu, cov = _draw_arrays(post, ("chain", "draw"))
-    ident = identify(w, mu, cov, pivot, covariance_term=covariance_term, margin=margin,
-                     far_prob=far_prob)
+    ident = identify_posterior(dt, pivot, covariance_term=covariance_term, margin=margin,
+                               far_prob=far_prob)
     perm = ident.permutations
     new_post = apply_permutations(post, perm)
     stats = (dt["sample_stats"].to_dataset() if "sample_stats" in dt.children
