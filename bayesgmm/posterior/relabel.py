@@ -12,7 +12,8 @@ counted. ARCHITECTURE.md says why this identifies the posterior and what it cann
 
 Arrays in, arrays out (:func:`relabel_to_pivot`, :func:`identify`), with a DataTree
 layer on top (:func:`apply_permutations`, :func:`relabel`). Acts on draws only; never
-samples, so it sits with the readers (``diagnose`` calls it) and the sampler calls it.
+samples, so it sits with the readers: ``diagnose`` uses it (readers import no
+``bayes``), and the D-dim sampler in ``bayes`` is to call it after sampling.
 """
 
 from __future__ import annotations

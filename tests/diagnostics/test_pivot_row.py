@@ -121,3 +121,17 @@ def test_diagnose_defaults_are_the_relabelling_thresholds():
     params = inspect.signature(diagnose).parameters
     assert params["relabel_margin"].default == AMBIGUOUS_MARGIN
     assert params["relabel_far_prob"].default == FAR_PROB
+
+
+def test_real_one_dim_fit_keeps_its_ordering(sample):
+    # a real 1-D posterior (ordered means) relabelled to its sorted EM estimate: the
+    # identity in every draw, and the row passes; n = 300, two components 8 sds apart
+    from bayesgmm.datasets import simulate
+
+    sim = simulate(300, [0.5, 0.5], [0.0, 4.0], [0.5, 0.7], random_seed=1)
+    dt, _ = sample(sim.x, 2, draws=200, tune=300, chains=2, random_seed=3)
+    out = relabel(dt)
+    assert out["posterior"].attrs["relabel_permuted"] == 0
+    assert np.array_equal(out["posterior"]["means"].values, dt["posterior"]["means"].values)
+    row = _row(out)
+    assert row["ok"] and row["value"] == 0.0
