@@ -24,6 +24,8 @@ from .mixture import (
     label_row,
     mixture_checks,
     mixture_warnings,
+    pivot_row,
+    uses_pivot,
 )
 from .predictive import ppc_rows
 from .rank import rank_row
@@ -183,6 +185,8 @@ def diagnose(
     depth_frac_max: float = 0.01,
     label_gap_sd: float = 0.1,
     label_overlap_max: float = 0.05,
+    relabel_margin: float = 1.0,
+    relabel_far_prob: float = 0.99,
     ppc_alpha: float = 0.01,
     tail_prob: float = 0.025,
     mode_split_sd: float = MODE_SPLIT_SD,
@@ -216,7 +220,14 @@ def diagnose(
     label_gap_sd : float, default=0.1
         Neighbouring means closer than this many pooled sigmas count as coincident.
     label_overlap_max : float, default=0.05
-        Largest acceptable fraction of draws with coincident neighbours.
+        Largest acceptable fraction of draws with coincident neighbours (1-D), or of
+        draws the EM pivot does not label (``pivot_identified``).
+    relabel_margin : float, default=1.0
+        ``pivot_identified``: a draw whose best two labellings differ by less than this
+        (summed squared Mahalanobis distance to the EM estimate) is ambiguous.
+    relabel_far_prob : float, default=0.99
+        ``pivot_identified``: a draw with a component outside this chi-square(D)
+        ellipsoid of its EM component is far from every labelling.
     ppc_alpha : float, default=0.01
         Posterior predictive p-values under ``ppc_alpha`` or over ``1 - ppc_alpha``
         fail (statistics: sd, skewness, fraction in the tails).
@@ -254,6 +265,10 @@ def diagnose(
     the check fails when, for some neighbours k and k + 1, more than
     ``label_overlap_max`` of the draws have ``means[k+1] - means[k]`` under
     ``label_gap_sd`` times their pooled sigma, i.e. only the ordering separates them.
+    ``pivot_identified`` (only for a relabelled posterior, or means with a ``feature``
+    dim, so 1-D tables are unchanged): the fraction of draws that are ambiguous, far
+    (:func:`bayesgmm.posterior.relabel.identify`) or not in the EM estimate's labelling
+    (not relabelled), at most ``label_overlap_max``.
     ``rank_ecdf``: on the draws thinned to about independent ones (as the rank plot
     draws them), whether some chain's fractional-rank ECDF leaves the simultaneous
     envelope widened for the number of panels (probability ``1 - rank_alpha / panels``);
@@ -291,6 +306,8 @@ def diagnose(
     rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
     rows.append(from_mixture("no_empty_component", min_weight, ""))
     rows.append(label_row(dt, label_gap_sd, label_overlap_max))
+    if uses_pivot(dt):
+        rows.append(pivot_row(dt, label_overlap_max, relabel_margin, relabel_far_prob))
     rows += ppc_rows(dt, ppc_alpha, tail_prob)
     checks = pd.DataFrame(rows, columns=["name", "ok", "value", "threshold", "message",
                                          "skipped"])

@@ -1,5 +1,8 @@
 """Mixture-specific checks of a posterior: modes, distance from EM, empty components.
 
+Labels: :func:`label_row` checks the 1-D ordering; :func:`pivot_row` the labels a
+relabelled (or D-dim) posterior gets from the EM estimate (``posterior/relabel.py``).
+
 Cheap enough to run after every fit (:func:`bayesgmm.fit` turns the failed ones into
 ``SamplingWarning``s); :func:`bayesgmm.diagnostics.diagnose` adds them to its table.
 Public through :mod:`bayesgmm.diagnostics`.
@@ -173,6 +176,9 @@ def label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
     K = post.sizes["component"]
     if K < 2:
         return _skip("labels_identified", max_frac, "one component has no labels to switch")
+    if "feature" in post["means"].dims:
+        return _skip("labels_identified", max_frac,
+                     "means in D dims have no ordering; see pivot_identified")
     mu = post["means"].values.reshape(-1, K)
     sg = post["sigmas"].values.reshape(-1, K)
     gap = np.abs(np.diff(mu, axis=1))
@@ -187,3 +193,65 @@ def label_row(dt: Any, gap_sd: float, max_frac: float) -> dict[str, Any]:
         f"other in {100 * frac[j]:.0f}% of draws, so only the ordering tells them apart "
         "and their separate numbers are not meaningful; fit K - 1 components and compare "
         "by LOO")
+
+
+def uses_pivot(dt: Any) -> bool:
+    """Whether ``dt``'s labels come from a pivot: relabelled, or means in D dims.
+
+    1-D results without relabelling (ordered means) are checked by :func:`label_row`
+    alone, so their checks table is what it always was.
+    """
+    post = dt["posterior"]
+    return "relabel_pivot" in post.attrs or "feature" in post["means"].dims
+
+
+def pivot_row(dt: Any, max_frac: float, margin: float, far_prob: float) -> dict[str, Any]:
+    """Fraction of draws the EM pivot does not label (``pivot_identified``).
+
+    A draw counts when its components are ambiguous between two labellings, far from
+    every labelling of the pivot (:func:`bayesgmm.posterior.relabel.identify`), or
+    not in the pivot's labelling at all (the posterior was not relabelled, so its
+    per-component summaries would average across components).
+    """
+    from ..errors import DataError
+    from ..posterior.relabel import identify_posterior
+
+    name = "pivot_identified"
+    post = dt["posterior"].to_dataset()
+    K = post.sizes["component"]
+    if K < 2:
+        return _skip(name, max_frac, "one component has no labels to switch")
+    if "em_estimate" not in dt.children:
+        return _skip(name, max_frac, "no em_estimate group to identify the labels by")
+    try:
+        ident = identify_posterior(dt, margin=margin, far_prob=far_prob)
+    except DataError as err:
+        return _skip(name, max_frac, str(err))
+    n = ident.distances.size
+    unclear = ident.ambiguous | ident.far
+    # labelled differently from the pivot although the pivot labels them clearly
+    switched = np.any(ident.permutations != np.arange(K), axis=-1) & ~unclear
+    frac = float(np.mean(unclear | switched))
+    ok = frac <= max_frac
+    moved = post.attrs.get("relabel_permuted")
+    note = (f" ({moved} of {n} draws were relabelled to it)" if moved is not None else "")
+    if ok:
+        message = ("every draw's components match the EM estimate's under one labelling"
+                   f"{note}, so the per-component numbers are identified")
+    elif switched.mean() > max_frac:
+        message = (f"{100 * switched.mean():.0f}% of draws label the components "
+                   "differently from the EM estimate and were not relabelled, so the "
+                   "per-component summaries average across components; relabel the "
+                   "draws (bayesgmm.posterior.relabel.relabel) before reading them")
+    elif ident.ambiguous.mean() >= ident.far.mean():
+        message = (f"in {100 * ident.ambiguous.mean():.0f}% of draws two components are "
+                   "interchangeable (their best two labellings differ by under "
+                   f"{margin:g} in squared Mahalanobis distance), so their separate "
+                   "numbers are not meaningful; fit K - 1 components and compare by LOO")
+    else:
+        message = (f"{100 * ident.far.mean():.0f}% of draws have a component whose mean "
+                   f"lies outside the {100 * far_prob:g}% ellipsoid of the EM component it "
+                   "matches best, so the posterior has modes the EM estimate does not "
+                   "describe and the labels there are arbitrary; inspect those draws, or "
+                   "compare K by LOO")
+    return _row(name, ok, frac, max_frac, message)

@@ -23,6 +23,8 @@ FIRST_TRY = {
                     "solutions",
     "no_empty_component": "fit K - 1 components and compare the two fits by LOO",
     "labels_identified": "fit K - 1 components, since two components sit on top of each other",
+    "pivot_identified": "relabel the draws to the EM estimate if they were not; if two "
+                        "components are interchangeable, fit K - 1 components",
     "r_hat": "run longer (twice the tuning steps and draws) with at least 4 chains",
     "rank_ecdf": "run longer (twice the tuning steps and draws), so that every chain "
                  "covers the whole posterior",
@@ -118,7 +120,8 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
     run = _run_settings(dt)
     K = run["K"]
     row = checks.set_index("name").loc[first]
-    if first in ("chains_agree", "no_empty_component", "labels_identified") and K > 1:
+    if first in ("chains_agree", "no_empty_component", "labels_identified",
+                 "pivot_identified") and K > 1:
         return command(dt, k=K - 1, suffix=f"k{K - 1}")
     if first in ("r_hat", "rank_ecdf"):
         return command(dt, draws=2 * run["draws"], tune=2 * run["tune"],
