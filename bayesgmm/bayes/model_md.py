@@ -195,7 +195,7 @@ def build_model_md(
         def core(*args):
             # PyTensor's RandomVariable gives the parameters leading axes of length 1 for
             # the batch (obs) axis; the ones shared by every point are taken back out
-            ndims = (1, 2, 2, 3)[:len(args) - 2] + (1, 1)
+            ndims = (1, 2, 2, 3, 1, 1)  # w, mu, sd, chol, loc, scale
             return [a[(0,) * (a.ndim - k)] for a, k in zip(args, ndims, strict=True)]
 
         def logp(value, w, mu, sd, chol, *rest):
