@@ -46,6 +46,11 @@ def build_model(
     Parameters
     ----------
     X : array-like of shape (n_samples,)
+        One column ((n_samples, 1)) is the same. Data of two or more columns, shape
+        (n_samples, n_features), get the D-dimensional model instead (full covariances,
+        error covariances, missing values): see
+        :func:`bayesgmm.bayes.model_md.build_model_md` for its generative model,
+        variables and coords. ``fit`` does not sample that model yet.
     n_components : int
     X_err : array-like of shape (n_samples,), optional
         Per-point measurement standard deviations e_i (>= 0).
