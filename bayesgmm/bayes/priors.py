@@ -35,13 +35,14 @@ class Priors:
       uniform on (-1, 1)); eta = 2 makes the density proportional to det(C), so in
       2-D the correlation has density proportional to 1 - r^2: moderate correlations
       are favoured and |r| -> 1, where a component collapses onto a line and the
-      likelihood is unbounded, is pushed back weakly (the prior probability of
+      likelihood can grow without bound, is pushed back weakly (the prior probability of
       |r| > 0.9 is about 1.5%, against 10% under eta = 1).
 
     Each of the first four may be a scalar or one value per component. In D dimensions
     (:meth:`standardized_md`) ``means_mu``, ``means_sigma`` and ``sigmas_sigma`` may
     also be one value per feature (shape (D,)) or per component and feature (shape
     (K, D)); ``loc`` and ``scale`` are then each feature's mean and standard deviation.
+    When K = D a vector is ambiguous and refused: pass shape (1, D) or (K, D).
     """
 
     weights_alpha: Any = None
