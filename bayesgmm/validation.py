@@ -388,3 +388,103 @@ def check_ks(ks: Any, n: int) -> tuple[list[int], list[int]]:
     if not usable:
         raise DataError(f"every k in {ks} exceeds the number of samples ({n}).")
     return ks, usable
+
+
+def check_md(
+    X: Any, X_err: Any = None, *, name: str = "X"
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Validate D-dimensional data that may miss values, and its measurement errors.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        NaN marks a missing value; infinite values are refused.
+    X_err : array-like, optional
+        Standard deviations of shape (n_samples,) or (n_samples, n_features), or
+        covariances of shape (n_samples, n_features, n_features). Entries that belong
+        to a missing value of ``X`` (the sd, or the covariance's row and column) may be
+        NaN; they are never used and are set to 0.
+
+    Returns
+    -------
+    x : ndarray of shape (n_samples, n_features)
+        Float64, NaN where a value is missing.
+    cov : ndarray of shape (n_samples, n_features, n_features) or None
+        The error covariances, zero in the rows and columns of missing values; None
+        when there are no errors or all are zero.
+    observed : ndarray of bool, shape (n_samples, n_features)
+        Where ``x`` holds a value.
+
+    Raises
+    ------
+    DataError
+        Not numeric, not 2-D, an infinite value, a row with every feature missing, a
+        feature with fewer than 2 observed values, more features than points, values
+        float64 cannot square; errors of a wrong shape, negative, NaN where ``X`` has a
+        value, or covariances that are not symmetric positive semi-definite.
+    """
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise DataError(f"{name} is a sparse matrix; pass {name}.toarray().")
+    try:
+        raw = np.asarray(X)
+        if np.iscomplexobj(raw):
+            raise DataError(f"Complex data not supported: {name} must be real.")
+        x = raw.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"{name} must be numeric (array-like of shape (n_samples, n_features)); could "
+            f"not convert it to float: {exc}"
+        ) from None
+    if x.ndim != 2:
+        raise DataError(
+            f"{name} must have shape (n_samples, n_features); got shape {x.shape}."
+        )
+    n, d = x.shape
+    if n < 2:
+        raise DataError(f"{name} has {n} sample(s); at least 2 are needed to fit a mixture.")
+    if d > n:
+        raise DataError(
+            f"{name} has {d} features but only {n} points; a {d}-dimensional mixture needs "
+            "at least as many points as features."
+        )
+    if np.any(np.isinf(x)):
+        row = int(np.flatnonzero(np.isinf(x).any(axis=1))[0])
+        raise DataError(
+            f"{name} contains {int(np.isinf(x).sum())} infinite value(s) (first at row "
+            f"{row}); mark a missing value with NaN, or drop that row."
+        )
+    observed = ~np.isnan(x)
+    empty = ~observed.any(axis=1)
+    if empty.any():
+        raise DataError(
+            f"{name} has {int(empty.sum())} row(s) with every feature missing (first at row "
+            f"{int(np.flatnonzero(empty)[0])}); such a row carries no information: drop it."
+        )
+    few = observed.sum(axis=0) < 2
+    if few.any():
+        j = int(np.flatnonzero(few)[0])
+        raise DataError(
+            f"feature {j} of {name} has {int(observed[:, j].sum())} observed value(s); "
+            "each feature needs at least 2: drop that column."
+        )
+    # missing values filled with an observed one of their column: same max and spread
+    check_fit_scale(np.where(observed, x, np.nanmin(x, axis=0)), name=name)
+    if X_err is None:
+        return x, None, observed
+    try:
+        err = np.array(X_err, dtype=np.float64)
+    except (TypeError, ValueError):
+        err = None  # check_errors says what is wrong
+    if err is not None:
+        if err.shape == (n, d):
+            err[~observed & np.isnan(err)] = 0.0
+        elif err.shape == (n, d, d):
+            missing = ~observed[:, :, None] | ~observed[:, None, :]
+            err[missing & np.isnan(err)] = 0.0
+    cov = check_errors(X_err if err is None else err, n, d, name=f"{name}_err")
+    cov = np.where(observed[:, :, None] & observed[:, None, :], cov, 0.0)
+    return x, (cov if np.any(cov != 0) else None), observed

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._numerics.standardize import standardizer
+from ..errors import DataError
 from ..validation import _check_k, check_1d
 from .priors import Priors
 
@@ -45,6 +46,11 @@ def build_model(
     Parameters
     ----------
     X : array-like of shape (n_samples,)
+        One column ((n_samples, 1)) is the same. Data of two or more columns, shape
+        (n_samples, n_features), get the D-dimensional model instead (full covariances,
+        error covariances, missing values): see
+        :func:`bayesgmm.bayes.model_md.build_model_md` for its generative model,
+        variables and coords. ``fit`` does not sample that model yet.
     n_components : int
     X_err : array-like of shape (n_samples,), optional
         Per-point measurement standard deviations e_i (>= 0).
@@ -89,6 +95,13 @@ def build_model(
     >>> sorted(model.named_vars)[:4]
     ['loc', 'means', 'means_std', 'prior_means_mu']
     """
+    if _n_features(X) >= 2:
+        if fused:
+            raise DataError("fused=True is for 1-D data only; the D-dimensional model has "
+                            "the readable likelihood (fused=False).")
+        from .model_md import build_model_md
+
+        return build_model_md(X, n_components, X_err=X_err, priors=priors)
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -140,6 +153,19 @@ def build_model(
                       logp=logp_fused if fused else logp, random=random, observed=x_data,
                       dims="obs")
     return model
+
+
+def _n_features(X: Any) -> int:
+    """The number of columns of 2-D array-like data; 1 for anything else.
+
+    Only decides where ``build_model`` sends ``X``: everything that is not a table of
+    two or more columns goes to the 1-D model, whose checks say what is wrong with it.
+    """
+    try:
+        shape = np.shape(X)
+    except (TypeError, ValueError):
+        return 1
+    return int(shape[1]) if len(shape) == 2 else 1
 
 
 def _tied_means_start(z: np.ndarray, K: int) -> np.ndarray:

@@ -10,7 +10,11 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["Priors"]
+__all__ = ["PER_COMPONENT", "Priors"]
+
+#: The hyperparameters with one value per component, in the order the compiled 1-D
+#: log-density takes them (``corr_eta``, one number for the whole model, is not one).
+PER_COMPONENT = ("weights_alpha", "means_mu", "means_sigma", "sigmas_sigma")
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,27 @@ class Priors:
     - ``means_mu``, ``means_sigma``: Normal prior of each mean, default
       ``loc`` and ``3 * scale``.
     - ``sigmas_sigma``: HalfNormal scale of each intrinsic width, default ``scale``.
+    - ``corr_eta``: LKJ concentration of each component's correlation matrix, used by
+      the D-dimensional model only (D >= 2), default 2. One positive number. With
+      eta = 1 every correlation matrix is equally likely (in 2-D the correlation is
+      uniform on (-1, 1)); eta = 2 makes the density proportional to det(C), so in
+      2-D the correlation has density proportional to 1 - r^2: moderate correlations
+      are favoured and |r| -> 1, where a component collapses onto a line and the
+      likelihood can grow without bound, is pushed back weakly (the prior probability of
+      |r| > 0.9 is about 1.5%, against 10% under eta = 1).
 
-    Each may be a scalar or one value per component.
+    Each of the first four may be a scalar or one value per component. In D dimensions
+    (:meth:`standardized_md`) ``means_mu``, ``means_sigma`` and ``sigmas_sigma`` may
+    also be one value per feature (shape (D,)) or per component and feature (shape
+    (K, D)); ``loc`` and ``scale`` are then each feature's mean and standard deviation.
+    When K = D a vector is ambiguous and refused: pass shape (1, D) or (K, D).
     """
 
     weights_alpha: Any = None
     means_mu: Any = None
     means_sigma: Any = None
     sigmas_sigma: Any = None
+    corr_eta: Any = None
 
     @classmethod
     def from_any(cls, priors: Priors | dict | None) -> Priors:
@@ -74,4 +91,81 @@ class Priors:
             "means_mu": (vec(self.means_mu, loc, "means_mu", False) - loc) / scale,
             "means_sigma": vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale,
             "sigmas_sigma": vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale,
+        }
+
+    def standardized_md(
+        self, n_components: int, loc: np.ndarray, scale: np.ndarray
+    ) -> dict[str, np.ndarray | float]:
+        """Hyperparameters of the D-dimensional model in standardized units.
+
+        Parameters
+        ----------
+        n_components : int
+            K.
+        loc, scale : ndarray of shape (n_features,)
+            Each feature's mean and standard deviation (the model's internal units).
+
+        Returns
+        -------
+        dict
+            ``weights_alpha`` of shape (K,); ``means_mu``, ``means_sigma``,
+            ``sigmas_sigma`` of shape (K, D), standardized per feature; ``corr_eta``
+            a float.
+
+        Raises
+        ------
+        DataError
+            A value not finite, not positive where it must be, or of a shape that is
+            neither a scalar, (K,), (D,) nor (K, D); a vector of length K = D, which
+            could be either (pass it as shape (K, D)).
+        """
+        K = n_components
+        loc = np.asarray(loc, dtype=float)
+        scale = np.asarray(scale, dtype=float)
+        D = loc.shape[0]
+
+        def mat(value: Any, default: np.ndarray, name: str, positive: bool) -> np.ndarray:
+            v = np.asarray(default[None, :] if value is None else value, dtype=float)
+            if v.ndim == 1 and v.shape[0] == K and K == D and K > 1:
+                raise DataError(
+                    f"prior {name} has {K} values and the model has {K} components and "
+                    f"{D} features: pass shape ({K}, {D}) to say which is meant."
+                )
+            if v.ndim == 1 and v.shape[0] == K:
+                v = v[:, None]
+            try:
+                v = np.broadcast_to(v, (K, D))
+            except ValueError:
+                raise DataError(
+                    f"prior {name} must be a scalar or have shape ({K},) (per component), "
+                    f"({D},) (per feature) or ({K}, {D}); got shape {v.shape}."
+                ) from None
+            if not np.all(np.isfinite(v)) or (positive and np.any(v <= 0)):
+                raise DataError(
+                    f"prior {name} must be {'positive and ' if positive else ''}finite; "
+                    f"got {value!r}."
+                )
+            return np.array(v, dtype=float)
+
+        alpha = np.asarray(1.0 if self.weights_alpha is None else self.weights_alpha, float)
+        try:
+            alpha = np.broadcast_to(alpha, (K,))
+        except ValueError:
+            raise DataError(
+                f"prior weights_alpha must be a scalar or {K} values; got shape {alpha.shape}."
+            ) from None
+        if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+            raise DataError(
+                f"prior weights_alpha must be positive and finite; got {self.weights_alpha!r}."
+            )
+        eta = np.asarray(2.0 if self.corr_eta is None else self.corr_eta, dtype=float)
+        if eta.ndim != 0 or not np.isfinite(eta) or eta <= 0:
+            raise DataError(f"prior corr_eta must be one positive finite number; "
+                            f"got {self.corr_eta!r}.")
+        return {
+            "weights_alpha": np.array(alpha, dtype=float),
+            "means_mu": (mat(self.means_mu, loc, "means_mu", False) - loc) / scale,
+            "means_sigma": mat(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale,
+            "sigmas_sigma": mat(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale,
+            "corr_eta": float(eta),
         }

@@ -20,20 +20,19 @@ expansion of a point to parameters in data units, and the start. The samplers
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from .priors import Priors
+from .priors import PER_COMPONENT
 from .reparam import pair as _pair
 from .reparam import pymc_space as _pymc
 
 __all__ = ["HYPER", "NAMES", "REPARAMS", "Target"]
 
 #: the prior hyperparameters, in the order the compiled log-density takes them
-HYPER = tuple(field.name for field in dataclasses.fields(Priors))
+HYPER = PER_COMPONENT
 
 #: the parameters, each of shape (K,), in the order of the expanded vector
 NAMES = ("weights", "means", "sigmas")

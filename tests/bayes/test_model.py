@@ -124,7 +124,8 @@ def test_priors_validation_and_units():
         build_model(x, 2, priors={"mean_mu": 1.0})
     with pytest.raises(DataError, match="positive"):
         build_model(x, 2, priors={"sigmas_sigma": -1.0})
-    with pytest.raises(DataError, match="1-D data"):
+    # two columns go to the D-dimensional model (tests/bayes/test_model_md.py)
+    with pytest.raises(DataError, match="feature 0 of X is constant"):
         build_model(np.ones((5, 2)), 2)
     with pytest.raises(DataError, match="exceeds the number of points"):
         build_model(x, 6)
