@@ -214,20 +214,6 @@ def test_prior_predictive_shapes():
     assert np.all(np.linalg.eigvalsh(prior["covariances"].values) > 0)
 
 
-@pytest.mark.slow
-def test_pymc_nuts_samples_the_model():
-    X = _data(30, 2, 7)
-    model = bayesgmm.build_model(X, 2)
-    with model:
-        idata = pm.sample(draws=50, tune=50, chains=2, cores=1, random_seed=3,
-                          progressbar=False, compute_convergence_checks=False)
-    post = idata.posterior
-    assert post["means"].dims == ("chain", "draw", "component", "feature")
-    assert post["covariances"].shape == (2, 50, 2, 2, 2)
-    assert np.all(np.isfinite(post["covariances"].values))
-    assert "x" not in post
-
-
 def test_gradient_matches_finite_differences():
     # PyTensor's gradient through the batched Cholesky factors, with full error
     # covariances and missing values, against central differences (step 1e-6: error
