@@ -1,7 +1,10 @@
-"""Validation of user input: the only module that checks arrays and tables.
+"""Validation of user input: the only module that checks arrays and arguments.
 
-Everything past these functions can assume clean, finite ``float64`` arrays of
-consistent shape.
+Everything past these functions can assume clean ``float64`` arrays of consistent shape
+(finite, except NaN marking a missing value where the caller allows it). Over 400 lines
+because every input check of the package lives here, by design (one place decides what
+is accepted and words the error): data and errors, weights, 1-D and D-dim model input,
+K, the sampler's arguments, intervals, evaluation points, the selection's options.
 """
 
 from __future__ import annotations
