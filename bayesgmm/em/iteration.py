@@ -119,9 +119,18 @@ class Stepper:
                 st = st.sum(axis=0)
                 s2 = st[2] + st[3]
             return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
-        elif self.missing is not None:
+        if self.missing is None:
+            ll, nk, s1, s2, ok = self._kernel_pass(p, logpi)
+            if not ok:
+                ll = -np.inf
+        else:
             ll, nk, s1, s2 = self._step_missing(p, logpi)
-        elif self.S is None:
+        return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def _kernel_pass(self, p: Params, logpi: np.ndarray):
+        """The fused multi-D kernel pass over the (complete) rows: (ll, nk, s1, s2, ok)."""
+        n, chunks, ok = self.n, self.chunks, True
+        if self.S is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
             half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
@@ -135,29 +144,14 @@ class Stepper:
                 self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
             )
             nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
-            if not ok:
-                ll = -np.inf
-        return float(ll), *self._mstep(p, nk, s1, s2, K)
+        return ll, nk, s1, s2, ok
 
     def _step_missing(self, p: Params, logpi: np.ndarray):
         """The E-step with missing values: complete rows by kernel, the others added."""
         K, D = p.means.shape
         ll, nk, s1, s2, ok = 0.0, np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), True
-        n, chunks = self.n, self.chunks
-        if n and self.S is None:
-            chol = np.linalg.cholesky(p.covs)
-            linv = np.linalg.inv(chol)
-            half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-            ll, nk, s1, s2 = kern.kernel("em_full", n)(
-                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
-            )
-            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
-            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
-        elif n:
-            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
-                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
-            )
-            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
+        if self.n:
+            ll, nk, s1, s2, ok = self._kernel_pass(p, logpi)
         ll_m, nk_m, s1_m, s2_m, ok_m = self.missing.stats(self.w_all, logpi, p.means, p.covs)
         if not (ok and ok_m):
             return -np.inf, nk + nk_m, s1 + s1_m, s2 + s2_m
