@@ -315,6 +315,11 @@ def true_values_md(dt: Any, prob: float, kind: str, random_seed: Any,
             sim = bb + np.sqrt(vv) * rng.standard_normal(bb.shape)
             lower[part], upper[part] = _interval(sim, prob, kind)
     sd = np.sqrt(np.maximum(second - mean**2, 0.0))
+    # an observed feature without error is its true value: no rounding in the mixing
+    exact = ~np.isnan(x)
+    if E is not None:
+        exact &= np.diagonal(E, axis1=-2, axis2=-1) == 0
+    mean[exact], sd[exact] = x[exact], 0.0
     dims = ("obs", "feature")
     return xr.Dataset(
         {"mean": (dims, mean), "lower": (dims, lower), "upper": (dims, upper),
