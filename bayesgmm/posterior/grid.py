@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..validation import check_ci_kind, check_ci_prob
-from .mixture_md import draws_md, feature_indices, feature_values, is_md, observed_md
+from .mixture_md import density_md, draws_md, feature_indices, feature_values, is_md, observed_md
 
 __all__ = ["density_grid"]
 
@@ -20,14 +20,15 @@ def density_grid(
     n_grid: int = 50,
     limits: Any = None,
     deconvolved: bool = False,
-    max_errors: int = 50,
+    max_errors: int = 20,
+    max_draws: int = 200,
     ci_prob: float | None = None,
     ci_kind: str | None = None,
 ) -> Any:
     """The density of two features on a grid, with its band: for contour plots.
 
     The mixture's marginal over the two features (:func:`~bayesgmm.posterior.marginal`)
-    evaluated by :func:`~bayesgmm.posterior.density` at every node of an
+    evaluated as :func:`~bayesgmm.posterior.density` does at every node of an
     ``n_grid`` x ``n_grid`` grid.
 
     Parameters
@@ -46,8 +47,13 @@ def density_grid(
     deconvolved : bool, default=False
         False: the density of observed values (averaged over at most ``max_errors`` of
         the data's error covariances); True: of the true values.
-    max_errors : int, default=50
-        How many of the data's error covariances the observed density averages over.
+    max_errors : int, default=20
+        How many of the data's error covariances the observed density averages over
+        (each costs one evaluation of the grid).
+    max_draws : int, default=200
+        Draws the band is computed from (thinned evenly; enough for a plot's contours,
+        fewer than :func:`~bayesgmm.posterior.density`'s 500, since a grid has many
+        points).
     ci_prob : float, optional
         Band probability (default: ArviZ's ``stats.ci_prob``).
     ci_kind : {"eti", "hdi"}, optional
@@ -74,7 +80,6 @@ def density_grid(
     import xarray as xr
 
     from .conditional import marginal
-    from .summaries import density
 
     if not is_md(dt):
         raise DataError("density_grid needs a D-dimensional result (D >= 2); for 1-D data "
@@ -96,8 +101,11 @@ def density_grid(
                         f"got {limits!r}.")
     g0, g1 = np.linspace(*lim[0], n_grid), np.linspace(*lim[1], n_grid)
     xx, yy = np.meshgrid(g0, g1)  # (n1, n0): rows follow the vertical feature
-    ds = density(sub, np.column_stack([xx.ravel(), yy.ravel()]), deconvolved=deconvolved,
-                 max_errors=max_errors, ci_prob=prob, ci_kind=kind)
+    max_draws, max_errors = int(max_draws), int(max_errors)
+    if max_draws < 1 or max_errors < 1:
+        raise DataError("max_draws and max_errors must be at least 1.")
+    ds = density_md(sub, np.column_stack([xx.ravel(), yy.ravel()]), None, deconvolved,
+                    prob, kind, max_errors, max_draws)
     shape = (n_grid, n_grid)
     return xr.Dataset(
         {key: (("x1", "x0"), ds[key].values.reshape(shape)) for key in

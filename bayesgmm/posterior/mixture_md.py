@@ -122,6 +122,40 @@ def chunks(rows: np.ndarray, S: int, K: int, D: int):
         yield rows[a:a + step]
 
 
+def _cholesky(C: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """Lower Cholesky factor of a stack of small matrices, entry by entry.
+
+    ``C[i][j]`` is entry (i, j) of every matrix (an array over the stack); so is the
+    result's ``L[i][j]`` (j <= i). Vectorised over the stack with contiguous arrays:
+    millions of 2 x 2 or 3 x 3 matrices cost a few array operations each, where a LAPACK
+    call per matrix (``np.linalg.cholesky``) would cost more than the arithmetic.
+    """
+    d = len(C)
+    L: list[list[np.ndarray]] = [[None] * d for _ in range(d)]  # type: ignore[list-item]
+    for j in range(d):
+        acc = C[j][j]
+        for k in range(j):
+            acc = acc - L[j][k] * L[j][k]
+        L[j][j] = np.sqrt(acc)
+        for i in range(j + 1, d):
+            acc = C[i][j]
+            for k in range(j):
+                acc = acc - L[i][k] * L[j][k]
+            L[i][j] = acc / L[j][j]
+    return L
+
+
+def _solve_lower(L: list[list[np.ndarray]], b: list[np.ndarray]) -> list[np.ndarray]:
+    """L^-1 b by forward substitution, entry by entry (see :func:`_cholesky`)."""
+    z: list[np.ndarray] = []
+    for i in range(len(b)):
+        acc = b[i]
+        for k in range(i):
+            acc = acc - L[i][k] * z[k]
+        z.append(acc / L[i][i])
+    return z
+
+
 def component_terms(
     x: np.ndarray, E: np.ndarray | None, w: np.ndarray, mu: np.ndarray, cov: np.ndarray,
     o: np.ndarray, *, posterior: bool = False,
@@ -134,38 +168,40 @@ def component_terms(
     (S, c, K, D) given the component (XD: b = mu_k + Sigma_k[:, o] C^-1 (x_o - mu_ko),
     B = Sigma_k - Sigma_k[:, o] C^-1 Sigma_k[o, :], C = Sigma_koo + E_oo): deconvolved
     observed features and, for missing ones, the conditional mean given the observed.
+    Through C's Cholesky factor L: z = L^-1 (x_o - mu_ko), Y = L^-1 Sigma_k[o, :], so
+    the Mahalanobis term is |z|^2, b = mu_k + Y'z and diag(B) = diag(Sigma_k) - |Y|^2.
     """
-    d = o.size
-    xo = x[:, o]
-    Coo = cov[:, :, o[:, None], o]  # (S, K, d, d)
-    delta = xo[None, :, None, :] - mu[:, None, :, :][..., o]  # (S, c, K, d)
+    d, D = o.size, x.shape[1]
     if E is not None:
         Eo = E[..., o[:, None], o]
         if not np.any(Eo):
             E = None
-    if E is None or E.ndim == 2:
-        C = Coo if E is None else Coo + Eo
-        P = np.linalg.inv(C)[:, None]  # (S, 1, K, d, d)
-        logdet = np.linalg.slogdet(C)[1][:, None]
+    # entries as arrays over (S, 1 or c, K): contiguous, no reductions over tiny axes
+    if E is None:
+        C = [[cov[:, None, :, o[i], o[j]] for j in range(d)] for i in range(d)]
+    elif E.ndim == 2:  # one error covariance for every point
+        C = [[cov[:, None, :, o[i], o[j]] + Eo[i, j] for j in range(d)] for i in range(d)]
     else:
-        C = Coo[:, None] + Eo[None, :, None]  # (S, c, K, d, d)
-        P = np.linalg.inv(C)
-        logdet = np.linalg.slogdet(C)[1]
-    sol = np.einsum("sckde,scke->sckd", P, delta, optimize=False) if P.shape[1] > 1 \
-        else np.einsum("skde,scke->sckd", P[:, 0], delta)
-    maha = np.einsum("sckd,sckd->sck", delta, sol)
+        C = [[cov[:, None, :, o[i], o[j]] + Eo[None, :, i, j, None] for j in range(d)]
+             for i in range(d)]
+    L = _cholesky(C)
+    z = _solve_lower(L, [x[None, :, None, o[i]] - mu[:, None, :, o[i]] for i in range(d)])
+    quad = sum(zi * zi for zi in z)
+    logdet = 2.0 * sum(np.log(L[i][i]) for i in range(d))
     with np.errstate(divide="ignore"):  # a zero weight: log 0 = -inf, exactly right
-        logp = np.log(w)[:, None, :] - 0.5 * (d * _LOG_2PI + logdet + maha)
+        logp = np.log(w)[:, None, :] - 0.5 * (d * _LOG_2PI + logdet + quad)
     if not posterior:
         return logp
-    cross = cov[:, :, :, o]  # Sigma_k[:, o], (S, K, D, d)
-    b = mu[:, None] + np.einsum("skDd,sckd->sckD", cross, sol)
-    red = np.einsum("skDd,sckde,skDe->sckD", cross, P, cross) if P.shape[1] > 1 \
-        else np.einsum("skDd,skde,skDe->skD", cross, P[:, 0], cross)[:, None]
-    var = np.maximum(np.diagonal(cov, axis1=-2, axis2=-1)[:, None] - red, 0.0)
+    shape = logp.shape
+    b = np.empty((*shape, D))
+    var = np.empty((*shape, D))
+    for j in range(D):
+        y = _solve_lower(L, [cov[:, None, :, j, o[i]] for i in range(d)])
+        b[..., j] = mu[:, None, :, j] + sum(yi * zi for yi, zi in zip(y, z, strict=True))
+        var[..., j] = np.maximum(cov[:, None, :, j, j] - sum(yi * yi for yi in y), 0.0)
     # an observed feature without error is its true value, exactly
-    err_diag = np.zeros(xo.shape) if E is None else \
-        np.broadcast_to(np.diagonal(Eo, axis1=-2, axis2=-1), xo.shape)
+    err_diag = np.zeros((x.shape[0], d)) if E is None else \
+        np.broadcast_to(np.diagonal(Eo, axis1=-2, axis2=-1), (x.shape[0], d))
     exact = np.zeros(x.shape, bool)
     exact[:, o] = err_diag == 0
     b = np.where(exact[None, :, None], x[None, :, None], b)
@@ -267,17 +303,22 @@ def density_md(dt: Any, X: Any, X_err: Any, deconvolved: bool, prob: float, kind
             e_sets = _error_set(dt, max_errors)
     w, mu, cov = draws_md(dt, max_draws)
     S, K, D = mu.shape
-    comp = np.zeros((S, x.shape[0], K))
+    m = x.shape[0]
+    out = {key: np.empty(m) for key in ("mean", "lower", "upper")}
+    comp_mean = np.empty((m, K))
     for o, rows in patterns(~np.isnan(x)):
-        for part in chunks(rows, S, K, D):
+        for part in chunks(rows, S, K, D):  # summarised chunk by chunk: no (S, m, K) array
+            comp = np.zeros((S, part.size, K))
             for E in e_sets:
                 Ep = E if E is None or E.ndim == 2 else E[part]
-                comp[:, part] += np.exp(component_terms(x[part], Ep, w, mu, cov, o))
-    comp /= len(e_sets)
-    s = _summarize(comp.sum(-1), prob, kind)
+                comp += np.exp(component_terms(x[part], Ep, w, mu, cov, o))
+            comp /= len(e_sets)
+            for key, val in _summarize(comp.sum(-1), prob, kind).items():
+                out[key][part] = val
+            comp_mean[part] = comp.mean(axis=0)
     return xr.Dataset(
-        {**{key: ("point", val) for key, val in s.items()},
-         "component_mean": (("point", "component"), comp.mean(axis=0))},
+        {**{key: ("point", val) for key, val in out.items()},
+         "component_mean": (("point", "component"), comp_mean)},
         coords={"x": (("point", "feature"), x), "feature": features,
                 "component": np.arange(K)},
         attrs={"ci_prob": prob, "ci_kind": kind, "deconvolved": int(deconvolved)},
