@@ -101,8 +101,13 @@ def marginal(dt: Any, features: Any) -> Any:
 
     Examples
     --------
+    The waiting times' density (errors removed) with its band, from a fit of Old
+    Faithful's two columns (``X``, a table with columns ``eruptions`` and ``waiting``):
+
     >>> import numpy as np
+    >>> from bayesgmm import fit
     >>> from bayesgmm.posterior import density, marginal
+    >>> dt = fit(X, 2)  # doctest: +SKIP
     >>> m = marginal(dt, ["waiting"])  # doctest: +SKIP
     >>> band = density(m, np.linspace(40, 100, 200), deconvolved=True)  # doctest: +SKIP
     """
@@ -293,8 +298,13 @@ def conditional(dt: Any, given: Any, *, given_err: Any = None) -> Any:
 
     Examples
     --------
+    The waiting time to expect after a 4-minute eruption, from a fit of Old Faithful's
+    two columns (``X``, a table with columns ``eruptions`` and ``waiting``):
+
     >>> import numpy as np
+    >>> from bayesgmm import fit
     >>> from bayesgmm.posterior import conditional, density
+    >>> dt = fit(X, 2)  # doctest: +SKIP
     >>> c = conditional(dt, {"eruptions": 4.0})  # doctest: +SKIP
     >>> band = density(c, np.linspace(40, 100, 200), deconvolved=True)  # doctest: +SKIP
     """

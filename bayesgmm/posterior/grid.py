@@ -74,6 +74,13 @@ def density_grid(
 
     Examples
     --------
+    Contours of Old Faithful's density, from a fit of its two columns (``X``, a table
+    with columns ``eruptions`` and ``waiting``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.posterior import density_grid
+    >>> dt = fit(X, 2)  # doctest: +SKIP
     >>> ds = density_grid(dt, ["eruptions", "waiting"], n_grid=40)  # doctest: +SKIP
     >>> plt.contour(ds.x0, ds.x1, ds["mean"])  # doctest: +SKIP
     """

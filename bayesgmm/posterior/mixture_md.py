@@ -92,8 +92,8 @@ def point_errors_md(X_err: Any, x: np.ndarray, name: str = "X_err") -> np.ndarra
     if X_err is None:
         return None
     m, D = x.shape
-    if np.ndim(X_err) == 0:
-        X_err = np.full(m, X_err, dtype=float)
+    if np.ndim(X_err) == 0:  # one sd for every value
+        X_err = np.full(m, X_err, dtype=object)
     cov = check_errors(X_err, m, D, name=name, missing=np.isnan(x))
     return cov if np.any(cov) else None
 

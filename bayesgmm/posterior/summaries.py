@@ -211,6 +211,9 @@ def membership(
 
     Examples
     --------
+    ``dt`` a 1-D fit (weights in lb), ``dt_2d`` one of two columns (eruption length
+    and waiting time): a point without its waiting time uses its eruption alone.
+
     >>> membership(dt, [150.0, 180.0], X_err=2.0)  # doctest: +SKIP
     >>> membership(dt_2d, [[3.5, np.nan], [2.0, 55.0]])  # doctest: +SKIP
     """
@@ -289,8 +292,11 @@ def density(
 
     Examples
     --------
+    ``dt`` a 1-D fit, ``dt_2d`` one of two columns:
+
     >>> density(dt, np.linspace(40, 100, 200), deconvolved=True)  # doctest: +SKIP
     >>> density(dt_2d, [[3.5, 70.0], [2.0, np.nan]])  # doctest: +SKIP
+    >>> density(dt_2d)  # the data, each with its own errors  # doctest: +SKIP
     """
     import xarray as xr
 
@@ -370,6 +376,8 @@ def true_values(
 
     Examples
     --------
+    ``dt`` a fit of two columns with measurement errors, some values missing:
+
     >>> tv = true_values(dt)  # doctest: +SKIP
     >>> tv["mean"].sel(feature="waiting")  # doctest: +SKIP
     """

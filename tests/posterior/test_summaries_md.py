@@ -184,6 +184,12 @@ def test_density_deconvolved_and_with_given_errors_match_scipy():
     with_err = density(dt, POINTS, X_err=sds)
     np.testing.assert_allclose(with_err["mean"].values, _mix_pdf(w, mu, cov, POINTS, E).mean(0),
                                rtol=1e-10)
+    # the highest-density band: the narrowest window holding 89% of the 20 draws
+    hdi = density(dt, POINTS, deconvolved=True, ci_kind="hdi")
+    srt = np.sort(ref, axis=0)
+    j = np.argmin(srt[17:] - srt[:3], axis=0)  # floor(0.89 * 20) = 17 draws apart
+    np.testing.assert_allclose(hdi["lower"].values, srt[j, np.arange(5)], rtol=1e-10)
+    np.testing.assert_allclose(hdi["upper"].values, srt[j + 17, np.arange(5)], rtol=1e-10)
     # deconvolved: the errors given are not added
     np.testing.assert_allclose(density(dt, POINTS, X_err=sds, deconvolved=True)["mean"],
                                got["mean"])
@@ -422,6 +428,7 @@ def test_top_level_names():
     (lambda dt: membership(dt, [[np.nan] * 3]), "every feature missing"),
     (lambda dt: membership(dt, POINTS, X_err=np.ones((5, 2))), "X_err must have shape"),
     (lambda dt: density(dt, POINTS, X_err=-np.ones(5)), "negative"),
+    (lambda dt: membership(dt, POINTS, X_err="big"), "numeric"),
     (lambda dt: marginal(dt, ["z"]), "unknown feature"),
     (lambda dt: marginal(dt, ["a", "a"]), "twice"),
     (lambda dt: conditional(dt, {"a": 1, "b": 2, "c": 3}), "every feature"),
