@@ -184,8 +184,9 @@ def membership(
     Parameters
     ----------
     dt : xarray.DataTree
-        A :func:`bayesgmm.fit` result (1-D or D-dim, or a :func:`marginal` or
-        :func:`conditional` of one).
+        A :func:`bayesgmm.fit` result (1-D or D-dim), or a
+        :func:`~bayesgmm.posterior.marginal` or :func:`~bayesgmm.posterior.conditional`
+        of one.
     X : float or array-like of shape (m,), or (m, D) for a D-dim result
         Values in data units; for a D-dim result one row per point (a single point may
         be given as (D,); a table whose columns include the features' names is put in
@@ -252,14 +253,16 @@ def density(
     """The mixture density at points: posterior mean and credible band, per component too.
 
     In D dimensions the density of a point is taken over its observed features (a NaN
-    in ``X`` marginalises that feature); :func:`density_grid` gives two features on a
-    grid for contour plots, and ``density(marginal(dt, [f]), grid)`` one feature's.
+    in ``X`` marginalises that feature); :func:`~bayesgmm.posterior.density_grid` gives
+    two features on a grid for contour plots, ``density(marginal(dt, [f]), grid)`` one
+    feature's.
 
     Parameters
     ----------
     dt : xarray.DataTree
-        A :func:`bayesgmm.fit` result (1-D or D-dim, or a :func:`marginal` or
-        :func:`conditional` of one).
+        A :func:`bayesgmm.fit` result (1-D or D-dim), or a
+        :func:`~bayesgmm.posterior.marginal` or :func:`~bayesgmm.posterior.conditional`
+        of one.
     X : array-like of shape (m,), or (m, D) for a D-dim result, optional
         Values in data units, e.g. a grid; for a D-dim result one row per point (NaN
         where a feature is missing). Default: the data themselves, each with its own
