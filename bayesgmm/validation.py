@@ -45,21 +45,15 @@ def check_X(
             f"{name} is a sparse matrix; sparse input is not supported (a Gaussian "
             f"mixture's covariances are dense): pass {name}.toarray()."
         )
-    try:
-        raw = np.asarray(X)
-        if np.iscomplexobj(raw):
-            raise DataError(f"Complex data not supported: {name} must be real; got complex "
-                            f"values. Pass np.real({name}) if the imaginary part is noise.")
-        arr = raw.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
+    arr = _as_float(
+        X,
+        complex_message=f"Complex data not supported: {name} must be real; got complex "
+                        f"values. Pass np.real({name}) if the imaginary part is noise.",
+        convert_message=f"{name} must be numeric (array-like of shape (n_samples,) or "
+                        "(n_samples, n_features)); could not convert it to float",
         # an element of the wrong type (a dict, None) is also a TypeError, as in numpy
-        cls = _DataTypeError if isinstance(exc, TypeError) else DataError
-        raise cls(
-            f"{name} must be numeric (array-like of shape (n_samples,) or "
-            f"(n_samples, n_features)); could not convert it to float: {exc}"
-        ) from None
+        type_error=_DataTypeError,
+    )
     if arr.ndim == 1:
         if n_features not in (None, 1):
             raise DataError(
@@ -96,6 +90,26 @@ def check_X(
         )
     return np.ascontiguousarray(arr)
 
+
+
+def _as_float(value: Any, *, complex_message: str, convert_message: str,
+              type_error: type[DataError] = DataError) -> np.ndarray:
+    """``value`` as a float64 array, or a DataError with the caller's message.
+
+    Complex input gets ``complex_message``; what numpy cannot convert gets
+    ``convert_message`` followed by numpy's reason, raised as ``type_error`` when numpy
+    raised a TypeError (an element of the wrong type) and as DataError otherwise.
+    """
+    try:
+        raw = np.asarray(value)  # ragged input fails here already
+        if np.iscomplexobj(raw):
+            raise DataError(complex_message)
+        return raw.astype(np.float64)
+    except DataError:
+        raise
+    except (TypeError, ValueError) as exc:
+        cls = type_error if isinstance(exc, TypeError) else DataError
+        raise cls(f"{convert_message}: {exc}") from None
 
 def _check_missing(arr: np.ndarray, bad: np.ndarray, name: str) -> None:
     """Where NaN is allowed (several features): no infinity, no row entirely missing."""
@@ -161,15 +175,8 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
     a boolean (n, D) mask of missing features of X, makes the entries of those features
     ignored (any value, NaN included; they are returned as 0).
     """
-    try:
-        raw = np.asarray(X_err)
-        if np.iscomplexobj(raw):
-            raise DataError(f"{name} must be real; got complex values.")
-        err = raw.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{name} must be numeric; could not convert it to float: {exc}") from None
+    err = _as_float(X_err, complex_message=f"{name} must be real; got complex values.",
+                    convert_message=f"{name} must be numeric; could not convert it to float")
     n, d = n_samples, n_features
     if missing is not None and missing.any():
         err = _ignore_missing(err, missing, n, d)
