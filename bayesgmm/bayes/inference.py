@@ -16,10 +16,12 @@ from ..diagnostics.sampling import rerun_ess_min, sampling_figures
 from ..em import GaussianMixtureEM
 from ..errors import ConvergenceWarning, SamplingError
 from ..validation import _check_k, check_1d, check_sampling
+from .inference_md import ProblemMD, n_columns, prepare_md, relabel_run
 from .priors import Priors
 from .result import _assemble, _data_name
+from .result_md import _assemble_md
 from .samplers import nutpie as _nutpie
-from .samplers.pymc_nuts import _sample_pymc_or_fail
+from .samplers.pymc_nuts import _sample_pymc_md_or_fail, _sample_pymc_or_fail
 from .target import REPARAMS, Target
 
 __all__ = ["fit"]
@@ -54,9 +56,15 @@ def _fit(
 
     Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults.
     """
-    x, e = check_1d(X, X_err)
-    K = _check_k(n_components, x.shape[0])
-    check_sampling(draws, tune, chains, sampler, target_accept)
+    # two or more columns: the D-dim problem (bayes/inference_md.py); the rest of this
+    # function (the run loop, the rerun rule, the warnings) is shared
+    md = n_columns(X) >= 2
+    if md:
+        check_sampling(draws, tune, chains, sampler, target_accept)
+    else:
+        x, e = check_1d(X, X_err)
+        K = _check_k(n_components, x.shape[0])
+        check_sampling(draws, tune, chains, sampler, target_accept)
     # a misspelt choice is a bug, not a sampler failure to fall back from
     if backend not in _nutpie.BACKENDS or reparam not in REPARAMS:
         raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and reparam one of "
@@ -65,14 +73,19 @@ def _fit(
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)
     rng_em, rng_sampler = np.random.default_rng(random_seed).spawn(2)
-    loc, scale = standardizer(x)
-    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+    if md:
+        problem = prepare_md(X, X_err, n_components, priors, rng_em, draws=draws,
+                             chains=chains, seed_rng=rng_sampler, progressbar=progressbar,
+                             backend=backend)
+    else:
+        loc, scale = standardizer(x)
+        hyper = Priors.from_any(priors).standardized(K, loc, scale)
 
-    em = _em_estimate(x, e, K, rng_em)
-    problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
-                       em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
-                       chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
-                       progressbar=progressbar, backend=backend, reparam=reparam)
+        em = _em_estimate(x, e, K, rng_em)
+        problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
+                           em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
+                           chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
+                           progressbar=progressbar, backend=backend, reparam=reparam)
     seed = problem.seed
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
@@ -93,6 +106,8 @@ def _fit(
                           "the first run (its checks are in attrs['sampling_runs']).",
                           SamplingWarning, stacklevel=3)
             break
+        if md:  # labels identified per run, before its figures (inference_md.relabel_run)
+            post, stats = relabel_run(problem, post, stats)
         # the rerun rule: the sampling checks (diagnostics.sampling), ESS held to what
         # a run of this length can reach
         figures = sampling_figures(post, stats)
@@ -113,8 +128,11 @@ def _fit(
             else:  # divergences: smaller steps; poor mixing alone: longer adaptation
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
-                   log_likelihood, *_data_name(X))
+    if md:
+        dt = _assemble_md(problem, post, stats, active, log_likelihood, *_data_name(X))
+    else:
+        dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
+                       log_likelihood, *_data_name(X))
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
@@ -190,13 +208,15 @@ def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):
                 SamplingWarning, stacklevel=4,
             )
     p = problem
+    if isinstance(p, ProblemMD):
+        return (*_sample_pymc_md_or_fail(p, tune, target_accept), "pymc")
     post, stats = _sample_pymc_or_fail(p.x, p.e, p.K, p.priors, p.theta0, p.draws, tune,
                                        p.chains, p.seed, p.progressbar, target_accept, p.em)
     return post, stats, "pymc"
 
 
-def _sample_nutpie(problem: _Problem, tune: int, target_accept: float):
-    """One nutpie run on this fit's :class:`~bayesgmm.bayes.target.Target`."""
+def _sample_nutpie(problem: _Problem | ProblemMD, tune: int, target_accept: float):
+    """One nutpie run on this fit's target (``Target``; in D dims ``TargetMD``)."""
     return _nutpie.sample(problem.target, problem.draws, tune, problem.chains, problem.seed,
                           problem.progressbar, target_accept, backend=problem.backend)
 
