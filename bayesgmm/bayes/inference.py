@@ -268,18 +268,28 @@ def fit(
     log_likelihood: bool | None = None,
     first_run_check: Callable[[Any], str | None] | None = None,
 ) -> Any:
-    """Sample the posterior of a 1-D Gaussian mixture, started and checked by EM.
+    """Sample the posterior of a Gaussian mixture in D >= 1 dims, started and checked by EM.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples,)
+    X : array-like of shape (n_samples,) or (n_samples, n_features)
         The data. Its name (a pandas Series' ``name``, a one-column DataFrame's column,
         an xarray DataArray's ``name``; ``"x"`` for plain arrays) names the data
         variable in the result and the figures' axes; units come from
-        ``X.attrs["units"]`` or a name like ``"waiting [min]"``.
+        ``X.attrs["units"]`` or a name like ``"waiting [min]"``. Two or more columns
+        fit the D-dimensional model (:func:`bayesgmm.bayes.model_md.build_model_md`:
+        full covariances, an LKJ prior on each component's correlations); a
+        DataFrame's columns name the ``feature`` coordinate. There a NaN is a missing
+        value, marginalised exactly (the point's likelihood uses its observed
+        features); a row with every value missing is refused. 1-D data (and one
+        column) keep the 1-D model, sampler and numbers.
     n_components : int
-    X_err : array-like of shape (n_samples,), optional
-        Per-point measurement standard deviations; the sigmas are then intrinsic.
+    X_err : array-like, optional
+        Per-point measurement errors; the sigmas (sds, covariances) are then
+        intrinsic. 1-D: standard deviations of shape (n_samples,). D dims: standard
+        deviations of shape (n_samples,) (the same in every feature) or
+        (n_samples, n_features), or full covariances of shape
+        (n_samples, n_features, n_features); entries of missing values may be NaN.
     priors : Priors or dict, optional
         See :class:`bayesgmm.Priors` (data units).
     draws, tune, chains : int
@@ -294,6 +304,10 @@ def fit(
         same, the sampler mixes better on overlapping components
         (``bayesgmm.bayes.reparam.pair``).
         ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
+        In D dims ``"nutpie"`` samples the fused D-dim log-density
+        (``bayes.target_md``) and ``"pymc"`` the ``build_model_md`` model (its
+        PyTensor graph compiled per fit: slower), every chain started at the EM
+        estimate (plus a small jitter) in either.
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
         the same posterior.
@@ -325,7 +339,7 @@ def fit(
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
+        1-D: groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
         component; data units), ``sample_stats``, ``log_likelihood`` and
         ``posterior_predictive`` (thinned beyond 10 million values) under the data's
         name (``attrs["data_name"]``: see ``X``),
@@ -340,6 +354,24 @@ def fit(
         components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
         coordinates, as when no adjacent pair has equal priors).
 
+        D dims (``attrs["n_features"]``): ``posterior`` holds ``weights``
+        (component), ``means`` and ``sds`` (component, feature), ``correlations`` and
+        ``covariances`` (component, feature, feature_), intrinsic, in data units;
+        ``log_likelihood`` each point's log-density over its observed features
+        (errors included); ``posterior_predictive`` complete replicated points (obs,
+        feature), errors included; ``observed_data`` the data with its NaN;
+        ``constant_data`` ``x_err_cov`` (error covariances, zeros without errors),
+        ``loc``, ``scale`` (feature) and the standardized priors (``prior_corr_eta``
+        among them); ``em_estimate`` the EM estimate with full covariances, sorted by
+        the first feature's mean. **Labels:** no ordering identifies components in D
+        dims, so each run's draws are relabelled to the EM estimate (per draw, the
+        permutation of its components nearest to it, :mod:`bayesgmm.posterior.relabel`)
+        before their checks; ``sample_stats["relabel_permutation"]`` keeps each draw's
+        permutation and ``attrs`` ``relabelled`` (1), ``relabel_pivot``
+        (``"em_estimate"``), ``relabel_permuted`` (draws moved),
+        ``relabel_permuted_fraction`` and ``relabel_not_identified`` (the fraction
+        the pivot cannot label, which ``diagnose``'s ``pivot_identified`` checks).
+
     Warns
     -----
     FailedCheckWarning
@@ -348,7 +380,9 @@ def fit(
         ``fit`` warns exactly when ``diagnose(result).ok`` is False: max R-hat > 1.01,
         min bulk or tail ESS < 400, divergences, E-BFMI, tree depth, chains in different
         modes, a posterior far from the EM estimate, a near-empty component, labels
-        not identified, a failed posterior predictive check. Each says the figure, the
+        not identified (D dims: draws the EM estimate cannot label), a failed posterior
+        predictive check (D dims: per feature). In D dims the R-hat and ESS are over
+        weights, means, sds and the correlations below the diagonal. Each says the figure, the
         threshold and what to try (``draws=``, ``tune=``, ``target_accept=``,
         ``n_components=``).
     SamplingWarning

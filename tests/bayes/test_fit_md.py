@@ -240,3 +240,44 @@ def test_real_nutpie_fit():
     assert 0 <= dt.attrs["relabel_permuted"] <= 600
     checks = diagnose(dt).checks.set_index("name")
     assert checks.loc["pivot_identified", "ok"]
+
+
+def test_nutpie_failure_falls_back_to_pymc(monkeypatch):
+    from bayesgmm import SamplingWarning
+
+    def fails(problem, tune, target_accept):
+        raise RuntimeError("no")
+
+    def pymc(problem, tune, target_accept):
+        return _fake_draws_md(problem.em, problem.chains, problem.draws, problem.seed)
+
+    monkeypatch.setattr(inference, "_sample_nutpie", fails)
+    monkeypatch.setattr(inference, "_sample_pymc_md_or_fail", pymc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FailedCheckWarning)
+        with pytest.warns(SamplingWarning, match="falling back to PyMC"):
+            dt = fit(_data(missing=False), 2, draws=100, chains=2, random_seed=0,
+                     progressbar=False)
+    assert dt.attrs["sampler"] == "pymc" and dt.attrs["relabelled"] == 1
+
+
+def test_pymc_start_is_the_em_estimate(monkeypatch):
+    # build_model_md's chains start at the EM estimate: with no jitter, the initvals
+    # map back to it (correlations shrunk by 1e-3 towards the identity)
+    from bayesgmm.bayes.inference_md import prepare_md
+    from bayesgmm.bayes.model import build_model
+    from bayesgmm.bayes.samplers import pymc_nuts
+
+    rng = np.random.default_rng(0)
+    p = prepare_md(_data(120), None, 2, None, rng, draws=10, chains=1, seed_rng=rng,
+                   progressbar=False, backend="native")
+    model = build_model(p.x, 2)
+    monkeypatch.setattr(pymc_nuts, "START_JITTER", 0.0)
+    (init,) = pymc_nuts._md_initvals(model, pymc_nuts.md_start(model, p.em, p.loc, p.scale),
+                                     1, p.seed)
+    np.testing.assert_allclose(init["weights"], p.em["weights"], rtol=1e-10)
+    np.testing.assert_allclose(p.loc + p.scale * init["means_std"], p.em["means"],
+                               rtol=1e-10)
+    np.testing.assert_allclose(p.scale * init["sds_std"], p.em["sds"], rtol=1e-10)
+    L = init["corr_chol"]
+    np.testing.assert_allclose(L @ np.swapaxes(L, -1, -2), p.em["correlations"], atol=1e-3)
