@@ -95,7 +95,8 @@ class ProblemMD:
         """The fused D-dim log-density nutpie samples (``bayes.target_md.TargetMD``)."""
         from .target_md import TargetMD
 
-        return TargetMD.build(self.x, self.cov, self.hyper, self.loc, self.scale, self.em)
+        return TargetMD.build(self.x, self.cov, self.hyper, self.loc, self.scale, self.em,
+                              feature_names=self.features)
 
     def em_dataset(self) -> Any:
         """The EM estimate as the result's ``em_estimate`` group."""
