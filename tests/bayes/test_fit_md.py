@@ -219,9 +219,8 @@ def test_tree_md_helper_is_a_healthy_result():
     assert len(rows) == 2 and not d.table.loc[rows, "r_hat"].isna().any()
 
 
-def test_real_nutpie_fit():
+def test_real_nutpie_fit(tmp_path):
     """A small real fit (n = 300, D = 2, K = 2, well separated; 2 chains x 300 draws)."""
-    pytest.importorskip("bayesgmm.bayes.target_md")
     X = _data(300, seed=7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FailedCheckWarning)
@@ -229,17 +228,32 @@ def test_real_nutpie_fit():
         again = fit(X, 2, draws=300, tune=300, chains=2, random_seed=1, progressbar=False)
     runs = json.loads(dt.attrs["sampling_runs"])
     assert runs[-1]["sampler"] == "nutpie"
-    xr.testing.assert_identical(dt.posterior.to_dataset(), again.posterior.to_dataset())
+    # the same draws (the attrs differ only in created_at)
+    xr.testing.assert_equal(dt.posterior.to_dataset(), again.posterior.to_dataset())
     post, em = dt.posterior, dt.em_estimate
     # well separated (5 sds apart), 300 points: the posterior means sit within 2
     # posterior sds of the EM estimate (the issue's target for Old Faithful K = 2)
     for v in ("weights", "means", "sds"):
         m, sd = post[v].mean(("chain", "draw")), post[v].std(("chain", "draw"))
         assert (abs(m - em[v]) <= 2 * sd).all(), v
+    # the first run at these settings gives R-hat ~1.005 (seed 1); 1.05 leaves room for
+    # another platform's rounding without hiding chains in different modes
+    assert runs[0]["max_rhat"] < 1.05 and runs[0]["divergences"] == 0
     assert dt.attrs["relabel_not_identified"] == 0.0
-    assert 0 <= dt.attrs["relabel_permuted"] <= 600
+    # well separated: no draw needs relabelling, and the count says so
+    assert dt.attrs["relabel_permuted"] == 0
+    assert not (dt.sample_stats["relabel_permutation"] != [0, 1]).any()
+    for v in ("correlations", "covariances"):
+        assert post[v].dims == ("chain", "draw", "component", "feature", "feature_")
+    assert dt.log_likelihood["x"].shape == (2, 300, 300)
+    assert np.isfinite(dt.log_likelihood["x"].values).all()
     checks = diagnose(dt).checks.set_index("name")
-    assert checks.loc["pivot_identified", "ok"]
+    assert checks.loc["pivot_identified", "ok"] and checks.loc["chains_agree", "ok"]
+    path = tmp_path / "real.nc"
+    dt.to_netcdf(path)
+    back = xr.open_datatree(path)
+    xr.testing.assert_allclose(back.posterior.to_dataset(), dt.posterior.to_dataset())
+    assert back.attrs["sampling_runs"] == dt.attrs["sampling_runs"]
 
 
 def test_nutpie_failure_falls_back_to_pymc(monkeypatch):
