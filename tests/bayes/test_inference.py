@@ -225,7 +225,7 @@ def test_checks_flag_modes_far_em_and_empty(dt_noisy):
 
 def test_fit_bad_input():
     x = np.random.default_rng(0).normal(size=50)
-    with pytest.raises(DataError, match="1-D data"):
+    with pytest.raises(DataError, match="feature 0 of X is constant"):  # D dims: checked
         fit(np.ones((10, 2)), 2)
     with pytest.raises(DataError, match="sampler must be"):
         fit(x, 2, sampler="stan")
