@@ -16,6 +16,7 @@ import numpy as np
 from .._renamed import renamed_keywords
 from ..errors import DataError
 from ..validation import check_ci_kind, check_ci_prob, check_point_errors, check_points
+from .mixture_md import density_md, is_md, membership_md, true_values_md
 
 __all__ = ["data_label", "data_name", "density", "interval_label", "membership",
            "true_values"]
@@ -176,16 +177,24 @@ def membership(
     For each draw, p(k | x) = w_k N(x | mu_k, s_k) / sum_j w_j N(x | mu_j, s_j) with
     s_k = sqrt(sigma_k^2 + e^2): the uncertainty of the parameters becomes an interval
     on the probability (seed 002's "180 lb: man or woman?" with its credible interval).
+    In D dimensions N(x | mu_k, Sigma_k + S) with S the point's error covariance, over
+    the point's observed features only (a NaN in ``X`` is a missing feature,
+    marginalised exactly).
 
     Parameters
     ----------
     dt : xarray.DataTree
-        A :func:`bayesgmm.fit` result.
-    X : float or array-like of shape (m,)
-        Values in data units. (Formerly ``x``: that keyword still works, with a
-        ``FutureWarning``.)
+        A :func:`bayesgmm.fit` result (1-D or D-dim, or a :func:`marginal` or
+        :func:`conditional` of one).
+    X : float or array-like of shape (m,), or (m, D) for a D-dim result
+        Values in data units; for a D-dim result one row per point (a single point may
+        be given as (D,); a table whose columns include the features' names is put in
+        their order), NaN where a feature is missing. (Formerly ``x``: that keyword
+        still works, with a ``FutureWarning``.)
     X_err : float or array-like of shape (m,), optional
-        Their measurement errors (default: exact values). (Formerly ``x_err``.)
+        Their measurement errors (default: exact values). For a D-dim result: one sd
+        per point (m,), an sd per point and feature (m, D), or covariance matrices
+        (m, D, D). (Formerly ``x_err``.)
     ci_prob : float, optional
         Interval probability (default: ArviZ's ``stats.ci_prob``).
     ci_kind : {"eti", "hdi"}, optional
@@ -195,14 +204,22 @@ def membership(
     -------
     xarray.Dataset
         ``mean``, ``lower``, ``upper`` with dims (``point``, ``component``); coordinate
-        ``x``; attrs ``ci_prob``, ``ci_kind`` and ``x_err`` (the measurement error assumed
-        for the values: 0 for exact values, or the one given when it is the same for
-        all).
+        ``x`` (dims ``point``, and ``feature`` for a D-dim result); attrs ``ci_prob``,
+        ``ci_kind`` and ``x_err`` (the measurement error assumed for the values: 0 for
+        exact values, or the one sd given when it is the same for all values; NaN
+        otherwise).
+
+    Examples
+    --------
+    >>> membership(dt, [150.0, 180.0], X_err=2.0)  # doctest: +SKIP
+    >>> membership(dt_2d, [[3.5, np.nan], [2.0, 55.0]])  # doctest: +SKIP
     """
     import xarray as xr
     from scipy.special import softmax
 
     prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
+    if is_md(dt):
+        return membership_md(dt, X, X_err, prob, kind, _MAX_DRAWS)
     xs = check_points(X, "X")
     e = check_point_errors(X_err, xs.size)
     w, mu, sg = _draws(dt)
@@ -221,30 +238,45 @@ def membership(
 @renamed_keywords(grid="X")
 def density(
     dt: Any,
-    X: Any,
+    X: Any = None,
     *,
+    X_err: Any = None,
     deconvolved: bool = False,
     ci_prob: float | None = None,
     max_errors: int = 200,
     ci_kind: str | None = None,
 ) -> Any:
-    """The mixture density on a grid: posterior mean and credible band, per component too.
+    """The mixture density at points: posterior mean and credible band, per component too.
+
+    In D dimensions the density of a point is taken over its observed features (a NaN
+    in ``X`` marginalises that feature); :func:`density_grid` gives two features on a
+    grid for contour plots, and ``density(marginal(dt, [f]), grid)`` one feature's.
 
     Parameters
     ----------
     dt : xarray.DataTree
-        A :func:`bayesgmm.fit` result.
-    X : array-like of shape (m,)
-        Values in data units, e.g. a grid. (Formerly ``grid``: that keyword still
-        works, with a ``FutureWarning``.)
+        A :func:`bayesgmm.fit` result (1-D or D-dim, or a :func:`marginal` or
+        :func:`conditional` of one).
+    X : array-like of shape (m,), or (m, D) for a D-dim result, optional
+        Values in data units, e.g. a grid; for a D-dim result one row per point (NaN
+        where a feature is missing). Default: the data themselves, each with its own
+        stored measurement error. (Formerly ``grid``: that keyword still works, with
+        a ``FutureWarning``.)
+    X_err : array-like, optional
+        The measurement errors of ``X`` (shapes as in :func:`membership`), used when
+        ``deconvolved`` is False: the density of each point as observed with its own
+        error. Default: see ``deconvolved``.
     deconvolved : bool, default=False
-        False: the density of *observed* values, measurement errors included (averaged
-        over the data's own errors, at most ``max_errors`` of their quantiles), which
-        is what a histogram of the data shows. True: the density of the *true* values,
-        errors removed (sum_k w_k N(x | mu_k, sigma_k)).
+        False: the density of *observed* values, measurement errors included (those of
+        ``X_err``, or else averaged over the data's own errors: at most ``max_errors``
+        of their quantiles in 1-D, of their covariance matrices evenly spaced by trace
+        in D dims, rows with every feature observed first), which is what a histogram
+        of the data shows. True: the density of the *true* values, errors removed
+        (sum_k w_k N(x | mu_k, Sigma_k)).
     ci_prob : float, optional
         Band probability (default: ArviZ's ``stats.ci_prob``).
     max_errors : int, default=200
+        The most error values (or matrices) the observed density averages over.
     ci_kind : {"eti", "hdi"}, optional
         Band kind (default: ArviZ's ``stats.ci_kind``).
 
@@ -253,25 +285,41 @@ def density(
     xarray.Dataset
         ``mean``, ``lower``, ``upper`` (dim ``point``) and ``component_mean``
         (dims ``point``, ``component``: each weighted component's mean density);
-        coordinate ``x``.
+        coordinate ``x`` (dims ``point``, and ``feature`` for a D-dim result).
+
+    Examples
+    --------
+    >>> density(dt, np.linspace(40, 100, 200), deconvolved=True)  # doctest: +SKIP
+    >>> density(dt_2d, [[3.5, 70.0], [2.0, np.nan]])  # doctest: +SKIP
     """
     import xarray as xr
 
     prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
-    xs = check_points(X, "X")
-    w, mu, sg = _draws(dt, max_draws=min(_MAX_DRAWS, 500))
+    if is_md(dt):
+        return density_md(dt, X, X_err, deconvolved, prob, kind, max_errors,
+                          min(_MAX_DRAWS, 500))
     errs = np.asarray(dt["constant_data"]["x_err"].values) if "constant_data" in dt.children \
         else np.zeros(1)
-    if deconvolved or not np.any(errs > 0):
+    if X is None:  # the data, each with its own error
+        xs = _observed_values(dt)
+        own = errs if errs.shape == xs.shape else np.zeros(xs.size)
+    else:
+        xs = check_points(X, "X")
+        own = None if X_err is None else check_point_errors(X_err, xs.size)
+    w, mu, sg = _draws(dt, max_draws=min(_MAX_DRAWS, 500))
+    if deconvolved or own is not None or not np.any(errs > 0):
         e_set = np.zeros(1)
     else:
         e_set = np.quantile(errs, (np.arange(max_errors) + 0.5) / max_errors) \
             if errs.size > max_errors else errs
     S, K = w.shape
-    comp = np.zeros((S, xs.size, K))
-    for e in e_set:  # average over the data's errors
-        comp += np.exp(_comp_logpdf(xs, np.full(xs.size, e), w, mu, sg))
-    comp /= e_set.size
+    if own is not None and not deconvolved:  # each point's own error
+        comp = np.exp(_comp_logpdf(xs, own, w, mu, sg))
+    else:
+        comp = np.zeros((S, xs.size, K))
+        for e in e_set:  # average over the data's errors
+            comp += np.exp(_comp_logpdf(xs, np.full(xs.size, e), w, mu, sg))
+        comp /= e_set.size
     total = comp.sum(-1)
     s = _summarize(total, prob, kind)
     return xr.Dataset(
@@ -295,6 +343,13 @@ def true_values(
     B_ik = sigma_k^2 e_i^2 / (sigma_k^2 + e_i^2), weighted by p(k | x_i): each point is
     shrunk toward its component. Averaged over the posterior draws.
 
+    In D dimensions (extreme deconvolution) b_ik = mu_k + Sigma_k[:, o] C^-1 (x_io -
+    mu_ko) and B_ik = Sigma_k - Sigma_k[:, o] C^-1 Sigma_k[o, :], C = Sigma_k,oo + S_i,oo,
+    over point i's observed features o: observed features are deconvolved, missing
+    ones filled with their conditional mean given the observed ones within the
+    component; weighted by p(k | x_io). An observed feature without error is its own
+    true value.
+
     Parameters
     ----------
     dt : xarray.DataTree
@@ -309,13 +364,21 @@ def true_values(
     Returns
     -------
     xarray.Dataset
-        ``mean`` (exact posterior mean), ``lower``, ``upper``, ``sd`` (dim ``obs``),
-        and ``observed``.
+        ``mean`` (exact posterior mean), ``lower``, ``upper``, ``sd`` (dim ``obs``,
+        and ``feature`` for a D-dim result: per-feature intervals), and ``observed``
+        (NaN where missing).
+
+    Examples
+    --------
+    >>> tv = true_values(dt)  # doctest: +SKIP
+    >>> tv["mean"].sel(feature="waiting")  # doctest: +SKIP
     """
     import xarray as xr
     from scipy.special import softmax
 
     prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
+    if is_md(dt):
+        return true_values_md(dt, prob, kind, random_seed, 500)
     x = _observed_values(dt)
     e = np.asarray(dt["constant_data"]["x_err"].values, dtype=float)
     w, mu, sg = _draws(dt, max_draws=500)
