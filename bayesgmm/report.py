@@ -527,7 +527,7 @@ def _membership_table_md(dt: Any, membership: np.ndarray) -> Any:
 def _deconvolution_md(dt: Any) -> str:
     """In words: what the measurement errors and the missing values did."""
     from .plots._common import _feature_label
-    from .plots.mixture_md import _error_covs, _md_draws, _observed_md
+    from .plots.mixture_md import _error_covs, _observed_md
 
     X = _observed_md(dt)
     n, D = X.shape
@@ -548,14 +548,6 @@ def _deconvolution_md(dt: Any) -> str:
         iu = np.triu_indices(D, 1)
         rr = np.abs(r[:, iu[0], iu[1]])
         correlated = bool(np.nanmax(rr, initial=0.0) > 0)
-        # spread of the true values (the deconvolved mixture) against the data's
-        w, mu, cov = _md_draws(dt, 200)
-        m1 = np.einsum("sk,skd->sd", w, mu)
-        var = np.einsum("sk,skd->sd", w, np.diagonal(cov, axis1=2, axis2=3) + mu**2) - m1**2
-        true_sd = np.sqrt(var).mean(axis=0)
-        obs_sd = np.nanstd(X, axis=0)
-        spread = "; ".join(f"{f}: {format_number(t)} against {format_number(o)}"
-                           for f, t, o in zip(feats, true_sd, obs_sd, strict=True))
         out.append(
             "Each point's measurement error covariance was part of the model, so the "
             "mixture was deconvolved: the ellipses, sds and correlations in this report "
@@ -564,10 +556,8 @@ def _deconvolution_md(dt: Any) -> str:
             + (f"; the errors were correlated (median |correlation| "
                f"{format_number(float(np.nanmedian(rr)))})" if correlated
                else "; the errors were uncorrelated between features")
-            + f". Spread of the true values (posterior mean) against the observed "
-            f"values' sd: {spread}. In the marginal densities, black is the density of "
-            "observed values (errors included) and purple the deconvolved density of the "
-            "true values.")
+            + ". In the marginal densities, black is the density of observed values "
+            "(errors included) and purple the deconvolved density of the true values.")
     if miss.any():
         rows = int(miss.any(axis=1).sum())
         per = ", ".join(f"{f}: {int(c)}" for f, c in zip(feats, miss.sum(axis=0),
@@ -578,7 +568,8 @@ def _deconvolution_md(dt: Any) -> str:
             "exactly); in the pair plot a point appears in the panels where both features "
             "are observed, hollow when it misses any feature.")
     else:
-        out.append(f"No values were missing: all {n} points have all {D} features.")
+        out.append(f"No values were missing: all {n} points have "
+                   + ("both features." if D == 2 else f"all {D} features."))
     return "".join(f'<p>{_esc(t)}</p>' for t in out)
 
 
@@ -610,9 +601,10 @@ def _body_md(dt: Any, diag: Any, plots: Any) -> list[str]:
     membership = _point_membership(dt)
     unsure = int(np.sum(membership.max(axis=1) <= 0.9))
     body += ["<h2>Membership</h2>",
-             f'<p class="meta">Posterior-mean probability p(component | point) of each '
-             "observed point, from its observed features and its own measurement errors "
-             f"(bayesgmm.membership): {unsure} of {membership.shape[0]} points have no "
+             '<p class="meta">Posterior-mean probability p(component | point) of each '
+             "observed point, from its observed features"
+             + (" and its own measurement errors" if dt.attrs.get("has_errors") else "")
+             + f" (bayesgmm.membership): {unsure} of {membership.shape[0]} points have no "
              "component above 0.9.</p>",
              _table(_membership_table_md(dt, membership))]
     D = int(dt["posterior"].sizes["feature"])

@@ -25,6 +25,8 @@ from scipy import stats
 CHROMIUM = "/usr/bin/chromium"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+pytestmark = pytest.mark.slow  # as tests/test_report.py: figures and a browser
+
 
 def _corr(A):
     """Correlation matrices of A A^T + D I, for factors A of shape (..., D, D)."""
@@ -121,12 +123,19 @@ def _tree_md(seed=0, *, K=2, D=2, n=200, C=2, S=150, errors=False, missing=0.0,
 
 @pytest.fixture(scope="module")
 def dt2():
-    return _tree_md(0, K=2, D=2, n=200, names=["eruptions", "waiting"])
+    return _tree_md(0, K=2, D=2, n=200, S=100, names=["eruptions", "waiting"])
 
 
 @pytest.fixture(scope="module")
 def dt3():
     return _tree_md(1, K=3, D=3, n=240, errors=True, missing=0.15)
+
+
+@pytest.fixture(scope="module")
+def dt3r():
+    # the D = 3 report's tree: errors and missing values, K = 2 to keep the rank and
+    # trace figures (one panel per parameter and component) quick to draw
+    return _tree_md(4, K=2, D=3, n=150, S=100, errors=True, missing=0.15)
 
 
 # ---------------------------------------------------------------------- figures
@@ -195,10 +204,10 @@ def test_pairs_data_match_an_independent_computation(dt3):
     np.testing.assert_allclose(d["em_ellipses"]["semi_major"][1, 1], r * np.sqrt(vals[1]),
                                rtol=1e-12)
     # membership: scipy's multivariate normal on each point's observed features with its
-    # own error covariance, over the same 100 draws
+    # own error covariance, over all 300 draws
     X = dt3["observed_data"]["x"].values
     E = dt3["constant_data"]["x_err_cov"].values
-    sel = _thinned(S, 100)
+    sel = np.arange(S)
     w = _flat(post["weights"], "component")[sel]
     mu = _flat(post["means"], "component", "feature")[sel]
     cov = _flat(post["covariances"], "component", "feature", "feature_")[sel]
@@ -235,12 +244,12 @@ def test_marginals_data(dt3):
     assert list(m) == ["2", "0"]
     post = dt3["posterior"]
     S = post.sizes["chain"] * post.sizes["draw"]
-    sel = _thinned(S, 200)
-    w = _flat(post["weights"], "component")[sel]
-    mu = _flat(post["means"], "component", "feature")[sel][..., 2]
-    sd = _flat(post["sds"], "component", "feature")[sel][..., 2]
+    w = _flat(post["weights"], "component")
+    mu = _flat(post["means"], "component", "feature")[..., 2]
+    sd = _flat(post["sds"], "component", "feature")[..., 2]
+    assert w.shape[0] == S
     x = m["2"]["true"]["x"].values
-    # deconvolved: sum_k w_k N(x | mu_k2, sd_k2), averaged over the same 200 draws
+    # deconvolved: sum_k w_k N(x | mu_k2, sd_k2), averaged over all 300 draws
     ref = (w[:, None, :] * stats.norm.pdf(x[None, :, None], mu[:, None, :],
                                           sd[:, None, :])).sum(-1)
     np.testing.assert_allclose(m["2"]["true"]["mean"].values, ref.mean(0), rtol=1e-10)
@@ -275,23 +284,24 @@ def test_figures_axes(dt2, dt3):
         plots.pairs_data(dt6, features=["z"])
 
 
-def test_sampler_figures_in_d_dims(dt3):
+def test_sampler_figures_in_d_dims(dt2):
     import matplotlib.pyplot as plt
 
     from bayesgmm import plots
 
-    K, D = 3, 3
-    fig = plots.plot_trace(dt3)
+    K, D = 2, 2
+    fig = plots.plot_trace(dt2)
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
     # weights, D means, D sds, D(D-1)/2 correlations: one panel per component each
     assert len(visible) == K * (1 + 2 * D + D * (D - 1) // 2)
     titles = {ax.get_title().split("\n")[0] for ax in visible}
-    assert {"weights", "means[0]", "sds[2]", "correlations[1,2]"} <= titles
-    fig = plots.plot_trace(dt3, kind="trace")
+    assert {"weights", "means[eruptions]", "sds[waiting]",
+            "correlations[eruptions,waiting]"} <= titles
+    fig = plots.plot_trace(dt2, kind="trace")
     assert len(fig.axes) == 2 * (1 + 2 * D + D * (D - 1) // 2)
-    fig = plots.plot_ppc(dt3, num_samples=10)
+    fig = plots.plot_ppc(dt2, num_samples=10)
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
-    assert [ax.get_xlabel() for ax in panels] == ["feature 0", "feature 1", "feature 2"]
+    assert [ax.get_xlabel() for ax in panels] == ["eruptions", "waiting"]
     plt.close("all")
 
 
@@ -303,11 +313,11 @@ SECTIONS = ["Measurement errors and missing values", "Parameters (data units)",
 
 
 @pytest.fixture(scope="module")
-def reports(dt2, dt3, tmp_path_factory):
+def reports(dt2, dt3r, tmp_path_factory):
     from bayesgmm.report import write_report
 
     out = {}
-    for name, dt in (("d2", dt2), ("d3", dt3)):
+    for name, dt in (("d2", dt2), ("d3", dt3r)):
         path = tmp_path_factory.mktemp(name) / "fit.html"
         with warnings.catch_warnings():
             # until diagnose runs on D-dim trees, the report says so and warns
@@ -333,12 +343,12 @@ def _cells(text, first):
             yield cells
 
 
-def test_report_md_sections_images_and_numbers(reports, dt2, dt3):
+def test_report_md_sections_images_and_numbers(reports, dt2, dt3r):
     from PIL import Image
 
     from bayesgmm.io import format_number
 
-    for name, dt in (("d2", dt2), ("d3", dt3)):
+    for name, dt in (("d2", dt2), ("d3", dt3r)):
         text = reports[name].read_text(encoding="utf-8")
         p = _Tags()
         p.feed(text)
@@ -381,15 +391,15 @@ def test_report_md_sections_images_and_numbers(reports, dt2, dt3):
     assert "nothing was deconvolved" in t2 and "No values were missing" in t2
     assert "the mixture was deconvolved" in t3 and "points had missing values" in t3
     assert "contours of the fitted density" in t2
-    n_missing_rows = int(np.isnan(dt3["observed_data"]["x"].values).any(axis=1).sum())
-    assert f"{n_missing_rows} of 240 points had missing values" in t3
+    n_missing_rows = int(np.isnan(dt3r["observed_data"]["x"].values).any(axis=1).sum())
+    assert f"{n_missing_rows} of 150 points had missing values" in t3
 
 
-def test_report_md_checks(reports, dt3):
+def test_report_md_checks(reports, dt3r):
     from bayesgmm.diagnostics import diagnose
 
     try:
-        diag = diagnose(dt3)
+        diag = diagnose(dt3r)
     except Exception as exc:
         text = reports["d3"].read_text(encoding="utf-8")
         assert "The checks could not be run on this result" in text  # said, not raised

@@ -8,10 +8,9 @@ density itself). :func:`plot_marginals` draws the marginals larger, the density 
 observed values beside the deconvolved density of true values when the fit had
 measurement errors. Each ``plot_*`` has a ``*_data`` twin returning what it draws.
 
-The posterior quantities are computed here from the draws (``_md_draws``,
-``_point_membership``, ``_marginal_density``, ``_pair_density``): each is one small
-function, to be replaced by :mod:`bayesgmm.posterior`'s D-dim ``membership``,
-``marginal`` and ``density`` when those exist.
+The posterior quantities come from :mod:`bayesgmm.posterior`: ``membership`` (each
+point from its observed features and its own error covariance), ``marginal`` and
+``density`` (each feature's band), ``density_grid`` (the contours).
 """
 
 from __future__ import annotations
@@ -28,12 +27,8 @@ __all__ = ["ellipse", "marginals_data", "pairs_data", "plot_marginals", "plot_pa
 MAX_PAIR_FEATURES = 5
 #: Probabilities of the two ellipses: those of 1 and 2 sd of a 1-D Gaussian.
 ELLIPSE_PROBS = (0.6826894921370859, 0.9544997361036416)
-_MAX_DRAWS = 500
-_BAND_DRAWS = 200
-_MEMBERSHIP_DRAWS = 100
 _MAX_ERRORS = 30
 _CONTOUR_DRAWS = 100
-_CHUNK = 2000
 _TRUE_COLOR = "#6a3d9a"
 
 
@@ -72,30 +67,11 @@ def _thin(n: int, max_draws: int) -> np.ndarray:
     return np.linspace(0, n - 1, max_draws).round().astype(int)
 
 
-def _md_draws(dt: Any, max_draws: int = _MAX_DRAWS) -> tuple[np.ndarray, ...]:
+def _md_draws(dt: Any, max_draws: int | None = None) -> tuple[np.ndarray, ...]:
     """Flattened weights (S, K), means (S, K, D), covariances (S, K, D, D); thinned evenly."""
-    from ..errors import DataError
+    from ..posterior.mixture_md import draws_md
 
-    post = dt["posterior"]
-    try:
-        w = np.asarray(post["weights"].values, dtype=float)
-        mu = np.asarray(post["means"].transpose(..., "component", "feature").values,
-                        dtype=float)
-        if "covariances" in post:
-            cov = np.asarray(post["covariances"].transpose(
-                ..., "component", "feature", "feature_").values, dtype=float)
-        else:
-            sd = np.asarray(post["sds"].transpose(..., "component", "feature").values)
-            corr = np.asarray(post["correlations"].transpose(
-                ..., "component", "feature", "feature_").values)
-            cov = sd[..., :, None] * corr * sd[..., None, :]
-    except KeyError:
-        raise DataError("expected a D-dim bayesgmm.fit result: a posterior with weights, "
-                        "means (component, feature) and covariances.") from None
-    K, D = mu.shape[-2:]
-    w, mu, cov = w.reshape(-1, K), mu.reshape(-1, K, D), cov.reshape(-1, K, D, D)
-    idx = _thin(w.shape[0], max_draws)
-    return w[idx], mu[idx], cov[idx]
+    return draws_md(dt, max_draws)
 
 
 def _em_params(dt: Any) -> tuple[np.ndarray, ...] | None:
@@ -113,66 +89,27 @@ def _em_params(dt: Any) -> tuple[np.ndarray, ...] | None:
 
 def _observed_md(dt: Any) -> np.ndarray:
     """The observed data (n, D) in data units, NaN where a feature is missing."""
-    from ..posterior.summaries import data_name
+    from ..posterior.mixture_md import observed_md
 
-    da = dt["observed_data"][data_name(dt)]
-    return np.asarray(da.transpose("obs", "feature").values, dtype=float)
+    return observed_md(dt)
 
 
 def _error_covs(dt: Any) -> np.ndarray | None:
     """The per-point error covariances (n, D, D), or None when the fit had no errors."""
-    if "constant_data" not in dt.children or "x_err_cov" not in dt["constant_data"]:
-        return None
-    S = np.asarray(dt["constant_data"]["x_err_cov"].transpose(
-        "obs", "feature", "feature_").values, dtype=float)
-    return S if np.any(S != 0) else None
+    from ..posterior.mixture_md import stored_errors
+
+    return stored_errors(dt)
 
 
-def has_errors_md(dt: Any) -> bool:
-    """Whether a D-dim result was fitted with measurement errors."""
-    return _error_covs(dt) is not None
-
-
-def _log_components(X: np.ndarray, err: np.ndarray | None, w: np.ndarray,
-                    mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """log(w_k N(x_o | mu_k[o], V_k[o, o] + S_i[o, o])) over observed features: (S, n, K)."""
-    n = X.shape[0]
-    S, K, _ = mu.shape
-    obs = ~np.isnan(X)
-    out = np.empty((S, n, K))
-    patterns, inverse = np.unique(obs, axis=0, return_inverse=True)
-    for p, pat in enumerate(patterns):
-        o = np.flatnonzero(pat)
-        rows = np.flatnonzero(inverse.ravel() == p)
-        V = cov[:, :, o][:, :, :, o]  # (S, K, d, d)
-        for a in range(0, rows.size, _CHUNK):
-            r_idx = rows[a:a + _CHUNK]
-            r = X[np.ix_(r_idx, o)][None, :, None, :] - mu[:, None, :, o]  # (S, m, K, d)
-            if err is None:  # one factor per draw and component, shared by the points
-                L = np.linalg.cholesky(V)  # (S, K, d, d)
-                Li = np.linalg.inv(L)[:, None]  # (S, 1, K, d, d); d <= a few: sum by hand
-                z = sum(Li[..., e] * r[..., e, None] for e in range(o.size))
-                logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)[:, None]
-            else:
-                E = err[r_idx][:, o][:, :, o]  # (m, d, d)
-                L = np.linalg.cholesky(V[:, None] + E[None, :, None])
-                z = np.linalg.solve(L, r[..., None])[..., 0]
-                logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
-            out[:, r_idx, :] = (np.log(w)[:, None, :] - 0.5 * (
-                o.size * np.log(2 * np.pi) + logdet + (z * z).sum(-1)))
-    return out
-
-
-def _point_membership(dt: Any, max_draws: int = _MEMBERSHIP_DRAWS) -> np.ndarray:
+def _point_membership(dt: Any) -> np.ndarray:
     """Each observed point's posterior-mean p(component | its observed features): (n, K).
 
-    With the point's own error covariance; missing features marginalised.
+    :func:`bayesgmm.membership` of the data with their own error covariances; missing
+    features marginalised.
     """
-    from scipy.special import softmax
+    from ..posterior import membership
 
-    w, mu, cov = _md_draws(dt, max_draws)
-    return softmax(_log_components(_observed_md(dt), _error_covs(dt), w, mu, cov),
-                   axis=-1).mean(axis=0)
+    return np.asarray(membership(dt, _observed_md(dt), X_err=_error_covs(dt))["mean"].values)
 
 
 def ellipse(cov: Any, prob: float) -> tuple[float, float, float]:
@@ -225,37 +162,6 @@ def _ellipses(mu: np.ndarray, cov: np.ndarray, pairs: list[tuple[int, int]],
 # ---------------------------------------------------------------------- densities
 
 
-def _marginal_density(w, mu_d, var_d, grid, e_set, prob, kind):
-    """1-D mixture density of one feature on ``grid``, averaged over errors ``e_set``."""
-    import xarray as xr
-
-    from ..posterior.summaries import _comp_logpdf, _summarize
-
-    S, K = w.shape
-    sd = np.sqrt(var_d)
-    comp = np.zeros((S, grid.size, K))
-    for e in e_set:
-        comp += np.exp(_comp_logpdf(grid, np.full(grid.size, e), w, mu_d, sd))
-    comp /= len(e_set)
-    s = _summarize(comp.sum(-1), prob, kind)
-    return xr.Dataset(
-        {**{k: ("point", v) for k, v in s.items()},
-         "component_mean": (("point", "component"), comp.mean(axis=0))},
-        coords={"x": ("point", grid), "component": np.arange(K)},
-        attrs={"ci_prob": prob, "ci_kind": kind})
-
-
-def _pair_density(w, mu, cov, i, j, gx, gy):
-    """Posterior-mean density of features (i, j), errors removed, on a grid: (ny, nx)."""
-    from scipy.special import logsumexp
-
-    pts = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    sub_mu = mu[..., [i, j]]
-    sub_cov = cov[..., [i, j], :][..., [i, j]]
-    lp = _log_components(pts, None, w, sub_mu, sub_cov)  # (S, m, K)
-    return np.exp(logsumexp(lp, axis=-1)).mean(axis=0).reshape(gy.size, gx.size)
-
-
 def marginals_data(
     dt: Any, *, features: Any = None, n_grid: int = 200, bins: int | str = "auto",
     ci_prob: float | None = None, ci_kind: str | None = None,
@@ -289,31 +195,23 @@ def marginals_data(
         measurement errors). The marginal of feature d is the mixture of
         N(mu_kd, V_kdd + e^2).
     """
-    from ..validation import check_ci_kind, check_ci_prob
+    from ..posterior import density, marginal
 
-    prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
     names = _features(dt)
+    values = dt["posterior"]["feature"].values
     idx = _feature_index(dt, features)
-    X = _observed_md(dt)
-    err = _error_covs(dt)
-    w, mu, cov = _md_draws(dt, _BAND_DRAWS)
+    deconvolve = _error_covs(dt) is not None
     out = {}
     for d in idx:
-        x = X[:, d][~np.isnan(X[:, d])]
+        m = marginal(dt, [values[d]])  # the 1-D layout: the feature's mixture and data
+        x = np.asarray(next(iter(m["observed_data"].data_vars.values())).values, float)
         grid = _grid(x, n_grid)
         hist, edges = np.histogram(x, bins=np.histogram_bin_edges(x, bins=bins),
                                    density=True)
-        var = cov[:, :, d, d]
-        true = None
-        e_set = np.zeros(1)
-        if err is not None:
-            e = np.sqrt(err[~np.isnan(X[:, d]), d, d])
-            e_set = (np.quantile(e, (np.arange(_MAX_ERRORS) + 0.5) / _MAX_ERRORS)
-                     if e.size > _MAX_ERRORS else e)
-            true = _marginal_density(w, mu[:, :, d], var, grid, np.zeros(1), prob, kind)
-            true.attrs["deconvolved"] = 1
-        observed = _marginal_density(w, mu[:, :, d], var, grid, e_set, prob, kind)
-        observed.attrs["deconvolved"] = 0
+        observed = density(m, grid, ci_prob=ci_prob, ci_kind=ci_kind,
+                           max_errors=_MAX_ERRORS)
+        true = (density(m, grid, deconvolved=True, ci_prob=ci_prob, ci_kind=ci_kind)
+                if deconvolve else None)
         out[names[d]] = {"x": x, "hist": hist, "edges": edges, "observed": observed,
                          "true": true}
     return out
@@ -359,7 +257,10 @@ def pairs_data(
         the posterior-mean density of the pair's true values, errors removed) and
         ``marginals`` (:func:`marginals_data` of the shown features).
     """
+    from ..posterior import density_grid
+
     names = _features(dt)
+    values = dt["posterior"]["feature"].values
     truncated = features is None and len(names) > MAX_PAIR_FEATURES
     idx = _feature_index(dt, features if features is not None
                          else list(range(min(len(names), MAX_PAIR_FEATURES))))
@@ -368,19 +269,21 @@ def pairs_data(
     membership = _point_membership(dt)
     pairs = [(a, b) for a in range(len(idx)) for b in range(a + 1, len(idx))]
     fpairs = [(idx[a], idx[b]) for a, b in pairs]
-    w_all, mu_all, cov_all = _md_draws(dt, max_draws=10**9)
+    w_all, mu_all, cov_all = _md_draws(dt)
     sel = _thin(w_all.shape[0], n_draws)
     ell = _ellipses(mu_all[sel], cov_all[sel], fpairs, ELLIPSE_PROBS)
     em = _em_params(dt)
     em_ell = _ellipses(em[1], em[2], fpairs, ELLIPSE_PROBS) if em is not None else None
-    w, mu, cov = _md_draws(dt, _CONTOUR_DRAWS)  # a posterior mean: 100 draws do
     contours = {}
     for (a, b), (i, j) in zip(pairs, fpairs, strict=True):
         xi, xj = X[:, i], X[:, j]
         gx = _grid(xi[~np.isnan(xi)], n_grid)
         gy = _grid(xj[~np.isnan(xj)], n_grid)
-        contours[(a, b)] = {"x": gx, "y": gy,
-                            "density": _pair_density(w, mu, cov, i, j, gx, gy)}
+        # a posterior mean: 100 draws do
+        grid = density_grid(dt, [values[i], values[j]], n_grid=n_grid, deconvolved=True,
+                            limits=[[gx[0], gx[-1]], [gy[0], gy[-1]]],
+                            max_draws=_CONTOUR_DRAWS)
+        contours[(a, b)] = {"x": gx, "y": gy, "density": grid["mean"].values}
     return {
         "features": shown, "n_features": len(names), "truncated": truncated,
         "X": X[:, idx], "incomplete": np.isnan(X).any(axis=1),
