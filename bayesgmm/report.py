@@ -218,6 +218,16 @@ def write_report(
     ``loo_table``), the rank plots and traces, and the posterior predictive check.
     Figures are PNGs embedded as data URIs; there are no external resources or scripts.
 
+    For a result of D >= 2 features (posterior means with a ``feature`` dim) the middle
+    differs: what was deconvolved (the measurement errors) and what was missing, in
+    words; tables of the weights, of the means and sds per feature and of the
+    correlations (posterior mean, interval, EM estimate), with ``diagnose``'s full
+    table folded below them; the checks; membership (points per component); the pair
+    plot (:func:`bayesgmm.plots.plot_pairs`) and the marginal densities
+    (:func:`bayesgmm.plots.plot_marginals`). The rank plots, traces and predictive
+    check show each feature's parameters. If ``diagnose`` fails on such a result, the
+    verdict says so and the rest of the report is still written.
+
     Parameters
     ----------
     dt : xarray.DataTree
