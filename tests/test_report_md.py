@@ -282,6 +282,13 @@ def test_figures_axes(dt2, dt3):
     assert len(plots.plot_pairs(dt6, features=[5, 1], n_grid=15).axes) == 4
     with pytest.raises(bayesgmm.DataError, match="no feature 'z'"):
         plots.pairs_data(dt6, features=["z"])
+    # one component, and a result without its EM estimate: drawn, and said so
+    dt1 = _tree_md(5, K=1, D=2, n=80, S=50)
+    assert len(plots.plot_pairs(dt1, n_grid=20).axes) == 4
+    del dt1["em_estimate"]
+    fig = plots.plot_pairs(dt1, n_grid=20)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "ellipses of posterior draws" in labels and "EM estimate's ellipses" not in labels
 
 
 def test_sampler_figures_in_d_dims(dt2):

@@ -374,7 +374,8 @@ def plot_pairs(
     axes = fig.subplots(D, D, squeeze=False)
     point_colors = np.array([colors[k] for k in d["assigned"]])
     certainty = d["membership"].max(axis=1)
-    point_colors[:, 3] = 0.25 + 0.6 * (certainty - 1 / K) / (1 - 1 / K)
+    point_colors[:, 3] = (0.25 + 0.6 * (certainty - 1 / K) / (1 - 1 / K) if K > 1
+                          else 0.85)
     ms = 14 if X.shape[0] <= 500 else 6
     ell, em_ell = d["ellipses"], d["em_ellipses"]
     for p, (a, b) in enumerate(d["pairs"]):
@@ -428,8 +429,10 @@ def plot_pairs(
                           first["observed"].attrs["ci_kind"])
     handles = [Line2D([], [], marker="o", ls="", color=c, label=f"component {k}")
                for k, c in enumerate(colors)]
-    handles += [Line2D([], [], color="0.4", lw=0.6, label="ellipses of posterior draws"),
-                Line2D([], [], color="k", lw=1.5, ls="--", label="EM estimate's ellipses")]
+    handles.append(Line2D([], [], color="0.4", lw=0.6, label="ellipses of posterior draws"))
+    if em_ell is not None:
+        handles.append(Line2D([], [], color="k", lw=1.5, ls="--",
+                              label="EM estimate's ellipses"))
     if d["incomplete"].any():
         handles.append(Line2D([], [], marker="o", ls="", mfc="none", color="0.3",
                               label="point with a missing feature"))
