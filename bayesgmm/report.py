@@ -43,6 +43,8 @@ th { background: #f4f4f6; }
 td.text, th.text { text-align: left; }
 tr.bad td { background: #fdecea; }
 td.msg { text-align: left; max-width: 34em; }
+h3 { font-size: 1em; margin: 1.2em 0 .3em; }
+details summary { cursor: pointer; color: #555; font-size: .92em; margin: .3em 0; }
 figure { margin: .5em 0 1.5em; }
 figure img { max-width: 100%; height: auto; display: block; }
 figcaption { color: #555; font-size: .9em; margin-top: .3em; max-width: 60em; }
@@ -216,6 +218,16 @@ def write_report(
     ``loo_table``), the rank plots and traces, and the posterior predictive check.
     Figures are PNGs embedded as data URIs; there are no external resources or scripts.
 
+    For a result of D >= 2 features (posterior means with a ``feature`` dim) the middle
+    differs: what was deconvolved (the measurement errors) and what was missing, in
+    words; tables of the weights, of the means and sds per feature and of the
+    correlations (posterior mean, interval, EM estimate), with ``diagnose``'s full
+    table folded below them; the checks; membership (points per component); the pair
+    plot (:func:`bayesgmm.plots.plot_pairs`) and the marginal densities
+    (:func:`bayesgmm.plots.plot_marginals`). The rank plots, traces and predictive
+    check show each feature's parameters. If ``diagnose`` fails on such a result, the
+    verdict says so and the rest of the report is still written.
+
     Parameters
     ----------
     dt : xarray.DataTree
@@ -242,13 +254,18 @@ def write_report(
     """
     from . import plots
     from ._stored import stored_tables
-    from .posterior import interval_label
 
     path = pathlib.Path(path).expanduser().resolve()
     stored_sel, stored_loo = stored_tables(dt)
     selection = stored_sel if selection is None else selection
     loo_table = stored_loo if loo_table is None else loo_table
-    diag = diagnosis if diagnosis is not None else _diagnose(dt, selection, loo_table)
+    md = _is_md(dt)
+    if diagnosis is not None:
+        diag = diagnosis
+    elif md:
+        diag = _diagnose_md(dt, selection, loo_table)
+    else:
+        diag = _diagnose(dt, selection, loo_table)
     K = dt["posterior"].sizes.get("component", "?")
     title = title or f"bayesgmm report: {K}-component Gaussian mixture"
     ok = bool(getattr(diag, "ok", False))
@@ -260,8 +277,30 @@ def write_report(
         f'<div class="verdict {"ok" if ok else "fail"}" id="verdict">'
         f"<strong>{'Verdict: OK' if ok else 'Verdict: problems found'}</strong>"
         f"{_esc(verdict)}</div>",
-        _meta(dt),
+        _meta_md(dt) if md else _meta(dt),
     ]
+    if md:
+        body += _body_md(dt, diag, plots)
+    else:
+        body += _body_1d(dt, diag, plots, has_errors)
+    body += _body_selection(selection, loo_table, plots)
+    body += _body_sampler(dt, plots, md)
+
+    doc = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body) + "\n</body></html>\n"
+    )
+    _write_atomic(path, doc)
+    return path
+
+
+def _body_1d(dt: Any, diag: Any, plots: Any, has_errors: bool) -> list[str]:
+    """The 1-D report's parameter table, checks, density and class probabilities."""
+    from .posterior import interval_label
+
+    body: list[str] = []
     table = _as_frame(getattr(diag, "table", None))
     ci = interval_label(getattr(table, "attrs", {}).get("ci_prob"),
                         getattr(table, "attrs", {}).get("ci_kind"))
@@ -294,6 +333,12 @@ def write_report(
         "as measured without error: with a measurement error e, every component is "
         "widened to sqrt(sigma^2 + e^2) and the boundaries soften "
         "(bayesgmm.membership(dt, X, X_err=e)).")]
+    return body
+
+
+def _body_selection(selection: Any, loo_table: Any, plots: Any) -> list[str]:
+    """BIC/AIC against K and the LOO comparison, when given or stored."""
+    body: list[str] = []
     if selection is not None:
         sel = plots.selection_data(selection)
         body += ["<h2>Number of components: BIC and AIC</h2>", _figure(
@@ -307,9 +352,17 @@ def write_report(
         body += ["<h2>LOO comparison</h2>",
                  '<p class="meta">Expected log predictive density by PSIS-LOO; the first '
                  "row is the best model.</p>", _table(loo, index=True)]
+    return body
+
+
+def _body_sampler(dt: Any, plots: Any, md: bool) -> list[str]:
+    """Rank plots, traces and the posterior predictive check."""
+    body: list[str] = []
+    which = ("" if not md else "Panels: the weights, each feature's means and sds and "
+             "each pair's correlations, per component. ")
     body += ["<h2>Sampler: rank plots</h2>", _figure(
         lambda: plots.plot_trace(dt, kind="rank"), "rank plots",
-        "Each curve: one chain's ECDF of its draws' fractional ranks (among all chains' "
+        which + "Each curve: one chain's ECDF of its draws' fractional ranks (among all chains' "
         f"draws) minus the uniform's. Shaded: the {_envelope_prob():.0%} simultaneous "
         "envelope that all "
         "chains stay inside when they sample the same distribution (for the draws "
@@ -329,20 +382,267 @@ def write_report(
     if "posterior_predictive" in dt.children:
         body += ["<h2>Posterior predictive check</h2>", _figure(
             lambda: plots.plot_ppc(dt), "posterior predictive check",
-            "Densities of data sets replicated from the posterior"
+            ("One panel per feature, over the points where it was observed. " if md
+             else "")
+            + "Densities of data sets replicated from the posterior"
             + (" (each with the data's own measurement errors)"
                if dt.attrs.get("has_errors") else "")
             + " against the observed data's density: the observed curve should look like "
             "one of the replicates.")]
+    return body
 
-    doc = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-        + "\n".join(body) + "\n</body></html>\n"
-    )
-    _write_atomic(path, doc)
-    return path
+
+# ---------------------------------------------------------------------- D dims
+
+
+def _is_md(dt: Any) -> bool:
+    post = dt["posterior"]
+    return "means" in post and "feature" in post["means"].dims
+
+
+class _NoDiagnosis:
+    """What the report shows when ``diagnose`` raised on a D-dim result."""
+
+    ok = False
+    checks = None
+    table = None
+
+    def __init__(self, exc: BaseException) -> None:
+        self.verdict = (f"The checks could not be run on this result "
+                        f"({type(exc).__name__}: {exc}); the figures and tables below "
+                        "are shown without them.")
+
+
+def _diagnose_md(dt: Any, selection: Any = None, loo_table: Any = None) -> Any:
+    """``diagnose`` on a D-dim result; a failure is reported in the verdict, not raised."""
+    try:
+        return _diagnose(dt, selection, loo_table)
+    except Exception as exc:  # the report of a fit must still be written
+        warnings.warn(f"diagnose failed on this D-dim result: {exc}", RuntimeWarning,
+                      stacklevel=3)
+        return _NoDiagnosis(exc)
+
+
+def _n_points(dt: Any) -> int:
+    return int(dt["observed_data"].sizes.get("obs", 0))
+
+
+def _meta_md(dt: Any) -> str:
+    from .plots._common import _feature_label
+
+    post = dt["posterior"]
+    attrs = dt.attrs
+    feats = [_feature_label(f) for f in post["feature"].values]
+    parts = [
+        f"{_n_points(dt)} points with {len(feats)} features ({', '.join(feats)})",
+        f"K = {post.sizes.get('component', '?')} components with full covariances",
+        f"{post.sizes['chain']} chains x {post.sizes['draw']} draws",
+        f"sampler {attrs.get('sampler', post.attrs.get('sampler', '?'))}",
+        "with per-point measurement error covariances (sds and correlations are "
+        "intrinsic)" if attrs.get("has_errors") else "exact values (no measurement errors)",
+        f"bayesgmm {attrs.get('bayesgmm_version', '?')}",
+    ]
+    meta = f'<p class="meta">{_esc("; ".join(parts))}.</p>'
+    runs = _runs_sentence(attrs.get("sampling_runs"))
+    return meta + (f'<p class="meta">{_esc(runs)}</p>' if runs else "")
+
+
+def _flat(da: Any, *dims: str) -> np.ndarray:
+    """Draws of ``da`` as (S, *dims)."""
+    v = np.asarray(da.transpose("chain", "draw", *dims).values, dtype=float)
+    return v.reshape(-1, *v.shape[2:])
+
+
+def _parameter_tables_md(dt: Any) -> tuple[Any, Any, Any, str]:
+    """Weights; means and sds per feature; correlations per pair: mean, interval, EM.
+
+    Intervals as the figures' (ArviZ's ``stats.ci_prob``/``stats.ci_kind``), named as
+    ``arviz_stats.summary`` names them (``eti89_lb``).
+    """
+    import pandas as pd
+
+    from .plots._common import _feature_label
+    from .posterior.summaries import _interval
+    from .validation import check_ci_kind, check_ci_prob
+
+    prob, kind = check_ci_prob(None), check_ci_kind(None)
+    lb, ub = f"{kind}{round(100 * prob)}_lb", f"{kind}{round(100 * prob)}_ub"
+    post = dt["posterior"]
+    em = dt["em_estimate"] if "em_estimate" in dt.children else None
+    feats = list(post["feature"].values)
+    K = int(post.sizes["component"])
+
+    def summary(draws: np.ndarray) -> dict[str, np.ndarray]:
+        lo, hi = _interval(draws, prob, kind)
+        return {"": draws.mean(axis=0), lb: lo, ub: hi}
+
+    def em_of(var: str, *dims: str) -> np.ndarray | None:
+        if em is None or var not in em or not set(dims) <= set(em[var].dims):
+            return None
+        return np.asarray(em[var].transpose(*dims).values, dtype=float)
+
+    w = summary(_flat(post["weights"], "component"))
+    w_em = em_of("weights", "component")
+    weights = pd.DataFrame({"component": np.arange(K), "weight": w[""], lb: w[lb],
+                            ub: w[ub]})
+    if w_em is not None:
+        weights["EM"] = w_em
+    rows = []
+    per = {v: summary(_flat(post[v], "component", "feature")) for v in ("means", "sds")}
+    ems = {v: em_of(v, "component", "feature") for v in ("means", "sds")}
+    for k in range(K):
+        for i, f in enumerate(feats):
+            row = {"component": k, "feature": _feature_label(f)}
+            for v in ("means", "sds"):
+                row[v] = per[v][""][k, i]
+                row[f"{v}_{lb}"], row[f"{v}_{ub}"] = per[v][lb][k, i], per[v][ub][k, i]
+                if ems[v] is not None:
+                    row[f"{v}_EM"] = ems[v][k, i]
+            rows.append(row)
+    corr_rows = []
+    if "correlations" in post:
+        c = summary(_flat(post["correlations"], "component", "feature", "feature_"))
+        c_em = em_of("correlations", "component", "feature", "feature_")
+        for k in range(K):
+            for i in range(len(feats)):
+                for j in range(i + 1, len(feats)):
+                    row = {"component": k,
+                           "features": f"{_feature_label(feats[i])}, "
+                                       f"{_feature_label(feats[j])}",
+                           "correlation": c[""][k, i, j], lb: c[lb][k, i, j],
+                           ub: c[ub][k, i, j]}
+                    if c_em is not None:
+                        row["EM"] = c_em[k, i, j]
+                    corr_rows.append(row)
+    from .posterior import interval_label
+
+    return (weights, pd.DataFrame(rows), pd.DataFrame(corr_rows),
+            f"{interval_label(prob, kind)} (columns ending {lb} and {ub})")
+
+
+def _membership_table_md(dt: Any, membership: np.ndarray) -> Any:
+    import pandas as pd
+
+    assigned = membership.argmax(axis=1)
+    sure = membership.max(axis=1) > 0.9
+    K = membership.shape[1]
+    return pd.DataFrame({
+        "component": np.arange(K),
+        "points (most probable)": [int(np.sum(assigned == k)) for k in range(K)],
+        "of them with p > 0.9": [int(np.sum((assigned == k) & sure)) for k in range(K)],
+        "expected points (sum of p)": membership.sum(axis=0),
+    })
+
+
+def _deconvolution_md(dt: Any) -> str:
+    """In words: what the measurement errors and the missing values did."""
+    from .plots._common import _feature_label
+    from .plots.mixture_md import _error_covs, _observed_md
+
+    X = _observed_md(dt)
+    n, D = X.shape
+    feats = [_feature_label(f) for f in dt["posterior"]["feature"].values]
+    miss = np.isnan(X)
+    out = []
+    err = _error_covs(dt)
+    if err is None:
+        out.append("No measurement errors were given: the values were taken as exact, and "
+                   "nothing was deconvolved. The ellipses, sds and correlations describe "
+                   "the data's own scatter around each component.")
+    else:
+        sd = np.sqrt(np.clip(np.diagonal(err, axis1=1, axis2=2), 0, None))
+        med = [float(np.median(sd[~miss[:, d], d])) if np.any(~miss[:, d]) else np.nan
+               for d in range(D)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = err / (sd[:, :, None] * sd[:, None, :])
+        iu = np.triu_indices(D, 1)
+        rr = np.abs(r[:, iu[0], iu[1]])
+        correlated = bool(np.nanmax(rr, initial=0.0) > 0)
+        out.append(
+            "Each point's measurement error covariance was part of the model, so the "
+            "mixture was deconvolved: the ellipses, sds and correlations in this report "
+            "are those of the true values, errors removed. Median error sd per feature: "
+            + ", ".join(f"{f} {format_number(m)}" for f, m in zip(feats, med, strict=True))
+            + (f"; the errors were correlated (median |correlation| "
+               f"{format_number(float(np.nanmedian(rr)))})" if correlated
+               else "; the errors were uncorrelated between features")
+            + ". In the marginal densities, black is the density of observed values "
+            "(errors included) and purple the deconvolved density of the true values.")
+    if miss.any():
+        rows = int(miss.any(axis=1).sum())
+        per = ", ".join(f"{f}: {int(c)}" for f, c in zip(feats, miss.sum(axis=0),
+                                                          strict=True) if c)
+        out.append(
+            f"{rows} of {n} points had missing values ({per} missing). Each point's "
+            "likelihood used its observed features only (the missing ones marginalised "
+            "exactly); in the pair plot a point appears in the panels where both features "
+            "are observed, hollow when it misses any feature.")
+    else:
+        out.append(f"No values were missing: all {n} points have "
+                   + ("both features." if D == 2 else f"all {D} features."))
+    return "".join(f'<p>{_esc(t)}</p>' for t in out)
+
+
+def _body_md(dt: Any, diag: Any, plots: Any) -> list[str]:
+    """The D-dim report's words, tables, checks, membership, pair plot and marginals."""
+    from .plots._common import _feature_label
+    from .plots.mixture_md import MAX_PAIR_FEATURES, _point_membership
+
+    body = ["<h2>Measurement errors and missing values</h2>", _deconvolution_md(dt)]
+    weights, per_feature, corr, ci = _parameter_tables_md(dt)
+    body += ["<h2>Parameters (data units)</h2>",
+             f'<p class="meta">Posterior mean and {_esc(ci)} of each parameter, with '
+             "the maximum-likelihood (EM) estimate beside it. Components are labelled as "
+             "the EM estimate labels them (each draw relabelled to it).</p>",
+             "<h3>Weights</h3>", _table(weights),
+             "<h3>Means and sds per feature</h3>", _table(per_feature)]
+    if len(corr):
+        body += ["<h3>Correlations</h3>", _table(corr)]
+    table = _as_frame(getattr(diag, "table", None))
+    if table is not None:
+        body += ["<details><summary>Every parameter as arviz_stats.summary gives it "
+                 "(with R-hat and ESS)</summary>", _table(table, index=True), "</details>"]
+    checks = _as_frame(getattr(diag, "checks", None))
+    if checks is not None:
+        body += ["<h2>Checks</h2>",
+                 _table(_checks_table(checks),
+                        bad=~checks["ok"].astype(bool).to_numpy() if "ok" in checks
+                        else None)]
+    membership = _point_membership(dt)
+    unsure = int(np.sum(membership.max(axis=1) <= 0.9))
+    body += ["<h2>Membership</h2>",
+             '<p class="meta">Posterior-mean probability p(component | point) of each '
+             "observed point, from its observed features"
+             + (" and its own measurement errors" if dt.attrs.get("has_errors") else "")
+             + f" (bayesgmm.membership): {unsure} of {membership.shape[0]} points have no "
+             "component above 0.9.</p>",
+             _table(_membership_table_md(dt, membership))]
+    D = int(dt["posterior"].sizes["feature"])
+    shown = ("" if D <= MAX_PAIR_FEATURES else
+             f" Only the first {MAX_PAIR_FEATURES} of the {D} features are shown "
+             "(plots.plot_pairs(dt, features=[...]) draws others).")
+    feats = [_feature_label(f) for f in dt["posterior"]["feature"].values]
+    body += ["<h2>Pair plot</h2>", _figure(
+        lambda: plots.plot_pairs(dt), "pair plot",
+        "Below the diagonal: the points, coloured by their most probable component "
+        "(fainter when less sure), and each component's ellipses holding 68% and 95% of "
+        "it (the probabilities of 1 and 2 sd in one dimension): thin, 30 posterior "
+        "draws; dashed black, the EM estimate. "
+        + ("The ellipses are the components' intrinsic covariances, errors removed, so "
+           "the points scatter wider. " if dt.attrs.get("has_errors") else "")
+        + "Diagonal: each feature's marginal density (as below). Above the diagonal: "
+        + ("contours of the fitted density" if D == 2 else
+           "contours of each pair's posterior-mean density")
+        + (" of the true values (errors removed)" if dt.attrs.get("has_errors") else "")
+        + "." + shown)]
+    body += ["<h2>Marginal densities</h2>", _figure(
+        lambda: plots.plot_marginals(dt), "marginal densities",
+        f"Each feature's ({', '.join(feats)}) posterior-mean marginal density of observed "
+        "values (black) with its band over the histogram of its observed values; dashed: "
+        "each weighted component"
+        + ("; purple: the deconvolved density of the true values, errors removed, with "
+           "its band." if dt.attrs.get("has_errors") else "."))]
+    return body
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:

@@ -38,6 +38,18 @@ def _xlabel(dt: Any) -> str:
     return data_label(dt)
 
 
+def _feature_label(name: Any) -> str:
+    """A feature's axis label: its name, or ``"feature 0"`` for a numbered one."""
+    name = str(name)
+    return f"feature {name}" if name.isdigit() else name
+
+
+def _is_md(dt: Any) -> bool:
+    """Whether ``dt`` is a D-dim result (its posterior means have a ``feature`` dim)."""
+    post = dt["posterior"]
+    return "means" in post and "feature" in post["means"].dims
+
+
 def _has_errors(dt: Any) -> bool:
     if "constant_data" not in dt.children or "x_err" not in dt["constant_data"]:
         return False

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import DataError
-from ._common import PARAMETERS, _xlabel
+from ._common import PARAMETERS, _feature_label, _is_md, _xlabel
 
-__all__ = ["plot_ppc", "plot_trace", "rank_envelope"]
+__all__ = ["checked_view", "plot_ppc", "plot_trace", "rank_envelope"]
 
 
 def _figure_of(pc: Any, row_height: float | None = None) -> Any:
@@ -30,6 +30,51 @@ def _figure_of(pc: Any, row_height: float | None = None) -> Any:
 def _param_label(dt: Any, var: str) -> str:
     units = str(dt["posterior"][var].attrs.get("units", "") or "")
     return f"{var} [{units}]" if units and units != "data units" else var
+
+
+def checked_view(dt: Any) -> tuple[Any, list[str]]:
+    """What the rank and trace plots draw: ``dt`` and its variables.
+
+    1-D results: ``dt`` and ``PARAMETERS``. D dims: a tree whose posterior has one
+    variable per feature, each with dims (chain, draw, component): ``weights``,
+    ``means[f]`` and ``sds[f]`` for each feature f, and ``correlations[a,b]`` for each
+    pair of features (a before b; the diagonal is 1 in every draw, the upper triangle
+    repeats the lower), so that each panel and each row of the figures is one
+    parameter of one feature.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A :func:`bayesgmm.fit` result.
+
+    Returns
+    -------
+    tuple
+        ``(tree, var_names)``.
+    """
+    if not _is_md(dt):
+        return dt, list(PARAMETERS)
+    import xarray as xr
+
+    post = dt["posterior"]
+    feats = [str(f) for f in post["feature"].values]
+    lead = ("chain", "draw", "component")
+    out = {"weights": post["weights"].transpose(*lead)}
+    for var in ("means", "sds"):
+        for i, f in enumerate(feats):
+            out[f"{var}[{f}]"] = post[var].isel(feature=i).transpose(*lead).drop_vars(
+                "feature", errors="ignore")
+    if "correlations" in post:
+        corr = post["correlations"]
+        for i in range(len(feats)):
+            for j in range(i + 1, len(feats)):
+                out[f"correlations[{feats[i]},{feats[j]}]"] = corr.isel(
+                    feature=i, feature_=j).transpose(*lead).drop_vars(
+                    ["feature", "feature_"], errors="ignore")
+    ds = xr.Dataset(out)
+    for v in ds.data_vars:
+        ds[v].attrs = {}
+    return xr.DataTree.from_dict({"posterior": ds}), list(ds.data_vars)
 
 
 def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, Any]:
@@ -59,7 +104,8 @@ def rank_envelope(dt: Any, *, envelope_prob: float | None = None) -> dict[str, A
     from ..diagnostics import rank as _rank
 
     prob = float(rcParams["stats.envelope_prob"] if envelope_prob is None else envelope_prob)
-    post = _rank.thinned(dt, PARAMETERS)
+    tree, names = checked_view(dt)
+    post = _rank.thinned(tree, names)
     n, C = int(post.sizes["draw"]), int(post.sizes["chain"])
     return {**_rank.envelope(n, C, prob), "prob": prob, "n_draws": n}
 
@@ -94,7 +140,7 @@ def _finish_rank(fig: Any, dt: Any) -> None:
     fig.supylabel("ECDF of the chain's fractional ranks minus uniform", fontsize="small")
 
 
-def _finish_trace(fig: Any, dt: Any) -> None:
+def _finish_trace(fig: Any, dt: Any, names: list[str] = PARAMETERS) -> None:
     """Titles, units and per-row legends on arviz_plots' trace/density figure."""
     from matplotlib.lines import Line2D
 
@@ -102,16 +148,16 @@ def _finish_trace(fig: Any, dt: Any) -> None:
     for ax in fig.axes:
         rows.setdefault(round(ax.get_position().y0, 3), []).append(ax)
     for axes in rows.values():
-        trace = next((ax for ax in axes if ax.get_ylabel() in PARAMETERS), None)
-        dist = next((ax for ax in axes if ax.get_xlabel() in PARAMETERS), None)
+        trace = next((ax for ax in axes if ax.get_ylabel() in names), None)
+        dist = next((ax for ax in axes if ax.get_xlabel() in names), None)
         if trace is None:
             continue
         var = trace.get_ylabel()
-        label = _param_label(dt, var)
+        label = _param_label(dt, var) if var in dt["posterior"] else var
         trace.set_ylabel(label)
         trace.set_xlabel("draw (after tuning)")
         trace.set_title(f"{var}: draws of each chain", fontsize="medium")
-        K = int(dt["posterior"][var].sizes.get("component", 1))
+        K = int(dt["posterior"].sizes.get("component", 1))
         colors = list(dict.fromkeys(tuple(np.atleast_1d(ln.get_color()))
                                     if not isinstance(ln.get_color(), str) else ln.get_color()
                                     for ln in trace.lines))[:K]
@@ -142,6 +188,9 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
         ``"trace"``: :func:`arviz_plots.plot_trace_dist` (traces and marginals), with
         titles, units and a legend of components and chains.
 
+        For a D-dim result the variables are those of :func:`checked_view`: the
+        weights, and each feature's means and sds and each pair's correlations.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -149,12 +198,13 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
     """
     import arviz_plots as azp
 
+    tree, names = checked_view(dt)
     if kind == "rank":
         # one row per variable, one column per component
         K = int(dt["posterior"].sizes.get("component", 1))
         # thinned, as the envelope (and diagnose's rank_ecdf check) assume; ArviZ's
         # multi-chain p has no power with 2 chains, so it is printed from 3 on
-        pc = azp.plot_rank(dt, var_names=PARAMETERS, backend="matplotlib", thin=True,
+        pc = azp.plot_rank(tree, var_names=names, backend="matplotlib", thin=True,
                            col_wrap=min(K, 4))
         fig = _figure_of(pc, row_height=2.3)
         _finish_rank(fig, dt)
@@ -163,11 +213,11 @@ def plot_trace(dt: Any, *, kind: Literal["rank", "trace"] = "rank") -> Any:
         # one colour per component in every row (the density figure's colours), one
         # line style per chain
         fig = _figure_of(azp.plot_trace_dist(
-            dt, var_names=PARAMETERS, backend="matplotlib",
+            tree, var_names=names, backend="matplotlib",
             aes={"color": ["component"], "linestyle": ["chain"]}))
         fig.set_size_inches(fig.get_size_inches()[0] * 1.15, fig.get_size_inches()[1] * 1.2)
         fig.set_layout_engine("constrained")
-        _finish_trace(fig, dt)
+        _finish_trace(fig, dt, names)
         return fig
     raise DataError(f"kind must be 'rank' or 'trace'; got {kind!r}.")
 
@@ -198,6 +248,8 @@ def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
 
     n = int(np.prod([dt["posterior_predictive"].sizes[d] for d in ("chain", "draw")]))
     m = min(num_samples, n)
+    if _is_md(dt):
+        return _ppc_md(dt, m)
     pc = azp.plot_ppc_dist(dt, var_names=[data_name(dt)], num_samples=m,
                            backend="matplotlib")
     fig = _figure_of(pc)
@@ -210,4 +262,47 @@ def plot_ppc(dt: Any, *, num_samples: int = 50) -> Any:
                        Line2D([], [], color=rep, lw=1, alpha=0.6,
                               label=f"{m} data sets replicated from the posterior")],
               fontsize="small", frameon=False)
+    return fig
+
+
+def _ppc_md(dt: Any, m: int) -> Any:
+    """The D-dim check: one panel per feature, over the points where it was observed."""
+    import arviz_plots as azp
+    import xarray as xr
+    from matplotlib.lines import Line2D
+
+    from ..posterior.summaries import data_name
+
+    name = data_name(dt)
+    obs = dt["observed_data"][name].transpose("obs", "feature")
+    rep = dt["posterior_predictive"][name].transpose("chain", "draw", "obs", "feature")
+    feats = [str(f) for f in obs["feature"].values]
+    observed, replicated = {}, {}
+    for i, f in enumerate(feats):
+        keep = np.flatnonzero(~np.isnan(obs.values[:, i]))
+        dim = f"obs_{i}"
+        observed[f] = xr.DataArray(obs.values[keep, i], dims=(dim,))
+        replicated[f] = xr.DataArray(rep.values[:, :, keep, i], dims=("chain", "draw", dim))
+    tree = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset(replicated, coords={
+            "chain": rep["chain"].values, "draw": rep["draw"].values}),
+        "observed_data": xr.Dataset(observed)})
+    pc = azp.plot_ppc_dist(tree, var_names=feats, num_samples=m, backend="matplotlib",
+                           col_wrap=min(len(feats), 3))
+    fig = _figure_of(pc)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+    rep_color = "C0"
+    for ax in panels:
+        rep_color = next((ln.get_color() for ln in ax.lines if ln.get_color() != "#000000"),
+                         rep_color)
+        ax.set_xlabel(_feature_label(ax.get_title()))
+        ax.set_title("")
+    fig.suptitle(f"Posterior predictive check of {name}, feature by feature "
+                 "(each over the points where it was observed)", fontsize="medium")
+    fig.legend(handles=[Line2D([], [], color="k", lw=2, label="observed data"),
+                        Line2D([], [], color=rep_color, lw=1, alpha=0.6,
+                               label=f"{m} data sets replicated from the posterior")],
+               loc="outside lower center", ncols=2, frameon=False, fontsize="small")
+    fig.set_size_inches(4.2 * min(len(feats), 3), 3.2 * -(-len(feats) // 3) + 0.8)
+    fig.set_layout_engine("constrained")
     return fig
