@@ -2,10 +2,11 @@
 
 Run side by side in one process:
 
-    python benchmarks/bench_fit_md.py               # Old Faithful K = 2; n = 10,000, D = 3, K = 3 with errors
-    python benchmarks/bench_fit_md.py --quick       # small sizes, 2 chains x 200 draws (smoke run)
-    python benchmarks/bench_fit_md.py --scale       # bayesgmm alone: n = 10k, 30k, 100k, D = 3, K = 3,
-                                                    # full per-point error covariances, 4 x 1,000 draws
+    python benchmarks/bench_fit_md.py           # Old Faithful K = 2; n = 10,000, D = 3,
+                                                # K = 3 with errors
+    python benchmarks/bench_fit_md.py --quick   # small sizes, 2 x 200 draws (smoke run)
+    python benchmarks/bench_fit_md.py --scale   # also bayesgmm alone at n = 10k, 30k, 100k,
+                                                # D = 3, K = 3, full error covariances
 
 The peer is the model the way PyMC users write it (the issue's): ``pm.Mixture`` of K
 ``pm.MvNormal`` components, each with its own ``pm.LKJCholeskyCov`` (eta = 2, HalfNormal
@@ -186,7 +187,8 @@ def compare(name, X, K, S, seed, size):
            "ratio": ratio, "ratio_vs_raw_peer": ratio_raw,
            "pass": bool(ratio >= TARGET_RATIO)}
     print(f"{name:28s} bayesgmm {q_o['ess_bulk_min']:7.0f} ESS / {t_o:6.1f} s "
-          f"(R-hat {q_o['rhat']:.3f}, div {div_o}, runs {n_runs}) | peer {q_rel['ess_bulk_min']:7.0f}"
+          f"(R-hat {q_o['rhat']:.3f}, div {div_o}, runs {n_runs}) | "
+          f"peer {q_rel['ess_bulk_min']:7.0f}"
           f" relabelled ({q_raw['ess_bulk_min']:.0f} raw, R-hat {q_raw['rhat']:.2f}) / {t_p:6.1f} s"
           f" (div {div_p}) | ratio {ratio:6.1f} ({ratio_raw:.0f} vs raw) "
           f"{'PASS' if row['pass'] else 'FAIL'} (>= {TARGET_RATIO:g})", flush=True)
