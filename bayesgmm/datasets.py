@@ -23,6 +23,7 @@ SEED000 = np.array([
 _EXAMPLES = {
     "seed000": "seed000.csv",
     "noisy_lines": "noisy_lines.csv",
+    "old_faithful": "old_faithful.csv",
 }
 
 
@@ -114,7 +115,7 @@ def seed001_data() -> np.ndarray:
 
 
 def example_path(name: str) -> str:
-    """Path of a bundled example table (``"seed000"`` or ``"noisy_lines"``)."""
+    """Path of a bundled example table (``"seed000"``, ``"noisy_lines"``, ``"old_faithful"``)."""
     if name not in _EXAMPLES:
         raise DataError(f"unknown example {name!r}; available: {', '.join(sorted(_EXAMPLES))}.")
     return str(resources.files("bayesgmm").joinpath("data", _EXAMPLES[name]))
@@ -129,6 +130,11 @@ def load_example(name: str) -> Any:
     heteroscedastic errors between 0.2 and 1.0, larger than the widths
     (``simulate(800, [0.6, 0.4], [0, 2], [0.3, 0.6], error_range=(0.2, 1.0),
     random_seed=2026)``).
+    ``"old_faithful"``: columns ``eruptions [min]`` and ``waiting [min]``; R's ``faithful``
+    data set, the 272 eruptions of the Old Faithful geyser (Yellowstone) observed by
+    Azzalini & Bowman (1990, Applied Statistics 39:357): each eruption's duration and the
+    waiting time to the next one, both in minutes (durations to 0.001 min, waiting times
+    to the minute, as in R).
     """
     import pandas as pd
 

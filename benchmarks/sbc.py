@@ -20,12 +20,23 @@ sigmas and of every point's true value (``bayesgmm.true_values``) contain the tr
 with a Clopper-Pearson interval. Because the parameters are drawn from the prior,
 exact Bayesian inference gives 90% coverage on average.
 
+Two more designs are in D = 2 (``plain_2d``, ``errors_2d``: per-point error covariances,
+sds ~ Uniform(0.2, 1.0) per feature and error correlations ~ Uniform(-0.5, 0.5)). The
+D-dimensional prior is symmetric in the labels (no ordering identifies components), so
+the data are drawn from it as it is; ``fit`` relabels every draw to its EM estimate
+(``bayesgmm.posterior.relabel``), and the truth is relabelled to the same EM estimate by
+the same rule before ranking. That keeps the ranks uniform: SBC holds for any function
+of the parameters and the data (Talts et al. 2018, section 4.1), and relabelling to a
+pivot computed from the data alone is one. Ranked: weights, means and sds of each
+component and feature, and each correlation.
+
 Every fit goes through ``bayesgmm.fit`` with its defaults (4 chains x 1,000 draws,
 nutpie); the compiled model is built once per K and reused for every simulation.
 
     python benchmarks/sbc.py                      # 200 + 200 simulations (about 25 min)
     python benchmarks/sbc.py --quick              # 20 + 20 smaller ones (about 2 min)
     python benchmarks/sbc.py --resume             # carry on an interrupted run
+    python benchmarks/sbc.py --designs plain_2d errors_2d --sims 100   # D = 2
 
 Each finished simulation is appended to ``<out>/records.jsonl`` at once, so an
 interrupted run loses at most the simulation in progress; ``--resume`` skips the ones
@@ -47,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 PARAMS = ("weights", "means", "sigmas")
+PARAMS_MD = ("weights", "means", "sds", "correlations")
 OUT = Path(__file__).resolve().parent / "results" / "sbc"
 
 
@@ -62,14 +74,22 @@ class Design:
     means_mu: float = 0.0
     means_sigma: float = 3.0
     sigmas_sigma: float = 1.0
+    D: int = 1
+    corr_eta: float = 2.0  # D > 1: LKJ(eta) on each component's correlations
+    error_corr: float = 0.5  # D > 1 with errors: error correlations ~ Uniform(-c, c)
 
     def priors(self) -> dict[str, float]:
         """The prior handed to ``bayesgmm.fit`` (data units)."""
-        return {"weights_alpha": self.weights_alpha, "means_mu": self.means_mu,
-                "means_sigma": self.means_sigma, "sigmas_sigma": self.sigmas_sigma}
+        out = {"weights_alpha": self.weights_alpha, "means_mu": self.means_mu,
+               "means_sigma": self.means_sigma, "sigmas_sigma": self.sigmas_sigma}
+        if self.D > 1:
+            out["corr_eta"] = self.corr_eta
+        return out
 
     def draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """True parameters from the prior, and a data set simulated from them."""
+        if self.D > 1:
+            return self._draw_md(rng)
         K = self.K
         w = rng.dirichlet(np.full(K, self.weights_alpha))
         mu = rng.normal(self.means_mu, self.means_sigma, K)
@@ -88,10 +108,66 @@ class Design:
                 "true": true}
 
 
+    def _draw_md(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """D > 1: the unordered prior as it is (``fit`` relabels; see the module doc)."""
+        K, D = self.K, self.D
+        w = rng.dirichlet(np.full(K, self.weights_alpha))
+        mu = rng.normal(self.means_mu, self.means_sigma, (K, D))
+        sd = np.abs(rng.normal(0.0, self.sigmas_sigma, (K, D)))
+        corr = np.array([lkj_corr(D, self.corr_eta, rng) for _ in range(K)])
+        cov = sd[:, :, None] * corr * sd[:, None, :]
+        labels = rng.choice(K, size=self.n, p=w)
+        true = mu[labels] + np.einsum("nij,nj->ni", np.linalg.cholesky(cov)[labels],
+                                      rng.standard_normal((self.n, D)))
+        out = {"weights": w, "means": mu, "sds": sd, "correlations": corr,
+               "covariances": cov, "true": true}
+        if self.errors is None:
+            return {**out, "x": true.copy(), "x_err": None}
+        e_sd = rng.uniform(*self.errors, size=(self.n, D))
+        r = rng.uniform(-self.error_corr, self.error_corr, size=(self.n, D, D))
+        r = np.triu(r, 1)
+        r = r + np.swapaxes(r, 1, 2) + np.eye(D)
+        if D > 2:  # only D = 2 is sure to be positive definite with |r| < 1
+            r = np.where(np.eye(D, dtype=bool), 1.0, r / (D - 1))
+        S = e_sd[:, :, None] * r * e_sd[:, None, :]
+        x = true + np.einsum("nij,nj->ni", np.linalg.cholesky(S),
+                             rng.standard_normal((self.n, D)))
+        return {**out, "x": x, "x_err": S}
+
+    def parameters(self) -> tuple[str, ...]:
+        """The ranked parameters' names."""
+        return PARAMS if self.D == 1 else PARAMS_MD
+
+
+def lkj_corr(D: int, eta: float, rng: np.random.Generator) -> np.ndarray:
+    """A correlation matrix drawn from LKJ(eta) by the C-vine method.
+
+    Lewandowski, Kurowicka & Joe (2009), section 2.4: partial correlations on a C-vine,
+    each 2 Beta(b, b) - 1 with b = eta + (D - 2 - k) / 2 on tree k, turned into
+    correlations by the recursion of their eq. (2.3).
+    """
+    P = np.zeros((D, D))
+    C = np.eye(D)
+    b = eta + (D - 1) / 2
+    for k in range(D - 1):
+        b -= 0.5
+        for i in range(k + 1, D):
+            P[k, i] = 2 * rng.beta(b, b) - 1
+            p = P[k, i]
+            for m in range(k - 1, -1, -1):
+                p = p * np.sqrt((1 - P[m, i] ** 2) * (1 - P[m, k] ** 2)) + P[m, i] * P[m, k]
+            C[k, i] = C[i, k] = p
+    return C
+
+
 DESIGNS = {
     "plain": Design("plain"),
     "errors": Design("errors", errors=(0.2, 1.0)),
+    "plain_2d": Design("plain_2d", D=2),
+    "errors_2d": Design("errors_2d", D=2, errors=(0.2, 1.0)),
 }
+#: the designs run when none is named (the 1-D ones; D = 2: ``--designs plain_2d errors_2d``)
+DEFAULT_DESIGNS = ("plain", "errors")
 
 
 @dataclass
@@ -134,20 +210,21 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
     seconds = time.perf_counter() - t0
     post = dt["posterior"]
     lo_q, hi_q = (1 - settings.ci_prob) / 2, (1 + settings.ci_prob) / 2
+    if design.D > 1:
+        truth = relabelled_truth(truth, dt)
     ranks, covered = {}, {}
-    for p in PARAMS:
-        values = np.asarray(post[p].values)
+    for p in design.parameters():
+        values, true = _flat(np.asarray(post[p].values), truth[p], p, design)
         draws = thinned(values, settings.n_ranks)
-        flat = values.reshape(-1, design.K)
-        lo, hi = np.quantile(flat, [lo_q, hi_q], axis=0)
-        for k in range(design.K):
-            ranks[f"{p}[{k}]"] = int(np.sum(draws[:, k] < truth[p][k]))
-            covered[f"{p}[{k}]"] = bool(lo[k] <= truth[p][k] <= hi[k])
-    names = list(PARAMS)
+        lo, hi = np.quantile(values.reshape(-1, values.shape[-1]), [lo_q, hi_q], axis=0)
+        for j, label in enumerate(_labels(p, design)):
+            ranks[f"{p}[{label}]"] = int(np.sum(draws[:, j] < true[j]))
+            covered[f"{p}[{label}]"] = bool(lo[j] <= true[j] <= hi[j])
+    names = list(design.parameters())
     record = {
         "design": design.name, "index": index, "seconds": seconds,
         "ranks": ranks, "covered": covered,
-        "truth": {p: truth[p].tolist() for p in PARAMS},
+        "truth": {p: np.asarray(truth[p]).tolist() for p in names},
         "rhat_max": float(azs.rhat(dt, var_names=names).to_dataset().to_array().max()),
         "ess_bulk_min": float(azs.ess(dt, var_names=names, method="bulk")
                               .to_dataset().to_array().min()),
@@ -157,10 +234,42 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
     if truth["x_err"] is not None:
         tv = bg.true_values(dt, ci_prob=settings.ci_prob,
                             random_seed=int(rng.integers(2**31 - 1)))
-        inside = (tv["lower"].values <= truth["true"]) & (truth["true"] <= tv["upper"].values)
+        true = truth["true"] if design.D == 1 else truth["true"].reshape(tv["lower"].shape)
+        inside = (tv["lower"].values <= true) & (true <= tv["upper"].values)
         record["true_values_covered"] = int(inside.sum())
         record["true_values_n"] = int(inside.size)
     return record
+
+
+def relabelled_truth(truth: dict, dt) -> dict:
+    """The true parameters relabelled to the fit's EM estimate, as ``fit`` relabels draws."""
+    from bayesgmm.posterior.relabel import relabel_to_pivot
+
+    em = dt["em_estimate"]
+    pivot = {"means": em["means"].values, "covariances": em["covariances"].values}
+    perm, _ = relabel_to_pivot(truth["weights"], truth["means"], truth["covariances"],
+                               pivot)
+    return {**truth, **{p: np.asarray(truth[p])[perm] for p in
+                        ("weights", "means", "sds", "correlations", "covariances")}}
+
+
+def _labels(p: str, design: Design) -> list[str]:
+    """Each ranked entry's label: ``k``, ``k,j`` (feature j) or ``k,i,j`` (correlation)."""
+    K, D = design.K, design.D
+    if p == "weights" or D == 1:
+        return [str(k) for k in range(K)]
+    if p == "correlations":
+        return [f"{k},{i},{j}" for k in range(K) for i in range(D) for j in range(i + 1, D)]
+    return [f"{k},{j}" for k in range(K) for j in range(D)]
+
+
+def _flat(values: np.ndarray, true: np.ndarray, p: str, design: Design):
+    """Draws (chain, draw, entries) and the truth (entries,) in :func:`_labels`' order."""
+    lead = values.shape[:2]
+    if p == "correlations":
+        i, j = np.triu_indices(design.D, 1)
+        return values[..., i, j].reshape(*lead, -1), np.asarray(true)[:, i, j].ravel()
+    return values.reshape(*lead, -1), np.asarray(true).ravel()
 
 
 # ---------------------------------------------------------------------- statistics
@@ -233,7 +342,7 @@ def summarize(records: list[dict], settings: Settings, alpha: float = 0.01) -> d
             summary["true_values_coverage"] = proportion(k, n, settings.ci_prob)
             summary["true_values_coverage_by_simulation"] = clustered(
                 [r["true_values_covered"] / r["true_values_n"] for r in rs])
-            sig = [p for p in params if p.startswith("sigmas")]
+            sig = [p for p in params if p.startswith(("sigmas", "sds"))]
             summary["sigmas_coverage"] = proportion(
                 sum(r["covered"][p] for r in rs for p in sig), len(rs) * len(sig),
                 settings.ci_prob)
@@ -388,7 +497,8 @@ def report(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sims", type=int, default=200, help="simulations per design")
-    p.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
+    p.add_argument("--designs", nargs="+", default=list(DEFAULT_DESIGNS),
+                   choices=list(DESIGNS))
     p.add_argument("--n", type=int, default=None, help="points per data set (default 100)")
     p.add_argument("--k", type=int, default=None, help="components (default 2)")
     p.add_argument("--draws", type=int, default=1000)

@@ -40,3 +40,18 @@ def test_table_columns_defaults_and_errors():
         table_columns(df, ["a", "b"], ["ea", "ea", "ea"])
     with pytest.raises(DataError, match="no numeric columns"):
         table_columns(pd.DataFrame({"s": ["a", "b"]}), None, None)
+
+
+def test_old_faithful_is_rs_faithful():
+    from bayesgmm.datasets import load_example
+
+    df = load_example("old_faithful")
+    assert list(df.columns) == ["eruptions [min]", "waiting [min]"]
+    assert df.shape == (272, 2) and not df.isna().any().any()
+    # R's summary(faithful): means 3.488 and 70.90, ranges 1.6-5.1 and 43-96; the sums
+    # (948.677 and 19284, R's sum()) are a checksum against a changed or dropped value
+    assert df.mean().tolist() == pytest.approx([3.487783, 70.897059], abs=1e-6)
+    assert df["eruptions [min]"].sum() == pytest.approx(948.677, abs=1e-9)
+    assert df["waiting [min]"].sum() == 19284
+    assert (df.min().tolist(), df.max().tolist()) == ([1.6, 43], [5.1, 96])
+    assert df.iloc[0].tolist() == [3.6, 79] and df.iloc[-1].tolist() == [4.467, 74]

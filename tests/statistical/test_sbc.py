@@ -38,6 +38,56 @@ def test_prior_draw_is_sorted_and_follows_the_design(sbc):
     assert np.std((t["x"] - t["true"]) / t["x_err"]) == pytest.approx(1.0, abs=0.1)
 
 
+def test_prior_draw_in_two_dimensions(sbc):
+    d = sbc.DESIGNS["errors_2d"]
+    d = sbc.Design(**{**sbc.asdict(d), "n": 2000, "K": 3})
+    t = d.draw(np.random.default_rng(3))
+    assert t["means"].shape == t["sds"].shape == (3, 2)
+    assert t["x"].shape == t["true"].shape == (2000, 2) and t["x_err"].shape == (2000, 2, 2)
+    np.testing.assert_allclose(t["covariances"], t["sds"][:, :, None] * t["correlations"]
+                               * t["sds"][:, None, :])
+    # the stated error covariances: whitened residuals have identity covariance (2000
+    # points: the sample covariance's entries have sd ~0.03; 0.1 is > 3 of them)
+    L = np.linalg.cholesky(t["x_err"])
+    white = np.linalg.solve(L, (t["x"] - t["true"])[:, :, None])[..., 0]
+    np.testing.assert_allclose(np.cov(white.T), np.eye(2), atol=0.1)
+    assert d.priors()["corr_eta"] == 2.0 and "corr_eta" not in sbc.DESIGNS["plain"].priors()
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_lkj_draws_have_the_lkj_marginal(sbc, D):
+    from scipy import stats
+
+    # LKJ(eta) in D dimensions: each correlation is 2 Beta(b, b) - 1, b = eta - 1 + D/2
+    # (Lewandowski et al. 2009); 3000 draws, KS at 1% with a fixed seed
+    rng = np.random.default_rng(11)
+    eta = 2.0
+    draws = np.array([sbc.lkj_corr(D, eta, rng) for _ in range(3000)])
+    assert np.all(np.linalg.eigvalsh(draws) > 0)
+    b = eta - 1 + D / 2
+    for i, j in zip(*np.triu_indices(D, 1), strict=True):
+        r = (draws[:, i, j] + 1) / 2
+        assert stats.kstest(r, stats.beta(b, b).cdf).pvalue > 0.01, (i, j)
+
+
+def test_truth_is_relabelled_like_the_draws(sbc):
+    import xarray as xr
+
+    d = sbc.Design("plain_2d", D=2, K=3, n=10)
+    t = d.draw(np.random.default_rng(5))
+    perm = np.array([2, 0, 1])
+    # the fit's EM estimate holds the components in another order than the truth
+    em = xr.Dataset({"means": (("component", "feature"), t["means"][perm]),
+                     "covariances": (("component", "feature", "feature_"),
+                                     t["covariances"][perm])})
+    dt = xr.DataTree.from_dict({"em_estimate": em})
+    r = sbc.relabelled_truth(t, dt)
+    for p in ("weights", "means", "sds", "correlations", "covariances"):
+        np.testing.assert_array_equal(r[p], t[p][perm])
+    assert sbc._labels("correlations", d) == ["0,0,1", "1,0,1", "2,0,1"]
+    assert sbc._labels("sds", d)[:3] == ["0,0", "0,1", "1,0"]
+
+
 def test_uniformity_test_accepts_uniform_and_rejects_skewed_ranks(sbc):
     rng = np.random.default_rng(1)
     uniform = rng.integers(0, 100, size=200)
