@@ -3,8 +3,9 @@
 The reference for D dimensions: full covariances with an LKJ prior on each component's
 correlations, per-point error covariances (extreme deconvolution) and missing values
 marginalised exactly. :func:`bayesgmm.build_model` sends data with two or more columns
-here; 1-D data keep the 1-D model of ``bayes/model.py``. ``fit`` does not sample this
-model yet.
+here; 1-D data keep the 1-D model of ``bayes/model.py``. ``fit`` samples the same
+density through the fused one of ``bayes/density_md.py`` (checked against this model's
+log-density and gradient in the tests), and this model itself with ``sampler="pymc"``.
 """
 
 from __future__ import annotations

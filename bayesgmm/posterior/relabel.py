@@ -13,7 +13,8 @@ counted. ARCHITECTURE.md says why this identifies the posterior and what it cann
 Arrays in, arrays out (:func:`relabel_to_pivot`, :func:`identify`), with a DataTree
 layer on top (:func:`apply_permutations`, :func:`relabel`). Acts on draws only; never
 samples, so it sits with the readers: ``diagnose`` uses it (readers import no
-``bayes``), and the D-dim sampler in ``bayes`` is to call it after sampling.
+``bayes``), and ``fit`` in D dimensions calls it on each run's draws
+(``bayes/inference_md.py``).
 
 Over 400 lines for one concept: the search (all K! labellings or the Hungarian
 algorithm, with the second-best labelling), the identification statistic and the
