@@ -253,3 +253,18 @@ def test_nutpie_samples_the_md_target():
                           * np.diagonal(cov, axis1=1, axis2=2)[:, None, :])
     np.testing.assert_allclose(corr, truth, atol=0.2)  # r's posterior sd ~ 0.08 here
     assert int(stats["diverging"].sum()) == 0
+
+
+def test_compiled_once_for_every_k_d_and_data():
+    # as in 1-D, the compiled density does not depend on K, D, the errors or the
+    # missing values: one machine-code version serves every target
+    from bayesgmm.bayes.target_md import logp_and_grad_packed
+
+    for K, D, errors, missing in ((1, 2, None, 0.0), (3, 3, "cov", 0.3), (2, 4, "sds", 0.2)):
+        X = _data(40, D, K, missing)
+        x, cov, _ = check_md(X, _errors(errors, 40, D, np.random.default_rng(0)))
+        loc, scale = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        target = TargetMD.build(x, cov, Priors().standardized_md(K, loc, scale), loc, scale,
+                                _em(X, K))
+        assert np.isfinite(target.logp_and_grad(target.start)[0])
+    assert len(logp_and_grad_packed.signatures) == 1
