@@ -6,8 +6,10 @@ interface where the samplers use it (``n_components``, ``n_dim``, ``shapes``,
 ``coords`` (the 1-D target's parameters all have the one dim ``component``). Always
 in PyMC's unconstrained coordinates of
 :func:`bayesgmm.bayes.model_md.build_model_md` (:mod:`bayesgmm.bayes.density_md`);
-there is no pair reparametrisation in D dimensions. :func:`logp_and_grad` (the
-compiled density) and :func:`expand` are the entry points a sampler's callback calls.
+there is no pair reparametrisation in D dimensions. :func:`logp_and_grad_packed` (the
+compiled density, on the data as :func:`bayesgmm.bayes.density_md.prepare` lays them
+out: :attr:`TargetMD.packed`, named by :data:`PACKED`) and :func:`expand` are the entry
+points a sampler's callback calls.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from typing import Any
 import numpy as np
 
 from . import density_md as _dmd
-from .density_md import logp_and_grad
+from .density_md import logp_and_grad_packed
 
-__all__ = ["HYPER_MD", "NAMES_MD", "TargetMD", "expand", "logp_and_grad"]
+__all__ = ["HYPER_MD", "NAMES_MD", "PACKED", "TargetMD", "expand", "logp_and_grad_packed"]
 
 #: the prior hyperparameters, in the order the compiled log-density takes them
 HYPER_MD = ("weights_alpha", "means_mu", "means_sigma", "sigmas_sigma", "corr_eta")
+
+#: the data as the compiled log-density takes them (:attr:`TargetMD.packed`), in order
+PACKED = ("pat_start", "pat_d", "pat_cols", "zc", "ec")
 
 #: the expanded parameters, in order (see :attr:`TargetMD.shapes`)
 NAMES_MD = ("weights", "means", "sds", "correlations", "covariances")
@@ -66,6 +71,10 @@ class TargetMD:
         The EM estimate in PyMC's unconstrained coordinates.
     feature_names : ndarray of shape (D,)
         The ``feature`` coordinate.
+    packed : tuple of ndarray
+        ``z``, ``observed`` and ``err_cov`` grouped by pattern of observed features
+        (:func:`bayesgmm.bayes.density_md.prepare`; named by :data:`PACKED`): what
+        the log-density reads.
     """
 
     z: np.ndarray
@@ -77,6 +86,7 @@ class TargetMD:
     scale: np.ndarray
     start: np.ndarray
     feature_names: np.ndarray
+    packed: tuple
 
     @classmethod
     def build(cls, x: np.ndarray, err_cov: np.ndarray | None, hyper: dict[str, Any],
@@ -134,8 +144,9 @@ class TargetMD:
         if start.shape != (_dmd.n_dim(K, D),):
             raise ValueError(f"the EM estimate must have {K} components in {D} dimensions")
         names = np.arange(D) if feature_names is None else np.asarray(feature_names)
-        return cls(z, np.ascontiguousarray(observed, dtype=np.uint8), cov, has_err, hyper,
-                   loc, scale, start, names)
+        observed = np.ascontiguousarray(observed, dtype=np.uint8)
+        return cls(z, observed, cov, has_err, hyper, loc, scale, start, names,
+                   _dmd.prepare(z, observed, cov, has_err))
 
     @property
     def n_components(self) -> int:
@@ -188,9 +199,8 @@ class TargetMD:
 
     def logp_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to the constant sum of log(scale) over observed values) and gradient."""
-        return logp_and_grad(np.ascontiguousarray(theta, dtype=float), self.z,
-                                  self.observed, self.err_cov, self.has_err,
-                                  *self.hyper_args(), 0.0)
+        return logp_and_grad_packed(np.ascontiguousarray(theta, dtype=float), *self.packed,
+                                    self.has_err, *self.hyper_args(), 0.0)
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The parameters at ``theta`` in data units (:data:`NAMES_MD`)."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import SamplingError
 from ..target import NAMES, Target
-from ..target_md import TargetMD
+from ..target_md import PACKED, TargetMD
 
 #: Jitter (sd, unconstrained space) added to the EM start for each chain.
 START_JITTER = 0.1
@@ -117,14 +117,14 @@ def _pyfunc_model_md(K: int, D: int) -> Any:
     from nutpie.compiled_pyfunc import from_pyfunc
 
     from ..target_md import expand as expand_md
-    from ..target_md import logp_and_grad as logp_and_grad_md
+    from ..target_md import logp_and_grad_packed
 
     def make_logp_fn():
-        def logp(theta, *, z, observed, err_cov, has_err, weights_alpha, means_mu,
-                 means_sigma, sigmas_sigma, corr_eta, loc, scale):
-            return logp_and_grad_md(theta, z, observed, err_cov, bool(has_err),
-                                    weights_alpha, means_mu, means_sigma, sigmas_sigma,
-                                    float(corr_eta), 0.0)
+        def logp(theta, *, pat_start, pat_d, pat_cols, zc, ec, has_err, weights_alpha,
+                 means_mu, means_sigma, sigmas_sigma, corr_eta, loc, scale):
+            return logp_and_grad_packed(theta, pat_start, pat_d, pat_cols, zc, ec,
+                                        bool(has_err), weights_alpha, means_mu, means_sigma,
+                                        sigmas_sigma, float(corr_eta), 0.0)
 
         return logp
 
@@ -160,7 +160,7 @@ def _pyfunc_model_md(K: int, D: int) -> Any:
 
 def _shared_md(target: TargetMD) -> dict[str, Any]:
     """The D-dim pyfunc model's data: the target's arrays, keyword by keyword."""
-    return {"z": target.z, "observed": target.observed, "err_cov": target.err_cov,
+    return {**dict(zip(PACKED, target.packed, strict=True)),
             "has_err": np.bool_(target.has_err), **target.hyper,
             "corr_eta": np.float64(target.hyper["corr_eta"]), "loc": target.loc,
             "scale": target.scale}
