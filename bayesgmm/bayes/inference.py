@@ -16,10 +16,12 @@ from ..diagnostics.sampling import rerun_ess_min, sampling_figures
 from ..em import GaussianMixtureEM
 from ..errors import ConvergenceWarning, SamplingError
 from ..validation import _check_k, check_1d, check_sampling
+from .inference_md import ProblemMD, n_columns, prepare_md, relabel_run
 from .priors import Priors
 from .result import _assemble, _data_name
+from .result_md import _assemble_md
 from .samplers import nutpie as _nutpie
-from .samplers.pymc_nuts import _sample_pymc_or_fail
+from .samplers.pymc_nuts import _sample_pymc_md_or_fail, _sample_pymc_or_fail
 from .target import REPARAMS, Target
 
 __all__ = ["fit"]
@@ -54,9 +56,15 @@ def _fit(
 
     Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults.
     """
-    x, e = check_1d(X, X_err)
-    K = _check_k(n_components, x.shape[0])
-    check_sampling(draws, tune, chains, sampler, target_accept)
+    # two or more columns: the D-dim problem (bayes/inference_md.py); the rest of this
+    # function (the run loop, the rerun rule, the warnings) is shared
+    md = n_columns(X) >= 2
+    if md:
+        check_sampling(draws, tune, chains, sampler, target_accept)
+    else:
+        x, e = check_1d(X, X_err)
+        K = _check_k(n_components, x.shape[0])
+        check_sampling(draws, tune, chains, sampler, target_accept)
     # a misspelt choice is a bug, not a sampler failure to fall back from
     if backend not in _nutpie.BACKENDS or reparam not in REPARAMS:
         raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and reparam one of "
@@ -65,14 +73,19 @@ def _fit(
     # numbers EM's initialisation draws must not change the chains (the predictive draws
     # are seeded from the sampler's seed)
     rng_em, rng_sampler = np.random.default_rng(random_seed).spawn(2)
-    loc, scale = standardizer(x)
-    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+    if md:
+        problem = prepare_md(X, X_err, n_components, priors, rng_em, draws=draws,
+                             chains=chains, seed_rng=rng_sampler, progressbar=progressbar,
+                             backend=backend)
+    else:
+        loc, scale = standardizer(x)
+        hyper = Priors.from_any(priors).standardized(K, loc, scale)
 
-    em = _em_estimate(x, e, K, rng_em)
-    problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
-                       em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
-                       chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
-                       progressbar=progressbar, backend=backend, reparam=reparam)
+        em = _em_estimate(x, e, K, rng_em)
+        problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
+                           em=em, theta0=_unconstrained_start(em, loc, scale), draws=draws,
+                           chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
+                           progressbar=progressbar, backend=backend, reparam=reparam)
     seed = problem.seed
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
@@ -93,6 +106,8 @@ def _fit(
                           "the first run (its checks are in attrs['sampling_runs']).",
                           SamplingWarning, stacklevel=3)
             break
+        if md:  # labels identified per run, before its figures (inference_md.relabel_run)
+            post, stats = relabel_run(problem, post, stats)
         # the rerun rule: the sampling checks (diagnostics.sampling), ESS held to what
         # a run of this length can reach
         figures = sampling_figures(post, stats)
@@ -113,8 +128,11 @@ def _fit(
             else:  # divergences: smaller steps; poor mixing alone: longer adaptation
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
-                   log_likelihood, *_data_name(X))
+    if md:
+        dt = _assemble_md(problem, post, stats, active, log_likelihood, *_data_name(X))
+    else:
+        dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
+                       log_likelihood, *_data_name(X))
     dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
@@ -190,13 +208,15 @@ def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):
                 SamplingWarning, stacklevel=4,
             )
     p = problem
+    if isinstance(p, ProblemMD):
+        return (*_sample_pymc_md_or_fail(p, tune, target_accept), "pymc")
     post, stats = _sample_pymc_or_fail(p.x, p.e, p.K, p.priors, p.theta0, p.draws, tune,
                                        p.chains, p.seed, p.progressbar, target_accept, p.em)
     return post, stats, "pymc"
 
 
-def _sample_nutpie(problem: _Problem, tune: int, target_accept: float):
-    """One nutpie run on this fit's :class:`~bayesgmm.bayes.target.Target`."""
+def _sample_nutpie(problem: _Problem | ProblemMD, tune: int, target_accept: float):
+    """One nutpie run on this fit's target (``Target``; in D dims ``TargetMD``)."""
     return _nutpie.sample(problem.target, problem.draws, tune, problem.chains, problem.seed,
                           problem.progressbar, target_accept, backend=problem.backend)
 
@@ -248,18 +268,28 @@ def fit(
     log_likelihood: bool | None = None,
     first_run_check: Callable[[Any], str | None] | None = None,
 ) -> Any:
-    """Sample the posterior of a 1-D Gaussian mixture, started and checked by EM.
+    """Sample the posterior of a Gaussian mixture in D >= 1 dims, started and checked by EM.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples,)
+    X : array-like of shape (n_samples,) or (n_samples, n_features)
         The data. Its name (a pandas Series' ``name``, a one-column DataFrame's column,
         an xarray DataArray's ``name``; ``"x"`` for plain arrays) names the data
         variable in the result and the figures' axes; units come from
-        ``X.attrs["units"]`` or a name like ``"waiting [min]"``.
+        ``X.attrs["units"]`` or a name like ``"waiting [min]"``. Two or more columns
+        fit the D-dimensional model (:func:`bayesgmm.bayes.model_md.build_model_md`:
+        full covariances, an LKJ prior on each component's correlations); a
+        DataFrame's columns name the ``feature`` coordinate. There a NaN is a missing
+        value, marginalised exactly (the point's likelihood uses its observed
+        features); a row with every value missing is refused. 1-D data (and one
+        column) keep the 1-D model, sampler and numbers.
     n_components : int
-    X_err : array-like of shape (n_samples,), optional
-        Per-point measurement standard deviations; the sigmas are then intrinsic.
+    X_err : array-like, optional
+        Per-point measurement errors; the sigmas (sds, covariances) are then
+        intrinsic. 1-D: standard deviations of shape (n_samples,). D dims: standard
+        deviations of shape (n_samples,) (the same in every feature) or
+        (n_samples, n_features), or full covariances of shape
+        (n_samples, n_features, n_features); entries of missing values may be NaN.
     priors : Priors or dict, optional
         See :class:`bayesgmm.Priors` (data units).
     draws, tune, chains : int
@@ -274,6 +304,10 @@ def fit(
         same, the sampler mixes better on overlapping components
         (``bayesgmm.bayes.reparam.pair``).
         ``"pymc"`` samples the :func:`build_model` model with PyMC's own NUTS.
+        In D dims ``"nutpie"`` samples the fused D-dim log-density
+        (``bayes.target_md``) and ``"pymc"`` the ``build_model_md`` model (its
+        PyTensor graph compiled per fit: slower), every chain started at the EM
+        estimate (plus a small jitter) in either.
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
         the same posterior.
@@ -305,7 +339,7 @@ def fit(
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
+        1-D: groups ``posterior`` (``weights``, ``means``, ``sigmas``; dims chain, draw,
         component; data units), ``sample_stats``, ``log_likelihood`` and
         ``posterior_predictive`` (thinned beyond 10 million values) under the data's
         name (``attrs["data_name"]``: see ``X``),
@@ -320,6 +354,24 @@ def fit(
         components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
         coordinates, as when no adjacent pair has equal priors).
 
+        D dims (``attrs["n_features"]``): ``posterior`` holds ``weights``
+        (component), ``means`` and ``sds`` (component, feature), ``correlations`` and
+        ``covariances`` (component, feature, feature_), intrinsic, in data units;
+        ``log_likelihood`` each point's log-density over its observed features
+        (errors included); ``posterior_predictive`` complete replicated points (obs,
+        feature), errors included; ``observed_data`` the data with its NaN;
+        ``constant_data`` ``x_err_cov`` (error covariances, zeros without errors),
+        ``loc``, ``scale`` (feature) and the standardized priors (``prior_corr_eta``
+        among them); ``em_estimate`` the EM estimate with full covariances, sorted by
+        the first feature's mean. **Labels:** no ordering identifies components in D
+        dims, so each run's draws are relabelled to the EM estimate (per draw, the
+        permutation of its components nearest to it, :mod:`bayesgmm.posterior.relabel`)
+        before their checks; ``sample_stats["relabel_permutation"]`` keeps each draw's
+        permutation and ``attrs`` ``relabelled`` (1), ``relabel_pivot``
+        (``"em_estimate"``), ``relabel_permuted`` (draws moved),
+        ``relabel_permuted_fraction`` and ``relabel_not_identified`` (the fraction
+        the pivot cannot label, which ``diagnose``'s ``pivot_identified`` checks).
+
     Warns
     -----
     FailedCheckWarning
@@ -328,7 +380,9 @@ def fit(
         ``fit`` warns exactly when ``diagnose(result).ok`` is False: max R-hat > 1.01,
         min bulk or tail ESS < 400, divergences, E-BFMI, tree depth, chains in different
         modes, a posterior far from the EM estimate, a near-empty component, labels
-        not identified, a failed posterior predictive check. Each says the figure, the
+        not identified (D dims: draws the EM estimate cannot label), a failed posterior
+        predictive check (D dims: per feature). In D dims the R-hat and ESS are over
+        weights, means, sds and the correlations below the diagonal. Each says the figure, the
         threshold and what to try (``draws=``, ``tune=``, ``target_accept=``,
         ``n_components=``).
     SamplingWarning

@@ -29,7 +29,14 @@ from .mixture import (
 )
 from .predictive import ppc_rows
 from .rank import rank_row
-from .sampling import ESS_MIN, RHAT_MAX, sampling_figures, sampling_table
+from .sampling import (
+    ESS_MIN,
+    RHAT_MAX,
+    checked_parameters,
+    parameters,
+    sampling_figures,
+    sampling_table,
+)
 
 __all__ = ["Diagnosis", "diagnose", "mixture_checks", "mixture_warnings"]
 
@@ -80,6 +87,27 @@ class Diagnosis:
             "table": {str(i): {k: _plain(v) for k, v in row.items()}
                       for i, row in self.table.to_dict(orient="index").items()},
         }
+
+
+def _checked_view(dt: Any, names: list[str]) -> Any:
+    """``dt`` with the posterior and EM estimate as the checks read them.
+
+    1-D results: ``dt`` itself. D dims: the correlations' entries below the diagonal
+    only (:func:`~bayesgmm.diagnostics.sampling.checked_parameters`); the other groups
+    as they are.
+    """
+    import xarray as xr
+
+    post = dt["posterior"].to_dataset()
+    if "correlations" not in names or "feature_" not in post["correlations"].dims:
+        return dt
+    view = dt.copy()
+    view["posterior"] = xr.DataTree(checked_parameters(post, names))
+    if "em_estimate" in dt.children:
+        em = dt["em_estimate"].to_dataset()
+        view["em_estimate"] = xr.DataTree(
+            checked_parameters(em, [v for v in names if v in em]))
+    return view
 
 
 def _table(dt: Any, var_names: list[str], ci_prob: float, ci_kind: str):
@@ -195,7 +223,7 @@ def diagnose(
     ci_prob: float | None = None,
     ci_kind: str | None = None,
     rank_alpha: float | None = None,
-    var_names: tuple[str, ...] = ("weights", "means", "sigmas"),
+    var_names: tuple[str, ...] | None = None,
     selection: Any = None,
     loo_table: Any = None,
 ) -> Diagnosis:
@@ -244,8 +272,13 @@ def diagnose(
         Level of the rank plot's multi-chain uniformity test per panel (default:
         ``1 - stats.envelope_prob``, 0.01, as ``arviz_plots.plot_rank`` prints it);
         ``rank_ecdf`` fails under ``rank_alpha`` / number of panels.
-    var_names : tuple of str, default=("weights", "means", "sigmas")
+    var_names : tuple of str, optional
         Posterior variables in ``table`` and in the R-hat, ESS and rank checks.
+        Default: ``("weights", "means", "sigmas")``; in D dims ``("weights", "means",
+        "sds", "correlations")``, the correlations by their entries below the diagonal
+        (``correlations[k, "a,b"]``: the diagonal is 1 in every draw, whose R-hat is
+        undefined, and the upper triangle repeats the lower;
+        :func:`bayesgmm.diagnostics.sampling.checked_parameters`).
     selection : pandas.DataFrame or SelectionResult, optional
         :func:`bayesgmm.select_n_components` output; with ``loo_table``, the verdict
         says which K was chosen and why. Default: the table ``bayesgmm fit`` stored in
@@ -285,8 +318,11 @@ def diagnose(
     from ..validation import check_ci_kind, check_ci_prob
     from .verdict import verdict
 
+    if var_names is None:
+        var_names = parameters(dt["posterior"])
     names = [v for v in var_names if v in dt["posterior"]]
-    table = _table(dt, names, check_ci_prob(ci_prob), check_ci_kind(ci_kind))
+    view = _checked_view(dt, names)
+    table = _table(view, names, check_ci_prob(ci_prob), check_ci_kind(ci_kind))
     if rank_alpha is None:
         rank_alpha = 1 - float(rcParams["stats.envelope_prob"])
     mixture = {c["name"]: c for c in mixture_checks(
@@ -299,7 +335,7 @@ def diagnose(
         return _row(name, c["ok"], c["value"], c["threshold"], c["message"])
 
     rows = _convergence_rows(table, rhat_max, ess_min)
-    rows.append(rank_row(dt, names, rank_alpha))
+    rows.append(rank_row(view, names, rank_alpha))
     rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
     rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))

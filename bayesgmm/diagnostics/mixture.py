@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._rows import _row, _skip
-from .sampling import divergences
+from .sampling import divergences, parameters
 
 #: Chain means further apart than this many within-chain sds: different modes.
 MODE_SPLIT_SD = 4.0
@@ -37,14 +37,35 @@ def _n_obs(dt: Any) -> int | None:
 
 
 def _worst(post, score) -> tuple[float, str]:
-    """Largest per-component score over weights, means and sigmas, and where it is."""
+    """Largest per-entry score over the checked parameters, and where it is.
+
+    The parameters of :func:`~bayesgmm.diagnostics.sampling.parameters` (1-D: weights,
+    means, sigmas; D dims: weights, means, sds and the correlations below the
+    diagonal), each flattened to (chain, draw, entries); ``score(var, values)`` returns
+    one number per entry.
+    """
+    from .sampling import checked_parameters
+
+    checked = checked_parameters(post)
     worst, where = 0.0, ""
-    for var in ("weights", "means", "sigmas"):
-        values = score(var, post[var].values)
+    for var in checked.data_vars:
+        da = checked[var].transpose("chain", "draw", ...)
+        values = score(var, da.values.reshape(da.shape[0], da.shape[1], -1))
         j = int(np.argmax(values))
         if values[j] > worst:
-            worst, where = float(values[j]), f"{var}[{j}]"
+            worst, where = float(values[j]), _entry(da, j)
     return worst, where
+
+
+def _entry(da: Any, j: int) -> str:
+    """``"means[0]"`` (1-D) or ``"means[1, b]"``: entry j of a (chain, draw, ...) array."""
+    rest = da.dims[2:]
+    idx = np.unravel_index(j, da.shape[2:])
+    if len(rest) == 1 and rest[0] == "component":
+        return f"{da.name}[{int(idx[0])}]"
+    labels = [str(da[d].values[i]) if d in da.coords else str(int(i))
+              for d, i in zip(rest, idx, strict=True)]
+    return f"{da.name}[{', '.join(labels)}]"
 
 
 def mixture_checks(
@@ -82,7 +103,7 @@ def mixture_checks(
     # chains in different modes
     worst, where = 0.0, ""
     if post.sizes["chain"] > 1:
-        def spread(var, v):  # v: chain, draw, component
+        def spread(var, v):  # v: chain, draw, entries
             cm = v.mean(axis=1)
             within = np.sqrt(v.var(axis=1, ddof=1).mean(axis=0))
             return (cm.max(axis=0) - cm.min(axis=0)) / np.maximum(within, 1e-300)
@@ -100,11 +121,14 @@ def mixture_checks(
 
     # posterior against the EM estimate
     if "em_estimate" in dt.children:
-        em = dt["em_estimate"].to_dataset()
+        from .sampling import checked_parameters
+
+        em = checked_parameters(dt["em_estimate"].to_dataset(), parameters(post))
+
         def distance(var, v):
             v = v.reshape(-1, v.shape[-1])
             sd = np.maximum(v.std(axis=0), 1e-300)
-            return np.abs(np.median(v, axis=0) - em[var].values) / sd
+            return np.abs(np.median(v, axis=0) - em[var].values.ravel()) / sd
 
         worst, where = _worst(post, distance)
         ok = worst <= far_from_em_sd

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ESS_MIN", "RHAT_MAX", "SamplingFigures", "divergences", "rerun_ess_min",
-           "sampling_figures", "sampling_table"]
+__all__ = ["ESS_MIN", "RHAT_MAX", "SamplingFigures", "checked_parameters", "divergences",
+           "parameters", "rerun_ess_min", "sampling_figures", "sampling_table"]
 
 #: Largest acceptable rank-normalised R-hat of any parameter.
 RHAT_MAX = 1.01
@@ -33,20 +33,79 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 #: The parameters whose figures are checked.
 PARAMETERS = ("weights", "means", "sigmas")
+#: The same in D dims (posteriors whose means have a ``feature`` dim): the correlations'
+#: entries below the diagonal only (the diagonal is 1 in every draw, its R-hat NaN; the
+#: upper triangle repeats the lower), see :func:`checked_parameters`.
+PARAMETERS_MD = ("weights", "means", "sds", "correlations")
 #: A run shorter than ``ESS_MIN / RERUN_EFFICIENCY`` draws (all chains) is held, by the
 #: rerun rule, to this fraction of its draws instead of ``ESS_MIN``.
 RERUN_EFFICIENCY = 0.1
 
 
-def sampling_table(post: Any, var_names: tuple[str, ...] | list[str] = PARAMETERS) -> Any:
+def parameters(post: Any) -> tuple[str, ...]:
+    """The parameters checked by default: :data:`PARAMETERS`, or in D dims :data:`PARAMETERS_MD`.
+
+    Parameters
+    ----------
+    post : xarray.Dataset or xarray.DataTree
+        A posterior (a D-dim one has a ``feature`` dim on ``means``).
+
+    Returns
+    -------
+    tuple of str
+    """
+    means = post["means"] if "means" in post else None
+    return PARAMETERS_MD if means is not None and "feature" in means.dims else PARAMETERS
+
+
+def checked_parameters(ds: Any, var_names: tuple[str, ...] | list[str] | None = None) -> Any:
+    """The variables the checks read, with each correlation matrix's lower triangle only.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Draws (dims ``chain``, ``draw``, ...) or an estimate (no sample dims).
+    var_names : sequence of str, optional
+        Default: :func:`parameters`. Those absent from ``ds`` are left out.
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables as they are, except ``correlations`` (dims ..., ``feature``,
+        ``feature_``), which becomes its entries below the diagonal along one dim
+        ``feature_pair`` labelled ``"a,b"`` (row feature, column feature). 1-D
+        posteriors come back unchanged.
+    """
+    import xarray as xr
+
+    names = [v for v in (parameters(ds) if var_names is None else var_names) if v in ds]
+    out = ds[names]
+    if "correlations" not in out or "feature_" not in out["correlations"].dims:
+        return out
+    corr = out["correlations"].transpose(..., "feature", "feature_")
+    feats = corr["feature"].values
+    i, j = np.tril_indices(feats.size, -1)
+    pairs = np.array([f"{feats[a]},{feats[b]}" for a, b in zip(i, j, strict=True)])
+    lead = corr.dims[:-2]
+    lower = xr.DataArray(corr.values[..., i, j], dims=(*lead, "feature_pair"),
+                         coords={**{d: corr[d].values for d in lead if d in corr.coords},
+                                 "feature_pair": pairs}, attrs=corr.attrs)
+    out = out.drop_vars("correlations")
+    out["correlations"] = lower
+    return out[names]
+
+
+def sampling_table(post: Any, var_names: tuple[str, ...] | list[str] | None = None) -> Any:
     """Per-parameter bulk ESS, tail ESS and rank-normalised R-hat.
 
     Parameters
     ----------
     post : xarray.Dataset
         Draws with dims ``chain`` and ``draw``.
-    var_names : sequence of str, default=("weights", "means", "sigmas")
-        The variables to include (those absent from ``post`` are left out).
+    var_names : sequence of str, optional
+        The variables to include (those absent from ``post`` are left out); default
+        :func:`parameters` (1-D: weights, means, sigmas; D dims: weights, means, sds
+        and the correlations below the diagonal, :func:`checked_parameters`).
 
     Returns
     -------
@@ -58,7 +117,7 @@ def sampling_table(post: Any, var_names: tuple[str, ...] | list[str] = PARAMETER
     import xarray as xr
     from arviz_base import dataset_to_dataframe
 
-    ds = post[[v for v in var_names if v in post]]
+    ds = checked_parameters(post, var_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant draws: NaN
         figures = xr.concat(
@@ -134,7 +193,8 @@ def sampling_figures(post: Any, stats: Any = None, *, table: Any = None) -> Samp
     Parameters
     ----------
     post : xarray.Dataset
-        The draws of ``weights``, ``means`` and ``sigmas`` (dims chain, draw, ...).
+        The draws of ``weights``, ``means`` and ``sigmas`` (dims chain, draw, ...); in
+        D dims ``sds`` and ``correlations`` instead of ``sigmas``.
     stats : xarray.Dataset, optional
         The sampler statistics, for the divergences.
     table : pandas.DataFrame, optional

@@ -1,4 +1,10 @@
-"""nutpie on a :class:`~bayesgmm.bayes.target.Target`: compiled callback or ``from_pyfunc``."""
+"""nutpie on a target: compiled callback or ``from_pyfunc``.
+
+A 1-D :class:`~bayesgmm.bayes.target.Target` (compiled callback, or ``from_pyfunc``)
+or a D-dimensional :class:`~bayesgmm.bayes.target_md.TargetMD` (``from_pyfunc``: there
+is no compiled callback for D dimensions yet). The expanded draws' names, shapes and
+dims are the target's.
+"""
 
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import numpy as np
 
 from ...errors import SamplingError
 from ..target import NAMES, Target
+from ..target_md import TargetMD
 
 #: Jitter (sd, unconstrained space) added to the EM start for each chain.
 START_JITTER = 0.1
@@ -29,7 +36,8 @@ ADAPTATION = "draw_diag"
 BACKENDS = ("native", "pyfunc")
 
 
-_PYFUNC_CACHE: dict[int, Any] = {}
+#: the ``from_pyfunc`` models: 1-D keyed by K, D dimensions by ("md", K, D)
+_PYFUNC_CACHE: dict[Any, Any] = {}
 
 
 def _native_model(target: Target, initial_point: Callable[[int], np.ndarray]) -> Any | None:
@@ -97,6 +105,67 @@ def _pyfunc_model(K: int) -> Any:
     return model
 
 
+def _pyfunc_model_md(K: int, D: int) -> Any:
+    """Nutpie model over a :class:`TargetMD`'s log-density; built once per (K, D).
+
+    The data go in per fit (``with_data``), so a new data set or K reuses the compiled
+    log-density; the ``feature`` coordinate is set on the draws afterwards.
+    """
+    key = ("md", K, D)
+    if key in _PYFUNC_CACHE:
+        return _PYFUNC_CACHE[key]
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    from ..target_md import expand as expand_md
+    from ..target_md import logp_and_grad as logp_and_grad_md
+
+    def make_logp_fn():
+        def logp(theta, *, z, observed, err_cov, has_err, weights_alpha, means_mu,
+                 means_sigma, sigmas_sigma, corr_eta, loc, scale):
+            return logp_and_grad_md(theta, z, observed, err_cov, bool(has_err),
+                                    weights_alpha, means_mu, means_sigma, sigmas_sigma,
+                                    float(corr_eta), 0.0)
+
+        return logp
+
+    def make_expand_fn(seed1, seed2, chain):
+        def expand(theta, *, loc, scale, **_):
+            return expand_md(theta, K, loc, scale)
+
+        return expand
+
+    placeholder = TargetMD.build(
+        np.zeros((2, D)), None,
+        {"weights_alpha": np.ones(K), "means_mu": np.zeros((K, D)),
+         "means_sigma": np.ones((K, D)), "sigmas_sigma": np.ones((K, D)), "corr_eta": 1.0},
+        np.zeros(D), np.ones(D),
+        {"weights": np.full(K, 1.0 / K), "means": np.zeros((K, D)),
+         "covariances": np.broadcast_to(np.eye(D), (K, D, D))})
+    shapes = placeholder.shapes
+    model = from_pyfunc(
+        ndim=placeholder.n_dim,
+        make_logp_fn=make_logp_fn,
+        make_expand_fn=make_expand_fn,
+        expanded_dtypes=[np.dtype("float64")] * len(shapes),
+        expanded_shapes=list(shapes.values()),
+        expanded_names=list(shapes),
+        coords=placeholder.coords,
+        dims=placeholder.dims,
+        shared_data=_shared_md(placeholder),
+        make_initial_point_fn=None,
+    )
+    _PYFUNC_CACHE[key] = model
+    return model
+
+
+def _shared_md(target: TargetMD) -> dict[str, Any]:
+    """The D-dim pyfunc model's data: the target's arrays, keyword by keyword."""
+    return {"z": target.z, "observed": target.observed, "err_cov": target.err_cov,
+            "has_err": np.bool_(target.has_err), **target.hyper,
+            "corr_eta": np.float64(target.hyper["corr_eta"]), "loc": target.loc,
+            "scale": target.scale}
+
+
 def _shared(target: Target) -> dict[str, Any]:
     """The pyfunc model's data: the target's arrays, keyword by keyword."""
     return {"z": target.z, "eps2": target.eps2, **target.hyper,
@@ -104,12 +173,14 @@ def _shared(target: Target) -> dict[str, Any]:
             "scale": np.float64(target.scale), "pair": np.int64(target.pair)}
 
 
-def sample(target: Target, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
-           target_accept: float, *, backend: str = "native") -> tuple[Any, Any]:
+def sample(target: Target | TargetMD, draws: int, tune: int, chains: int, seed: int,
+           progressbar: bool, target_accept: float, *, backend: str = "native"
+           ) -> tuple[Any, Any]:
     """One nutpie run on ``target``: (posterior, sample_stats) datasets.
 
     ``backend`` "native" falls back to "pyfunc" (warned) where this nutpie cannot take
-    the compiled callback; the backend that ran is ``sample_stats.attrs["nutpie_backend"]``
+    the compiled callback (a :class:`TargetMD` always runs "pyfunc", unwarned: it has
+    no compiled callback); the backend that ran is ``sample_stats.attrs["nutpie_backend"]``
     and the coordinates' pair ``sample_stats.attrs["sampler_pair"]``.
     """
     import dataclasses
@@ -127,10 +198,16 @@ def sample(target: Target, draws: int, tune: int, chains: int, seed: int, progre
         return start + START_JITTER * rng.normal(size=start.size)
 
     _check_start(target)
-    compiled = _native_model(target, initial_point) if backend == "native" else None
+    md = isinstance(target, TargetMD)
+    compiled = (_native_model(target, initial_point) if backend == "native" and not md
+                else None)
     ran = "native" if compiled is not None else "pyfunc"
     if compiled is None:
-        compiled = _pyfunc_model(target.n_components).with_data(**_shared(target))
+        if md:
+            compiled = _pyfunc_model_md(target.n_components, target.n_features).with_data(
+                **_shared_md(target))
+        else:
+            compiled = _pyfunc_model(target.n_components).with_data(**_shared(target))
         compiled = dataclasses.replace(compiled, _make_initial_points=initial_point)
     dt = nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -141,10 +218,14 @@ def sample(target: Target, draws: int, tune: int, chains: int, seed: int, progre
     stats = dt["sample_stats"].to_dataset()
     stats.attrs["nutpie_backend"] = ran
     stats.attrs["sampler_pair"] = target.pair
+    if md:
+        post = post.assign_coords({name: np.asarray(value)
+                                   for name, value in target.coords.items()})
+        return post[list(target.shapes)], stats
     return post[list(NAMES)], stats
 
 
-def _check_start(target: Target) -> None:
+def _check_start(target: Target | TargetMD) -> None:
     """Raise before nutpie is called if the log-density or gradient at the start is not finite.
 
     nutpie 0.16 reports a start it cannot use as "All initialization points failed", and
