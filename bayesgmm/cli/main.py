@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "asks for one run anyway), and cannot win while an unflagged "
                     "candidate is left. A "
                     "candidate whose LOO is unreliable (some Pareto k above ArviZ's "
-                    "threshold, or p_loo over twice its 3K - 1 parameters) is named "
+                    "threshold, or p_loo over twice its parameter count: 3K - 1 in "
+                    "1-D, K - 1 + KD + KD(D + 1)/2 in D dims) is named "
                     "in a warning and chosen only if no reliable candidate is left."),
         epilog=_EXIT_STATUS_EPILOG)
     _table_options(fit)

@@ -239,6 +239,23 @@ def test_md_k_auto_fits_the_bic_candidates_and_compares_by_loo(capsys, csv, tmp_
     assert fitted == [2, 1]  # BIC's two leading K, from the stand-in table
     assert all(c[2]["first_run_check"] is cli_fit.not_identified for c in calls[1:])
     assert "chose K=" in out
+    # the LOO table stored for the report counts D-dim parameters (1 + 2*2 + 2*3 for K = 2)
+    from bayesgmm._stored import stored_tables
+
+    _, loo = stored_tables(xr.load_datatree(tmp_path / "o" / "posterior.nc"))
+    assert loo.loc["K=2", "params"] == 11 and loo.loc["K=1", "params"] == 5
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 1), (2, 2), (3, 3)])
+def test_parameter_count_is_scikit_learns(K, D):
+    from sklearn.mixture import GaussianMixture
+
+    from bayesgmm.selection.loo import n_parameters
+
+    X = np.random.default_rng(0).normal(size=(30, D))
+    gm = GaussianMixture(K, covariance_type="full", random_state=0).fit(X)
+    assert n_parameters(K, D) == gm._n_parameters()
+    assert n_parameters(K) == 3 * K - 1  # the 1-D count, unchanged
 
 
 def test_sampling_failure_keeps_the_em_estimate_with_the_columns(capsys, csv, tmp_path,
@@ -260,3 +277,48 @@ def test_sampling_failure_keeps_the_em_estimate_with_the_columns(capsys, csv, tm
     doc = json.loads((out / "em_estimate.json").read_text())
     assert doc["data_columns"] == ["a", "b"] and doc["error_columns"] == ["ea", "eb"]
     assert doc["covariances"] == np.tile(np.eye(2), (2, 1, 1)).tolist()
+
+
+@pytest.mark.slow
+def test_md_end_to_end_real_fit(capsys, tmp_path, monkeypatch):
+    """One real D = 2 run through the command line: sampling, diagnose, posterior.nc.
+
+    n = 150 well-separated points, correlated errors; 2 x 200 draws are too few for the
+    ESS check, so the status is 3 (written, not trusted). The report is E's (stubbed).
+    """
+    import bayesgmm.report as report
+
+    monkeypatch.setattr(report, "write_report",
+                        lambda dt, path, **kw: path.write_text("<html>stub</html>"))
+    rng = np.random.default_rng(1)
+    n = 150
+    lab = rng.random(n) < 0.5
+    X = np.where(lab[:, None], rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], n),
+                 rng.multivariate_normal([5, 3], [[0.5, -0.2], [-0.2, 0.8]], n))
+    e = rng.uniform(0.1, 0.3, (n, 2))
+    r = rng.uniform(-0.5, 0.5, n)
+    p = tmp_path / "data.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "ea": e[:, 0], "eb": e[:, 1], "r": r}).to_csv(
+        p, index=False)
+    out = tmp_path / "run"
+    code = main(["fit", str(p), "--columns", "a", "b", "--errors", "ea", "eb",
+                 "--error-corr", "a:b=r", "--k", "2", "--draws", "200", "--tune", "200",
+                 "--chains", "2", "--seed", "1", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code in (0, 3), captured.err
+    assert captured.out.count("verdict:") == 1
+    dt = xr.load_datatree(out / "posterior.nc")
+    assert dt.posterior["means"].sizes == {"chain": 2, "draw": 200, "component": 2,
+                                           "feature": 2}
+    assert list(dt.posterior["feature"].values) == ["a", "b"]
+    # the error covariances the model saw are the ones built from the table, by hand
+    S = np.zeros((n, 2, 2))
+    S[:, 0, 0], S[:, 1, 1] = e[:, 0] ** 2, e[:, 1] ** 2
+    S[:, 0, 1] = S[:, 1, 0] = r * e[:, 0] * e[:, 1]
+    np.testing.assert_allclose(dt.constant_data["x_err_cov"].values, S, rtol=1e-12)
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert any(i.startswith("sds[") for i in summary.index)
+    assert any(i.startswith("correlations[") for i in summary.index)
+    # the two clusters' means, in data units (n = 75 each: sd of a mean ~0.1, 0.5 is 5 sd)
+    means = dt.posterior["means"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(means[np.argsort(means[:, 0])], [[0, 0], [5, 3]], atol=0.5)
