@@ -1,6 +1,7 @@
 """The ``fit``, ``report`` and ``demo`` commands: the main job end to end.
 
-Reading the table, calling the fits, printing; the maths is in
+Reading the table (what is read, 1-D or D dims: :mod:`bayesgmm.cli.data`), calling the
+fits, printing; the maths is in
 :mod:`bayesgmm.bayes.inference`, :mod:`bayesgmm.selection` (BIC proposes the ``--k auto``
 candidates, :mod:`bayesgmm.selection.loo` chooses among them), :mod:`bayesgmm.diagnostics`
 and :mod:`bayesgmm.report`. Where and how results are written (the atomic output
