@@ -161,6 +161,15 @@ API_ERRORS = [
     pytest.param(bfit(X_err=np.r_[0.1, -0.1, np.ones(N - 2)]), X1,
                  r"negative standard deviations \(first at flat index 1\)", id="fit-err-neg"),
     pytest.param(bfit(X_err=np.ones((N, 2))), X1, r"got shape \(100, 2\)", id="fit-err-shape"),
+    # fit in D dims: the same DataError from validation.check_md, before any EM or sampling
+    pytest.param(bfit(X_err=np.ones((N, 3))), X2, r"X_err must have shape \(100,\), \(100, 2\) "
+                 r".*got shape \(100, 3\)", id="fit-md-err-shape"),
+    pytest.param(bfit(X_err=_not_psd), X2, r"X_err\[0\] is not positive semi-definite",
+                 id="fit-md-err-not-psd"),
+    pytest.param(bfit(), np.where(np.arange(N)[:, None] == 7, np.nan, X2), r"X has 1 row\(s\) "
+                 r"with every feature missing \(first at row 7\)", id="fit-md-all-nan-row"),
+    pytest.param(bfit(1), X2[:2].repeat(2, axis=1)[:, :3], r"X has 3 features but only 2 "
+                 r"points", id="fit-md-D-gt-n"),
     pytest.param(bfit(draws=0), X1, r"draws must be a positive integer; got 0", id="fit-draws0"),
     pytest.param(bfit(chains=1.5), X1, r"chains must be a positive integer", id="fit-chains"),
     pytest.param(bfit(sampler="gibbs"), X1, r"sampler must be 'nutpie' or 'pymc'",
