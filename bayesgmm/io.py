@@ -225,6 +225,143 @@ def table_columns(
     return X, X_err, names
 
 
+#: what ``pairs`` of :func:`table_error_covariances` may give for a pair of features
+ERROR_PAIR_KINDS = ("corr", "cov")
+
+
+def table_error_covariances(
+    df: Any,
+    names: Sequence[str],
+    X: np.ndarray,
+    X_err: np.ndarray,
+    pairs: Sequence[tuple[str, str, str, str]],
+    *,
+    source: str = "the table",
+) -> np.ndarray:
+    """Per-point error covariances from per-column sds and per-pair correlations.
+
+    Catalogues give each measured quantity's error as a standard deviation and the
+    correlation of two quantities' errors in a column of its own (Gaia's
+    ``pmra_pmdec_corr``); some give that covariance instead. Point i's error covariance
+    has ``X_err[i, a]**2`` on its diagonal and, for each pair ``(a, b)`` given,
+    ``r_i * X_err[i, a] * X_err[i, b]`` (a correlation) or ``c_i`` (a covariance) off
+    it; pairs not given are uncorrelated.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table the values come from.
+    names : sequence of str
+        The data columns (features), in order.
+    X : ndarray of shape (n_samples, n_features)
+        Their values, NaN where missing.
+    X_err : ndarray of shape (n_samples, n_features)
+        Standard deviations (NaN allowed where ``X`` is missing).
+    pairs : sequence of (a, b, value, kind)
+        ``a``, ``b``: two of ``names``; ``value``: a column of ``df`` holding the
+        per-point values, or a number (text) for every point; ``kind``: ``"corr"``
+        or ``"cov"`` (:data:`ERROR_PAIR_KINDS`). A cell may be empty only in rows
+        where ``a`` or ``b`` is missing (it is then not used).
+    source : str, default="the table"
+        How messages name the table.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features, n_features)
+        Zero in the rows and columns of missing values.
+
+    Raises
+    ------
+    DataError
+        A name not among ``names`` or the table's columns, a pair given twice or a
+        column paired with itself, a non-numeric or infinite value, an empty cell where
+        both features are observed, a correlation outside [-1, 1], or a point whose
+        covariance is not positive semi-definite (a correlation of three or more
+        features that no covariance has, or a covariance beyond its two sds).
+    """
+    names = list(names)
+    n, d = X.shape
+    observed = ~np.isnan(X)
+    sd = np.where(observed, X_err, 0.0)
+    cov = np.zeros((n, d, d))
+    idx = np.arange(d)
+    cov[:, idx, idx] = sd**2
+    available = [str(c) for c in df.columns]
+    seen: dict[frozenset[str], str] = {}
+    for a, b, value, kind in pairs:
+        if kind not in ERROR_PAIR_KINDS:
+            raise ValueError(f"kind must be one of {ERROR_PAIR_KINDS}; got {kind!r}")
+        spec = f"{a}:{b}={value}"
+        word = "correlation" if kind == "corr" else "covariance"
+        for name in (a, b):
+            if name not in names:
+                raise DataError(
+                    f"--error-{kind} {spec!r}: {name!r} is not one of the data columns "
+                    f"({', '.join(names)}); pair two of them."
+                )
+        if a == b:
+            raise DataError(f"--error-{kind} {spec!r} pairs {a!r} with itself; its error "
+                            "is given by --errors.")
+        key = frozenset((a, b))
+        if key in seen:
+            raise DataError(f"the errors of {a!r} and {b!r} are paired twice ({seen[key]!r} "
+                            f"and {spec!r}); give one correlation or covariance per pair.")
+        seen[key] = spec
+        i, j = names.index(a), names.index(b)
+        both = observed[:, i] & observed[:, j]
+        if value in available:
+            vals = _numeric_block(df, [value], source, allow_missing=True)[:, 0]
+            empty = np.isnan(vals) & both
+            if empty.any():
+                row = int(np.flatnonzero(empty)[0])
+                raise DataError(
+                    f"column {value!r} in {source} has {int(empty.sum())} missing value(s) "
+                    f"(first at row {row}) where {a!r} and {b!r} are both observed; every "
+                    f"such row needs its error {word} (use 0 for none)."
+                )
+            what = f"column {value!r} in {source}"
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise DataError(
+                    f"--error-{kind} {spec!r}: column {value!r} not found in {source} (nor is "
+                    f"it a number); available columns: {', '.join(available)}."
+                ) from None
+            if not np.isfinite(number):
+                raise DataError(f"--error-{kind} {spec!r}: {value!r} is not a finite number.")
+            vals = np.full(n, number)
+            what = f"--error-{kind} {spec!r}"
+        vals = np.where(both, vals, 0.0)
+        if kind == "corr":
+            out = np.abs(vals) > 1
+            if out.any():
+                row = int(np.flatnonzero(out)[0])
+                raise DataError(
+                    f"{what} has {int(out.sum())} correlation(s) outside [-1, 1] (first at "
+                    f"row {row}: {vals[row]:g}); a correlation lies between -1 and 1."
+                )
+            vals = vals * sd[:, i] * sd[:, j]
+        cov[:, i, j] = cov[:, j, i] = vals
+    _check_psd(cov, names, source)
+    return cov
+
+
+def _check_psd(cov: np.ndarray, names: list[str], source: str) -> None:
+    """Each point's error covariance must be positive semi-definite (as check_errors)."""
+    eig = np.linalg.eigvalsh(cov)
+    scale = np.maximum(np.abs(eig).max(axis=1), np.finfo(float).tiny)
+    bad = eig.min(axis=1) < -1e-10 * scale
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{int(bad.sum())} row(s) of {source} have an error covariance that is not "
+            f"positive semi-definite (first at row {row}: smallest eigenvalue "
+            f"{eig[row].min():.3g}); the correlations or covariances given for "
+            f"{', '.join(names)} in that row cannot all hold at once: check them."
+        )
+
+
 def _check_rows_observed(X: np.ndarray, names: list[str], source: str) -> None:
     """With missing cells allowed: every row still needs one observed data column."""
     empty = np.isnan(X).all(axis=1)

@@ -161,6 +161,15 @@ API_ERRORS = [
     pytest.param(bfit(X_err=np.r_[0.1, -0.1, np.ones(N - 2)]), X1,
                  r"negative standard deviations \(first at flat index 1\)", id="fit-err-neg"),
     pytest.param(bfit(X_err=np.ones((N, 2))), X1, r"got shape \(100, 2\)", id="fit-err-shape"),
+    # fit in D dims: the same DataError from validation.check_md, before any EM or sampling
+    pytest.param(bfit(X_err=np.ones((N, 3))), X2, r"X_err must have shape \(100,\), \(100, 2\) "
+                 r".*got shape \(100, 3\)", id="fit-md-err-shape"),
+    pytest.param(bfit(X_err=_not_psd), X2, r"X_err\[0\] is not positive semi-definite",
+                 id="fit-md-err-not-psd"),
+    pytest.param(bfit(), np.where(np.arange(N)[:, None] == 7, np.nan, X2), r"X has 1 row\(s\) "
+                 r"with every feature missing \(first at row 7\)", id="fit-md-all-nan-row"),
+    pytest.param(bfit(1), X2[:2].repeat(2, axis=1)[:, :3], r"X has 3 features but only 2 "
+                 r"points", id="fit-md-D-gt-n"),
     pytest.param(bfit(draws=0), X1, r"draws must be a positive integer; got 0", id="fit-draws0"),
     pytest.param(bfit(chains=1.5), X1, r"chains must be a positive integer", id="fit-chains"),
     pytest.param(bfit(sampler="gibbs"), X1, r"sampler must be 'nutpie' or 'pymc'",
@@ -382,6 +391,9 @@ FILES = {
     "quote.csv": 'hello world\n"unterminated\n',
     "text.csv": "name\nalpha\nbeta\ngamma\n",
     "data.json": "{}",
+    "md.csv": "a,b,c,ea,eb,ec,r,rbad\n1,2,3,0.1,0.1,0.1,0.5,0.5\n2,,1,0.1,,0.1,,\n"
+              "5,1,2,0.1,0.1,0.1,0.2,1.5\n4,3,0,0.2,0.1,0.1,0.1,0\n",
+    "nanrow.csv": "a,b\n1,2\n2,1\n,\n5,1\n",
     "bad.parquet": "nope",
 }
 
@@ -461,6 +473,47 @@ CLI_ERRORS = [
     pytest.param("fit ok.csv --k 2 --column x --target-accept 1.5 --out o",
                  r"argument --target-accept: expected a number between 0 and 1, got '1.5'",
                  id="fit-target-accept"),
+    # D dims: --columns A B ... with --errors and --error-corr / --error-cov
+    pytest.param("fit three.csv --k 1 --columns a b c --errors e1 e2 --out o",
+                 r"got 2 error column\(s\) for 3 data column\(s\)", id="fit-md-errors-count"),
+    pytest.param("fit three.csv --k 1 --columns a b c e1 --out o", r"4 data columns \(a, b, "
+                 r"c, e1\) but only 3 row\(s\) in 'three.csv'", id="fit-md-D-gt-n"),
+    pytest.param("fit nanrow.csv --k 1 --columns a b --out o", r"1 row\(s\) of 'nanrow.csv' "
+                 r"have every data column \(a, b\) missing \(first at row 2\)",
+                 id="fit-md-all-nan-row"),
+    pytest.param("fit md.csv --k 1 --columns a b --errors ea --error-corr a:b=zz --out o",
+                 r"--error-corr 'a:b=zz': column 'zz' not found in 'md.csv'",
+                 id="fit-md-corr-no-column"),
+    pytest.param("fit md.csv --k 1 --columns a b --errors ea eb --error-corr a:c=r --out o",
+                 r"'c' is not one of the data columns \(a, b\)", id="fit-md-corr-not-data"),
+    pytest.param("fit md.csv --k 1 --columns a b --errors ea eb --error-corr a:a=r --out o",
+                 r"pairs 'a' with itself", id="fit-md-corr-self"),
+    pytest.param("fit md.csv --k 1 --columns a b --errors ea eb --error-corr a:b=rbad "
+                 "--out o", r"column 'rbad' in 'md.csv' has 1 correlation\(s\) outside "
+                 r"\[-1, 1\] \(first at row 2: 1.5\)", id="fit-md-corr-range"),
+    pytest.param("fit md.csv --k 1 --columns a c --errors ea ec --error-corr a:c=rbad "
+                 "--out o", r"column 'rbad' in 'md.csv' has 1 missing value\(s\) \(first at "
+                 r"row 1\) where 'a' and 'c' are both observed", id="fit-md-corr-empty"),
+    pytest.param("fit md.csv --k 1 --columns a b c --errors ea eb ec --error-corr a:b=0.9 "
+                 "b:c=0.9 a:c=-0.9 --out o", r"3 row\(s\) of 'md.csv' have an error "
+                 r"covariance that is not positive semi-definite \(first at row 0",
+                 id="fit-md-cov-not-psd"),
+    pytest.param("fit md.csv --k 1 --columns a c --errors ea ec --error-cov a:c=0.5 --out o",
+                 r"an error covariance that is not positive semi-definite",
+                 id="fit-md-cov-beyond-sds"),
+    pytest.param("fit md.csv --k 1 --columns a b --error-corr a:b=r --out o",
+                 r"--error-corr and --error-cov need --errors", id="fit-md-corr-no-errors"),
+    pytest.param("fit md.csv --k 1 --columns a b --errors ea eb --error-corr a:b --out o",
+                 r"argument --error-corr: expected A:B=R", id="fit-md-corr-syntax"),
+    pytest.param("fit md.csv --k 1 --column a --errors ea --error-corr a:b=r --out o",
+                 r"give two or more with --columns", id="fit-1d-corr"),
+    pytest.param("fit md.csv --k 1 --column a --columns a b --out o",
+                 r"argument --columns: not allowed with argument --column",
+                 id="fit-column-and-columns"),
+    pytest.param("fit md.csv --k 1 --columns a a --out o", r"--columns names 'a' more than "
+                 r"once", id="fit-md-column-twice"),
+    pytest.param("fit md.csv --k 5 --columns a b --out o", r"--k 5 exceeds the number of rows "
+                 r"\(4\)", id="fit-md-K-gt-n"),
     pytest.param("em huge.csv --k 1", r"X has values up to 5e\+293, beyond what float64 can "
                  r"square .*divide by 1e293", id="em-huge-values"),
     pytest.param("fit huge.csv --k 1 --out o", r"beyond what float64 can square",

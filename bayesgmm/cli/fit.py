@@ -1,6 +1,7 @@
 """The ``fit``, ``report`` and ``demo`` commands: the main job end to end.
 
-Reading the table, calling the fits, printing; the maths is in
+Reading the table (what is read, 1-D or D dims: :mod:`bayesgmm.cli.data`), calling the
+fits, printing; the maths is in
 :mod:`bayesgmm.bayes.inference`, :mod:`bayesgmm.selection` (BIC proposes the ``--k auto``
 candidates, :mod:`bayesgmm.selection.loo` chooses among them), :mod:`bayesgmm.diagnostics`
 and :mod:`bayesgmm.report`. Where and how results are written (the atomic output
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SamplingError
+from .data import pair_options, read_data
 from .output import (
     check_out,
     move_into_place,
@@ -79,24 +81,6 @@ def _say(msg: str) -> None:
     print(msg, file=_STREAM, flush=True)
 
 
-def _pick_column(df: Any, column: str | None, errors: str | None, source: str):
-    from ..io import table_columns
-
-    if column is None:
-        import pandas as pd
-
-        cand = [str(c) for c in df.columns if str(c) != errors
-                and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-        if len(cand) != 1:
-            raise DataError(
-                f"{source} has {len(cand)} numeric columns besides the errors "
-                f"({', '.join(cand) or 'none'}); choose one with --column."
-            )
-        column = cand[0]
-    X, E, _ = table_columns(df, [column], [errors] if errors else None, source=source)
-    return X[:, 0], (None if E is None else E[:, 0]), column
-
-
 def _fit(args: argparse.Namespace) -> int:
     from ..io import load_table
 
@@ -110,15 +94,13 @@ def _fit(args: argparse.Namespace) -> int:
         if k < 1:
             raise DataError(f"--k must be a positive integer or 'auto'; got {args.k!r}.")
     df = load_table(args.file, sep=getattr(args, "sep", None))
-    x, e, column = _pick_column(df, args.column, args.errors, repr(str(args.file)))
-    if args.column is None:
-        _say(f"data column: {column!r} ({x.size} rows; the only numeric column"
-             + (f" besides the errors {args.errors!r})" if args.errors else ")"))
-    import pandas as pd
-
-    x = pd.Series(x, name=column)  # named: the result and the figures use the column's name
-    if args.k != "auto" and int(args.k) > x.size:
-        raise DataError(f"--k {args.k} exceeds the number of rows ({x.size}); use a smaller K.")
+    source = repr(str(args.file))
+    x, e, column, errors, said = read_data(df, args, source)
+    if said:
+        _say(said)
+    n = x.shape[0]
+    if args.k != "auto" and int(args.k) > n:
+        raise DataError(f"--k {args.k} exceeds the number of rows ({n}); use a smaller K.")
     progress = sys.stderr.isatty()
     recover_stale(out)
     check_out(out, args.force)  # again: a restored result may be there now
@@ -128,7 +110,7 @@ def _fit(args: argparse.Namespace) -> int:
         try:
             dt, selection, loo_table, notes, choice = _run_fit(args, x, e, progress)
         except SamplingError as exc:
-            save_em_only(exc, tmp, out, column, args.errors, args.force)
+            save_em_only(exc, tmp, out, column, errors, args.force)
             print(f"bayesgmm: {exc}; saved the EM estimate to "
                   f"{out / 'em_estimate.json'} (not a posterior)", file=sys.stderr)
             if getattr(args, "json", False):
@@ -141,8 +123,7 @@ def _fit(args: argparse.Namespace) -> int:
                 }, indent=2))
             return EXIT_SAMPLING_FAILED
         shrunk = shrink(dt, getattr(args, "no_loglik", False), getattr(args, "thin_ppc", None))
-        diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, args.errors,
-                                   args)
+        diagnosis = _write_outputs(dt, tmp, selection, loo_table, column, errors, args)
         move_into_place(tmp, out, args.force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -150,7 +131,7 @@ def _fit(args: argparse.Namespace) -> int:
     notes = notes + shrunk
     status = 0 if diagnosis.ok else EXIT_NOT_TRUSTWORTHY
     if getattr(args, "json", False):
-        _print_json(out, dt, diagnosis, choice, notes, status, column, args.errors)
+        _print_json(out, dt, diagnosis, choice, notes, status, column, errors)
     else:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
@@ -186,7 +167,7 @@ def _run_fit(args, x, e, progress):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sel = select_n_components(x, range(1, min(K_AUTO_MAX, x.size) + 1), X_err=e,
+        sel = select_n_components(x, range(1, min(K_AUTO_MAX, x.shape[0]) + 1), X_err=e,
                                   random_seed=args.seed)
     selection = sel.table
     notes = notes_of(caught)
@@ -307,12 +288,15 @@ def _write_outputs(dt, outdir: Path, selection, loo_table, column, errors,
     from ..diagnostics import diagnose
     from ..report import write_report
 
-    dt.attrs["data_column"] = column
-    dt.attrs["error_column"] = errors or ""
+    md = isinstance(column, list)  # D dims: the data and error columns are lists
+    dt.attrs["data_column"] = ", ".join(column) if md else column
+    dt.attrs["error_column"] = (", ".join(errors) if md else errors) or ""
     options = None
     if args is not None:
-        options = {"file": str(getattr(args, "file", "") or ""), "column": column,
-                   "errors": errors or "", "k": str(getattr(args, "k", "")),
+        names = ({"columns": column, "errors": errors or [], **pair_options(args)}
+                 if md else {"column": column, "errors": errors or ""})
+        options = {"file": str(getattr(args, "file", "") or ""), **names,
+                   "k": str(getattr(args, "k", "")),
                    "out": str(getattr(args, "out", "") or ""),
                    **{key: getattr(args, key, None)
                       for key in ("draws", "tune", "chains", "sampler", "seed",
@@ -336,7 +320,8 @@ def _print_verdict(out: Path, diagnosis: Any) -> None:
 
 
 def _print_json(out: Path, dt: Any, diagnosis: Any, choice: dict[str, Any], notes: list[str],
-                status: int, column: str, errors: str | None) -> None:
+                status: int, column: str | list[str],
+                errors: str | list[str] | None) -> None:
     import json
 
     import numpy as np
@@ -355,8 +340,11 @@ def _print_json(out: Path, dt: Any, diagnosis: Any, choice: dict[str, Any], note
         "exit_status": status,
         "n_components": int(dt.attrs.get("n_components", choice["k"])),
         "k_choice": choice,
-        "data_column": column,
-        "error_column": errors,
+        # 1-D: the column's name; D dims: null, the names are in data_columns
+        "data_column": None if isinstance(column, list) else column,
+        "error_column": None if isinstance(column, list) else errors,
+        "data_columns": column if isinstance(column, list) else [column],
+        "error_columns": (errors or []) if isinstance(column, list) else [errors] * bool(errors),
         "files": {p.name: str(p.resolve()) for p in sorted(out.iterdir())},
         "summary": summary,
         "warnings": notes,

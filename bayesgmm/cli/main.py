@@ -162,8 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser(
         "fit", help="Bayesian fit: posterior, summary and report in --out",
         description=_paragraphs(
-                    "Bayesian fit of a 1-D mixture: writes DIR/posterior.nc, "
+                    "Bayesian fit of a mixture, 1-D (--column) or D-dimensional "
+                    "(--columns A B ..., full covariances): writes DIR/posterior.nc, "
                     "DIR/summary.csv and DIR/report.html, and prints a verdict.",
+                    "Measurement errors in D dimensions: --errors gives each column's "
+                    "standard deviations (one column per data column, or one for all); "
+                    "--error-corr A:B=R adds the correlation of A's and B's errors from "
+                    "column R (catalogues give e.g. pmra_pmdec_corr), --error-cov A:B=C "
+                    "their covariance; together they make each row's full error "
+                    "covariance matrix. A correlation outside [-1, 1] or a matrix that is "
+                    "not positive semi-definite is refused.",
                     "--k auto: EM fits for K = 1..8 are ranked by BIC; the two leading K "
                     "are fitted and compared by PSIS-LOO. The smallest K whose LOO elpd "
                     "is within 2 standard errors of the best is kept. A candidate whose "
@@ -174,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "asks for one run anyway), and cannot win while an unflagged "
                     "candidate is left. A "
                     "candidate whose LOO is unreliable (some Pareto k above ArviZ's "
-                    "threshold, or p_loo over twice its 3K - 1 parameters) is named "
+                    "threshold, or p_loo over twice its parameter count: 3K - 1 in "
+                    "1-D, K - 1 + KD + KD(D + 1)/2 in D dims) is named "
                     "in a warning and chosen only if no reliable candidate is left."),
         epilog=_EXIT_STATUS_EPILOG)
     _table_options(fit)
@@ -182,11 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--k", required=True, metavar="K|auto",
                      help="number of components, or 'auto' (BIC from EM over 1..8, then "
                           "LOO between the two leading candidates)")
-    fit.add_argument("--column", metavar="C", help="data column (default: the only numeric "
-                     "column besides --errors)")
-    fit.add_argument("--errors", metavar="COL",
-                     help="measurement-error column, standard deviations (default: none, "
-                          "exact values)")
+    which = fit.add_mutually_exclusive_group()
+    which.add_argument("--column", metavar="C", help="data column of a 1-D fit (default: the "
+                       "only numeric column besides --errors)")
+    which.add_argument("--columns", nargs="+", metavar="C",
+                       help="data columns of a D-dimensional fit (full covariances); one "
+                            "name is a 1-D fit, as --column. An empty cell is a missing "
+                            "value, marginalised (a row needs one observed column) "
+                            "(default: a 1-D fit, see --column)")
+    fit.add_argument("--errors", nargs="+", metavar="COL",
+                     help="measurement-error columns, standard deviations: one per data "
+                          "column, or one for all (default: none, exact values)")
+    fit.add_argument("--error-corr", nargs="+", action="extend", type=_error_pair,
+                     metavar="A:B=R",
+                     help="correlation of the errors of data columns A and B: R is the "
+                          "column holding it per row (e.g. pmra:pmdec=pmra_pmdec_corr), or "
+                          "one number for every row; needs --errors; repeat for more pairs "
+                          "(default: uncorrelated errors)")
+    fit.add_argument("--error-cov", nargs="+", action="extend", type=_error_pair,
+                     metavar="A:B=C",
+                     help="covariance of the errors of A and B (squared data units), as "
+                          "--error-corr; with --errors for the variances this gives full "
+                          "per-row error covariance matrices (default: none)")
     fit.add_argument("--out", required=True, metavar="DIR",
                      help="output directory; its parent must exist")
     fit.add_argument("--json", action="store_true",
@@ -234,6 +260,17 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
                    help="keep N posterior predictive draws per chain, evenly spaced (0: "
                         "none, and the predictive checks are skipped) (default: every "
                         "draw, up to 10 million values in all)")
+
+
+def _error_pair(text: str) -> tuple[str, str, str]:
+    """``A:B=R`` of ``--error-corr``/``--error-cov``: two data columns and a column (or number)."""
+    left, eq, value = text.partition("=")
+    a, colon, b = left.partition(":")
+    if not (eq and colon and a and b and value):
+        raise argparse.ArgumentTypeError(
+            f"expected A:B=R (two data columns, and the column or number holding their "
+            f"errors' correlation or covariance), got {text!r}")
+    return a, b, value
 
 
 def _nonneg_int(text: str) -> int:

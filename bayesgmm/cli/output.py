@@ -213,8 +213,8 @@ def save_netcdf(dt: Any, path: Path) -> None:
     dt.to_netcdf(path, engine="h5netcdf", encoding=encoding)
 
 
-def save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors: str | None,
-                 force: bool) -> None:
+def save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str | list[str],
+                 errors: str | list[str] | None, force: bool) -> None:
     """Keep what was computed when sampling fails: the EM estimate, marked as such.
 
     Writes ``em_estimate.json`` (the estimate, the error, the columns) into ``tmp`` and
@@ -223,18 +223,27 @@ def save_em_only(exc: SamplingError, tmp: Path, out: Path, column: str, errors: 
     Parameters
     ----------
     exc : SamplingError
-        The failure; its ``em_estimate`` is saved.
+        The failure; its ``em_estimate`` is saved (arrays as nested lists: in D dims
+        means (component, feature) and covariances (component, feature, feature)).
     tmp, out, force
         As for :func:`move_into_place`.
-    column : str
-        The data column.
-    errors : str or None
-        The error column (None: no errors).
+    column : str or list of str
+        The data column (1-D: ``data_column``), or the data columns of a D-dim fit
+        (``data_columns``).
+    errors : str, list of str or None
+        The error column(s) (None: no errors).
     """
     import json
 
+    import numpy as np
+
+    def plain(v: Any) -> Any:
+        return v.tolist() if isinstance(v, np.ndarray) else float(v)
+
+    cols = ({"data_columns": column, "error_columns": list(errors or [])}
+            if isinstance(column, list) else
+            {"data_column": column, "error_column": errors or ""})
     doc = {"kind": "maximum-likelihood (EM) estimate, NOT a posterior: sampling failed",
-           "error": str(exc), "data_column": column, "error_column": errors or "",
-           **(exc.em_estimate or {})}
-    (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=float))
+           "error": str(exc), **cols, **(exc.em_estimate or {})}
+    (tmp / "em_estimate.json").write_text(json.dumps(doc, indent=2, default=plain))
     move_into_place(tmp, out, force)

@@ -14,14 +14,36 @@ from typing import Any
 
 from ..io import format_number
 
-__all__ = ["P_LOO_FACTOR", "choose_by_loo", "compare_loo", "loo_reliability"]
+__all__ = ["P_LOO_FACTOR", "choose_by_loo", "compare_loo", "loo_reliability",
+           "n_parameters"]
 
-#: LOO is unreliable when p_loo exceeds this multiple of the 3K - 1 parameters
-#: (weights, means and sigmas less the weights' sum-to-one)
+#: LOO is unreliable when p_loo exceeds this multiple of the parameter count: 3K - 1 in
+#: 1-D (weights, means and sigmas less the weights' sum-to-one), in D dims
+#: K - 1 + K D + K D (D + 1) / 2 (:func:`n_parameters`)
 P_LOO_FACTOR = 2.0
 
 
-def loo_reliability(elpd: Any, n_components: int) -> str | None:
+def n_parameters(n_components: int, n_features: int = 1) -> int:
+    """Free parameters of a K-component mixture with full covariances in D dims.
+
+    Parameters
+    ----------
+    n_components : int
+        K.
+    n_features : int, default=1
+        D.
+
+    Returns
+    -------
+    int
+        ``K - 1 + K D + K D (D + 1) / 2``: weights less their sum-to-one, means,
+        covariances; 3K - 1 in 1-D.
+    """
+    k, d = int(n_components), int(n_features)
+    return k - 1 + k * d + k * d * (d + 1) // 2
+
+
+def loo_reliability(elpd: Any, n_components: int, n_features: int = 1) -> str | None:
     """Why a PSIS-LOO estimate cannot be trusted, or None.
 
     Parameters
@@ -29,7 +51,9 @@ def loo_reliability(elpd: Any, n_components: int) -> str | None:
     elpd : arviz_stats.ELPDData
         ``arviz_stats.loo(dt, pointwise=True)`` of a fit.
     n_components : int
-        K of that fit: it has 3K - 1 parameters.
+        K of that fit.
+    n_features : int, default=1
+        D of that fit: it has :func:`n_parameters` (K, D) parameters, 3K - 1 in 1-D.
 
     Returns
     -------
@@ -49,7 +73,7 @@ def loo_reliability(elpd: Any, n_components: int) -> str | None:
         if bad:
             why.append(f"{bad} point(s) with Pareto k above {elpd.good_k:.2f} (max "
                        f"{float(np.nanmax(k)):.2f})")
-    n_par = 3 * n_components - 1
+    n_par = n_parameters(n_components, n_features)
     if float(elpd.p) > P_LOO_FACTOR * n_par:
         why.append(f"p_loo {float(elpd.p):.1f} is over {P_LOO_FACTOR:g} x its {n_par} "
                    "parameters")
@@ -68,7 +92,7 @@ def compare_loo(fits: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     -------
     table : pandas.DataFrame
         ``arviz_stats.compare`` of their LOO (unrounded), with a ``params`` column
-        (3K - 1).
+        (:func:`n_parameters`: 3K - 1 in 1-D; D from ``attrs["n_features"]``).
     unreliable : dict of str to str
         The fits whose LOO is unreliable (:func:`loo_reliability`), with the reason.
     """
@@ -79,13 +103,16 @@ def compare_loo(fits: dict[str, Any]) -> tuple[Any, dict[str, str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the Pareto k warning: reported below instead
             loos[name] = azs.loo(dt, pointwise=True)
-        why = loo_reliability(loos[name], int(name.split("=")[1]))
+        why = loo_reliability(loos[name], int(name.split("=")[1]),
+                              int(dt.attrs.get("n_features", 1)))
         if why:
             unreliable[name] = why
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = azs.compare(loos, round_to="none")
-    table["params"] = [3 * int(str(n).split("=")[1]) - 1 for n in table.index]
+    table["params"] = [n_parameters(int(str(n).split("=")[1]),
+                                    int(fits[str(n)].attrs.get("n_features", 1)))
+                       for n in table.index]
     return table, unreliable
 
 
