@@ -76,8 +76,14 @@ def command(dt: Any, *, k: Any = None, draws: int | None = None, tune: int | Non
         parts = ["bayesgmm", "fit", str(cli.get("file", "DATA.csv"))]
         if cli.get("column"):
             parts += ["--column", str(cli["column"])]
-        if cli.get("errors"):
-            parts += ["--errors", str(cli["errors"])]
+        if cli.get("columns"):  # D dims: the columns, errors and error correlations
+            parts += ["--columns", *map(str, cli["columns"])]
+        errors = cli.get("errors")
+        if errors:
+            parts += ["--errors", *([errors] if isinstance(errors, str) else map(str, errors))]
+        for kind in ("corr", "cov"):
+            if cli.get(f"error_{kind}"):
+                parts += [f"--error-{kind}", *map(str, cli[f"error_{kind}"])]
         parts += ["--k", str(k)]
         for key, value in new.items():
             if key in show:

@@ -214,6 +214,12 @@ def test_md_fit_writes_the_result_and_exit_status(capsys, csv, tmp_path, fake, o
     cli = json.loads(dt.attrs["cli_args"])
     assert cli["columns"] == ["a", "b"] and cli["errors"] == ["ea", "eb"]
     assert cli["error_corr"] == ["a:b=r_ab"] and cli["error_cov"] == [] and "column" not in cli
+    # the verdict's "run next" command gives the columns, errors and correlations back
+    from bayesgmm.diagnostics.verdict import command
+
+    again = command(dt, draws=2000)
+    assert (f"bayesgmm fit {csv} --columns a b --errors ea eb --error-corr a:b=r_ab --k 2 "
+            "--draws 2000") in again, again
     summary = pd.read_csv(out / "summary.csv", index_col=0)
     assert "correlations[0, a, b]" in summary.index
     assert not list(tmp_path.glob(".run.partial-*"))  # written atomically, as in 1-D
