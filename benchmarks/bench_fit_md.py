@@ -218,6 +218,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--scale", action="store_true", help="bayesgmm alone at n = 10k..100k")
+    ap.add_argument("--scale-only", action="store_true",
+                    help="only the --scale runs, without the side-by-side cases")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
@@ -228,12 +230,13 @@ def main(argv=None):
     result = {"environment": {"python": platform.python_version(),
                               "cpus": os.cpu_count(), "load_start": os.getloadavg()},
               "size": size, "cases": [], "scale": []}
-    faithful = load_example("old_faithful").to_numpy()
-    result["cases"].append(compare("old_faithful_k2", faithful, 2, None, args.seed, size))
-    n = 500 if args.quick else 10_000
-    X, S = _simulate(n, 3, 3, args.seed)
-    result["cases"].append(compare(f"sim_n{n}_d3_k3_errors", X, 3, S, args.seed, size))
-    if args.scale:
+    if not args.scale_only:
+        faithful = load_example("old_faithful").to_numpy()
+        result["cases"].append(compare("old_faithful_k2", faithful, 2, None, args.seed, size))
+        n = 500 if args.quick else 10_000
+        X, S = _simulate(n, 3, 3, args.seed)
+        result["cases"].append(compare(f"sim_n{n}_d3_k3_errors", X, 3, S, args.seed, size))
+    if args.scale or args.scale_only:
         ns = [1000, 3000] if args.quick else [10_000, 30_000, 100_000]
         result["scale"] = scale_runs(ns, args.seed, size)
     result["environment"]["load_end"] = os.getloadavg()
