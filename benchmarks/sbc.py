@@ -225,9 +225,10 @@ def one_simulation(design: Design, settings: Settings, index: int) -> dict:
         "design": design.name, "index": index, "seconds": seconds,
         "ranks": ranks, "covered": covered,
         "truth": {p: np.asarray(truth[p]).tolist() for p in names},
-        "rhat_max": float(azs.rhat(dt, var_names=names).to_dataset().to_array().max()),
-        "ess_bulk_min": float(azs.ess(dt, var_names=names, method="bulk")
-                              .to_dataset().to_array().min()),
+        # nan-aware: a correlation matrix's diagonal is the constant 1 (R-hat NaN)
+        "rhat_max": float(np.nanmax(azs.rhat(dt, var_names=names).to_dataset().to_array())),
+        "ess_bulk_min": float(np.nanmin(azs.ess(dt, var_names=names, method="bulk")
+                                        .to_dataset().to_array())),
         "divergences": int(dt["sample_stats"]["diverging"].sum()),
         "warnings": sorted({type(w.message).__name__ for w in caught}),
     }
