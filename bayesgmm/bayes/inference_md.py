@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .._numerics.standardize import _is_constant
 from ..em import GaussianMixtureEM
-from ..errors import ConvergenceWarning, DataError
+from ..errors import ConvergenceWarning
 from ..validation import _check_k, check_md
-from .model_md import _feature_names
+from .model_md import _feature_names, standardizer_md
 from .priors import Priors
 
 #: the posterior variables of a D-dim run, in data units
@@ -129,15 +128,7 @@ def prepare_md(X: Any, X_err: Any, n_components: int, priors: Any, rng_em: Any, 
     x, cov, observed = check_md(X, X_err)
     n, D = x.shape
     K = _check_k(n_components, n)
-    loc = np.nanmean(x, axis=0)
-    scale = np.nanstd(x, axis=0)
-    constant = _is_constant(loc, scale)
-    if np.any(constant):
-        j = int(np.flatnonzero(constant)[0])
-        raise DataError(
-            f"feature {j} of X is constant (every observed value equals "
-            f"{float(x[observed[:, j], j][0])!r}); a mixture needs spread in every feature: "
-            "drop that column.")
+    loc, scale = standardizer_md(x, observed)
     hyper = Priors.from_any(priors).standardized_md(K, loc, scale)
     em = em_estimate_md(x, cov, K, rng_em)
     features = _feature_names(X, D)

@@ -19,7 +19,7 @@ from ..errors import DataError
 from ..validation import _check_k, check_md
 from .priors import Priors
 
-__all__ = ["build_model_md", "missing_patterns"]
+__all__ = ["build_model_md", "missing_patterns", "standardizer_md"]
 
 
 def missing_patterns(observed: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -41,6 +41,37 @@ def missing_patterns(observed: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]
     return [(np.flatnonzero(inverse == p), np.flatnonzero(observed[first[p]]))
             for p in order]
 
+
+
+def standardizer_md(x: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and sd over its observed values; a constant feature is refused.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+        NaN where a value is missing.
+    observed : ndarray of bool, shape (n_samples, n_features)
+
+    Returns
+    -------
+    loc, scale : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    DataError
+        A feature whose observed values are all equal.
+    """
+    loc = np.nanmean(x, axis=0)
+    scale = np.nanstd(x, axis=0)
+    constant = _is_constant(loc, scale)
+    if np.any(constant):
+        j = int(np.flatnonzero(constant)[0])
+        raise DataError(
+            f"feature {j} of X is constant (every observed value equals "
+            f"{float(x[observed[:, j], j][0])!r}); a mixture needs spread in every feature: "
+            "drop that column."
+        )
+    return loc, scale
 
 def _feature_names(X: Any, d: int) -> np.ndarray:
     columns = getattr(X, "columns", None)
@@ -150,16 +181,7 @@ def build_model_md(
     x, cov, observed = check_md(X, X_err)
     n, D = x.shape
     K = _check_k(n_components, n)
-    loc = np.nanmean(x, axis=0)
-    scale = np.nanstd(x, axis=0)
-    constant = _is_constant(loc, scale)
-    if np.any(constant):
-        j = int(np.flatnonzero(constant)[0])
-        raise DataError(
-            f"feature {j} of X is constant (every observed value equals "
-            f"{float(x[observed[:, j], j][0])!r}); a mixture needs spread in every feature: "
-            "drop that column."
-        )
+    loc, scale = standardizer_md(x, observed)
     hyper = Priors.from_any(priors).standardized_md(K, loc, scale)
     patterns = missing_patterns(observed)
     names = _feature_names(X, D)
