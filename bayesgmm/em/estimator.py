@@ -34,11 +34,18 @@ from .._numerics.standardize import _standardizer
 from ..errors import ConvergenceWarning, DataError
 from ..validation import check_errors, check_fit_scale, check_sample_weight, check_X
 from . import kernels as kern
+from .fixed import Fixed
+from .fixed import parse as parse_fixed
 from .init import starts
-from .iteration import COLLAPSE_FLOOR, run
+from .iteration import COLLAPSE_FLOOR, LOOSE_TOL, Params, polish, run, weighted_log_prob
 from .missing import Missing, nan_standardizer, observed_log_scale
+from .search import search
 
 __all__ = ["GaussianMixtureEM", "NotFittedError"]
+
+#: starts run on from the loose tolerance to ``tol``: the highest ones (ties between
+#: the leaders' maxima show only at the tight tolerance)
+N_POLISH = 2
 
 CovarianceType = Literal["full", "diag", "spherical"]
 _COV_TYPES = ("full", "diag", "spherical")
@@ -110,7 +117,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Convergence threshold on the change of the mean log-likelihood per point
         (weighted) between iterations. Much tighter than scikit-learn's 1e-3: EM creeps
         along flat ridges where overlapping components meet, and the estimate is used to
-        check a posterior, so it must be the maximum, not a point on the way.
+        check a posterior, so it must be the maximum, not a point on the way. Every
+        start runs to 1e-5 first, and the two highest are run on to ``tol``: the
+        creeping end of a run is paid for twice, not once per start.
     max_iter : int, default=1000
         Maximum EM iterations per start.
     n_init : int, default=5
@@ -120,8 +129,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ``"kmeans++"``: greedy k-means++ seeding refined by Lloyd steps, then one hard
         M-step; besides these ``n_init`` starts, one more splits the points by local
         density (distance to a near neighbour), so that components sharing a centre
-        but differing in width, which k-means cannot separate, are found too: EM runs
-        ``n_init + 1`` times (with K >= 2 and at least 10 K points).
+        but differing in width, which k-means cannot separate, are found too (with
+        at least 10 K points), and one more comes from Ward's agglomerative
+        clustering of up to 1,000 points (model-based hierarchical agglomeration for
+        spherical components, the family of mclust's starts), which keeps small tight
+        groups that k-means seeding splits or swallows: EM runs ``n_init + 2`` times
+        for K >= 2.
         ``"random"``: means drawn from the data, every covariance the data's
         covariance, equal weights. A dict with ``"means"`` (K, D) and optionally
         ``"weights"`` (K,) and ``"covariances"`` (K, D, D), in data units, starts there
@@ -135,6 +148,32 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         learn's 1e-6 is absolute, in the data's units.)
     random_seed : int, numpy.random.Generator or None, default=None
         Seed for the initialisation.
+    n_screen : int, default=50
+        After the starts, this many random starts (means at data points) are run
+        for 20 iterations on up to 2,000 of the points, and the best five are run
+        to convergence on all of them ("emEM", Biernacki, Celeux & Govaert 2003):
+        random starts reach maxima that k-means seeding misses. 0 turns it off.
+    split_merge : bool, default=True
+        Then try split-and-merge moves from the best run (Ueda et al. 2000: merge
+        two components that share points, then split one that covers too much or
+        start one where the fit is poorest, and run EM again), repeating from each
+        improvement. This leaves local maxima that no start near them can.
+
+        Both keep a result only when it is higher and makes no sliver: no
+        component on fewer than D + 1 points' weight or narrower than 1e-6 of the
+        data's variance in some direction (a spurious maximum on a few tied or
+        nearly collinear points), unless the best start's run has one already.
+        Neither is done for K = 1 or for a start given as a dict (``init``), which
+        is then kept as the user's choice.
+    fixed : dict, optional
+        Parameters held at known values, in data units: ``{"weights": {k: w_k},
+        "means": {k: mean_k}, "covariances": {k: cov_k}}``, each keyed by component
+        index (or a sequence giving every component), e.g. a known background
+        component. EM's M-step keeps them and rescales the free weights to share what
+        the fixed ones leave (the constrained maximum; EM still climbs). Covariances
+        are intrinsic (with ``X_err``, the errors are added on top); for ``"diag"``
+        and ``"spherical"`` they must have that form. Fixed entries are not counted
+        as parameters in :meth:`bic` and :meth:`aic`.
 
     Attributes
     ----------
@@ -160,6 +199,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         reordered columns raise an error).
     n_samples_fit_ : float
         Sum of the sample weights (the number of points when unweighted).
+    n_search_kept_ : int
+        How many times the search after the starts (``n_screen``, ``split_merge``)
+        found a higher maximum that replaced the best start's (0: the best start's
+        stands).
 
     Examples
     --------
@@ -185,6 +228,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         init: str | dict = "kmeans++",
         reg_covar: float = 1e-9,
         random_seed: int | np.random.Generator | None = None,
+        n_screen: int = 50,
+        split_merge: bool = True,
+        fixed: dict | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -194,6 +240,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.init = init
         self.reg_covar = reg_covar
         self.random_seed = random_seed
+        self.n_screen = n_screen
+        self.split_merge = split_merge
+        self.fixed = fixed
 
     # ------------------------------------------------------------------ sklearn API
 
@@ -349,19 +398,33 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Z = (X - loc) / scale
         Sz = None if S is None else S / np.outer(scale, scale)
         self._loc, self._scale = loc, scale
+        parsed = parse_fixed(self.fixed, K, d, self.covariance_type)
+        fixed = None if parsed is None else Fixed(parsed, loc, scale, self.covariance_type)
+        self._fixed = fixed
         # the starts see missing values at their feature's mean (0 in these units); EM
         # itself marginalises them
         Z0 = np.where(nan, 0.0, Z) if has_nan else Z
 
-        runs = [
-            run(Z, w, Sz, p, covariance_type=self.covariance_type,
-                reg=float(self.reg_covar), tol=self.tol, max_iter=self.max_iter)
-            for p in starts(Z0, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
-                            loc, scale)
-        ]
+        kw = {"covariance_type": self.covariance_type, "reg": float(self.reg_covar),
+              "max_iter": self.max_iter, "fixed": fixed}
+        # every start to a loose tolerance, then the leaders on to tol (polish): the
+        # ridge-creeping end of a run is paid for twice, not n_init + 2 times
+        runs = [run(Z, w, Sz, p, tol=max(self.tol, LOOSE_TOL), **kw)
+                for p in starts(Z0, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
+                                loc, scale)]
+        ranked = sorted(range(len(runs)), key=lambda i: -runs[i].loglik
+                        if not runs[i].degenerate and np.isfinite(runs[i].loglik) else np.inf)
+        for i in ranked[:N_POLISH]:
+            runs[i] = polish(Z, w, Sz, runs[i], tol=self.tol, **kw)
         good = [r for r in runs if not r.degenerate]
         pool = good if good else runs
         best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
+        moved = 0
+        if good and K >= 2 and not isinstance(self.init, dict):
+            best, moved = search(Z, w, Sz, best, rng, covariance_type=self.covariance_type,
+                                 reg=float(self.reg_covar), tol=self.tol,
+                                 max_iter=self.max_iter, n_screen=self.n_screen,
+                                 moves=self.split_merge, fixed=fixed)
 
         shift = w.sum() * np.log(scale).sum()  # Jacobian of the standardization
         if has_nan:  # a point's density is over its observed features only
@@ -370,11 +433,19 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.weights_ = p.weights.copy()
         self.means_ = loc + p.means * scale
         self.covariances_ = p.covs * np.outer(scale, scale)
+        if parsed is not None:  # exactly the values given, not their standardized round trip
+            for k, v in parsed["weights"].items():
+                self.weights_[k] = v
+            for k, v in parsed["means"].items():
+                self.means_[k] = v
+            for k, v in parsed["covariances"].items():
+                self.covariances_[k] = v
         self.loglik_ = float(best.loglik - shift)
         self.loglik_trace_ = np.asarray(best.trace) - shift
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
         self.degenerate_ = not good
+        self.n_search_kept_ = moved
         self.n_features_in_ = d
         self.n_samples_fit_ = float(w.sum())
         self.has_errors_ = S is not None
@@ -428,6 +499,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             raise DataError(f"n_init must be an integer >= 1; got {self.n_init!r}.")
         if not (self.reg_covar >= 0):
             raise DataError(f"reg_covar must be >= 0; got {self.reg_covar!r}.")
+        if not isinstance(self.n_screen, int | np.integer) or isinstance(self.n_screen, bool) \
+                or self.n_screen < 0:
+            raise DataError(f"n_screen must be an integer >= 0; got {self.n_screen!r}.")
+        if not isinstance(self.split_merge, bool | np.bool_):
+            raise DataError(f"split_merge must be True or False; got {self.split_merge!r}.")
         if not isinstance(self.init, dict) and self.init not in ("kmeans++", "random"):
             raise DataError(
                 f"init must be 'kmeans++', 'random' or a dict of parameters; got {self.init!r}."
@@ -471,36 +547,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return X, Z, S / np.outer(self._scale, self._scale)
 
     def _weighted_log_prob(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
-        if Z.shape[1] > 1 and np.isnan(Z).any():
-            return self._weighted_log_prob_missing(Z, Sz)
         means = (self.means_ - self._loc) / self._scale
         covs = self.covariances_ / np.outer(self._scale, self._scale)
-        with np.errstate(divide="ignore"):
-            logpi = np.log(self.weights_)
-        if Z.shape[1] == 1:
-            e2 = np.zeros(Z.shape[0]) if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
-            return kern.kernel("logprob_1d", Z.shape[0])(
-                Z[:, 0].copy(), e2, logpi, means[:, 0].copy(), covs[:, 0, 0].copy()
-            )
-        S = np.zeros((0, Z.shape[1], Z.shape[1])) if Sz is None else Sz
-        return kern.kernel("logprob_full", Z.shape[0])(
-            Z, S, logpi, np.ascontiguousarray(means), np.ascontiguousarray(covs)
-        )
-
-    def _weighted_log_prob_missing(self, Z: np.ndarray, Sz: np.ndarray | None) -> np.ndarray:
-        """As ``_weighted_log_prob``, rows with NaN scored on their observed features."""
-        miss = Missing(Z, Sz)
-        out = np.empty((Z.shape[0], self.n_components))
-        keep = miss.complete
-        if keep.size:
-            out[keep] = self._weighted_log_prob(
-                np.ascontiguousarray(Z[keep]), None if Sz is None else Sz[keep])
-        means = (self.means_ - self._loc) / self._scale
-        covs = self.covariances_ / np.outer(self._scale, self._scale)
-        with np.errstate(divide="ignore"):
-            logpi = np.log(self.weights_)
-        out[miss.rows] = miss.logprob(logpi, means, covs)[0]
-        return out
+        return weighted_log_prob(Z, Sz, Params(self.weights_, means, covs))
 
     def _log_scale(self, X: np.ndarray) -> np.ndarray | float:
         """Jacobian of the standardization per row: over its observed features."""
@@ -645,7 +694,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _n_parameters(self) -> int:
         K, d = self.n_components, self.n_features_in_
         cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
-        return int(cov + K * d + K - 1)
+        n = int(cov + K * d + K - 1)
+        fixed = getattr(self, "_fixed", None)
+        if fixed is not None:
+            # all K weights fixed remove K - 1 parameters, not K
+            n -= fixed.n_fixed(d, self.covariance_type) - max(len(fixed.weights) - (K - 1), 0)
+        return n
 
     def bic(self, X: Any, *, X_err: Any = None, sample_weight: Any = None) -> float:
         """Bayesian information criterion, -2 log L + p log n (lower is better).

@@ -46,9 +46,9 @@ def starts(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, init: st
         return [given_start(init, K, Z.shape[1], loc, scale)]
     out = [initialize(Z, w, Sz, K, init, rng, reg) for _ in range(int(n_init))]
     if init == "kmeans++":
-        layered = density_layers(Z, w, Sz, K, reg)
-        if layered is not None:
-            out.append(layered)
+        for extra in (density_layers(Z, w, Sz, K, reg), hierarchical(Z, w, Sz, K, reg, rng)):
+            if extra is not None:
+                out.append(extra)
     return out
 
 
@@ -125,32 +125,79 @@ def initialize(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, how:
         weights = np.full(K, 1.0 / K)
     else:
         centers = _kmeans(Z, w, K, rng)
-        labels = _nearest(Z, centers)
-        weights = np.bincount(labels, weights=w, minlength=K)
-        means = np.empty((K, d))
-        covs = np.empty((K, d, d))
-        # shrink each cluster's covariance toward the global one divided among K
-        # clusters (nu pseudo-points), so one-point clusters start sensibly
-        nu = d + 1.0
-        prior = glob / K ** (2.0 / d)
-        for k in range(K):
-            m = labels == k
-            wk = weights[k]
-            if wk <= 0:
-                means[k] = centers[k]
-                covs[k] = prior
-                continue
-            mk = np.average(Z[m], axis=0, weights=w[m])
-            dz = Z[m] - mk
-            scatter = (w[m, None] * dz).T @ dz
-            means[k] = mk
-            covs[k] = (scatter + nu * prior) / (wk + nu)
-        weights = np.maximum(weights, 1e-3 * W / K)
-        weights = weights / weights.sum()
+        weights, means, covs = _from_labels(Z, w, _nearest(Z, centers), K, centers, glob)
     if Sz is not None:
         covs = _without_errors(covs, Sz, w)
     covs = covs + reg * np.eye(d)
     return Params(weights, means, covs)
+
+
+def _from_labels(Z: np.ndarray, w: np.ndarray, labels: np.ndarray, K: int,
+                 centers: np.ndarray, glob: np.ndarray):
+    """One hard M-step from labels: weights, means and shrunk covariances.
+
+    Each covariance is shrunk toward the global one divided among K clusters (nu =
+    D + 1 pseudo-points), so that one-point clusters start sensibly; an empty cluster
+    keeps its centre.
+    """
+    d = Z.shape[1]
+    W = w.sum()
+    weights = np.bincount(labels, weights=w, minlength=K)
+    means = np.empty((K, d))
+    covs = np.empty((K, d, d))
+    nu = d + 1.0
+    prior = glob / K ** (2.0 / d)
+    for k in range(K):
+        m = labels == k
+        wk = weights[k]
+        if wk <= 0:
+            means[k] = centers[k]
+            covs[k] = prior
+            continue
+        mk = np.average(Z[m], axis=0, weights=w[m])
+        dz = Z[m] - mk
+        scatter = (w[m, None] * dz).T @ dz
+        means[k] = mk
+        covs[k] = (scatter + nu * prior) / (wk + nu)
+    weights = np.maximum(weights, 1e-3 * W / K)
+    return weights / weights.sum(), means, covs
+
+
+def hierarchical(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, reg: float,
+                 rng: np.random.Generator, n_sub: int = 1_000) -> Params | None:
+    """A start from Ward's agglomerative clustering of (a subsample of) the points.
+
+    Ward's criterion is model-based hierarchical agglomeration for spherical
+    components of equal size (Fraley 1998), the family of mclust's starts. It merges
+    bottom-up, so it keeps small, tight groups that k-means++ seeding (top-down, by
+    distance) often splits or swallows; the two kinds of start reach different maxima.
+    Ward runs on the standardized points, on at most ``n_sub`` of them (a weighted
+    draw: its cost grows as the square of the points); every point then joins its
+    nearest cluster, and one hard M-step gives the start.
+
+    Returns None for K < 2 or fewer than 2 K points.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n, d = Z.shape
+    if K < 2 or n < 2 * K:
+        return None
+    if n > n_sub:
+        idx = rng.choice(n, size=n_sub, replace=False, p=w / w.sum())
+        Y = Z[idx]
+    else:
+        Y = Z
+    tree = linkage(Y, method="ward")
+    lab = fcluster(tree, t=K, criterion="maxclust") - 1
+    if lab.max() + 1 < K:  # ties: fewer clusters than asked
+        return None
+    centers = np.array([Y[lab == k].mean(axis=0) for k in range(K)])
+    labels = lab if n <= n_sub else _nearest(Z, centers)
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    weights, means, covs = _from_labels(Z, w, labels, K, centers, glob)
+    if Sz is not None:
+        covs = _without_errors(covs, Sz, w)
+    return Params(weights, means, covs + reg * np.eye(d))
 
 
 def _without_errors(covs: np.ndarray, Sz: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ arrays; the hot loops are in :mod:`bayesgmm.em.kernels`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import kernels as kern
@@ -206,6 +208,34 @@ class Stepper:
         return Params(weights, means, covs), raw_min
 
 
+def weighted_log_prob(Z: np.ndarray, Sz: np.ndarray | None, p: Params) -> np.ndarray:
+    """log(pi_k N(z_i | mu_k, V_k + S_i)), shape (n, K), in standardized units.
+
+    Rows with NaN (multi-D) are scored on their observed features (XD with a
+    projection); a component whose V_k + S_i is not positive definite gets -inf.
+    """
+    with np.errstate(divide="ignore"):
+        logpi = np.log(p.weights)
+    n, d = Z.shape
+    if d > 1 and np.isnan(Z).any():
+        miss = Missing(Z, Sz)
+        out = np.empty((n, p.weights.shape[0]))
+        keep = miss.complete
+        if keep.size:
+            out[keep] = weighted_log_prob(np.ascontiguousarray(Z[keep]),
+                                          None if Sz is None else Sz[keep], p)
+        out[miss.rows] = miss.logprob(logpi, p.means, p.covs)[0]
+        return out
+    if d == 1:
+        e2 = np.zeros(n) if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+        return kern.kernel("logprob_1d", n)(
+            np.ascontiguousarray(Z[:, 0]), e2, logpi, p.means[:, 0].copy(),
+            p.covs[:, 0, 0].copy())
+    S = np.zeros((0, d, d)) if Sz is None else Sz
+    return kern.kernel("logprob_full", n)(np.ascontiguousarray(Z), S, logpi, p.means,
+                                          p.covs)
+
+
 def _loglik_or_ninf(stepper: Stepper, p: Params) -> float:
     """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
     try:
@@ -215,7 +245,8 @@ def _loglik_or_ninf(stepper: Stepper, p: Params) -> float:
 
 
 def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
-        covariance_type: str, reg: float, tol: float, max_iter: int) -> Run:
+        covariance_type: str, reg: float, tol: float, max_iter: int,
+        fixed: Any = None) -> Run:
     """Iterate EM from ``p`` until convergence, collapse or ``max_iter``.
 
     Parameters
@@ -235,6 +266,9 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
         Convergence threshold on the change of the mean log-likelihood per point.
     max_iter : int
         Most iterations.
+    fixed : bayesgmm.em.fixed.Fixed or None
+        Entries held at given values: put into the start and into every M-step's
+        result (the constrained M-step); a fixed covariance cannot collapse.
 
     Returns
     -------
@@ -254,8 +288,14 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     converged = False
     degenerate = False
     stepper = Stepper(Z, w, Sz, covariance_type, reg)
+    if fixed is not None:
+        p = fixed.apply(p)
     for it in range(int(max_iter)):
         ll, new, raw_min = stepper.step(p)
+        if fixed is not None:
+            new = fixed.apply(new, mstep=True)
+            raw_min = raw_min.copy()
+            raw_min[fixed.cov_index] = np.inf
         trace.append(ll)
         if not np.isfinite(ll):
             degenerate = True
@@ -281,3 +321,30 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
             break
         p = new
     return Run(p, trace[-1], trace, len(trace), converged, degenerate)
+
+
+#: convergence tolerance (change of the mean log-likelihood per point) of a first, loose
+#: pass: starts and challengers run to it, and only the leaders are run on to the fit's
+#: ``tol`` (:func:`polish`). EM climbs monotonically, so a leader only gains; most of a
+#: tight run's iterations are spent creeping along a flat ridge near its maximum
+LOOSE_TOL = 1e-5
+
+
+def polish(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, r: Run, *, tol: float,
+           max_iter: int, **kw: Any) -> Run:
+    """Run on from a loose run ``r`` to ``tol``, within ``max_iter`` iterations in all.
+
+    The traces are joined, so the result reads as one run (the same iterates as one run
+    to ``tol`` from the same start). A run that is degenerate, already as tight as
+    asked, or out of iterations is returned as it is.
+    """
+    left = int(max_iter) - r.n_iter
+    if r.degenerate or not np.isfinite(r.loglik) or tol >= LOOSE_TOL or left < 1:
+        return r
+    more = run(Z, w, Sz, r.params, tol=tol, max_iter=left + 1, **kw)
+    # the loose run's last entry is already the log-likelihood at its final parameters,
+    # which the second run evaluates again first: the joined path is the one a single
+    # run to ``tol`` takes, iterate for iterate
+    trace = r.trace + more.trace[1:]
+    return Run(more.params, more.loglik, trace, len(trace), more.converged,
+               more.degenerate)

@@ -132,7 +132,7 @@ def test_set_params_with_an_unknown_name_raises_data_error():
     with pytest.raises(DataError, match="no parameter 'n_component'") as info:
         gm.set_params(n_component=3)
     message = str(info.value)
-    assert "valid parameters are: covariance_type, init," in message
+    assert "valid parameters are: covariance_type, fixed, init," in message
     assert "Did you mean 'n_components'?" in message
     assert isinstance(info.value, ValueError)  # what scikit-learn's callers catch
     assert gm.n_components == 2  # nothing set
