@@ -146,6 +146,8 @@ def select_n_components(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(X, X_err=X_err, sample_weight=sample_weight)
+            if k - 1 in models:
+                gm = _not_below(gm, models[k - 1], X, X_err, sample_weight, em_kwargs)
         bic, aic = gm._fit_criteria()  # n = sum of the weights: see _information_criteria
         rows.append({
             "k": k,
@@ -167,6 +169,49 @@ def select_n_components(
     best_k = int(ok.loc[ok[criterion].idxmin(), "k"])
     _warn_selection(table, models, best_k, usable, criterion, em_kwargs.get("max_iter", 1000))
     return SelectionResult(table=table, best_k=best_k, criterion=criterion, models=models)
+
+
+def _not_below(gm: GaussianMixtureEM, smaller: GaussianMixtureEM, X: Any, X_err: Any,
+               sample_weight: Any, em_kwargs: dict) -> GaussianMixtureEM:
+    """The k fit, or a better one grown from the k - 1 fit when k's fell below it.
+
+    A mixture with one component more can always do at least as well: split any
+    component of the k - 1 fit in two. When the k fit ends lower, EM is run again from
+    each such split (along the component's widest axis, keeping its moments), and
+    as a last resort from the k - 1 fit with one component doubled (two identical
+    halves: exactly the k - 1 likelihood, which EM cannot lower). The log-likelihood
+    over k is then never decreasing, which the table and BIC rely on.
+    """
+    from ..em.search import split
+
+    if gm.degenerate_ or smaller.degenerate_ or gm.loglik_ >= smaller.loglik_:
+        return gm
+    k = gm.n_components
+    kw = {key: v for key, v in em_kwargs.items() if key not in ("init", "n_init")}
+    candidates = []
+    for j in range(k - 1):
+        rest = [c for c in range(k - 1) if c != j]
+        for exact in (False, True):
+            if exact:
+                w2 = np.full(2, smaller.weights_[j] / 2)
+                m2 = np.repeat(smaller.means_[j][None], 2, axis=0)
+                c2 = np.repeat(smaller.covariances_[j][None], 2, axis=0)
+            else:
+                w2, m2, c2 = split(smaller.weights_[j], smaller.means_[j],
+                                   smaller.covariances_[j], floor=1e-12)
+            init = {"weights": np.concatenate([smaller.weights_[rest], w2]),
+                    "means": np.concatenate([smaller.means_[rest], m2]),
+                    "covariances": np.concatenate([smaller.covariances_[rest], c2])}
+            cand = GaussianMixtureEM(k, covariance_type=gm.covariance_type, init=init, **kw)
+            cand.fit(X, X_err=X_err, sample_weight=sample_weight)
+            if not cand.degenerate_:
+                candidates.append(cand)
+        # rounding: the same likelihood summed over k components instead of k - 1
+        if any(c.loglik_ >= smaller.loglik_ - 1e-9 * abs(smaller.loglik_)
+               for c in candidates):
+            break
+    best = max([gm, *candidates], key=lambda m: m.loglik_ if not m.degenerate_ else -np.inf)
+    return best
 
 
 def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: int,
