@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks
