@@ -398,3 +398,20 @@ def test_selection_warns_when_the_chosen_k_did_not_converge():
         res = select_n_components(_groups_1d(2), range(1, 4), random_seed=0, max_iter=3,
                                   n_screen=0, split_merge=False)
     assert not res.table.set_index("k").loc[res.best_k, "converged"]
+
+
+def test_one_feature_errors_as_columns_or_covariances_take_the_1d_path(monkeypatch):
+    # a 1-D problem whose errors come as (n, 1) sds or (n, 1, 1) covariances is the
+    # same problem as with (n,) sds: the same 1-D kernels (no multi-D kernel is ever
+    # asked for) and the same log-likelihood to the last bit
+    from bayesgmm.em import kernels as kern
+
+    rng = np.random.default_rng(0)
+    x, e = rng.normal(size=500), rng.uniform(0.2, 0.5, 500)
+    asked = []
+    real = kern.kernel
+    monkeypatch.setattr(kern, "kernel", lambda name, n: asked.append(name) or real(name, n))
+    fits = [GaussianMixtureEM(2, random_seed=0).fit(X, X_err=E)
+            for X, E in ((x, e), (x[:, None], e[:, None]), (x[:, None], (e**2)[:, None, None]))]
+    assert set(asked) <= {"xd_1d", "logprob_1d"}, set(asked)
+    assert fits[0].loglik_ == fits[1].loglik_ == fits[2].loglik_
