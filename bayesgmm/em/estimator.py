@@ -419,6 +419,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         good = [r for r in runs if not r.degenerate]
         pool = good if good else runs
         best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
+        if all(best is not runs[i] for i in ranked[:N_POLISH]):
+            # the leaders collapsed on the way to tol: the best left is polished too
+            best = polish(Z, w, Sz, best, tol=self.tol, **kw)
         moved = 0
         if good and K >= 2 and not isinstance(self.init, dict):
             best, moved = search(Z, w, Sz, best, rng, covariance_type=self.covariance_type,
