@@ -87,7 +87,7 @@ def split(w: float, m: np.ndarray, c: np.ndarray, floor: float
             np.array([cc, cc]))
 
 
-def underfit_point(Z: np.ndarray, lp: np.ndarray, rng_size: int = 20_000
+def underfit_point(Z: np.ndarray, lp: np.ndarray, n_sub: int = 20_000
                    ) -> tuple[np.ndarray, np.ndarray] | None:
     """Where the fit is poorest, and a covariance from the neighbours there.
 
@@ -101,7 +101,7 @@ def underfit_point(Z: np.ndarray, lp: np.ndarray, rng_size: int = 20_000
     n, d = Z.shape
     if n < 20:
         return None
-    keep = np.arange(n) if n <= rng_size else np.linspace(0, n - 1, rng_size).astype(int)
+    keep = np.arange(n) if n <= n_sub else np.linspace(0, n - 1, n_sub).astype(int)
     Y = np.where(np.isnan(Z[keep]), 0.0, Z[keep])
     m = int(min(max(d + 2, Y.shape[0] // 50), 50, Y.shape[0] - 1))
     r = np.maximum(local_scale(Y, m), 1e-12)
@@ -127,17 +127,17 @@ def moves(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params
         return [], None
     lp = weighted_log_prob(Z, Sz, p)
     with np.errstate(invalid="ignore"):
-        resp = np.exp(lp - logsumexp(lp, axis=1, keepdims=True))
-    resp = np.nan_to_num(resp) * np.sqrt(w)[:, None]
-    norm = np.linalg.norm(resp, axis=0)
+        resp = np.nan_to_num(np.exp(lp - logsumexp(lp, axis=1, keepdims=True)))
+    rs = resp * np.sqrt(w)[:, None]
+    norm = np.linalg.norm(rs, axis=0)
     norm = np.where(norm > 0, norm, 1.0)
-    overlap = (resp.T @ resp) / np.outer(norm, norm)
+    overlap = (rs.T @ rs) / np.outer(norm, norm)
     pairs = sorted(itertools.combinations(range(K), 2), key=lambda ij: -overlap[ij])
     birth = underfit_point(Z, lp)
     # how badly k's Gaussian fits the points it holds: sum_n f log(f / p_k), with f the
     # responsibility-weighted empirical distribution (Ueda et al.'s local KL divergence)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rw = np.exp(lp - logsumexp(lp, axis=1, keepdims=True)) * w[:, None]
+        rw = resp * w[:, None]
         f = rw / np.maximum(rw.sum(axis=0), 1e-300)
         logpk = lp - np.log(p.weights)[None, :]
         badness = np.nansum(np.where(f > 0, f * (np.log(f) - logpk), 0.0), axis=0)
