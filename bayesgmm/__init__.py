@@ -54,6 +54,11 @@ _LAZY = {
 }
 
 
+#: subpackages reachable as attributes, imported on first use
+_SUBPACKAGES = ("plots", "datasets", "io", "report", "posterior", "diagnostics", "selection",
+                "em", "bayes")
+
+
 def __getattr__(name: str):
     # PyMC, ArviZ and xarray load only when the Bayesian half is used, scikit-learn
     # only when EM is: import stays fast
@@ -61,4 +66,8 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _SUBPACKAGES:  # ``bayesgmm.plots.plot_pairs(...)`` after ``import bayesgmm``
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

@@ -154,3 +154,14 @@ def test_architecture_lists_every_module_once():
     assert not missing, f"ARCHITECTURE.md's module map lacks {missing}"
     assert len(named) == len(set(named)), "a module is listed twice"
     assert set(named) <= files, sorted(set(named) - files)
+
+
+def test_subpackages_are_attributes_after_a_plain_import():
+    # the README writes bayesgmm.plots.plot_pairs(dt) after `import bayesgmm`; in a fresh
+    # interpreter nothing else has imported the subpackage (in the suite something has)
+    import subprocess
+    import sys
+
+    code = ("import bayesgmm; assert callable(bayesgmm.plots.plot_pairs); "
+            "assert callable(bayesgmm.datasets.load_example)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
