@@ -188,30 +188,25 @@ def _not_below(gm: GaussianMixtureEM, smaller: GaussianMixtureEM, X: Any, X_err:
         return gm
     k = gm.n_components
     kw = {key: v for key, v in em_kwargs.items() if key not in ("init", "n_init")}
-    candidates = []
-    for j in range(k - 1):
+    w, mu, cov = smaller.weights_, smaller.means_, smaller.covariances_
+
+    def grown(j: int, halves: tuple) -> GaussianMixtureEM | None:
         rest = [c for c in range(k - 1) if c != j]
-        for exact in (False, True):
-            if exact:
-                w2 = np.full(2, smaller.weights_[j] / 2)
-                m2 = np.repeat(smaller.means_[j][None], 2, axis=0)
-                c2 = np.repeat(smaller.covariances_[j][None], 2, axis=0)
-            else:
-                w2, m2, c2 = split(smaller.weights_[j], smaller.means_[j],
-                                   smaller.covariances_[j], floor=1e-12)
-            init = {"weights": np.concatenate([smaller.weights_[rest], w2]),
-                    "means": np.concatenate([smaller.means_[rest], m2]),
-                    "covariances": np.concatenate([smaller.covariances_[rest], c2])}
-            cand = GaussianMixtureEM(k, covariance_type=gm.covariance_type, init=init, **kw)
-            cand.fit(X, X_err=X_err, sample_weight=sample_weight)
-            if not cand.degenerate_:
-                candidates.append(cand)
-        # rounding: the same likelihood summed over k components instead of k - 1
-        if any(c.loglik_ >= smaller.loglik_ - 1e-9 * abs(smaller.loglik_)
-               for c in candidates):
-            break
-    best = max([gm, *candidates], key=lambda m: m.loglik_ if not m.degenerate_ else -np.inf)
-    return best
+        init = {"weights": np.concatenate([w[rest], halves[0]]),
+                "means": np.concatenate([mu[rest], halves[1]]),
+                "covariances": np.concatenate([cov[rest], halves[2]])}
+        cand = GaussianMixtureEM(k, covariance_type=gm.covariance_type, init=init, **kw)
+        cand.fit(X, X_err=X_err, sample_weight=sample_weight)
+        return None if cand.degenerate_ else cand
+
+    candidates = [grown(j, split(w[j], mu[j], cov[j], floor=1e-12)) for j in range(k - 1)]
+    # rounding: the same likelihood summed over k components instead of k - 1
+    floor = smaller.loglik_ - 1e-9 * abs(smaller.loglik_)
+    if not any(c is not None and c.loglik_ >= floor for c in candidates):
+        doubled = (np.full(2, w[0] / 2), np.repeat(mu[:1], 2, axis=0),
+                   np.repeat(cov[:1], 2, axis=0))
+        candidates.append(grown(0, doubled))
+    return max([gm, *(c for c in candidates if c is not None)], key=lambda m: m.loglik_)
 
 
 def _warn_selection(table: Any, models: dict[int, GaussianMixtureEM], best_k: int,
