@@ -421,11 +421,11 @@ def bovy_source(src, dest):
     if (path / "Makefile").is_file() and (path / "src").is_dir():
         shutil.copytree(path, dest, ignore=shutil.ignore_patterns(
             ".git", "build", "*.o", "*.so", "*.dylib"))
-        try:
-            commit = _git("rev-parse", "HEAD", cwd=path)
-            dirty = bool(_git("status", "--porcelain", cwd=path))
-        except (OSError, subprocess.CalledProcessError):
-            commit = dirty = None
+        commit = dirty = None
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            if Path(_git("rev-parse", "--show-toplevel", cwd=path)).resolve() == path:
+                commit = _git("rev-parse", "HEAD", cwd=path)
+                dirty = bool(_git("status", "--porcelain", cwd=path))
         return {"source": str(path), "commit": commit, "modified": dirty}
     if (path / "HEAD").is_file() and (path / "objects").is_dir():
         try:
@@ -625,7 +625,7 @@ def setup_bovy(args, workdir, say):
         say(f"[bovy] skipped: {exc}", flush=True)
         return {"skipped": f"Bovy's library unavailable: {exc}", "info": {"error": str(exc)}}
     info["omp_threads"] = threads
-    say(f"[bovy] built commit {str(info['commit'])[:10]} with {info['make']} in "
+    say(f"[bovy] built commit {(info['commit'] or 'unknown')[:10]} with {info['make']} in "
         f"{info['build_s']:.1f} s; {threads} OpenMP threads", flush=True)
     return {"xd": xd, "lib": lib, "threads": threads, "info": info}
 
