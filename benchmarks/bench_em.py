@@ -176,8 +176,8 @@ def em_updates(gm):
 
     ``n_iter_`` counts log-likelihood evaluations: a converged run ends with one more,
     of the parameters it returns. With ``tol=0`` a run is never converged in the end,
-    except when its first, loose pass (to 1e-5 per point) converged on its very last
-    allowed iteration; both cases are counted here.
+    except when its first, loose pass (to 1e-5 per point) converged on one of its last
+    two allowed iterations (then it is not run on); both cases are counted here.
     """
     return int(gm.n_iter_) - int(bool(gm.converged_))
 
