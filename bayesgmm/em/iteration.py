@@ -339,8 +339,14 @@ def polish(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, r: Run, *, tol: 
     asked, or out of iterations is returned as it is.
     """
     left = int(max_iter) - r.n_iter
-    if r.degenerate or not np.isfinite(r.loglik) or tol >= LOOSE_TOL or left < 1:
+    if r.degenerate or not np.isfinite(r.loglik) or tol >= LOOSE_TOL:
         return r
+    if left < 1:
+        # out of iterations: it converged only if its last change also meets ``tol``
+        # (the loose run's convergence was judged against LOOSE_TOL)
+        tight = len(r.trace) > 1 and abs(r.trace[-1] - r.trace[-2]) < tol * w.sum()
+        return Run(r.params, r.loglik, r.trace, r.n_iter, r.converged and tight,
+                   r.degenerate)
     more = run(Z, w, Sz, r.params, tol=tol, max_iter=left + 1, **kw)
     # the loose run's last entry is already the log-likelihood at its final parameters,
     # which the second run evaluates again first: the joined path is the one a single

@@ -268,6 +268,25 @@ def test_convergence_warning():
     assert not gm.converged_
 
 
+def test_out_of_iterations_is_not_converged_at_the_fits_tol():
+    # Starts first run to a loose tolerance and only the leaders are run on to ``tol``;
+    # a loose run that used up ``max_iter`` had been reported converged at the loose
+    # tolerance (here at max_iter=10). With tol=0 no run can converge, whatever
+    # max_iter the loose run ends at.
+    rng = np.random.default_rng(0)
+    true = np.where(rng.random(3000) < 0.6, rng.normal(0.0, 0.7, 3000),
+                    rng.normal(2.5, 1.0, 3000))
+    sd = rng.uniform(0.2, 1.0, 3000)
+    x = true + sd * rng.normal(size=3000)
+    start = {"weights": [0.5, 0.5], "means": [[0.0], [2.0]], "covariances": [[[0.3]], [[0.3]]]}
+    for max_iter in range(2, 30):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm = GaussianMixtureEM(2, tol=0.0, max_iter=max_iter, init=start).fit(x, X_err=sd)
+        assert not gm.converged_, max_iter
+        assert gm.n_iter_ <= max_iter + 1  # its trace may end with one evaluation more
+
+
 def test_random_init_and_reproducible(rng):
     X = _mixture_data(rng, 200, 2, 2)
     a = GaussianMixtureEM(2, init="random", random_seed=5).fit(X)
