@@ -27,8 +27,15 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._numerics.fastmath import _exp, _log
-from .kernels_md import deconvolve_full, em_full, logprob_full, xd_full
+from .._numerics.fastmath import _log
+from .kernels_md import (  # noqa: F401  (eigen_below is used through this module)
+    _block_lse,
+    deconvolve_full,
+    eigen_below,
+    em_full,
+    logprob_full,
+    xd_full,
+)
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
@@ -55,28 +62,6 @@ def n_chunks_for(n: int) -> int:
 # only in the last bits).
 _FAST = {**_OPTS, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
 _B = 256
-
-
-@njit(**_FAST)
-def _block_lse(lp, mx, f, wb, K, nb):
-    """Turn a block's log terms into responsibilities' numerators in place.
-
-    lp (K, B) holds log terms and mx (B,) their maxima; afterwards lp holds
-    exp(lp - mx), f holds w_j / sum_k, and the return value is sum_j w_j log p(x_j).
-    """
-    for j in range(nb):
-        f[j] = 0.0
-    for k in range(K):
-        for j in range(nb):
-            e = _exp(lp[k, j] - mx[j])
-            lp[k, j] = e
-            f[j] += e
-    t = 0.0
-    for j in range(nb):
-        s = f[j]
-        t += wb[j] * (mx[j] + _log(s))
-        f[j] = wb[j] / s
-    return t
 
 
 @njit(**_FAST)

@@ -13,23 +13,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._numerics.fastmath import _exp, _log
+
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
-
-
-@njit(**_OPTS)
-def _normalize(lp, K):
-    """Turn log terms into exp(lp - max) in place; return (max, sum)."""
-    m = -np.inf
-    for k in range(K):
-        if lp[k] > m:
-            m = lp[k]
-    s = 0.0
-    for k in range(K):
-        e = math.exp(lp[k] - m)
-        lp[k] = e
-        s += e
-    return m, s
 
 
 @njit(**_OPTS)
@@ -71,42 +58,295 @@ def _chol_solve(L, b, out):
 
 
 @njit(**_OPTS)
+def eigen_below(S, c):
+    """Whether some S_i (n, D, D) has an eigenvalue at or below ``c``.
+
+    S_i - c I has no Cholesky factor exactly then; n small factorizations, no LAPACK call
+    per matrix (``np.linalg.eigvalsh`` over all n costs far more).
+    """
+    n, D = S.shape[0], S.shape[1]
+    A = np.empty((D, D))
+    L = np.zeros((D, D))
+    for i in range(n):
+        for a in range(D):
+            for b in range(D):
+                A[a, b] = S[i, a, b]
+            A[a, a] -= c
+        if not _chol(A, L):
+            return True
+    return False
+
+
+# Blocked loops, as in the 1-D kernels: points are taken _BM at a time, copied into
+# feature-major block arrays, and every small-matrix operation (the Cholesky factor of
+# V_k + S_i, the triangular solves, the outer products) runs as a loop over the block's
+# points with no library call inside, so LLVM vectorizes it whatever D is. exp and log
+# are the polynomials of bayesgmm._numerics.fastmath; "reassoc" lets the block sums be
+# vectorized (they change only in the last bits).
+_FAST = {**_OPTS, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
+_BM = 128
+
+
+@njit(**_FAST)
+def _block_lse(lp, mx, f, wb, K, nb):
+    """Turn a block's log terms into responsibilities' numerators in place.
+
+    lp (K, B) holds log terms and mx (B,) their maxima; afterwards lp holds
+    exp(lp - mx), f holds w_j / sum_k, and the return value is sum_j w_j log p(x_j).
+    """
+    for j in range(nb):
+        f[j] = 0.0
+    for k in range(K):
+        for j in range(nb):
+            e = _exp(lp[k, j] - mx[j])
+            lp[k, j] = e
+            f[j] += e
+    t = 0.0
+    for j in range(nb):
+        s = f[j]
+        t += wb[j] * (mx[j] + _log(s))
+        f[j] = wb[j] / s
+    return t
+
+
+@njit(**_FAST)
 def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
     D = X.shape[1]
     K = mu.shape[0]
-    lp = np.empty(K)
-    diff = np.empty((K, D))
-    # thread-local sums, copied out at the end (no false sharing between chunks)
-    nk_out, s1_out, s2_out = nk, s1, s2
-    nk, s1, s2 = np.zeros_like(nk), np.zeros_like(s1), np.zeros_like(s2)
+    xb = np.empty((D, _BM))
+    dif = np.empty((K, D, _BM))
+    rd = np.empty((D, _BM))
+    lp = np.empty((K, _BM))
+    y = np.empty(_BM)
+    q = np.empty(_BM)
+    mx = np.empty(_BM)
+    f = np.empty(_BM)
+    # chunk-local sums, copied out at the end (no false sharing between chunks)
+    a_nk = np.zeros(K)
+    a_s1 = np.zeros((K, D))
+    a_s2 = np.zeros((K, D, D))
     ll = 0.0
-    for i in range(lo, hi):
+    for b0 in range(lo, hi, _BM):
+        nb = min(_BM, hi - b0)
+        wb = w[b0:b0 + nb]
+        for j in range(nb):
+            for a in range(D):
+                xb[a, j] = X[b0 + j, a]
+            mx[j] = -np.inf
         for k in range(K):
+            for j in range(nb):
+                q[j] = 0.0
             for a in range(D):
-                diff[k, a] = X[i, a] - mu[k, a]
-            q = 0.0
-            for a in range(D):
-                y = 0.0
+                m = mu[k, a]
+                for j in range(nb):
+                    dif[k, a, j] = xb[a, j] - m
+            for a in range(D):  # y = L_k^-1 (x - mu_k), row by row; q = |y|^2
+                for j in range(nb):
+                    y[j] = 0.0
                 for b in range(a + 1):
-                    y += linv[k, a, b] * diff[k, b]
-                q += y * y
-            lp[k] = const[k] - 0.5 * q
-        m, s = _normalize(lp, K)
-        wi = w[i]
-        ll += wi * (m + math.log(s))
-        f = wi / s
+                    lab = linv[k, a, b]
+                    for j in range(nb):
+                        y[j] += lab * dif[k, b, j]
+                for j in range(nb):
+                    q[j] += y[j] * y[j]
+            ck = const[k]
+            for j in range(nb):
+                v = ck - 0.5 * q[j]
+                lp[k, j] = v
+                mx[j] = max(mx[j], v)
+        ll += _block_lse(lp, mx, f, wb, K, nb)
         for k in range(K):
-            r = lp[k] * f
-            nk[k] += r
+            t0 = 0.0
+            for j in range(nb):
+                r = lp[k, j] * f[j]
+                lp[k, j] = r
+                t0 += r
+            a_nk[k] += t0
             for a in range(D):
-                ra = r * diff[k, a]
-                s1[k, a] += ra
+                t1 = 0.0
+                for j in range(nb):
+                    v = lp[k, j] * dif[k, a, j]
+                    rd[a, j] = v
+                    t1 += v
+                a_s1[k, a] += t1
                 for b in range(a + 1):
-                    s2[k, a, b] += ra * diff[k, b]
-    nk_out[:] = nk
-    s1_out[:] = s1
-    s2_out[:] = s2
+                    t2 = 0.0
+                    for j in range(nb):
+                        t2 += rd[a, j] * dif[k, b, j]
+                    a_s2[k, a, b] += t2
+    nk[:] = a_nk
+    s1[:] = a_s1
+    s2[:] = a_s2
     return ll
+
+
+@njit(**_FAST)
+def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
+    D = X.shape[1]
+    K = mu.shape[0]
+    P = D * (D + 1) // 2  # packed lower triangle: (a, b), b <= a, at a (a + 1) / 2 + b
+    xb = np.empty((D, _BM))
+    L = np.empty((K, P, _BM))  # V_k + S_j, factored in place into its Cholesky factor
+    idg = np.empty((K, D, _BM))  # 1 / diagonal of the factor
+    y = np.empty((K, D, _BM))  # L^-1 (x - mu_k), later T^-1 (x - mu_k)
+    lp = np.empty((K, _BM))
+    mx = np.empty(_BM)
+    f = np.empty(_BM)
+    q = np.empty(_BM)
+    hl = np.empty(_BM)  # sum of the logs of the factor's diagonal
+    pm = np.empty(_BM)  # smallest pivot: <= 0 where V_k + S_j is not positive definite
+    db = np.empty((D, _BM))
+    rdb = np.empty((D, _BM))
+    W = np.empty((D, D, _BM))  # L^-1 V_k
+    g = np.empty(_BM)
+    a_nk = np.zeros(K)
+    a_s1 = np.zeros((K, D))
+    a_s2 = np.zeros((K, D, D))
+    c0 = -0.5 * D * _LOG2PI
+    few = D <= 8  # the product of <= 8 pivots cannot overflow: one log instead of D
+    ok = True
+    ll = 0.0
+    for b0 in range(lo, hi, _BM):
+        nb = min(_BM, hi - b0)
+        wb = w[b0:b0 + nb]
+        for j in range(nb):
+            for a in range(D):
+                xb[a, j] = X[b0 + j, a]
+            mx[j] = -np.inf
+        for k in range(K):
+            Lk = L[k]
+            for a in range(D):
+                for b in range(a + 1):
+                    t = a * (a + 1) // 2 + b
+                    vab = V[k, a, b]
+                    for j in range(nb):
+                        Lk[t, j] = S[b0 + j, a, b] + vab
+            for j in range(nb):
+                pm[j] = np.inf
+                q[j] = 0.0
+            for c in range(D):  # Cholesky, column by column, for all points at once
+                cc = c * (c + 1) // 2 + c
+                for p in range(c):
+                    cp = c * (c + 1) // 2 + p
+                    for j in range(nb):
+                        Lk[cc, j] -= Lk[cp, j] * Lk[cp, j]
+                for j in range(nb):
+                    d = Lk[cc, j]
+                    pm[j] = min(pm[j], d)
+                    s = math.sqrt(d if d > 0.0 else 1.0)
+                    Lk[cc, j] = s
+                    idg[k, c, j] = 1.0 / s
+                for i in range(c + 1, D):
+                    ic = i * (i + 1) // 2 + c
+                    for p in range(c):
+                        ip = i * (i + 1) // 2 + p
+                        cp = c * (c + 1) // 2 + p
+                        for j in range(nb):
+                            Lk[ic, j] -= Lk[ip, j] * Lk[cp, j]
+                    for j in range(nb):
+                        Lk[ic, j] *= idg[k, c, j]
+            if few:  # log det(V_k + S_j) / 2
+                for j in range(nb):
+                    hl[j] = Lk[0, j]
+                for c in range(1, D):
+                    cc = c * (c + 1) // 2 + c
+                    for j in range(nb):
+                        hl[j] *= Lk[cc, j]
+                for j in range(nb):
+                    hl[j] = _log(hl[j])
+            else:
+                for j in range(nb):
+                    hl[j] = 0.0
+                for c in range(D):
+                    cc = c * (c + 1) // 2 + c
+                    for j in range(nb):
+                        hl[j] += _log(Lk[cc, j])
+            for a in range(D):  # forward solve: y = L^-1 (x - mu_k); q = |y|^2
+                m = mu[k, a]
+                for j in range(nb):
+                    y[k, a, j] = xb[a, j] - m
+                for p in range(a):
+                    ap = a * (a + 1) // 2 + p
+                    for j in range(nb):
+                        y[k, a, j] -= Lk[ap, j] * y[k, p, j]
+                for j in range(nb):
+                    v = y[k, a, j] * idg[k, a, j]
+                    y[k, a, j] = v
+                    q[j] += v * v
+            ck = logpi[k] + c0
+            pmin = np.inf
+            for j in range(nb):
+                v = ck - hl[j] - 0.5 * q[j]
+                v = v if pm[j] > 0.0 else -np.inf
+                pmin = min(pmin, pm[j])
+                lp[k, j] = v
+                mx[j] = max(mx[j], v)
+            if not pmin > 0.0:
+                ok = False
+        ll += _block_lse(lp, mx, f, wb, K, nb)
+        for k in range(K):
+            Lk = L[k]
+            t0 = 0.0
+            for j in range(nb):
+                r = lp[k, j] * f[j]
+                lp[k, j] = r
+                t0 += r
+            if t0 == 0.0:
+                continue
+            a_nk[k] += t0
+            for a in range(D - 1, -1, -1):  # back solve: y = T^-1 (x - mu_k)
+                for p in range(a + 1, D):
+                    pa = p * (p + 1) // 2 + a
+                    for j in range(nb):
+                        y[k, a, j] -= Lk[pa, j] * y[k, p, j]
+                for j in range(nb):
+                    y[k, a, j] *= idg[k, a, j]
+            for a in range(D):  # b - mu_k = V_k T^-1 (x - mu_k)
+                for j in range(nb):
+                    db[a, j] = 0.0
+                for b in range(D):
+                    vab = V[k, a, b]
+                    for j in range(nb):
+                        db[a, j] += vab * y[k, b, j]
+            for c in range(D):  # W = L^-1 V_k, so that V_k T^-1 V_k = W^T W
+                for a in range(D):
+                    vac = V[k, a, c]
+                    for j in range(nb):
+                        W[a, c, j] = vac
+                    for p in range(a):
+                        ap = a * (a + 1) // 2 + p
+                        for j in range(nb):
+                            W[a, c, j] -= Lk[ap, j] * W[p, c, j]
+                    for j in range(nb):
+                        W[a, c, j] *= idg[k, a, j]
+            for a in range(D):
+                t1 = 0.0
+                for j in range(nb):
+                    v = lp[k, j] * db[a, j]
+                    rdb[a, j] = v
+                    t1 += v
+                a_s1[k, a] += t1
+                for b in range(a + 1):
+                    for j in range(nb):
+                        g[j] = 0.0
+                    for p in range(D):
+                        for j in range(nb):
+                            g[j] += W[p, a, j] * W[p, b, j]
+                    t2 = 0.0
+                    for j in range(nb):
+                        t2 += rdb[a, j] * db[b, j] - lp[k, j] * g[j]
+                    a_s2[k, a, b] += t2
+    # sum r [(b - mu)(b - mu)^T + V - W^T W]: the V term is N_k V_k, added once here
+    for k in range(K):
+        for a in range(D):
+            for b in range(a + 1):
+                v = a_s2[k, a, b] + a_nk[k] * V[k, a, b]
+                a_s2[k, a, b] = v
+                a_s2[k, b, a] = v
+    nk[:] = a_nk
+    s1[:] = a_s1
+    s2[:] = a_s2
+    return ll, ok
 
 
 def em_full(X, w, logpi, mu, linv, half_logdet, n_chunks):
@@ -135,74 +375,6 @@ def em_full(X, w, logpi, mu, linv, half_logdet, n_chunks):
         lo, hi = c * step, min(n, (c + 1) * step)
         lls[c] = _em_full_chunk(X, w, mu, linv, const, lo, hi, nk[c], s1[c], s2[c])
     return lls.sum(), nk, s1, s2
-
-
-@njit(**_OPTS)
-def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
-    D = X.shape[1]
-    K = mu.shape[0]
-    lp = np.empty(K)
-    L = np.zeros((K, D, D))
-    T = np.empty((D, D))
-    diff = np.empty(D)
-    alpha = np.empty((K, D))
-    col = np.empty(D)
-    sol = np.empty(D)
-    db = np.empty(D)
-    TinvV = np.empty((D, D))
-    ok = True
-    # thread-local sums, copied out at the end (no false sharing between chunks)
-    nk_out, s1_out, s2_out = nk, s1, s2
-    nk, s1, s2 = np.zeros_like(nk), np.zeros_like(s1), np.zeros_like(s2)
-    ll = 0.0
-    for i in range(lo, hi):
-        for k in range(K):
-            for a in range(D):
-                diff[a] = X[i, a] - mu[k, a]
-                for b in range(D):
-                    T[a, b] = V[k, a, b] + S[i, a, b]
-            if not _chol(T, L[k]):
-                ok = False
-                lp[k] = -np.inf
-                continue
-            _chol_solve(L[k], diff, alpha[k])
-            q = 0.0
-            hl = 0.0
-            for a in range(D):
-                q += diff[a] * alpha[k, a]
-                hl += math.log(L[k, a, a])
-            lp[k] = logpi[k] - 0.5 * D * _LOG2PI - hl - 0.5 * q
-        m, s = _normalize(lp, K)
-        wi = w[i]
-        ll += wi * (m + math.log(s))
-        f = wi / s
-        for k in range(K):
-            r = lp[k] * f
-            if r == 0.0:
-                continue
-            nk[k] += r
-            for a in range(D):  # b - mu = V alpha
-                t = 0.0
-                for b in range(D):
-                    t += V[k, a, b] * alpha[k, b]
-                db[a] = t
-                s1[k, a] += r * t
-            for b in range(D):  # T^-1 V, column by column
-                for a in range(D):
-                    col[a] = V[k, a, b]
-                _chol_solve(L[k], col, sol)
-                for a in range(D):
-                    TinvV[a, b] = sol[a]
-            for a in range(D):  # (b - mu)(b - mu)^T + V - V T^-1 V
-                for b in range(D):
-                    t = 0.0
-                    for p in range(D):
-                        t += V[k, a, p] * TinvV[p, b]
-                    s2[k, a, b] += r * (db[a] * db[b] + V[k, a, b] - t)
-    nk_out[:] = nk
-    s1_out[:] = s1
-    s2_out[:] = s2
-    return ll, ok
 
 
 def xd_full(X, S, w, logpi, mu, V, n_chunks):
