@@ -174,12 +174,14 @@ def fit_bayesgmm(X, S, start, *, max_iter=MAX_ITER, tol=TOL):
 def em_updates(gm):
     """Parameter updates (M-steps) behind a fit's estimate.
 
-    ``n_iter_`` counts log-likelihood evaluations: a converged run ends with one more,
-    of the parameters it returns. With ``tol=0`` a run is never converged in the end,
-    except when its first, loose pass (to 1e-5 per point) converged on one of its last
-    two allowed iterations (then it is not run on); both cases are counted here.
+    ``n_iter_`` counts log-likelihood evaluations. A run converged at ``tol`` ends with
+    one more, of the parameters it returns; one that is not converged made ``max_iter``
+    updates (its trace may still end with such an evaluation, when its first, loose pass
+    to 1e-5 per point converged on its last allowed iteration).
     """
-    return int(gm.n_iter_) - int(bool(gm.converged_))
+    if gm.converged_:
+        return int(gm.n_iter_) - 1
+    return min(int(gm.n_iter_), int(gm.max_iter))
 
 
 def bayesgmm_profile(X, S, start, **fit_kw):

@@ -183,24 +183,27 @@ class Stepper:
         delta = s1 / nks[:, None]
         means = p.means + np.where(live[:, None], delta, 0.0)
         covs = s2 / nks[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        diag = np.arange(d)
         if self.cov_type == "diag" or d == 1:
-            dg = np.diagonal(covs, axis1=1, axis2=2)
+            dg = covs[:, diag, diag]
             raw_min = dg.min(axis=1)
             covs = np.zeros_like(covs)
-            covs[:, np.arange(d), np.arange(d)] = dg
+            covs[:, diag, diag] = dg
         elif self.cov_type == "spherical":
-            dg = np.diagonal(covs, axis1=1, axis2=2).mean(axis=1)
+            dg = covs[:, diag, diag].mean(axis=1)
             raw_min = dg
             covs = dg[:, None, None] * np.eye(d)
         else:
+            covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
             raw_min = np.linalg.eigvalsh(covs)[:, 0]
-        covs = covs + self.reg * np.eye(d)
+        covs[:, diag, diag] += self.reg
         # a component with no points keeps its shape and gets a negligible weight
         covs = np.where(live[:, None, None], covs, p.covs)
         raw_min = np.where(live, raw_min, np.inf)
-        if np.any(np.linalg.eigvalsh(covs)[:, 0] <= 0):
-            bad = np.linalg.eigvalsh(covs)[:, 0] <= 0
+        # the smallest eigenvalue after reg_covar is raw_min + reg: not positive definite
+        # if that is <= 0, and such a component keeps its covariance
+        bad = raw_min + self.reg <= 0
+        if bad.any():
             covs[bad] = p.covs[bad]
             raw_min = np.where(bad, -np.inf, raw_min)
         weights = np.maximum(nk, _EPS * self.W) / self.W
@@ -283,7 +286,7 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     # <= D points; with reg_covar = 0 a floor still catches the numerically singular
     collapse = reg or COLLAPSE_FLOOR
     # with every error variance above it the likelihood is bounded: no collapse possible
-    can_collapse = Sz is None or np.linalg.eigvalsh(Sz)[:, 0].min() < collapse
+    can_collapse = Sz is None or kern.eigen_below(Sz, collapse)
     trace: list[float] = []
     converged = False
     degenerate = False
@@ -338,7 +341,9 @@ def polish(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, r: Run, *, tol: 
     to ``tol`` from the same start). A run that is degenerate, already as tight as
     asked, or out of iterations is returned as it is.
     """
-    left = int(max_iter) - r.n_iter
+    # M-steps left: a converged run's trace ends with the evaluation of its final
+    # parameters, which the run on evaluates again first, so one entry is not a step
+    left = int(max_iter) - (r.n_iter - 1 if r.converged else r.n_iter)
     if r.degenerate or not np.isfinite(r.loglik) or tol >= LOOSE_TOL:
         return r
     if left < 1:
@@ -347,7 +352,7 @@ def polish(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, r: Run, *, tol: 
         tight = len(r.trace) > 1 and abs(r.trace[-1] - r.trace[-2]) < tol * w.sum()
         return Run(r.params, r.loglik, r.trace, r.n_iter, r.converged and tight,
                    r.degenerate)
-    more = run(Z, w, Sz, r.params, tol=tol, max_iter=left + 1, **kw)
+    more = run(Z, w, Sz, r.params, tol=tol, max_iter=left, **kw)
     # the loose run's last entry is already the log-likelihood at its final parameters,
     # which the second run evaluates again first: the joined path is the one a single
     # run to ``tol`` takes, iterate for iterate
