@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._numerics.linalg import first_asymmetric, first_not_above
 from .errors import DataError
 
 __all__ = ["check_1d", "check_X", "check_ci_kind", "check_ci_prob", "check_criterion",
@@ -207,8 +208,15 @@ def check_errors(X_err: Any, n_samples: int, n_features: int, *, name: str = "X_
         cov[:, idx, idx] = err**2
         return cov
     if err.ndim == 3 and err.shape == (n, d, d):
-        if not np.allclose(err, np.swapaxes(err, 1, 2), rtol=1e-10, atol=0.0):
+        err = np.ascontiguousarray(err)
+        if first_asymmetric(err, 1e-10) >= 0:
             raise DataError(f"{name} covariance matrices must be symmetric.")
+        # quick sufficient test: S_i + 1e-10 max(diag) I factors only if S_i's smallest
+        # eigenvalue is above -1e-10 max(diag) >= -1e-10 max|eigenvalue| (the test below)
+        idx = np.arange(d)
+        shift = 1e-10 * np.abs(err[:, idx, idx]).max(axis=1) + np.finfo(float).tiny
+        if first_not_above(err, shift) < 0:
+            return err
         eig = np.linalg.eigvalsh(err)
         scale = np.maximum(np.abs(eig).max(axis=1), np.finfo(float).tiny)
         if np.any(eig.min(axis=1) < -1e-10 * scale):

@@ -146,11 +146,11 @@ def kernel_clock():
             return out
         return timed
 
-    if hasattr(kern, "kernel"):  # em looks kernels up with kern.kernel(name, n)
+    if hasattr(kern, "kernel"):  # em looks kernels up with kern.kernel(name, n[, work])
         lookup = kern.kernel
         saved = {"kernel": lookup}
-        kern.kernel = lambda name, n: wrap(lookup(name, n)) if name in fitting else lookup(
-            name, n)
+        kern.kernel = lambda name, *a: wrap(lookup(name, *a)) if name in fitting else lookup(
+            name, *a)
     else:  # older versions called kern.<name> directly
         saved = {name: getattr(kern, name) for name in fitting}
         for name, f in saved.items():

@@ -10,7 +10,8 @@ underscore; the benchmarks use it too), which may change without notice:
   ``given_start``);
 - :mod:`~bayesgmm.em.iteration`: ``Params``, ``Stepper`` (one iteration), ``run`` (the
   loop from one start) and its ``Run``;
-- :mod:`~bayesgmm.em.kernels`, :mod:`~bayesgmm.em.kernels_md`: the numba E-passes.
+- :mod:`~bayesgmm.em.kernels`, :mod:`~bayesgmm.em.kernels_md`: the numba E-passes and
+  the multi-D M-step.
 
 Never imports :mod:`bayesgmm.bayes` or :mod:`bayesgmm.selection`.
 """

@@ -72,8 +72,8 @@ class Stepper:
             self.x = np.ascontiguousarray(Z[:, 0])
             self.e2 = None if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
         else:
-            self.Z = Z
-            self.S = Sz
+            # the fitting kernels read features and error entries feature-major
+            self.Zt, self.Sp = kern.pack(Z, Sz)
 
     def step(self, p: Params) -> tuple[float, Params, np.ndarray]:
         """The log-likelihood at ``p`` and the M-step from it (one EM iteration).
@@ -131,21 +131,21 @@ class Stepper:
 
     def _kernel_pass(self, p: Params, logpi: np.ndarray):
         """The fused multi-D kernel pass over the (complete) rows: (ll, nk, s1, s2, ok)."""
-        n, chunks, ok = self.n, self.chunks, True
-        if self.S is None:
+        n, ok = self.n, True
+        K, d = p.means.shape
+        if self.Sp is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
             half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-            ll, nk, s1, s2 = kern.kernel("em_full", n)(
-                self.Z, self.w, logpi, p.means, linv, half_logdet, chunks
+            work = 0.5 * K * d
+            ll, nk, s1, s2 = kern.kernel("em_full", n, work)(
+                self.Zt, self.w, logpi, p.means, linv, half_logdet, kern.n_chunks_for(n, work)
             )
-            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
-            s2 = np.tril(s2) + np.swapaxes(np.tril(s2, -1), 1, 2)
         else:
-            ll, nk, s1, s2, ok = kern.kernel("xd_full", n)(
-                self.Z, self.S, self.w, logpi, p.means, p.covs, chunks
+            work = 0.5 * K * d * d
+            ll, nk, s1, s2, ok = kern.kernel("xd_full", n, work)(
+                self.Zt, self.Sp, self.w, logpi, p.means, p.covs, kern.n_chunks_for(n, work)
             )
-            nk, s1, s2 = nk.sum(0), s1.sum(0), s2.sum(0)
         return ll, nk, s1, s2, ok
 
     def _step_missing(self, p: Params, logpi: np.ndarray):
@@ -177,38 +177,12 @@ class Stepper:
         return Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
 
     def _mstep(self, p, nk, s1, s2, K):
-        d = self.d
-        live = nk > 1e-10 * self.W
-        nks = np.where(live, nk, 1.0)
-        delta = s1 / nks[:, None]
-        means = p.means + np.where(live[:, None], delta, 0.0)
-        covs = s2 / nks[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        diag = np.arange(d)
-        if self.cov_type == "diag" or d == 1:
-            dg = covs[:, diag, diag]
-            raw_min = dg.min(axis=1)
-            covs = np.zeros_like(covs)
-            covs[:, diag, diag] = dg
-        elif self.cov_type == "spherical":
-            dg = covs[:, diag, diag].mean(axis=1)
-            raw_min = dg
-            covs = dg[:, None, None] * np.eye(d)
-        else:
-            covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
-            raw_min = np.linalg.eigvalsh(covs)[:, 0]
-        covs[:, diag, diag] += self.reg
-        # a component with no points keeps its shape and gets a negligible weight
-        covs = np.where(live[:, None, None], covs, p.covs)
-        raw_min = np.where(live, raw_min, np.inf)
-        # the smallest eigenvalue after reg_covar is raw_min + reg: not positive definite
-        # if that is <= 0, and such a component keeps its covariance
-        bad = raw_min + self.reg <= 0
-        if bad.any():
-            covs[bad] = p.covs[bad]
-            raw_min = np.where(bad, -np.inf, raw_min)
-        weights = np.maximum(nk, _EPS * self.W) / self.W
-        weights /= weights.sum()
+        weights, means, covs, raw_min = kern.mstep_md(
+            p.means, p.covs, nk, s1, s2, self.W, self.reg, _CTYPE[self.cov_type], _EPS)
         return Params(weights, means, covs), raw_min
+
+
+_CTYPE = {"full": 0, "diag": 1, "spherical": 2}
 
 
 def weighted_log_prob(Z: np.ndarray, Sz: np.ndarray | None, p: Params) -> np.ndarray:

@@ -28,12 +28,14 @@ import numpy as np
 from numba import njit, prange
 
 from .._numerics.fastmath import _log
-from .kernels_md import (  # noqa: F401  (eigen_below is used through this module)
+from .kernels_md import (  # noqa: F401  (used through this module)
     _block_lse,
     deconvolve_full,
     eigen_below,
     em_full,
     logprob_full,
+    mstep_md,
+    pack,
     xd_full,
 )
 
@@ -44,11 +46,19 @@ _OPTS = {"cache": True, "nogil": True}
 _SERIAL_BELOW = 20_000
 
 
-def n_chunks_for(n: int) -> int:
-    """Number of chunks worth using for ``n`` points (1: run serially)."""
-    if n < _SERIAL_BELOW:
+def n_chunks_for(n: int, work: float = 1.0) -> int:
+    """Number of chunks worth using for ``n`` points (1: run serially).
+
+    ``work`` is the cost of a point relative to a point of the 1-D kernels: the
+    multi-D XD kernel's is some K D^2 / 2 times as much, so a few thousand points
+    already repay starting threads.
+    """
+    if n * work < _SERIAL_BELOW:
         return 1
-    return max(1, numba.get_num_threads()) * 4
+    # a chunk of at least half the serial threshold's work, at least one per thread
+    # and up to four (so that a thread slowed by other jobs can be made up for)
+    threads = max(1, numba.get_num_threads())
+    return int(min(4 * threads, max(threads, n * work // (_SERIAL_BELOW // 2))))
 
 
 # --------------------------------------------------------------------------- 1-D
@@ -242,6 +252,9 @@ for _f in (em_1d, xd_1d, logprob_1d, em_full, xd_full, logprob_full, deconvolve_
     _SER[_name] = njit(**_OPTS)(_renamed(_f, "_serial"))
 
 
-def kernel(name: str, n: int):
-    """The compiled kernel ``name``, parallel or serial depending on ``n``."""
-    return (_SER if n < _SERIAL_BELOW else _PAR)[name]
+def kernel(name: str, n: int, work: float = 1.0):
+    """The compiled kernel ``name``, parallel or serial depending on ``n * work``.
+
+    ``work`` as in :func:`n_chunks_for`, which gives the number of chunks to pass.
+    """
+    return (_SER if n * work < _SERIAL_BELOW else _PAR)[name]

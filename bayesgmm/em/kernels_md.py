@@ -3,7 +3,8 @@
 The same fused one-pass design as :mod:`bayesgmm.em.kernels` (whose ``kernel`` registry
 hands these out, serial or parallel): per point, the K log densities through Cholesky
 factors, a log-sum-exp, and the responsibilities accumulated at once into chunk-local
-sums. Conventions as in :mod:`bayesgmm.em.kernels`.
+sums. Conventions as in :mod:`bayesgmm.em.kernels`, except that the fitting kernels
+take the data feature-major (:func:`pack`): ``Xt`` (D, n) and ``Sp`` (D (D + 1) / 2, n).
 """
 
 from __future__ import annotations
@@ -14,31 +15,11 @@ import numpy as np
 from numba import njit, prange
 
 from .._numerics.fastmath import _exp, _log
+from .._numerics.linalg import chol as _chol
+from .._numerics.linalg import first_not_above
 
 _LOG2PI = math.log(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True}
-
-
-@njit(**_OPTS)
-def _chol(a, out):
-    """Lower Cholesky factor of a small SPD matrix into ``out``; False if not SPD."""
-    D = a.shape[0]
-    for j in range(D):
-        s = a[j, j]
-        for p in range(j):
-            s -= out[j, p] * out[j, p]
-        if s <= 0.0:
-            return False
-        ljj = math.sqrt(s)
-        out[j, j] = ljj
-        for i in range(j + 1, D):
-            s = a[i, j]
-            for p in range(j):
-                s -= out[i, p] * out[j, p]
-            out[i, j] = s / ljj
-        for i in range(j):
-            out[i, j] = 0.0
-    return True
 
 
 @njit(**_OPTS)
@@ -57,24 +38,9 @@ def _chol_solve(L, b, out):
         out[i] = s / L[i, i]
 
 
-@njit(**_OPTS)
 def eigen_below(S, c):
-    """Whether some S_i (n, D, D) has an eigenvalue at or below ``c``.
-
-    S_i - c I has no Cholesky factor exactly then; n small factorizations, no LAPACK call
-    per matrix (``np.linalg.eigvalsh`` over all n costs far more).
-    """
-    n, D = S.shape[0], S.shape[1]
-    A = np.empty((D, D))
-    L = np.zeros((D, D))
-    for i in range(n):
-        for a in range(D):
-            for b in range(D):
-                A[a, b] = S[i, a, b]
-            A[a, a] -= c
-        if not _chol(A, L):
-            return True
-    return False
+    """Whether some S_i (n, D, D) has an eigenvalue at or below ``c``."""
+    return first_not_above(S, np.full(S.shape[0], -c)) >= 0
 
 
 # Blocked loops, as in the 1-D kernels: points are taken _BM at a time, copied into
@@ -110,10 +76,31 @@ def _block_lse(lp, mx, f, wb, K, nb):
 
 
 @njit(**_FAST)
-def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
-    D = X.shape[1]
+def _block_lse_scaled(lp, sc, mx, f, wb, K, nb):
+    """:func:`_block_lse` for terms sc * exp(lp), sc (K, B) > 0, mx the maxima of lp.
+
+    Each term is at most sc times exp(0), so nothing overflows, and the largest density
+    term is never below exp(0) times its own sc: the sum cannot underflow to 0.
+    """
+    for j in range(nb):
+        f[j] = 0.0
+    for k in range(K):
+        for j in range(nb):
+            e = _exp(lp[k, j] - mx[j]) * sc[k, j]
+            lp[k, j] = e
+            f[j] += e
+    t = 0.0
+    for j in range(nb):
+        s = f[j]
+        t += wb[j] * (mx[j] + _log(s))
+        f[j] = wb[j] / s
+    return t
+
+
+@njit(**_FAST)
+def _em_full_chunk(Xt, w, mu, linv, const, lo, hi, nk, s1, s2):
+    D = Xt.shape[0]
     K = mu.shape[0]
-    xb = np.empty((D, _BM))
     dif = np.empty((K, D, _BM))
     rd = np.empty((D, _BM))
     lp = np.empty((K, _BM))
@@ -130,8 +117,6 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
         nb = min(_BM, hi - b0)
         wb = w[b0:b0 + nb]
         for j in range(nb):
-            for a in range(D):
-                xb[a, j] = X[b0 + j, a]
             mx[j] = -np.inf
         for k in range(K):
             for j in range(nb):
@@ -139,7 +124,7 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
             for a in range(D):
                 m = mu[k, a]
                 for j in range(nb):
-                    dif[k, a, j] = xb[a, j] - m
+                    dif[k, a, j] = Xt[a, b0 + j] - m
             for a in range(D):  # y = L_k^-1 (x - mu_k), row by row; q = |y|^2
                 for j in range(nb):
                     y[j] = 0.0
@@ -181,11 +166,10 @@ def _em_full_chunk(X, w, mu, linv, const, lo, hi, nk, s1, s2):
 
 
 @njit(**_FAST)
-def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
-    D = X.shape[1]
+def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
+    D = Xt.shape[0]
     K = mu.shape[0]
     P = D * (D + 1) // 2  # packed lower triangle: (a, b), b <= a, at a (a + 1) / 2 + b
-    xb = np.empty((D, _BM))
     L = np.empty((K, P, _BM))  # V_k + S_j, factored in place into its Cholesky factor
     idg = np.empty((K, D, _BM))  # 1 / diagonal of the factor
     y = np.empty((K, D, _BM))  # L^-1 (x - mu_k), later T^-1 (x - mu_k)
@@ -193,25 +177,28 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
     mx = np.empty(_BM)
     f = np.empty(_BM)
     q = np.empty(_BM)
-    hl = np.empty(_BM)  # sum of the logs of the factor's diagonal
+    hl = np.empty(_BM)  # sum of the logs of the factor's diagonal (D > 8)
+    sc = np.empty((K, _BM))  # the product of its inverse (D <= 8), a factor of the density
     pm = np.empty(_BM)  # smallest pivot: <= 0 where V_k + S_j is not positive definite
-    db = np.empty((D, _BM))
-    rdb = np.empty((D, _BM))
-    W = np.empty((D, D, _BM))  # L^-1 V_k
+    Li = np.empty((P, _BM))  # L^-1, packed like L
+    ra = np.empty((D, _BM))
     g = np.empty(_BM)
+    # chunk-local sums: N_k, sum r alpha and sum r (alpha alpha^T - T^-1), with
+    # alpha = T^-1 (x - mu_k); V_k is the same for every point, so
+    # sum r (b - mu) = V A1 and sum r [(b - mu)(b - mu)^T + B] = V A2 V + N_k V
     a_nk = np.zeros(K)
-    a_s1 = np.zeros((K, D))
-    a_s2 = np.zeros((K, D, D))
+    A1 = np.zeros((K, D))
+    A2 = np.zeros((K, D, D))
     c0 = -0.5 * D * _LOG2PI
-    few = D <= 8  # the product of <= 8 pivots cannot overflow: one log instead of D
+    # the product of <= 8 inverse pivots cannot overflow (that would take errors 1e77
+    # times the data's spread); it replaces D logs per point and component
+    few = D <= 8
     ok = True
     ll = 0.0
     for b0 in range(lo, hi, _BM):
         nb = min(_BM, hi - b0)
         wb = w[b0:b0 + nb]
         for j in range(nb):
-            for a in range(D):
-                xb[a, j] = X[b0 + j, a]
             mx[j] = -np.inf
         for k in range(K):
             Lk = L[k]
@@ -220,7 +207,7 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
                     t = a * (a + 1) // 2 + b
                     vab = V[k, a, b]
                     for j in range(nb):
-                        Lk[t, j] = S[b0 + j, a, b] + vab
+                        Lk[t, j] = Sp[t, b0 + j] + vab
             for j in range(nb):
                 pm[j] = np.inf
                 q[j] = 0.0
@@ -245,17 +232,16 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
                             Lk[ic, j] -= Lk[ip, j] * Lk[cp, j]
                     for j in range(nb):
                         Lk[ic, j] *= idg[k, c, j]
-            if few:  # log det(V_k + S_j) / 2
+            if few:  # |V_k + S_j|^-1/2 as a factor of the density: no log per point
                 for j in range(nb):
-                    hl[j] = Lk[0, j]
+                    sc[k, j] = idg[k, 0, j]
+                    hl[j] = 0.0
                 for c in range(1, D):
-                    cc = c * (c + 1) // 2 + c
                     for j in range(nb):
-                        hl[j] *= Lk[cc, j]
+                        sc[k, j] *= idg[k, c, j]
+            else:  # log |V_k + S_j| / 2 in the exponent
                 for j in range(nb):
-                    hl[j] = _log(hl[j])
-            else:
-                for j in range(nb):
+                    sc[k, j] = 1.0
                     hl[j] = 0.0
                 for c in range(D):
                     cc = c * (c + 1) // 2 + c
@@ -264,7 +250,7 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
             for a in range(D):  # forward solve: y = L^-1 (x - mu_k); q = |y|^2
                 m = mu[k, a]
                 for j in range(nb):
-                    y[k, a, j] = xb[a, j] - m
+                    y[k, a, j] = Xt[a, b0 + j] - m
                 for p in range(a):
                     ap = a * (a + 1) // 2 + p
                     for j in range(nb):
@@ -283,7 +269,7 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
                 mx[j] = max(mx[j], v)
             if not pmin > 0.0:
                 ok = False
-        ll += _block_lse(lp, mx, f, wb, K, nb)
+        ll += _block_lse_scaled(lp, sc, mx, f, wb, K, nb)
         for k in range(K):
             Lk = L[k]
             t0 = 0.0
@@ -294,74 +280,86 @@ def _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk, s1, s2):
             if t0 == 0.0:
                 continue
             a_nk[k] += t0
-            for a in range(D - 1, -1, -1):  # back solve: y = T^-1 (x - mu_k)
+            for a in range(D - 1, -1, -1):  # back solve: alpha = T^-1 (x - mu_k)
                 for p in range(a + 1, D):
                     pa = p * (p + 1) // 2 + a
                     for j in range(nb):
                         y[k, a, j] -= Lk[pa, j] * y[k, p, j]
                 for j in range(nb):
                     y[k, a, j] *= idg[k, a, j]
-            for a in range(D):  # b - mu_k = V_k T^-1 (x - mu_k)
+            for c in range(D):  # L^-1, column by column: Li[a, c] for a >= c
+                cc = c * (c + 1) // 2 + c
                 for j in range(nb):
-                    db[a, j] = 0.0
-                for b in range(D):
-                    vab = V[k, a, b]
+                    Li[cc, j] = idg[k, c, j]
+                for a in range(c + 1, D):
+                    ac = a * (a + 1) // 2 + c
                     for j in range(nb):
-                        db[a, j] += vab * y[k, b, j]
-            for c in range(D):  # W = L^-1 V_k, so that V_k T^-1 V_k = W^T W
-                for a in range(D):
-                    vac = V[k, a, c]
-                    for j in range(nb):
-                        W[a, c, j] = vac
-                    for p in range(a):
+                        g[j] = 0.0
+                    for p in range(c, a):
                         ap = a * (a + 1) // 2 + p
+                        pc = p * (p + 1) // 2 + c
                         for j in range(nb):
-                            W[a, c, j] -= Lk[ap, j] * W[p, c, j]
+                            g[j] += Lk[ap, j] * Li[pc, j]
                     for j in range(nb):
-                        W[a, c, j] *= idg[k, a, j]
+                        Li[ac, j] = -g[j] * idg[k, a, j]
             for a in range(D):
                 t1 = 0.0
                 for j in range(nb):
-                    v = lp[k, j] * db[a, j]
-                    rdb[a, j] = v
+                    v = lp[k, j] * y[k, a, j]
+                    ra[a, j] = v
                     t1 += v
-                a_s1[k, a] += t1
+                A1[k, a] += t1
                 for b in range(a + 1):
+                    # (T^-1)_ab = sum_{p >= a} (L^-1)_pa (L^-1)_pb, for b <= a
                     for j in range(nb):
                         g[j] = 0.0
-                    for p in range(D):
+                    for p in range(a, D):
+                        pa = p * (p + 1) // 2 + a
+                        pb = p * (p + 1) // 2 + b
                         for j in range(nb):
-                            g[j] += W[p, a, j] * W[p, b, j]
+                            g[j] += Li[pa, j] * Li[pb, j]
                     t2 = 0.0
                     for j in range(nb):
-                        t2 += rdb[a, j] * db[b, j] - lp[k, j] * g[j]
-                    a_s2[k, a, b] += t2
-    # sum r [(b - mu)(b - mu)^T + V - W^T W]: the V term is N_k V_k, added once here
+                        t2 += ra[a, j] * y[k, b, j] - lp[k, j] * g[j]
+                    A2[k, a, b] += t2
     for k in range(K):
         for a in range(D):
-            for b in range(a + 1):
-                v = a_s2[k, a, b] + a_nk[k] * V[k, a, b]
-                a_s2[k, a, b] = v
-                a_s2[k, b, a] = v
+            for b in range(a):
+                A2[k, b, a] = A2[k, a, b]
+        s1[k] = V[k] @ A1[k]
+        s2[k] = V[k] @ A2[k] @ V[k] + a_nk[k] * V[k]
     nk[:] = a_nk
-    s1[:] = a_s1
-    s2[:] = a_s2
     return ll, ok
 
 
-def em_full(X, w, logpi, mu, linv, half_logdet, n_chunks):
+def pack(X, S=None):
+    """The layout of the fitting kernels: X (n, D) as (D, n), S (n, D, D) as (P, n).
+
+    P = D (D + 1) / 2 lower-triangle entries (a, b), b <= a, at a (a + 1) / 2 + b: the
+    block loops then read each feature and each error entry contiguously.
+    """
+    Xt = np.ascontiguousarray(np.asarray(X, dtype=float).T)
+    if S is None:
+        return Xt, None
+    rows, cols = np.tril_indices(Xt.shape[0])
+    return Xt, np.ascontiguousarray(S[:, rows, cols].T)
+
+
+def em_full(Xt, w, logpi, mu, linv, half_logdet, n_chunks):
     """Fused pass for multi-D data without errors (any covariance type, given as full).
+
+    ``Xt`` is the data feature-major, (D, n), as :func:`pack` lays it out.
 
     Returns
     -------
     loglik : float
-    nk : (n_chunks, K)
-    s1 : (n_chunks, K, D)
+    nk : (K,)
+    s1 : (K, D)
         sum r w (x - mu_k)
-    s2 : (n_chunks, K, D, D)
-        sum r w (x - mu_k)(x - mu_k)^T, lower triangle only.
+    s2 : (K, D, D)
+        sum r w (x - mu_k)(x - mu_k)^T.
     """
-    n, D = X.shape
+    D, n = Xt.shape
     K = mu.shape[0]
     nk = np.zeros((n_chunks, K))
     s1 = np.zeros((n_chunks, K, D))
@@ -373,12 +371,23 @@ def em_full(X, w, logpi, mu, linv, half_logdet, n_chunks):
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         lo, hi = c * step, min(n, (c + 1) * step)
-        lls[c] = _em_full_chunk(X, w, mu, linv, const, lo, hi, nk[c], s1[c], s2[c])
-    return lls.sum(), nk, s1, s2
+        lls[c] = _em_full_chunk(Xt, w, mu, linv, const, lo, hi, nk[c], s1[c], s2[c])
+    for c in range(1, n_chunks):
+        nk[0] += nk[c]
+        s1[0] += s1[c]
+        s2[0] += s2[c]
+    for k in range(K):  # the chunks fill the lower triangle
+        for a in range(D):
+            for b in range(a):
+                s2[0, k, b, a] = s2[0, k, a, b]
+    return lls.sum(), nk[0], s1[0], s2[0]
 
 
-def xd_full(X, S, w, logpi, mu, V, n_chunks):
-    """Fused extreme-deconvolution pass for multi-D data with error covariances ``S``.
+def xd_full(Xt, Sp, w, logpi, mu, V, n_chunks):
+    """Fused extreme-deconvolution pass for multi-D data with error covariances.
+
+    ``Xt`` (D, n) and ``Sp`` (D (D + 1) / 2, n) are the data and the error covariances'
+    lower triangles, feature-major, as :func:`pack` lays them out.
 
     With T = V_k + S_i: b_ik = mu_k + V_k T^-1 (x_i - mu_k) and
     B_ik = V_k - V_k T^-1 V_k (Bovy, Hogg & Roweis 2011).
@@ -386,15 +395,15 @@ def xd_full(X, S, w, logpi, mu, V, n_chunks):
     Returns
     -------
     loglik : float
-    nk : (n_chunks, K)
-    s1 : (n_chunks, K, D)
+    nk : (K,)
+    s1 : (K, D)
         sum r w (b - mu_k)
-    s2 : (n_chunks, K, D, D)
-        sum r w [(b - mu_k)(b - mu_k)^T + B], full matrices.
+    s2 : (K, D, D)
+        sum r w [(b - mu_k)(b - mu_k)^T + B].
     ok : bool
         False if some V_k + S_i was not positive definite.
     """
-    n, D = X.shape
+    D, n = Xt.shape
     K = mu.shape[0]
     nk = np.zeros((n_chunks, K))
     s1 = np.zeros((n_chunks, K, D))
@@ -404,10 +413,75 @@ def xd_full(X, S, w, logpi, mu, V, n_chunks):
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         lo, hi = c * step, min(n, (c + 1) * step)
-        ll, ok = _xd_full_chunk(X, S, w, logpi, mu, V, lo, hi, nk[c], s1[c], s2[c])
+        ll, ok = _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk[c], s1[c], s2[c])
         lls[c] = ll
         oks[c] = ok
-    return lls.sum(), nk, s1, s2, oks.all()
+    for c in range(1, n_chunks):
+        nk[0] += nk[c]
+        s1[0] += s1[c]
+        s2[0] += s2[c]
+    return lls.sum(), nk[0], s1[0], s2[0], oks.all()
+
+
+@njit(**_OPTS)
+def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
+    """The multi-D M-step from a pass's sums (summed over chunks), in one compiled call.
+
+    ``ctype`` 0: full, 1: diag, 2: spherical. Returns the new weights, means and
+    covariances (``reg`` added to the diagonal) and, per component, the smallest raw
+    eigenvalue (full), variance (diag) or variance (spherical) before ``reg``, with the
+    sentinels of :meth:`bayesgmm.em.iteration.Stepper.step`: +inf for a component with
+    almost no weight (it keeps its mean and covariance), -inf for one whose new
+    covariance is not positive definite (it keeps its covariance).
+    """
+    K, D = means.shape
+    new_means = means.copy()
+    new_covs = np.empty_like(covs)
+    raw_min = np.empty(K)
+    c = np.empty((D, D))
+    delta = np.empty(D)
+    for k in range(K):
+        if not nk[k] > 1e-10 * W:
+            new_covs[k] = covs[k]
+            raw_min[k] = np.inf
+            continue
+        for a in range(D):
+            delta[a] = s1[k, a] / nk[k]
+            new_means[k, a] = means[k, a] + delta[a]
+        for a in range(D):
+            for b in range(D):
+                c[a, b] = 0.5 * (s2[k, a, b] + s2[k, b, a]) / nk[k] - delta[a] * delta[b]
+        if ctype == 0:
+            lo = np.linalg.eigvalsh(c)[0]
+        elif ctype == 1:
+            lo = np.inf
+            for a in range(D):
+                lo = min(lo, c[a, a])
+            for a in range(D):
+                for b in range(D):
+                    if a != b:
+                        c[a, b] = 0.0
+        else:
+            lo = 0.0
+            for a in range(D):
+                lo += c[a, a]
+            lo /= D
+            for a in range(D):
+                for b in range(D):
+                    c[a, b] = lo if a == b else 0.0
+        if lo + reg <= 0.0:  # not positive definite even with reg: keep the old one
+            new_covs[k] = covs[k]
+            raw_min[k] = -np.inf
+            continue
+        for a in range(D):
+            c[a, a] += reg
+        new_covs[k] = c
+        raw_min[k] = lo
+    weights = np.empty(K)
+    for k in range(K):
+        weights[k] = max(nk[k], eps * W) / W
+    weights /= weights.sum()
+    return weights, new_means, new_covs, raw_min
 
 
 @njit(**_OPTS)
