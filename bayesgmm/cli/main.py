@@ -114,8 +114,9 @@ def _data_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     p.add_argument("--errors", nargs="+", metavar="COL",
                    help="measurement-error columns (standard deviations): one per data "
                         "column, or one for all (default: none, exact values)")
-    p.add_argument("--covariance", choices=("full", "diag", "spherical"), default="full",
-                   help="component covariance form")
+    p.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
+                   default="full",
+                   help="component covariance form (tied: one shared by all components)")
     p.add_argument("--n-init", type=_positive_int, default=5, metavar="N",
                    help="EM starts")
     p.add_argument("--seed", type=int, default=None, metavar="S", help=seed_help)

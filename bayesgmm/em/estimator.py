@@ -47,8 +47,8 @@ __all__ = ["GaussianMixtureEM", "NotFittedError"]
 #: the leaders' maxima show only at the tight tolerance)
 N_POLISH = 2
 
-CovarianceType = Literal["full", "diag", "spherical"]
-_COV_TYPES = ("full", "diag", "spherical")
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+_COV_TYPES = ("full", "tied", "diag", "spherical")
 #: distance (in data standard deviations) standing in for points too far out to score
 _FAR = 1e100
 
@@ -111,8 +111,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    covariance_type : {"full", "diag", "spherical"}, default="full"
-        Form of each component's (intrinsic) covariance.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Form of each component's (intrinsic) covariance: its own full matrix, one full
+        matrix shared by all components ("tied", mclust's EEE), or its own diagonal or
+        multiple of the identity. ``covariances_`` holds K matrices in every case (K
+        equal ones when tied), not scikit-learn's per-type shapes.
     tol : float, default=1e-8
         Convergence threshold on the change of the mean log-likelihood per point
         (weighted) between iterations. Much tighter than scikit-learn's 1e-3: EM creeps
@@ -696,7 +699,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _n_parameters(self) -> int:
         K, d = self.n_components, self.n_features_in_
-        cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
+        cov = {"full": K * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": K * d,
+               "spherical": K}[self.covariance_type]
         n = int(cov + K * d + K - 1)
         fixed = getattr(self, "_fixed", None)
         if fixed is not None:

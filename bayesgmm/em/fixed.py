@@ -81,6 +81,11 @@ def parse(fixed: dict | None, K: int, d: int, covariance_type: str) -> dict | No
     if len(w) == K and not np.isclose(total, 1.0, rtol=0, atol=1e-9):
         raise DataError(f"fixed['weights'] fix every component but sum to {total:g}, not 1.")
     out["weights"] = {k: np.float64(v) for k, v in w.items()}
+    if covariance_type == "tied" and (fixed.get("means") or fixed.get("covariances")):
+        raise DataError(
+            "fixed means and covariances are not supported with covariance_type='tied' "
+            "(the shared covariance would have to absorb them); use 'full', or fix "
+            "weights only.")
     means = {}
     for k, v in _per_component(fixed.get("means", {}), K, "means").items():
         m = np.asarray(v, dtype=float).reshape(-1)
@@ -164,6 +169,7 @@ class Fixed:
 
     def n_fixed(self, d: int, covariance_type: str) -> int:
         """Parameters the user fixed (for BIC/AIC: they are not estimated)."""
-        per_cov = {"full": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance_type]
+        per_cov = {"full": d * (d + 1) // 2, "tied": 0, "diag": d,
+                   "spherical": 1}[covariance_type]
         n_w = len(self.weights)
         return int(n_w + d * len(self.means) + per_cov * len(self.covs))

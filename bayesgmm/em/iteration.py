@@ -67,6 +67,7 @@ class Stepper:
             Sz = None if Sz is None else np.ascontiguousarray(Sz[keep])
             self.n, self.w = Z.shape[0], w
         self.chunks = kern.n_chunks_for(self.n)
+        self._n_chunks: dict[float, int] = {}
         self.one_d = self.d == 1
         if self.one_d:
             self.x = np.ascontiguousarray(Z[:, 0])
@@ -129,6 +130,12 @@ class Stepper:
             ll, nk, s1, s2 = self._step_missing(p, logpi)
         return float(ll), *self._mstep(p, nk, s1, s2, K)
 
+    def _chunks(self, work: float) -> int:
+        """kern.n_chunks_for, asked once per cost (numba's thread count is not free)."""
+        if work not in self._n_chunks:
+            self._n_chunks[work] = kern.n_chunks_for(self.n, work)
+        return self._n_chunks[work]
+
     def _kernel_pass(self, p: Params, logpi: np.ndarray):
         """The fused multi-D kernel pass over the (complete) rows: (ll, nk, s1, s2, ok)."""
         n, ok = self.n, True
@@ -139,12 +146,12 @@ class Stepper:
             half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
             work = 0.5 * K * d
             ll, nk, s1, s2 = kern.kernel("em_full", n, work)(
-                self.Zt, self.w, logpi, p.means, linv, half_logdet, kern.n_chunks_for(n, work)
+                self.Zt, self.w, logpi, p.means, linv, half_logdet, self._chunks(work)
             )
         else:
             work = 0.5 * K * d * d
             ll, nk, s1, s2, ok = kern.kernel("xd_full", n, work)(
-                self.Zt, self.Sp, self.w, logpi, p.means, p.covs, kern.n_chunks_for(n, work)
+                self.Zt, self.Sp, self.w, logpi, p.means, p.covs, self._chunks(work)
             )
         return ll, nk, s1, s2, ok
 
@@ -166,6 +173,9 @@ class Stepper:
         delta = s1 / nks
         raw = s2 / nks - delta * delta
         new_mu = np.where(live, mu + delta, mu)
+        if self.cov_type == "tied":  # one variance: the components' scatter pooled
+            raw = np.full_like(raw, np.sum(np.where(live, nk * raw, 0.0)) / np.sum(nk[live]))
+            var = np.where(live, var, raw + self.reg)
         new_var = np.where(live, raw + self.reg, var)
         raw_min = np.where(live, raw, np.inf)
         bad = new_var <= 0
@@ -182,7 +192,7 @@ class Stepper:
         return Params(weights, means, covs), raw_min
 
 
-_CTYPE = {"full": 0, "diag": 1, "spherical": 2}
+_CTYPE = {"full": 0, "diag": 1, "spherical": 2, "tied": 3}
 
 
 def weighted_log_prob(Z: np.ndarray, Sz: np.ndarray | None, p: Params) -> np.ndarray:

@@ -424,10 +424,39 @@ def xd_full(Xt, Sp, w, logpi, mu, V, n_chunks):
 
 
 @njit(**_OPTS)
+def _tie(covs, nk, s1, s2, W, reg, new_covs, raw_min):
+    """The tied M-step's covariance into every component (see :func:`mstep_md`)."""
+    K, D = s1.shape
+    c = np.zeros((D, D))
+    tot = 0.0
+    for k in range(K):
+        if not nk[k] > 1e-10 * W:
+            continue
+        tot += nk[k]
+        for a in range(D):
+            for b in range(D):
+                c[a, b] += 0.5 * (s2[k, a, b] + s2[k, b, a]) - s1[k, a] * s1[k, b] / nk[k]
+    c /= tot
+    lo = np.linalg.eigvalsh(c)[0]
+    if lo + reg <= 0.0:  # not positive definite even with reg: every one kept
+        for k in range(K):
+            new_covs[k] = covs[k]
+            raw_min[k] = -np.inf
+        return
+    for a in range(D):
+        c[a, a] += reg
+    for k in range(K):
+        new_covs[k] = c
+        # a component without weight shares it too, but cannot collapse on its own
+        raw_min[k] = lo if nk[k] > 1e-10 * W else np.inf
+
+
+@njit(**_OPTS)
 def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
     """The multi-D M-step from a pass's sums (summed over chunks), in one compiled call.
 
-    ``ctype`` 0: full, 1: diag, 2: spherical. Returns the new weights, means and
+    ``ctype`` 0: full, 1: diag, 2: spherical, 3: tied (one covariance for all: the
+    components' scatter about their new means, pooled). Returns the new weights, means and
     covariances (``reg`` added to the diagonal) and, per component, the smallest raw
     eigenvalue (full), variance (diag) or variance (spherical) before ``reg``, with the
     sentinels of :meth:`bayesgmm.em.iteration.Stepper.step`: +inf for a component with
@@ -448,6 +477,8 @@ def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
         for a in range(D):
             delta[a] = s1[k, a] / nk[k]
             new_means[k, a] = means[k, a] + delta[a]
+        if ctype == 3:  # tied: the shared covariance below
+            continue
         for a in range(D):
             for b in range(D):
                 c[a, b] = 0.5 * (s2[k, a, b] + s2[k, b, a]) / nk[k] - delta[a] * delta[b]
@@ -477,6 +508,8 @@ def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
             c[a, a] += reg
         new_covs[k] = c
         raw_min[k] = lo
+    if ctype == 3:
+        _tie(covs, nk, s1, s2, W, reg, new_covs, raw_min)
     weights = np.empty(K)
     for k in range(K):
         weights[k] = max(nk[k], eps * W) / W

@@ -324,8 +324,11 @@ def search(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, best: Run,
 
 
 def _restrict(p: Params, covariance_type: str) -> Params:
-    """A start's covariances made diagonal or spherical, as the M-step keeps them."""
+    """A start's covariances made tied, diagonal or spherical, as the M-step keeps them."""
     d = p.means.shape[1]
+    if covariance_type == "tied":
+        pooled = np.einsum("k,kab->ab", p.weights, p.covs) / p.weights.sum()
+        return Params(p.weights, p.means, np.broadcast_to(pooled, p.covs.shape).copy())
     dg = np.diagonal(p.covs, axis1=1, axis2=2)
     if covariance_type == "spherical":
         dg = np.repeat(dg.mean(axis=1, keepdims=True), d, axis=1)

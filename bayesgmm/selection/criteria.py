@@ -105,7 +105,7 @@ def select_n_components(
         Measurement errors, as in :meth:`GaussianMixtureEM.fit`.
     sample_weight : array-like of shape (n_samples,), optional
     criterion : {"bic", "aic"}, default="bic"
-    covariance_type : {"full", "diag", "spherical"}, default="full"
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
     n_init : int, default=5
         Starts per k.
     random_seed : int, numpy.random.Generator or None, default=None

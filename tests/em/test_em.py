@@ -299,7 +299,7 @@ def test_random_init_and_reproducible(rng):
     [
         ({"n_components": 0}, {}, "n_components must be an integer >= 1"),
         ({"n_components": 200}, {}, "exceeds the number of samples"),
-        ({"covariance_type": "tied"}, {}, "covariance_type must be one of"),
+        ({"covariance_type": "EEE"}, {}, "covariance_type must be one of"),
         ({"init": "nope"}, {}, "init must be"),
         ({"reg_covar": -1.0}, {}, "reg_covar must be >= 0"),
         ({}, {"X_err": -np.ones(100)}, "negative standard deviations"),
