@@ -37,7 +37,15 @@ from . import kernels as kern
 from .fixed import Fixed
 from .fixed import parse as parse_fixed
 from .init import starts
-from .iteration import COLLAPSE_FLOOR, LOOSE_TOL, Params, polish, run, weighted_log_prob
+from .iteration import (
+    COLLAPSE_FLOOR,
+    LOOSE_TOL,
+    Params,
+    polish,
+    run,
+    steppers,
+    weighted_log_prob,
+)
 from .missing import Missing, nan_standardizer, observed_log_scale
 from .search import search
 
@@ -410,27 +418,28 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         kw = {"covariance_type": self.covariance_type, "reg": float(self.reg_covar),
               "max_iter": self.max_iter, "fixed": fixed}
-        # every start to a loose tolerance, then the leaders on to tol (polish): the
-        # ridge-creeping end of a run is paid for twice, not n_init + 2 times
-        runs = [run(Z, w, Sz, p, tol=max(self.tol, LOOSE_TOL), **kw)
-                for p in starts(Z0, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
-                                loc, scale)]
-        ranked = sorted(range(len(runs)), key=lambda i: -runs[i].loglik
-                        if not runs[i].degenerate and np.isfinite(runs[i].loglik) else np.inf)
-        for i in ranked[:N_POLISH]:
-            runs[i] = polish(Z, w, Sz, runs[i], tol=self.tol, **kw)
-        good = [r for r in runs if not r.degenerate]
-        pool = good if good else runs
-        best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
-        if all(best is not runs[i] for i in ranked[:N_POLISH]):
-            # the leaders collapsed on the way to tol: the best left is polished too
-            best = polish(Z, w, Sz, best, tol=self.tol, **kw)
-        moved = 0
-        if good and K >= 2 and not isinstance(self.init, dict):
-            best, moved = search(Z, w, Sz, best, rng, covariance_type=self.covariance_type,
-                                 reg=float(self.reg_covar), tol=self.tol,
-                                 max_iter=self.max_iter, n_screen=self.n_screen,
-                                 moves=self.split_merge, fixed=fixed)
+        with steppers():  # every run on these arrays shares one data layout
+            # every start to a loose tolerance, then the leaders on to tol (polish): the
+            # ridge-creeping end of a run is paid for twice, not n_init + 2 times
+            runs = [run(Z, w, Sz, p, tol=max(self.tol, LOOSE_TOL), **kw)
+                    for p in starts(Z0, w, Sz, K, self.init, self.n_init, rng, self.reg_covar,
+                                    loc, scale)]
+            ranked = sorted(range(len(runs)), key=lambda i: -runs[i].loglik
+                            if not runs[i].degenerate and np.isfinite(runs[i].loglik) else np.inf)
+            for i in ranked[:N_POLISH]:
+                runs[i] = polish(Z, w, Sz, runs[i], tol=self.tol, **kw)
+            good = [r for r in runs if not r.degenerate]
+            pool = good if good else runs
+            best = max(pool, key=lambda r: r.loglik if np.isfinite(r.loglik) else -np.inf)
+            if all(best is not runs[i] for i in ranked[:N_POLISH]):
+                # the leaders collapsed on the way to tol: the best left is polished too
+                best = polish(Z, w, Sz, best, tol=self.tol, **kw)
+            moved = 0
+            if good and K >= 2 and not isinstance(self.init, dict):
+                best, moved = search(Z, w, Sz, best, rng, covariance_type=self.covariance_type,
+                                     reg=float(self.reg_covar), tol=self.tol,
+                                     max_iter=self.max_iter, n_screen=self.n_screen,
+                                     moves=self.split_merge, fixed=fixed)
 
         shift = w.sum() * np.log(scale).sum()  # Jacobian of the standardization
         if has_nan:  # a point's density is over its observed features only

@@ -9,6 +9,9 @@ arrays; the hot loops are in :mod:`bayesgmm.em.kernels`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,12 +39,16 @@ class Params:
 class Run:
     """One start's outcome: final :class:`Params`, log-likelihood, trace and flags."""
 
-    __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate")
+    __slots__ = ("params", "loglik", "trace", "n_iter", "converged", "degenerate", "last")
 
     def __init__(self, params: Params, loglik: float, trace: list[float], n_iter: int,
-                 converged: bool, degenerate: bool) -> None:
+                 converged: bool, degenerate: bool, last: tuple | None = None) -> None:
         self.params, self.loglik, self.trace = params, loglik, trace
         self.n_iter, self.converged, self.degenerate = n_iter, converged, degenerate
+        # a converged run's final step from ``params``, (loglik, new, raw_min) as
+        # Stepper.step returned it: the evaluation that ended it, which a run on from
+        # ``params`` starts with
+        self.last = last
 
 
 class Stepper:
@@ -68,6 +75,8 @@ class Stepper:
             self.n, self.w = Z.shape[0], w
         self.chunks = kern.n_chunks_for(self.n)
         self._n_chunks: dict[float, int] = {}
+        self._Sz = Sz
+        self._collapse: dict[float, bool] = {}
         self.one_d = self.d == 1
         if self.one_d:
             self.x = np.ascontiguousarray(Z[:, 0])
@@ -129,6 +138,17 @@ class Stepper:
         else:
             ll, nk, s1, s2 = self._step_missing(p, logpi)
         return float(ll), *self._mstep(p, nk, s1, s2, K)
+
+    def can_collapse(self, threshold: float) -> bool:
+        """Whether a covariance can collapse below ``threshold``.
+
+        True without errors, or when some error covariance has an eigenvalue <=
+        ``threshold``; with every error variance above it the likelihood is bounded.
+        """
+        if threshold not in self._collapse:
+            self._collapse[threshold] = self._Sz is None or kern.eigen_below(self._Sz,
+                                                                              threshold)
+        return self._collapse[threshold]
 
     def _chunks(self, work: float) -> int:
         """kern.n_chunks_for, asked once per cost (numba's thread count is not free)."""
@@ -223,17 +243,51 @@ def weighted_log_prob(Z: np.ndarray, Sz: np.ndarray | None, p: Params) -> np.nda
                                           p.covs)
 
 
-def _loglik_or_ninf(stepper: Stepper, p: Params) -> float:
-    """Log-likelihood at ``p``, or -inf when a covariance is numerically singular."""
+def _step_or_ninf(stepper: Stepper, p: Params) -> tuple[float, Any]:
+    """``stepper.step(p)``, or (-inf, None) when a covariance is numerically singular."""
     try:
-        return float(stepper.step(p)[0])
+        return stepper.step(p)
     except np.linalg.LinAlgError:
-        return -np.inf
+        return -np.inf, None
+
+
+#: the fit's steppers (one per data set, covariance type and reg_covar), while
+#: :func:`steppers` is open: its runs share one data layout and one collapse check
+_STEPPERS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("steppers",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def steppers() -> Iterator[None]:
+    """Within it, :func:`run` builds one :class:`Stepper` per data set and reuses it.
+
+    ``GaussianMixtureEM.fit`` runs dozens of starts and challengers on the same arrays;
+    each Stepper lays the data out for the kernels and checks the error covariances
+    once. The cache (and the arrays it holds) lives only while the block is open, and
+    per thread or task (a context variable).
+    """
+    token = _STEPPERS.set({})
+    try:
+        yield
+    finally:
+        _STEPPERS.reset(token)
+
+
+def _stepper(Z, w, Sz, covariance_type, reg) -> Stepper:
+    cache = _STEPPERS.get()
+    if cache is None:
+        return Stepper(Z, w, Sz, covariance_type, reg)
+    key = (id(Z), id(w), id(Sz), covariance_type, reg)
+    hit = cache.get(key)
+    if hit is None:
+        # the arrays are held with it, so their ids cannot be reused while it lives
+        hit = cache[key] = (Z, w, Sz, Stepper(Z, w, Sz, covariance_type, reg))
+    return hit[3]
 
 
 def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
         covariance_type: str, reg: float, tol: float, max_iter: int,
-        fixed: Any = None) -> Run:
+        fixed: Any = None, first: tuple | None = None) -> Run:
     """Iterate EM from ``p`` until convergence, collapse or ``max_iter``.
 
     Parameters
@@ -256,6 +310,9 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     fixed : bayesgmm.em.fixed.Fixed or None
         Entries held at given values: put into the start and into every M-step's
         result (the constrained M-step); a fixed covariance cannot collapse.
+    first : tuple or None
+        ``stepper.step(p)`` already computed (a converged run's :attr:`Run.last`): the
+        first iteration uses it instead of a kernel pass.
 
     Returns
     -------
@@ -269,16 +326,19 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     # a covariance below this (relative to the data's variance) has collapsed onto
     # <= D points; with reg_covar = 0 a floor still catches the numerically singular
     collapse = reg or COLLAPSE_FLOOR
-    # with every error variance above it the likelihood is bounded: no collapse possible
-    can_collapse = Sz is None or kern.eigen_below(Sz, collapse)
+    stepper = _stepper(Z, w, Sz, covariance_type, reg)
+    can_collapse = stepper.can_collapse(collapse)
     trace: list[float] = []
     converged = False
     degenerate = False
-    stepper = Stepper(Z, w, Sz, covariance_type, reg)
+    last = None
     if fixed is not None:
         p = fixed.apply(p)
     for it in range(int(max_iter)):
-        ll, new, raw_min = stepper.step(p)
+        if it == 0 and first is not None:
+            ll, new, raw_min = first
+        else:
+            ll, new, raw_min = stepper.step(p)
         if fixed is not None:
             new = fixed.apply(new, mstep=True)
             raw_min = raw_min.copy()
@@ -291,23 +351,25 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
             # keep the last M-step too (as scikit-learn does): one more pass gives
             # its exact log-likelihood, which EM guarantees is no lower
             converged = True
-            ll_new = _loglik_or_ninf(stepper, new)
+            step_new = _step_or_ninf(stepper, new)
+            ll_new = float(step_new[0])
             collapsed = can_collapse and np.any(raw_min < collapse)
             if ll_new >= ll and not collapsed:
                 p = new
                 trace.append(ll_new)
+                last = step_new
             break
         if can_collapse and np.any(raw_min < collapse):
             # the M-step wants a singular covariance: a component sits on <= D points;
             # keep it (floored by reg_covar) if its likelihood can still be evaluated
             degenerate = True
-            ll_new = _loglik_or_ninf(stepper, new)
+            ll_new = float(_step_or_ninf(stepper, new)[0])
             if np.isfinite(ll_new):
                 p = new
                 trace.append(ll_new)
             break
         p = new
-    return Run(p, trace[-1], trace, len(trace), converged, degenerate)
+    return Run(p, trace[-1], trace, len(trace), converged, degenerate, last)
 
 
 #: convergence tolerance (change of the mean log-likelihood per point) of a first, loose
@@ -336,7 +398,7 @@ def polish(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, r: Run, *, tol: 
         tight = len(r.trace) > 1 and abs(r.trace[-1] - r.trace[-2]) < tol * w.sum()
         return Run(r.params, r.loglik, r.trace, r.n_iter, r.converged and tight,
                    r.degenerate)
-    more = run(Z, w, Sz, r.params, tol=tol, max_iter=left, **kw)
+    more = run(Z, w, Sz, r.params, tol=tol, max_iter=left, first=r.last, **kw)
     # the loose run's last entry is already the log-likelihood at its final parameters,
     # which the second run evaluates again first: the joined path is the one a single
     # run to ``tol`` takes, iterate for iterate

@@ -126,3 +126,31 @@ def test_slivers_measures_width_against_the_data():
     narrow, small = slivers(p, np.linalg.cholesky(glob), 100.0)
     np.testing.assert_allclose(narrow, 1e-7, rtol=1e-9)
     assert small == 50.0
+
+
+@pytest.mark.parametrize("errors", [False, True])
+def test_polish_continues_the_loose_run_as_one_run_would(errors):
+    # polish starts from the loose run's last evaluation (Run.last) instead of a new
+    # kernel pass; the joined path must be the single run to tol, iterate for iterate
+    from bayesgmm.em import iteration as it
+
+    rng = np.random.default_rng(4)
+    Z = np.vstack([rng.normal(0, 1, (150, 2)), rng.normal(2.5, 0.7, (150, 2))])
+    Z = (Z - Z.mean(0)) / Z.std(0)
+    w = np.ones(len(Z))
+    Sz = np.broadcast_to(np.eye(2) * 0.05, (len(Z), 2, 2)).copy() if errors else None
+    p = Params(np.array([0.5, 0.5]), np.array([[-0.5, 0.0], [0.5, 0.1]]),
+               np.array([np.eye(2), np.eye(2)]))
+    kw = {"covariance_type": "full", "reg": 1e-6, "max_iter": 500}
+    with it.steppers():
+        loose = it.run(Z, w, Sz, p, tol=it.LOOSE_TOL, **kw)
+        assert loose.converged and loose.last is not None
+        joined = it.polish(Z, w, Sz, loose, tol=1e-10, **kw)
+        # one Stepper for the three runs on these arrays
+        assert it._stepper(Z, w, Sz, "full", 1e-6) is it._stepper(Z, w, Sz, "full", 1e-6)
+    direct = it.run(Z, w, Sz, p, tol=1e-10, **kw)
+    assert joined.n_iter == direct.n_iter
+    np.testing.assert_allclose(joined.trace, direct.trace, rtol=1e-13)
+    np.testing.assert_allclose(joined.params.covs, direct.params.covs, rtol=1e-10)
+    # outside the block nothing is cached
+    assert it._stepper(Z, w, Sz, "full", 1e-6) is not it._stepper(Z, w, Sz, "full", 1e-6)
