@@ -148,7 +148,9 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
             f"feature {int(empty[0])} of {name} has no observed value (every entry is "
             "NaN); a mixture cannot learn it: drop that column."
         )
-    top = np.nanmax(np.abs(arr), axis=0)  # equals np.max without NaN (missing values)
+    # nanmax/nanmin equal max/min without NaN (missing values); all columns at once
+    hi, lo = np.nanmax(arr, axis=0), np.nanmin(arr, axis=0)
+    top = np.maximum(np.abs(hi), np.abs(lo))
     for j in range(arr.shape[1]):
         col = f"{name}" if arr.shape[1] == 1 else f"feature {j} of {name}"
         if top[j] > MAX_MAGNITUDE:
@@ -157,7 +159,7 @@ def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
                 f"{col} has values up to {top[j]:.3g}, beyond what float64 can square "
                 f"(variances must stay below ~1e300); rescale it, e.g. divide by 1e{k}."
             )
-        spread = float(np.nanmax(arr[:, j]) - np.nanmin(arr[:, j]))
+        spread = float(hi[j] - lo[j])
         if 0 < spread < MIN_SPREAD:
             k = int(np.floor(np.log10(spread)))
             raise DataError(

@@ -1,11 +1,11 @@
 """Does bayesgmm's EM find the best maximum? Against R's mclust and scikit-learn.
 
 On public real data sets shipped with R (``datasets``, ``MASS``, ``mclust``), for each
-covariance type (full, diag, spherical; 1-D data have one) and K = 1..5, three programs
-fit the mixture by maximum likelihood:
+covariance type (full, tied, diag, spherical; 1-D data have one) and K = 1..5, three
+programs fit the mixture by maximum likelihood:
 
-- mclust's ``Mclust`` (model-based hierarchical agglomeration starts; models VVV, VVI,
-  VII, and V in 1-D), run by Debian's ``Rscript`` in a temporary folder;
+- mclust's ``Mclust`` (model-based hierarchical agglomeration starts; models VVV, EEE,
+  VVI, VII, and V in 1-D), run by Debian's ``Rscript`` in a temporary folder;
 - scikit-learn's ``GaussianMixture`` with 10 k-means starts (``n_init=10``,
   ``reg_covar=1e-9``, ``tol=1e-8``: as close to plain maximum likelihood as it goes);
 - bayesgmm's ``GaussianMixtureEM`` with its defaults.
@@ -51,8 +51,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "mclust.json"
 TOL = 1e-3
 KS = range(1, 6)
-TYPES = ("full", "diag", "spherical")
-MCLUST_MODEL = {"full": "VVV", "diag": "VVI", "spherical": "VII"}
+TYPES = ("full", "tied", "diag", "spherical")
+MCLUST_MODEL = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
 
 #: name -> R expression giving a numeric data frame or vector
 DATA = {
@@ -80,7 +80,8 @@ for (i in seq_along(names)) {
   write.table(X, file.path(out, paste0(names[i], ".csv")), sep = ",",
               row.names = FALSE, col.names = FALSE)
   d <- ncol(X)
-  models <- if (d == 1) c(full = "V") else c(full = "VVV", diag = "VVI", spherical = "VII")
+  models <- if (d == 1) c(full = "V") else c(full = "VVV", tied = "EEE", diag = "VVI",
+                                              spherical = "VII")
   for (type in names(models)) for (k in 1:5) {
     fit <- tryCatch(Mclust(X, G = k, modelNames = models[[type]], verbose = FALSE),
                     error = function(e) NULL)
@@ -152,7 +153,9 @@ def sklearn_fit(X, k, typ):
                         max_iter=2000, random_state=0).fit(X)
     covs = g.covariances_
     d = X.shape[1]
-    if typ == "diag":
+    if typ == "tied":
+        covs = np.broadcast_to(covs, (k, d, d)).copy()
+    elif typ == "diag":
         covs = np.array([np.diag(c) for c in covs])
     elif typ == "spherical":
         covs = np.array([c * np.eye(d) for c in covs])
