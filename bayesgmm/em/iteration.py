@@ -65,6 +65,8 @@ class Stepper:
         self.n, self.d = Z.shape
         self.w, self.cov_type, self.reg = w, covariance_type, reg
         self.W = w.sum()
+        self._Sz = Sz  # every row's, for the collapse check (can_collapse)
+        self._collapse: dict[float, bool] = {}
         self.missing = None
         if self.d > 1 and np.isnan(Z).any():
             self.missing = Missing(Z, Sz)
@@ -75,8 +77,6 @@ class Stepper:
             self.n, self.w = Z.shape[0], w
         self.chunks = kern.n_chunks_for(self.n)
         self._n_chunks: dict[float, int] = {}
-        self._Sz = Sz
-        self._collapse: dict[float, bool] = {}
         self.one_d = self.d == 1
         if self.one_d:
             self.x = np.ascontiguousarray(Z[:, 0])
