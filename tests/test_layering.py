@@ -135,7 +135,8 @@ def test_model_never_samples():
                 if _in(m, "bayes.samplers", "bayes.inference")}
 
 
-@pytest.mark.parametrize("module", ["bayes.samplers.nutpie", "bayes.samplers.nutpie_native"])
+@pytest.mark.parametrize("module", ["bayes.samplers.nutpie", "bayes.samplers.nutpie_native",
+                                    "bayes.samplers.nutpie_native_md"])
 def test_nutpie_drivers_see_only_a_target(module):
     # the log-density, its coordinates and its start come in a bayes.target.Target: a
     # driver that reached past it for a reparametrisation or a density would be a second

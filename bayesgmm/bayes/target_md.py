@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from . import density_md as _dmd
 from .density_md import logp_and_grad_packed
@@ -222,11 +223,46 @@ def expand(theta: np.ndarray, K: int, loc: np.ndarray, scale: np.ndarray
         The standardization.
     """
     D = loc.shape[0]
+    out = np.empty(n_expanded(K, D))
+    expand_flat(theta, K, D, loc, scale, out)
+    parts, at = {}, 0
+    for name, shape in (("weights", (K,)), ("means", (K, D)), ("sds", (K, D)),
+                        ("correlations", (K, D, D)), ("covariances", (K, D, D))):
+        size = int(np.prod(shape))
+        parts[name] = out[at:at + size].reshape(shape)
+        at += size
+    return parts
+
+
+@njit(cache=True, nogil=True)
+def n_expanded(K, D):
+    """The size of :func:`expand_flat`'s output."""
+    return K + 2 * K * D + 2 * K * D * D
+
+
+@njit(cache=True, nogil=True)
+def expand_flat(theta, K, D, loc, scale, out):
+    """:func:`expand` into one flat array, in :data:`NAMES_MD` order, each C-ordered.
+
+    The one expansion of both nutpie paths (the compiled callback copies it), so their
+    draws agree to the last digit.
+    """
     w, mu, sd, L = _dmd.unpack(theta, K, D)
-    corr = L @ np.swapaxes(L, 1, 2)
-    sds = scale * sd
-    return {"weights": w, "means": loc + scale * mu, "sds": sds, "correlations": corr,
-            "covariances": sds[:, :, None] * corr * sds[:, None, :]}
+    at_mu, at_sd = K, K + K * D
+    at_corr, at_cov = K + 2 * K * D, K + 2 * K * D + K * D * D
+    for k in range(K):
+        out[k] = w[k]
+        for a in range(D):
+            out[at_mu + k * D + a] = loc[a] + scale[a] * mu[k, a]
+            out[at_sd + k * D + a] = scale[a] * sd[k, a]
+        for a in range(D):
+            for b in range(D):
+                c = 0.0
+                for p in range(D):
+                    c += L[k, a, p] * L[k, b, p]
+                i = k * D * D + a * D + b
+                out[at_corr + i] = c
+                out[at_cov + i] = (scale[a] * sd[k, a]) * c * (scale[b] * sd[k, b])
 
 
 def _em_start(em: dict[str, np.ndarray], loc: np.ndarray, scale: np.ndarray) -> np.ndarray:

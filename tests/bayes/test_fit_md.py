@@ -295,3 +295,43 @@ def test_pymc_start_is_the_em_estimate(monkeypatch):
     np.testing.assert_allclose(p.scale * init["sds_std"], p.em["sds"], rtol=1e-10)
     L = init["corr_chol"]
     np.testing.assert_allclose(L @ np.swapaxes(L, -1, -2), p.em["correlations"], atol=1e-3)
+
+
+def test_native_and_pyfunc_backends_give_the_same_draws_in_d_dimensions():
+    # the compiled callback (nutpie_native_md) and from_pyfunc share the log-density and
+    # the expansion: the same chains, to the last digit, with errors and missing values
+    rng = np.random.default_rng(3)
+    X = _data(160, seed=3)
+    err = rng.uniform(0.1, 0.3, X.shape)
+    kw = {"X_err": err, "draws": 40, "tune": 40, "chains": 2, "progressbar": False,
+          "random_seed": 5, "target_accept": 0.8}
+    results = {}
+    for backend in ("native", "pyfunc"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[backend] = inference._fit(X, 2, backend=backend, **kw)
+        runs = json.loads(results[backend].attrs["sampling_runs"])
+        assert runs[0]["backend"] == backend
+    xr.testing.assert_equal(results["native"].posterior.to_dataset(),
+                            results["pyfunc"].posterior.to_dataset())
+
+
+def test_native_md_header_is_checked():
+    from bayesgmm.bayes.samplers import nutpie_native_md as native
+    from bayesgmm.bayes.target_md import expand_flat, n_expanded
+
+    assert native._N_HEADER == len(native.HEADER_MD)
+    # a header of another layout (the 1-D one's magic) is refused by both callbacks
+    h = np.zeros(native._N_HEADER, dtype=np.int64)
+    h[0], h[1] = 0x62676D6D_0002, native._N_HEADER
+    assert not native._layout_ok(h, 11)
+    assert n_expanded(2, 2) == 2 + 8 + 16
+    out = np.empty(n_expanded(2, 2))
+    theta = np.zeros(2 - 1 + 2 * 2 * 2 + 2)
+    expand_flat(theta, 2, 2, np.array([1.0, 2.0]), np.array([2.0, 3.0]), out)
+    # theta = 0: equal weights, means at loc, sds = scale (exp(0)), identity correlations
+    np.testing.assert_allclose(out[:2], [0.5, 0.5])
+    np.testing.assert_allclose(out[2:6], [1.0, 2.0, 1.0, 2.0])
+    np.testing.assert_allclose(out[6:10], [2.0, 3.0, 2.0, 3.0])
+    np.testing.assert_allclose(out[10:14], [1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(out[18:22], [4.0, 0.0, 0.0, 9.0])

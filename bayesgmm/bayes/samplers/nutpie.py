@@ -1,9 +1,9 @@
 """nutpie on a target: compiled callback or ``from_pyfunc``.
 
-A 1-D :class:`~bayesgmm.bayes.target.Target` (compiled callback, or ``from_pyfunc``)
-or a D-dimensional :class:`~bayesgmm.bayes.target_md.TargetMD` (``from_pyfunc``: there
-is no compiled callback for D dimensions yet). The expanded draws' names, shapes and
-dims are the target's.
+A 1-D :class:`~bayesgmm.bayes.target.Target` or a D-dimensional
+:class:`~bayesgmm.bayes.target_md.TargetMD`, each through its compiled callback
+(:mod:`.nutpie_native`, :mod:`.nutpie_native_md`) or ``from_pyfunc``. The expanded
+draws' names, shapes and dims are the target's.
 """
 
 
@@ -40,9 +40,14 @@ BACKENDS = ("native", "pyfunc")
 _PYFUNC_CACHE: dict[Any, Any] = {}
 
 
-def _native_model(target: Target, initial_point: Callable[[int], np.ndarray]) -> Any | None:
+def _native_model(target: Target | TargetMD, initial_point: Callable[[int], np.ndarray]
+                  ) -> Any | None:
     """The compiled-callback nutpie model, or None (warned) where this nutpie cannot take it."""
     try:
+        if isinstance(target, TargetMD):
+            from . import nutpie_native_md
+
+            return nutpie_native_md.compiled_model(target, initial_point)
         from . import nutpie_native
 
         return nutpie_native.compiled_model(target, initial_point)
@@ -179,8 +184,8 @@ def sample(target: Target | TargetMD, draws: int, tune: int, chains: int, seed: 
     """One nutpie run on ``target``: (posterior, sample_stats) datasets.
 
     ``backend`` "native" falls back to "pyfunc" (warned) where this nutpie cannot take
-    the compiled callback (a :class:`TargetMD` always runs "pyfunc", unwarned: it has
-    no compiled callback); the backend that ran is ``sample_stats.attrs["nutpie_backend"]``
+    the compiled callback (:mod:`.nutpie_native`, :mod:`.nutpie_native_md`); the
+    backend that ran is ``sample_stats.attrs["nutpie_backend"]``
     and the coordinates' pair ``sample_stats.attrs["sampler_pair"]``.
     """
     import dataclasses
@@ -199,8 +204,7 @@ def sample(target: Target | TargetMD, draws: int, tune: int, chains: int, seed: 
 
     _check_start(target)
     md = isinstance(target, TargetMD)
-    compiled = (_native_model(target, initial_point) if backend == "native" and not md
-                else None)
+    compiled = _native_model(target, initial_point) if backend == "native" else None
     ran = "native" if compiled is not None else "pyfunc"
     if compiled is None:
         if md:
