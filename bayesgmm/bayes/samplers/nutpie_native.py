@@ -90,6 +90,25 @@ def _arrays(h):
             h[_AT_PAIR])
 
 
+@njit(cache=True, nogil=True)
+def store(value, g, logp, grad):
+    """Write a log-density and its gradient into nutpie's buffers; nutpie's return code.
+
+    0 success; 3 a gradient entry, 4 the log-density not finite (a divergent step).
+    """
+    logp[0] = value
+    finite = True
+    for j in range(grad.shape[0]):
+        grad[j] = g[j]
+        if not np.isfinite(g[j]):
+            finite = False
+    if not finite:
+        return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+
+
 @cfunc(_LOGP_SIG, cache=True, nogil=True)
 def _c_logp(dim, x_, grad_, logp_, user_data):
     # nutpie's return codes (compile_pymc._make_c_logp_func): 0 success; -1 a wrong size
@@ -111,21 +130,10 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
     try:
         K, z, eps2, w_alpha, m_mu, m_sigma, s_sigma, consts, pair = _arrays(h)
         x = carray(x_, (dim,))
-        grad = carray(grad_, (dim,))
         value, g = logp_and_grad(x, z, eps2, w_alpha, m_mu, m_sigma, s_sigma, consts[0], pair)
-        logp[0] = value
-        finite = True
-        for j in range(dim):
-            grad[j] = g[j]
-            if not np.isfinite(g[j]):
-                finite = False
+        return store(value, g, logp, carray(grad_, (dim,)))
     except Exception:  # noqa: BLE001
         return 4
-    if not finite:
-        return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
 
 
 @cfunc(_EXPAND_SIG, cache=True, nogil=True)

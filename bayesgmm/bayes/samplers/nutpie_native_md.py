@@ -27,7 +27,7 @@ from ..target_md import (
     logp_and_grad_packed,
     n_expanded,
 )
-from .nutpie_native import _EXPAND_SIG, _LOGP_SIG, BAD_HEADER, _as_double_ptr
+from .nutpie_native import _EXPAND_SIG, _LOGP_SIG, BAD_HEADER, _as_double_ptr, store
 
 #: The header, one int64 word per field in this order (see :data:`.nutpie_native.HEADER`):
 #: magic and length first; then the sizes (``ec_cols``: n with errors, 1 without); then
@@ -99,22 +99,11 @@ def _c_logp(dim, x_, grad_, logp_, user_data):
     try:
         K, D, ps, pd, pc, zc, ec, has_err, wa, mm, ms, ss, consts = _arrays(h)
         x = carray(x_, (dim,))
-        grad = carray(grad_, (dim,))
         value, g = logp_and_grad_packed(x, ps, pd, pc, zc, ec, has_err, wa, mm, ms, ss,
                                         consts[0], 0.0)
-        logp[0] = value
-        finite = True
-        for j in range(dim):
-            grad[j] = g[j]
-            if not np.isfinite(g[j]):
-                finite = False
+        return store(value, g, logp, carray(grad_, (dim,)))
     except Exception:  # noqa: BLE001
         return 4
-    if not finite:
-        return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
 
 
 @cfunc(_EXPAND_SIG, cache=True, nogil=True)
