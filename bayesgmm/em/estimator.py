@@ -159,11 +159,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         learn's 1e-6 is absolute, in the data's units.)
     random_seed : int, numpy.random.Generator or None, default=None
         Seed for the initialisation.
-    n_screen : int, default=50
+    n_screen : int or "auto", default="auto"
         After the starts, this many random starts (means at data points) are run
         for 20 iterations on up to 2,000 of the points, and the best five are run
         to convergence on all of them ("emEM", Biernacki, Celeux & Govaert 2003):
-        random starts reach maxima that k-means seeding misses. 0 turns it off.
+        random starts reach maxima that k-means seeding misses. ``"auto"``: 50 on
+        2,000 points or more, and on n < 2,000 points the same work's worth,
+        50 * 2,000 / n starts (at most 600): small data sets with many parameters
+        have the most local maxima, and there a start is cheapest. 0 turns it off.
     split_merge : bool, default=True
         Then try split-and-merge moves from the best run (Ueda et al. 2000: merge
         two components that share points, then split one that covers too much or
@@ -239,7 +242,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         init: str | dict = "kmeans++",
         reg_covar: float = 1e-9,
         random_seed: int | np.random.Generator | None = None,
-        n_screen: int = 50,
+        n_screen: int | str = "auto",
         split_merge: bool = True,
         fixed: dict | None = None,
     ) -> None:
@@ -514,9 +517,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             raise DataError(f"n_init must be an integer >= 1; got {self.n_init!r}.")
         if not (self.reg_covar >= 0):
             raise DataError(f"reg_covar must be >= 0; got {self.reg_covar!r}.")
-        if not isinstance(self.n_screen, int | np.integer) or isinstance(self.n_screen, bool) \
-                or self.n_screen < 0:
-            raise DataError(f"n_screen must be an integer >= 0; got {self.n_screen!r}.")
+        if self.n_screen != "auto" and (
+                not isinstance(self.n_screen, int | np.integer)
+                or isinstance(self.n_screen, bool) or self.n_screen < 0):
+            raise DataError(
+                f"n_screen must be 'auto' or an integer >= 0; got {self.n_screen!r}.")
         if not isinstance(self.split_merge, bool | np.bool_):
             raise DataError(f"split_merge must be True or False; got {self.split_merge!r}.")
         if not isinstance(self.init, dict) and self.init not in ("kmeans++", "random"):

@@ -115,21 +115,36 @@ def initialize(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, how:
     Params
         With errors, the mean error covariance is taken out of each covariance.
     """
-    n, d = Z.shape
-    W = w.sum()
-    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
     if how == "random":
-        idx = rng.choice(n, size=K, replace=n < K, p=w / W)
-        means = Z[idx].copy()
-        covs = np.broadcast_to(glob, (K, d, d)).copy()
-        weights = np.full(K, 1.0 / K)
-    else:
-        centers = _kmeans(Z, w, K, rng)
-        weights, means, covs = _from_labels(Z, w, _nearest(Z, centers), K, centers, glob)
+        means, covs = random_starts(Z, w, Sz, K, 1, rng, reg)
+        return Params(np.full(K, 1.0 / K), means[0], covs)
+    d = Z.shape[1]
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    centers = _kmeans(Z, w, K, rng)
+    weights, means, covs = _from_labels(Z, w, _nearest(Z, centers), K, centers, glob)
     if Sz is not None:
         covs = _without_errors(covs, Sz, w)
-    covs = covs + reg * np.eye(d)
-    return Params(weights, means, covs)
+    return Params(weights, means, covs + reg * np.eye(d))
+
+
+def random_starts(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int,
+                  n_starts: int, rng: np.random.Generator, reg: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``n_starts`` random starts at once: means (n_starts, K, D), covariances (K, D, D).
+
+    Each start's means are K data points drawn by weight; every start shares the data's
+    covariance (with errors, the mean error covariance taken out), ``reg`` added, and
+    equal weights. The draws are those of ``n_starts`` calls of
+    ``initialize(..., "random", rng, ...)``, one after another.
+    """
+    n, d = Z.shape
+    p = w / w.sum()
+    idx = np.stack([rng.choice(n, size=K, replace=n < K, p=p) for _ in range(n_starts)])
+    glob = np.atleast_2d(np.cov(Z.T, aweights=w, bias=True))
+    covs = np.broadcast_to(glob, (K, d, d)).copy()
+    if Sz is not None:
+        covs = _without_errors(covs, Sz, w)
+    return Z[idx].reshape(n_starts, K, d), covs + reg * np.eye(d)
 
 
 def _from_labels(Z: np.ndarray, w: np.ndarray, labels: np.ndarray, K: int,

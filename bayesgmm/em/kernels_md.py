@@ -620,3 +620,107 @@ def deconvolve_full(X, S, resp, mu, V):
 
 
 # Each kernel is compiled twice from the same source: a parallel version for large n and
+
+
+# --------------------------------------------------------------------------- screening
+
+
+@njit(**_OPTS)
+def _chol_inverse(covs, linv, half_logdet, L):
+    """Inverse Cholesky factors and half log-determinants of ``covs`` (K, D, D).
+
+    Returns False if one is not positive definite.
+    """
+    K, D = covs.shape[0], covs.shape[1]
+    for k in range(K):
+        if not _chol(covs[k], L):
+            return False
+        hl = 0.0
+        for c in range(D):
+            hl += math.log(L[c, c])
+            for a in range(D):
+                linv[k, a, c] = 0.0
+            linv[k, c, c] = 1.0 / L[c, c]
+            for a in range(c + 1, D):  # forward substitution, column c of L^-1
+                s = 0.0
+                for p in range(c, a):
+                    s += L[a, p] * linv[k, p, c]
+                linv[k, a, c] = -s / L[a, a]
+        half_logdet[k] = hl
+    return True
+
+
+@njit(**_OPTS)
+def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps, collapse,
+                can_collapse):
+    """Short EM runs from many starts in one compiled call (the screening of random starts).
+
+    Every start r has equal weights, means ``means0[r]`` (R, K, D) and covariances
+    ``covs0`` (K, D, D). Each runs as :func:`bayesgmm.em.iteration.run` runs one, serially
+    over all points (``Xt`` and, with ``has_err``, ``Sp`` as :func:`pack` lays them
+    out), for at most ``n_iter`` iterations, stopping when the change of the
+    log-likelihood is below ``tol`` times the total weight.
+
+    Returns
+    -------
+    loglik : (R,)
+        The last log-likelihood evaluated; -inf for a run that met a covariance that is
+        not positive definite or an M-step below ``collapse`` (when ``can_collapse``).
+    weights, means, covs : (R, K), (R, K, D), (R, K, D, D)
+        The run's parameters: those scored by ``loglik`` when it converged, else the
+        M-step from them (as ``run`` returns a run stopped by ``max_iter``).
+    """
+    R, K, D = means0.shape
+    n = Xt.shape[1]
+    W = 0.0
+    for i in range(n):
+        W += w[i]
+    lls = np.full(R, -np.inf)
+    out_w = np.empty((R, K))
+    out_m = np.empty((R, K, D))
+    out_c = np.empty((R, K, D, D))
+    nk = np.empty(K)
+    s1 = np.empty((K, D))
+    s2 = np.empty((K, D, D))
+    linv = np.zeros((K, D, D))
+    hld = np.empty(K)
+    const = np.empty(K)
+    logpi = np.empty(K)
+    L = np.zeros((D, D))
+    for r in range(R):
+        weights = np.full(K, 1.0 / K)
+        means = means0[r].copy()
+        covs = covs0.copy()
+        prev = -np.inf
+        ll = -np.inf
+        for it in range(n_iter):
+            for k in range(K):
+                logpi[k] = math.log(weights[k])
+            if has_err:
+                ll, ok = _xd_full_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
+            else:
+                ok = _chol_inverse(covs, linv, hld, L)
+                if ok:
+                    for k in range(K):
+                        const[k] = logpi[k] - 0.5 * D * _LOG2PI - hld[k]
+                    ll = _em_full_chunk(Xt, w, means, linv, const, 0, n, nk, s1, s2)
+                    for k in range(K):  # the chunk fills the lower triangle
+                        for a in range(D):
+                            for b in range(a):
+                                s2[k, b, a] = s2[k, a, b]
+            if not ok or not np.isfinite(ll):
+                ll = -np.inf
+                break
+            if it > 0 and abs(ll - prev) < tol * W:
+                break  # converged: the parameters scored by ll are kept
+            nw, nm, nc, raw_min = mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps)
+            if can_collapse and raw_min.min() < collapse:
+                ll = -np.inf
+                break
+            weights, means, covs = nw, nm, nc
+            prev = ll
+        lls[r] = ll
+        out_w[r] = weights
+        out_m[r] = means
+        out_c[r] = covs
+    return lls, out_w, out_m, out_c

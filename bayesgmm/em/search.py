@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from . import kernels as kern
 from .iteration import LOOSE_TOL, Params, Run, polish, run, weighted_log_prob
 
 #: moves tried from each local maximum before giving up
@@ -51,6 +52,10 @@ MAX_CANDIDATES = 5
 MAX_ROUNDS = 10
 #: random starts screened, iterations each, points they see, and how many continue
 N_SCREEN = 50
+#: ``n_screen="auto"``: N_SCREEN starts on SCREEN_N points or more, and on fewer points
+#: as many more as the same work buys (N_SCREEN * SCREEN_N / n), up to MAX_SCREEN. Small
+#: data sets with many parameters have the most local maxima, and there a start is cheap
+MAX_SCREEN = 600
 SCREEN_ITER = 20
 SCREEN_N = 2_000
 SCREEN_KEEP = 5
@@ -248,19 +253,27 @@ class _Keeper:
         return True
 
 
+def n_screen_for(n_screen: int | str, n: int) -> int:
+    """The number of random starts screened for ``n`` points (``"auto"``: see MAX_SCREEN)."""
+    if isinstance(n_screen, str):
+        return int(min(MAX_SCREEN, max(N_SCREEN, N_SCREEN * SCREEN_N // max(n, 1))))
+    return int(n_screen)
+
+
 def screen(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, keeper: _Keeper,
            rng: np.random.Generator, *, covariance_type: str, reg: float, tol: float,
-           max_iter: int, n_screen: int = N_SCREEN, fixed: Any = None) -> None:
+           max_iter: int, n_screen: int | str = "auto", fixed: Any = None) -> None:
     """Random starts run briefly on a subsample; the best few continued on all points.
 
-    ``n_screen`` starts (``init="random"``: means at data points, the data's covariance)
-    run :data:`SCREEN_ITER` iterations on at most :data:`SCREEN_N` points (a weighted
-    draw); the :data:`SCREEN_KEEP` highest are run to convergence on every point and
-    offered to ``keeper``.
+    ``n_screen`` (:func:`n_screen_for`) starts (``init="random"``: means at data points,
+    the data's covariance) run :data:`SCREEN_ITER` iterations on at most
+    :data:`SCREEN_N` points (a weighted draw); the :data:`SCREEN_KEEP` highest are run
+    to convergence on every point and offered to ``keeper``.
     """
     from .init import initialize
 
     n = Z.shape[0]
+    n_screen = n_screen_for(n_screen, n)
     if n_screen <= 0 or K < 2:
         return
     if n > SCREEN_N:
@@ -269,18 +282,49 @@ def screen(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, keeper: 
         Ss = None if Sz is None else Sz[idx]
     else:
         Zs, ws, Ss = Z, w, Sz
-    Z0 = np.where(np.isnan(Zs), 0.0, Zs)
-    short = []
-    for _ in range(int(n_screen)):
-        p = initialize(Z0, ws, Ss, K, "random", rng, reg)
-        r = run(Zs, ws, Ss, p, covariance_type=covariance_type, reg=reg, tol=tol,
-                max_iter=SCREEN_ITER, fixed=fixed)
-        if not r.degenerate and np.isfinite(r.loglik):
-            short.append(r)
-    short.sort(key=lambda r: -r.loglik)
-    for r in short[:SCREEN_KEEP]:
-        keeper.challenge(Z, w, Sz, r.params, covariance_type=covariance_type, reg=reg,
+    missing = bool(np.isnan(Zs).any())
+    Z0 = np.where(np.isnan(Zs), 0.0, Zs) if missing else Zs
+    if fixed is None and not missing:
+        short = _screen_compiled(Zs, ws, Ss, K, int(n_screen), rng,
+                                 covariance_type=covariance_type, reg=reg, tol=tol)
+    else:  # fixed parameters or missing values: run by run
+        short = []
+        for _ in range(int(n_screen)):
+            p = initialize(Z0, ws, Ss, K, "random", rng, reg)
+            r = run(Zs, ws, Ss, p, covariance_type=covariance_type, reg=reg, tol=tol,
+                    max_iter=SCREEN_ITER, fixed=fixed)
+            if not r.degenerate and np.isfinite(r.loglik):
+                short.append((r.loglik, r.params))
+    short.sort(key=lambda r: -r[0])
+    for _, params in short[:SCREEN_KEEP]:
+        keeper.challenge(Z, w, Sz, params, covariance_type=covariance_type, reg=reg,
                          tol=tol, max_iter=max_iter, fixed=fixed)
+
+
+def _screen_compiled(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int,
+                     n_screen: int, rng: np.random.Generator, *, covariance_type: str,
+                     reg: float, tol: float) -> list[tuple[float, Params]]:
+    """The short runs of :func:`screen` in one compiled call.
+
+    For data without missing values and fits without fixed parameters: (log-likelihood,
+    parameters) of each run that neither collapsed nor failed. The same starts (the same
+    draws of ``rng``), iterations and collapse rule as
+    :func:`~bayesgmm.em.iteration.run`, without a Python round trip per iteration.
+    """
+    from .init import random_starts
+    from .iteration import _CTYPE, _EPS, COLLAPSE_FLOOR, _stepper
+    from .kernels_md import screen_runs
+
+    means0, covs0 = random_starts(Z, w, Sz, K, n_screen, rng, reg)
+    collapse = reg or COLLAPSE_FLOOR
+    can_collapse = _stepper(Z, w, Sz, covariance_type, reg).can_collapse(collapse)
+    Xt, Sp = kern.pack(Z, Sz)
+    lls, weights, means, covs = screen_runs(
+        Xt, np.zeros((1, 1)) if Sp is None else Sp, Sp is not None,
+        np.ascontiguousarray(w, dtype=float), means0, covs0, SCREEN_ITER, float(tol),
+        float(reg), _CTYPE[covariance_type], _EPS, float(collapse), bool(can_collapse))
+    return [(float(lls[r]), Params(weights[r], means[r], covs[r]))
+            for r in range(n_screen) if np.isfinite(lls[r])]
 
 
 def split_merge(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, keeper: _Keeper, *,
@@ -304,7 +348,7 @@ def split_merge(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, keeper: _Ke
 
 def search(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, best: Run,
            rng: np.random.Generator, *, covariance_type: str, reg: float, tol: float,
-           max_iter: int, n_screen: int = N_SCREEN, moves: bool = True,
+           max_iter: int, n_screen: int | str = "auto", moves: bool = True,
            fixed: Any = None) -> tuple[Run, int]:
     """Screening, then split-and-merge moves, from the best start's run.
 
