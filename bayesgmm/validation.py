@@ -142,14 +142,17 @@ MIN_SPREAD = 1e-150
 
 def check_fit_scale(arr: np.ndarray, *, name: str = "X") -> None:
     """Reject data whose variances float64 cannot hold, saying how to rescale them."""
-    empty = np.flatnonzero(np.isnan(arr).all(axis=0))
-    if empty.size:  # missing values (EM): each feature needs an observed value
-        raise DataError(
-            f"feature {int(empty[0])} of {name} has no observed value (every entry is "
-            "NaN); a mixture cannot learn it: drop that column."
-        )
-    # nanmax/nanmin equal max/min without NaN (missing values); all columns at once
-    hi, lo = np.nanmax(arr, axis=0), np.nanmin(arr, axis=0)
+    nan = np.isnan(arr)
+    if nan.any():  # missing values (EM): each feature needs an observed value
+        empty = np.flatnonzero(nan.all(axis=0))
+        if empty.size:
+            raise DataError(
+                f"feature {int(empty[0])} of {name} has no observed value (every entry is "
+                "NaN); a mixture cannot learn it: drop that column."
+            )
+        hi, lo = np.nanmax(arr, axis=0), np.nanmin(arr, axis=0)
+    else:  # the same values, without nanmax's copies
+        hi, lo = arr.max(axis=0), arr.min(axis=0)
     top = np.maximum(np.abs(hi), np.abs(lo))
     for j in range(arr.shape[1]):
         col = f"{name}" if arr.shape[1] == 1 else f"feature {j} of {name}"

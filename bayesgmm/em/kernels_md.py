@@ -332,6 +332,171 @@ def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
     return ll, ok
 
 
+# D = 2 and D = 3 written out: per point and component, the LDL^T factor of
+# T = V_k + S_j (unit lower L, diagonal d), with no square root but the one of the
+# density's factor |T|^-1/2 = sqrt(prod 1 / d_c); everything stays in registers, so
+# the loop over a block's points is one vectorized body. d_c are the squares of the
+# Cholesky pivots: T is positive definite exactly when all are > 0. Then
+# alpha = T^-1 (x - mu) = L^-T D^-1 L^-1 (x - mu), and the entries of T^-1 for the
+# XD statistics, as in :func:`_xd_full_chunk` (which D >= 4 uses; its square roots
+# cost more than the rest of a D = 3 pass).
+
+
+@njit(**_FAST)
+def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
+    """:func:`_xd_full_chunk` for D = 2 or 3, the same sums."""
+    D = Xt.shape[0]
+    K = mu.shape[0]
+    P = D * (D + 1) // 2
+    nst = D + P  # per point: alpha (D), then T^-1's lower triangle (P), packed as Sp
+    lp = np.empty((K, _BM))
+    sc = np.empty((K, _BM))
+    st = np.empty((K, nst, _BM))
+    pmv = np.empty(_BM)
+    mx = np.empty(_BM)
+    f = np.empty(_BM)
+    a_nk = np.zeros(K)
+    A1 = np.zeros((K, D))
+    A2 = np.zeros((K, P))
+    c0 = -0.5 * D * _LOG2PI
+    ok = True
+    ll = 0.0
+    three = D == 3
+    for b0 in range(lo, hi, _BM):
+        nb = min(_BM, hi - b0)
+        for j in range(nb):
+            mx[j] = -np.inf
+        for k in range(K):
+            v00, v10, v11 = V[k, 0, 0], V[k, 1, 0], V[k, 1, 1]
+            m0, m1 = mu[k, 0], mu[k, 1]
+            ck = logpi[k] + c0
+            stk = st[k]
+            if three:
+                v20, v21, v22, m2 = V[k, 2, 0], V[k, 2, 1], V[k, 2, 2], mu[k, 2]
+                for j in range(nb):
+                    i = b0 + j
+                    t10 = Sp[1, i] + v10
+                    t20 = Sp[3, i] + v20
+                    d0 = Sp[0, i] + v00
+                    id0 = 1.0 / (d0 if d0 > 0.0 else 1.0)
+                    l10 = t10 * id0
+                    l20 = t20 * id0
+                    d1 = Sp[2, i] + v11 - l10 * t10
+                    id1 = 1.0 / (d1 if d1 > 0.0 else 1.0)
+                    u21 = Sp[4, i] + v21 - l20 * t10
+                    l21 = u21 * id1
+                    d2 = Sp[5, i] + v22 - l20 * t20 - l21 * u21
+                    id2 = 1.0 / (d2 if d2 > 0.0 else 1.0)
+                    pm = min(d0, min(d1, d2))
+                    z0 = Xt[0, i] - m0
+                    z1 = Xt[1, i] - m1 - l10 * z0
+                    z2 = Xt[2, i] - m2 - l20 * z0 - l21 * z1
+                    w0, w1, w2 = z0 * id0, z1 * id1, z2 * id2
+                    v = ck - 0.5 * (z0 * w0 + z1 * w1 + z2 * w2)
+                    lp[k, j] = v if pm > 0.0 else -np.inf
+                    mx[j] = max(mx[j], lp[k, j])
+                    sc[k, j] = math.sqrt(id0 * id1 * id2)
+                    pmv[j] = pm
+                    a1 = w1 - l21 * w2
+                    g20 = l21 * l10 - l20  # (L^-1)_20; (L^-1)_10 = -l10, (L^-1)_21 = -l21
+                    h20 = g20 * id2
+                    h21 = -l21 * id2
+                    stk[0, j] = w0 - l10 * a1 - l20 * w2
+                    stk[1, j] = a1
+                    stk[2, j] = w2
+                    stk[3, j] = id0 + l10 * l10 * id1 + g20 * h20
+                    stk[4, j] = -l10 * id1 - l21 * h20
+                    stk[5, j] = id1 - l21 * h21
+                    stk[6, j] = h20
+                    stk[7, j] = h21
+                    stk[8, j] = id2
+            else:
+                for j in range(nb):
+                    i = b0 + j
+                    t10 = Sp[1, i] + v10
+                    d0 = Sp[0, i] + v00
+                    id0 = 1.0 / (d0 if d0 > 0.0 else 1.0)
+                    l10 = t10 * id0
+                    d1 = Sp[2, i] + v11 - l10 * t10
+                    id1 = 1.0 / (d1 if d1 > 0.0 else 1.0)
+                    pm = min(d0, d1)
+                    z0 = Xt[0, i] - m0
+                    z1 = Xt[1, i] - m1 - l10 * z0
+                    w0, w1 = z0 * id0, z1 * id1
+                    v = ck - 0.5 * (z0 * w0 + z1 * w1)
+                    lp[k, j] = v if pm > 0.0 else -np.inf
+                    mx[j] = max(mx[j], lp[k, j])
+                    sc[k, j] = math.sqrt(id0 * id1)
+                    pmv[j] = pm
+                    stk[0, j] = w0 - l10 * w1
+                    stk[1, j] = w1
+                    stk[2, j] = id0 + l10 * l10 * id1
+                    stk[3, j] = -l10 * id1
+                    stk[4, j] = id1
+            pmin = np.inf
+            for j in range(nb):
+                pmin = min(pmin, pmv[j])
+            if not pmin > 0.0:
+                ok = False
+        ll += _block_lse_scaled(lp, sc, mx, f, w[b0:b0 + nb], K, nb)
+        for k in range(K):  # sums of r, r alpha and r (alpha alpha^T - T^-1)
+            stk = st[k]
+            n0 = e0 = e1 = e2 = c00 = c10 = c11 = c20 = c21 = c22 = 0.0
+            if three:
+                for j in range(nb):
+                    r = lp[k, j] * f[j]
+                    a0, a1, a2 = stk[0, j], stk[1, j], stk[2, j]
+                    ra0, ra1, ra2 = r * a0, r * a1, r * a2
+                    n0 += r
+                    e0 += ra0
+                    e1 += ra1
+                    e2 += ra2
+                    c00 += ra0 * a0 - r * stk[3, j]
+                    c10 += ra1 * a0 - r * stk[4, j]
+                    c11 += ra1 * a1 - r * stk[5, j]
+                    c20 += ra2 * a0 - r * stk[6, j]
+                    c21 += ra2 * a1 - r * stk[7, j]
+                    c22 += ra2 * a2 - r * stk[8, j]
+                A1[k, 2] += e2
+                A2[k, 3] += c20
+                A2[k, 4] += c21
+                A2[k, 5] += c22
+            else:
+                for j in range(nb):
+                    r = lp[k, j] * f[j]
+                    a0, a1 = stk[0, j], stk[1, j]
+                    ra0, ra1 = r * a0, r * a1
+                    n0 += r
+                    e0 += ra0
+                    e1 += ra1
+                    c00 += ra0 * a0 - r * stk[2, j]
+                    c10 += ra1 * a0 - r * stk[3, j]
+                    c11 += ra1 * a1 - r * stk[4, j]
+            a_nk[k] += n0
+            A1[k, 0] += e0
+            A1[k, 1] += e1
+            A2[k, 0] += c00
+            A2[k, 1] += c10
+            A2[k, 2] += c11
+    M = np.empty((D, D))
+    for k in range(K):
+        for a in range(D):
+            for b in range(a + 1):
+                M[a, b] = M[b, a] = A2[k, a * (a + 1) // 2 + b]
+        s1[k] = V[k] @ A1[k]
+        s2[k] = V[k] @ M @ V[k] + a_nk[k] * V[k]
+    nk[:] = a_nk
+    return ll, ok
+
+
+@njit(**_FAST)
+def _xd_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
+    """The XD pass over points lo..hi: written out for D = 2, 3, general above."""
+    if Xt.shape[0] == 2 or Xt.shape[0] == 3:
+        return _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2)
+    return _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2)
+
+
 def pack(X, S=None):
     """The layout of the fitting kernels: X (n, D) as (D, n), S (n, D, D) as (P, n).
 
@@ -413,7 +578,7 @@ def xd_full(Xt, Sp, w, logpi, mu, V, n_chunks):
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         lo, hi = c * step, min(n, (c + 1) * step)
-        ll, ok = _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk[c], s1[c], s2[c])
+        ll, ok = _xd_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk[c], s1[c], s2[c])
         lls[c] = ll
         oks[c] = ok
     for c in range(1, n_chunks):
@@ -697,7 +862,7 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
             for k in range(K):
                 logpi[k] = math.log(weights[k])
             if has_err:
-                ll, ok = _xd_full_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
+                ll, ok = _xd_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
             else:
                 ok = _chol_inverse(covs, linv, hld, L)
                 if ok:
