@@ -7,6 +7,7 @@ Run side by side in one process:
     python benchmarks/bench_fit_md.py --quick   # small sizes, 2 x 200 draws (smoke run)
     python benchmarks/bench_fit_md.py --scale   # also bayesgmm alone at n = 10k, 30k, 100k,
                                                 # D = 3, K = 3, full error covariances
+    python benchmarks/bench_fit_md.py --scale-only --scale-n 10000 100000   # those alone
 
 The peer is the model the way PyMC users write it (the issue's): ``pm.Mixture`` of K
 ``pm.MvNormal`` components, each with its own ``pm.LKJCholeskyCov`` (eta = 2, HalfNormal
@@ -236,6 +237,8 @@ def main(argv=None):
     ap.add_argument("--scale", action="store_true", help="bayesgmm alone at n = 10k..100k")
     ap.add_argument("--scale-only", action="store_true",
                     help="only the --scale runs, without the side-by-side cases")
+    ap.add_argument("--scale-n", type=int, nargs="+", default=None, metavar="N",
+                    help="the n of the --scale runs (default 10,000 30,000 100,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--faithful-only", action="store_true",
                     help="only Old Faithful K = 2 side by side (the simulated n = 10,000 "
@@ -257,7 +260,7 @@ def main(argv=None):
         X, S = _simulate(n, 3, 3, args.seed)
         result["cases"].append(compare(f"sim_n{n}_d3_k3_errors", X, 3, S, args.seed, size))
     if args.scale or args.scale_only:
-        ns = [1000, 3000] if args.quick else [10_000, 30_000, 100_000]
+        ns = args.scale_n or ([1000, 3000] if args.quick else [10_000, 30_000, 100_000])
         result["scale"] = scale_runs(ns, args.seed, size)
     result["environment"]["load_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
