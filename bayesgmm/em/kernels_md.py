@@ -889,3 +889,90 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
         out_m[r] = means
         out_c[r] = covs
     return lls, out_w, out_m, out_c
+
+
+# --------------------------------------------------------------------------- missing values
+
+
+@njit(**_OPTS)
+def xd_missing(X, S, has_err, obs, nobs, w, logpi, mu, V):
+    """The E-step's sums over points with missing features (XD with a projection).
+
+    Point i has its features ``obs[i, :nobs[i]]`` observed (``X`` (m, D) holds NaN
+    elsewhere); under component k its observed values are N(mu_k[o], T), T = V_k[o, o]
+    + S_i[o, o]. With alpha = T^-1 (x_o - mu_k[o]) and T^-1 set into D-vectors and
+    (D, D) matrices with zeros at the missing features (alpha~, T~), b - mu_k = V_k alpha~
+    and B = V_k - V_k T~ V_k, so the sums take the form of :func:`xd_full`'s:
+    s1 = V_k sum r alpha~ and s2 = V_k (sum r (alpha~ alpha~^T - T~)) V_k + N_k V_k.
+    Serial, point by point (a point's pattern fixes the size of its matrices).
+
+    Returns
+    -------
+    loglik, nk (K,), s1 (K, D), s2 (K, D, D), ok
+        As :func:`xd_full`; with ``ok`` False (some T not positive definite) the
+        log-likelihood is -inf and the sums are zero.
+    """
+    m, D = X.shape
+    K = mu.shape[0]
+    T = np.empty((D, D))
+    L = np.zeros((D, D))
+    diff = np.empty(D)
+    alpha = np.empty((K, D))
+    e = np.empty(D)
+    col = np.empty(D)
+    Tinv = np.empty((K, D, D))
+    lp = np.empty(K)
+    a_nk = np.zeros(K)
+    A1 = np.zeros((K, D))
+    A2 = np.zeros((K, D, D))
+    ll = 0.0
+    for i in range(m):
+        q = nobs[i]
+        mx = -np.inf
+        for k in range(K):
+            for a in range(q):
+                ia = obs[i, a]
+                for b in range(q):
+                    ib = obs[i, b]
+                    T[a, b] = V[k, ia, ib] + (S[i, ia, ib] if has_err else 0.0)
+            Tq = T[:q, :q]
+            Lq = L[:q, :q]
+            if not _chol(Tq, Lq):
+                s1 = np.zeros((K, D))
+                s2 = np.zeros((K, D, D))
+                return -np.inf, np.zeros(K), s1, s2, False
+            hl = 0.0
+            for a in range(q):
+                diff[a] = X[i, obs[i, a]] - mu[k, obs[i, a]]
+                hl += math.log(Lq[a, a])
+            _chol_solve(Lq, diff[:q], alpha[k, :q])
+            quad = 0.0
+            for a in range(q):
+                quad += diff[a] * alpha[k, a]
+            for c in range(q):  # T^-1, column by column
+                for a in range(q):
+                    e[a] = 1.0 if a == c else 0.0
+                _chol_solve(Lq, e[:q], col[:q])
+                for a in range(q):
+                    Tinv[k, a, c] = col[a]
+            lp[k] = logpi[k] - 0.5 * q * _LOG2PI - hl - 0.5 * quad
+            mx = max(mx, lp[k])
+        tot = 0.0
+        for k in range(K):
+            tot += math.exp(lp[k] - mx)
+        norm = mx + math.log(tot)
+        ll += w[i] * norm
+        for k in range(K):
+            r = w[i] * math.exp(lp[k] - norm)
+            a_nk[k] += r
+            for a in range(q):
+                ia = obs[i, a]
+                A1[k, ia] += r * alpha[k, a]
+                for b in range(q):
+                    A2[k, ia, obs[i, b]] += r * (alpha[k, a] * alpha[k, b] - Tinv[k, a, b])
+    s1 = np.empty((K, D))
+    s2 = np.empty((K, D, D))
+    for k in range(K):
+        s1[k] = V[k] @ A1[k]
+        s2[k] = V[k] @ A2[k] @ V[k] + a_nk[k] * V[k]
+    return ll, a_nk, s1, s2, True

@@ -10,9 +10,11 @@ B_ik = V_k - V_k[:, o] T^-1 V_k[o, :], and the XD M-step applies unchanged to th
 
 Only the incomplete points come here (:class:`Missing` splits them off); the complete
 ones keep the compiled kernels of :mod:`bayesgmm.em.kernels`, so data without NaN take
-exactly the code path they took before. Here numpy works group by group, the points of a
-group sharing which features are observed; arrays are at most (points of a group, D, D),
-one component at a time. Everything is in standardized units.
+exactly the code path they took before. EM's E-step over the incomplete points is
+compiled (:func:`bayesgmm.em.kernels_md.xd_missing`, point by point); the densities and
+deconvolution for predictions work in NumPy group by group, the points of a group
+sharing which features are observed, with arrays at most (points of a group, D, D), one
+component at a time. Everything is in standardized units.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .._numerics.standardize import _is_constant
 from ..errors import DataError
+from .kernels_md import xd_missing
 
 _LOG2PI = math.log(2.0 * math.pi)
 
@@ -64,6 +66,15 @@ class Missing:
             x = Z[np.ix_(r, obs)]
             S = None if Sz is None else Sz[r][:, obs][:, :, obs]
             self.groups.append((obs, idx, x, S))
+        # the same rows for the compiled E-step (kernels_md.xd_missing): each row's
+        # observed features first in ``obs``, their count in ``nobs``
+        observed = ~nan[self.rows]
+        self.nobs = observed.sum(axis=1).astype(np.int64)
+        self.obs = np.ascontiguousarray(np.argsort(~observed, axis=1, kind="stable"),
+                                        dtype=np.int64)
+        self.x = np.ascontiguousarray(Z[self.rows])
+        self.has_err = Sz is not None
+        self.S = np.ascontiguousarray(Sz[self.rows]) if Sz is not None else np.zeros((1, 1, 1))
 
     def logprob(self, logpi: np.ndarray, mu: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, bool]:
         """log(pi_k N(x_o | mu_k[o], T_ik)) for the incomplete rows, shape (len(rows), K).
@@ -108,24 +119,9 @@ class Missing:
         ok : bool
             False if some T_ik was not positive definite.
         """
-        K, D = mu.shape
-        lp, ok = self.logprob(logpi, mu, V)
-        nk, s1, s2 = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D))
-        if not ok:
-            return -np.inf, nk, s1, s2, False
-        norm = logsumexp(lp, axis=1)
-        wr = w[self.rows]
-        loglik = float(np.sum(wr * norm))
-        resp = np.exp(lp - norm[:, None]) * wr[:, None]
-        for obs, idx, x, S in self.groups:
-            for k in range(K):
-                r = resp[idx, k]
-                _, db, B = _component(x, S, obs, mu[k], V[k], moments=True)
-                nk[k] += r.sum()
-                s1[k] += r @ db
-                s2[k] += np.einsum("i,ia,ib->ab", r, db, db)
-                s2[k] += B * r.sum() if B.ndim == 2 else np.einsum("i,iab->ab", r, B)
-        return loglik, nk, s1, s2, True
+        ll, nk, s1, s2, ok = xd_missing(self.x, self.S, self.has_err, self.obs, self.nobs,
+                                        np.ascontiguousarray(w[self.rows]), logpi, mu, V)
+        return float(ll), nk, s1, s2, bool(ok)
 
     def deconvolve(self, resp: np.ndarray, mu: np.ndarray, V: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:

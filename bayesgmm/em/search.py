@@ -56,6 +56,8 @@ N_SCREEN = 50
 #: as many more as the same work buys (N_SCREEN * SCREEN_N / n), up to MAX_SCREEN. Small
 #: data sets with many parameters have the most local maxima, and there a start is cheap
 MAX_SCREEN = 600
+#: with missing values the short runs use the complete points if there are this many
+SCREEN_MIN_COMPLETE = 50
 SCREEN_ITER = 20
 SCREEN_N = 2_000
 SCREEN_KEEP = 5
@@ -269,12 +271,17 @@ def screen(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, keeper: 
     the data's covariance) run :data:`SCREEN_ITER` iterations on at most
     :data:`SCREEN_N` points (a weighted draw); the :data:`SCREEN_KEEP` highest are run
     to convergence on every point and offered to ``keeper``.
+
+    The short runs go through one compiled call (:func:`_screen_compiled`). With
+    missing values they run on the drawn points that have none, when there are enough
+    of them (:data:`SCREEN_MIN_COMPLETE`); the runs to convergence use every point. With
+    fixed parameters, or too few complete points, they run one by one in Python, and
+    ``"auto"`` then means :data:`N_SCREEN` starts.
     """
     from .init import initialize
 
-    n = Z.shape[0]
-    n_screen = n_screen_for(n_screen, n)
-    if n_screen <= 0 or K < 2:
+    n, d = Z.shape
+    if n_screen == 0 or K < 2:
         return
     if n > SCREEN_N:
         idx = rng.choice(n, size=SCREEN_N, replace=False, p=w / w.sum())
@@ -282,14 +289,20 @@ def screen(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int, keeper: 
         Ss = None if Sz is None else Sz[idx]
     else:
         Zs, ws, Ss = Z, w, Sz
-    missing = bool(np.isnan(Zs).any())
-    Z0 = np.where(np.isnan(Zs), 0.0, Zs) if missing else Zs
-    if fixed is None and not missing:
-        short = _screen_compiled(Zs, ws, Ss, K, int(n_screen), rng,
+    incomplete = np.isnan(Zs).any(axis=1)
+    if incomplete.any() and fixed is None and \
+            np.count_nonzero(~incomplete) >= max(SCREEN_MIN_COMPLETE, 2 * K * (d + 1)):
+        keep = ~incomplete  # a random subsample too, when values are missing at random
+        Zs, ws, Ss = Zs[keep], ws[keep], None if Ss is None else Ss[keep]
+        incomplete = incomplete[keep]
+    if fixed is None and not incomplete.any():
+        short = _screen_compiled(Zs, ws, Ss, K, n_screen_for(n_screen, Zs.shape[0]), rng,
                                  covariance_type=covariance_type, reg=reg, tol=tol)
-    else:  # fixed parameters or missing values: run by run
+    else:  # fixed parameters or too few complete points: run by run
+        count = N_SCREEN if isinstance(n_screen, str) else int(n_screen)
+        Z0 = np.where(np.isnan(Zs), 0.0, Zs)
         short = []
-        for _ in range(int(n_screen)):
+        for _ in range(count):
             p = initialize(Z0, ws, Ss, K, "random", rng, reg)
             r = run(Zs, ws, Ss, p, covariance_type=covariance_type, reg=reg, tol=tol,
                     max_iter=SCREEN_ITER, fixed=fixed)

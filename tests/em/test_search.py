@@ -222,3 +222,37 @@ def test_auto_screening_finds_what_fifty_starts_miss():
     assert fifty.loglik_ < reference - 1.0  # a case the old budget misses
     assert auto.loglik_ >= reference - 1e-3
     assert not auto.degenerate_
+
+
+def test_screening_with_missing_values_uses_the_complete_rows(monkeypatch):
+    # With NaN in the data the short runs go through the compiled loop on the points
+    # that have none (enough of them here: 150 of 200), their count setting "auto"'s
+    # budget; with too few complete points they run one by one, "auto" meaning 50.
+    from bayesgmm.em import search as search_mod
+
+    seen = {}
+    real = search_mod._screen_compiled
+
+    def spy(Z, w, Sz, K, n_screen, rng, **kw):
+        seen["rows"], seen["n_screen"] = Z.shape[0], n_screen
+        assert not np.isnan(Z).any()
+        return real(Z, w, Sz, K, n_screen, rng, **kw)
+
+    monkeypatch.setattr(search_mod, "_screen_compiled", spy)
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(3, 1, (100, 2))]
+    X[rng.choice(200, 50, replace=False), rng.integers(0, 2, 50)] = np.nan
+    complete = int((~np.isnan(X).any(axis=1)).sum())
+    GaussianMixtureEM(2, random_seed=0, split_merge=False).fit(X)
+    assert seen == {"rows": complete, "n_screen": search_mod.n_screen_for("auto", complete)}
+
+    seen.clear()
+    calls = []
+    real_run = search_mod.run
+    monkeypatch.setattr(search_mod, "run", lambda *a, **k: calls.append(1) or real_run(*a, **k))
+    Xf = np.where(np.isnan(X), 0.5, X)
+    Xf[:180, 0] = np.nan  # 20 complete points: too few to screen on
+    GaussianMixtureEM(2, random_seed=0, split_merge=False).fit(Xf)
+    assert not seen  # the compiled loop was not used
+    # the 50 short runs, then at most SCREEN_KEEP challengers
+    assert search_mod.N_SCREEN <= len(calls) <= search_mod.N_SCREEN + search_mod.SCREEN_KEEP
