@@ -117,8 +117,11 @@ class Stepper:
             variance is above the threshold).
         """
         K = p.weights.shape[0]
-        with np.errstate(divide="ignore"):
+        if p.weights.min() > 0.0:  # always after an M-step; errstate costs a few us
             logpi = np.log(p.weights)
+        else:
+            with np.errstate(divide="ignore"):
+                logpi = np.log(p.weights)
         n, chunks = self.n, self.chunks
         if self.one_d:
             mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
@@ -150,6 +153,13 @@ class Stepper:
                                                                               threshold)
         return self._collapse[threshold]
 
+    def _work(self, K: int) -> float:
+        """A point's cost in the multi-D pass, relative to a 1-D point (see n_chunks_for)."""
+        d = self.d
+        if self.Sp is None:
+            return 0.5 * K * d
+        return (0.3 if d <= 3 else 0.5) * K * d * d  # D <= 3: the written-out XD pass
+
     def _chunks(self, work: float) -> int:
         """kern.n_chunks_for, asked once per cost (numba's thread count is not free)."""
         if work not in self._n_chunks:
@@ -159,17 +169,16 @@ class Stepper:
     def _kernel_pass(self, p: Params, logpi: np.ndarray):
         """The fused multi-D kernel pass over the (complete) rows: (ll, nk, s1, s2, ok)."""
         n, ok = self.n, True
-        K, d = p.means.shape
+        K = p.means.shape[0]
+        work = self._work(K)
         if self.Sp is None:
             chol = np.linalg.cholesky(p.covs)
             linv = np.linalg.inv(chol)
             half_logdet = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-            work = 0.5 * K * d
             ll, nk, s1, s2 = kern.kernel("em_full", n, work)(
                 self.Zt, self.w, logpi, p.means, linv, half_logdet, self._chunks(work)
             )
         else:
-            work = (0.3 if d <= 3 else 0.5) * K * d * d  # D <= 3: the written-out pass
             ll, nk, s1, s2, ok = kern.kernel("xd_full", n, work)(
                 self.Zt, self.Sp, self.w, logpi, p.means, p.covs, self._chunks(work)
             )
@@ -285,6 +294,15 @@ def _stepper(Z, w, Sz, covariance_type, reg) -> Stepper:
     return hit[3]
 
 
+def _collapsed(stepper: Stepper, raw_min: np.ndarray, collapse: float) -> bool:
+    """Whether an M-step wanted a covariance below ``collapse`` where one can collapse.
+
+    The errors' check (:meth:`Stepper.can_collapse`, a pass over every error
+    covariance) is asked only when some component is below the threshold.
+    """
+    return bool(raw_min.min() < collapse) and stepper.can_collapse(collapse)
+
+
 def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
         covariance_type: str, reg: float, tol: float, max_iter: int,
         fixed: Any = None, first: tuple | None = None) -> Run:
@@ -327,7 +345,6 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     # <= D points; with reg_covar = 0 a floor still catches the numerically singular
     collapse = reg or COLLAPSE_FLOOR
     stepper = _stepper(Z, w, Sz, covariance_type, reg)
-    can_collapse = stepper.can_collapse(collapse)
     trace: list[float] = []
     converged = False
     degenerate = False
@@ -353,13 +370,13 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
             converged = True
             step_new = _step_or_ninf(stepper, new)
             ll_new = float(step_new[0])
-            collapsed = can_collapse and np.any(raw_min < collapse)
+            collapsed = _collapsed(stepper, raw_min, collapse)
             if ll_new >= ll and not collapsed:
                 p = new
                 trace.append(ll_new)
                 last = step_new
             break
-        if can_collapse and np.any(raw_min < collapse):
+        if _collapsed(stepper, raw_min, collapse):
             # the M-step wants a singular covariance: a component sits on <= D points;
             # keep it (floored by reg_covar) if its likelihood can still be evaluated
             degenerate = True

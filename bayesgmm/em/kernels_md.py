@@ -816,6 +816,50 @@ def _chol_inverse(covs, linv, half_logdet, L):
 
 
 @njit(**_OPTS)
+def step_serial(Xt, Sp, has_err, w, W, logpi, means, covs, reg, ctype, eps):
+    """One whole EM iteration, serially: the pass over every point and the M-step.
+
+    The E-step of :func:`xd_full` (``has_err``) or :func:`em_full` (the covariances'
+    inverse Cholesky factors computed here) over all points in one chunk, then
+    :func:`mstep_md`: the body of :func:`screen_runs`' loop.
+
+    Returns
+    -------
+    loglik : float
+        -inf when some covariance (plus error) is not positive definite; the parameters
+        returned are then the given ones, unchanged.
+    weights, means, covs, raw_min
+        The M-step's, as :func:`mstep_md` returns them.
+    """
+    K, D = means.shape
+    n = Xt.shape[1]
+    nk = np.empty(K)
+    s1 = np.empty((K, D))
+    s2 = np.empty((K, D, D))
+    ll = -np.inf
+    if has_err:
+        ll, ok = _xd_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
+    else:
+        linv = np.zeros((K, D, D))
+        hld = np.empty(K)
+        ok = _chol_inverse(covs, linv, hld, np.zeros((D, D)))
+        if ok:
+            const = np.empty(K)
+            for k in range(K):
+                const[k] = logpi[k] - 0.5 * D * _LOG2PI - hld[k]
+            ll = _em_full_chunk(Xt, w, means, linv, const, 0, n, nk, s1, s2)
+            for k in range(K):  # the chunk fills the lower triangle
+                for a in range(D):
+                    for b in range(a):
+                        s2[k, b, a] = s2[k, a, b]
+    if not ok or not np.isfinite(ll):
+        return -np.inf, np.exp(logpi), means.copy(), covs.copy(), np.full(K, -np.inf)
+    weights, new_means, new_covs, raw_min = mstep_md(means, covs, nk, s1, s2, W, reg,
+                                                     ctype, eps)
+    return ll, weights, new_means, new_covs, raw_min
+
+
+@njit(**_OPTS)
 def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps, collapse,
                 can_collapse):
     """Short EM runs from many starts in one compiled call (the screening of random starts).
@@ -844,14 +888,7 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
     out_w = np.empty((R, K))
     out_m = np.empty((R, K, D))
     out_c = np.empty((R, K, D, D))
-    nk = np.empty(K)
-    s1 = np.empty((K, D))
-    s2 = np.empty((K, D, D))
-    linv = np.zeros((K, D, D))
-    hld = np.empty(K)
-    const = np.empty(K)
     logpi = np.empty(K)
-    L = np.zeros((D, D))
     for r in range(R):
         weights = np.full(K, 1.0 / K)
         means = means0[r].copy()
@@ -861,24 +898,12 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
         for it in range(n_iter):
             for k in range(K):
                 logpi[k] = math.log(weights[k])
-            if has_err:
-                ll, ok = _xd_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
-            else:
-                ok = _chol_inverse(covs, linv, hld, L)
-                if ok:
-                    for k in range(K):
-                        const[k] = logpi[k] - 0.5 * D * _LOG2PI - hld[k]
-                    ll = _em_full_chunk(Xt, w, means, linv, const, 0, n, nk, s1, s2)
-                    for k in range(K):  # the chunk fills the lower triangle
-                        for a in range(D):
-                            for b in range(a):
-                                s2[k, b, a] = s2[k, a, b]
-            if not ok or not np.isfinite(ll):
-                ll = -np.inf
+            ll, nw, nm, nc, raw_min = step_serial(Xt, Sp, has_err, w, W, logpi, means, covs,
+                                                  reg, ctype, eps)
+            if not np.isfinite(ll):
                 break
             if it > 0 and abs(ll - prev) < tol * W:
                 break  # converged: the parameters scored by ll are kept
-            nw, nm, nc, raw_min = mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps)
             if can_collapse and raw_min.min() < collapse:
                 ll = -np.inf
                 break
