@@ -44,6 +44,22 @@ def first_not_above(S, shift):
     S_i + shift_i I has no Cholesky factor exactly then (up to rounding).
     """
     n, D = S.shape[0], S.shape[1]
+    if D == 2 or D == 3:  # the same pivots as chol's (squared), written out: no copy
+        for i in range(n):
+            t = shift[i]
+            d0 = S[i, 0, 0] + t
+            if not d0 > 0.0:
+                return i
+            a10 = S[i, 1, 0]
+            d1 = S[i, 1, 1] + t - a10 * a10 / d0
+            if not d1 > 0.0:
+                return i
+            if D == 3:
+                a20 = S[i, 2, 0]
+                u21 = S[i, 2, 1] - a20 * a10 / d0
+                if not S[i, 2, 2] + t - a20 * a20 / d0 - u21 * u21 / d1 > 0.0:
+                    return i
+        return -1
     A = np.empty((D, D))
     L = np.zeros((D, D))
     for i in range(n):
