@@ -166,7 +166,7 @@ def _em_full_chunk(Xt, w, mu, linv, const, lo, hi, nk, s1, s2):
 
 
 @njit(**_FAST)
-def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
+def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
     D = Xt.shape[0]
     K = mu.shape[0]
     P = D * (D + 1) // 2  # packed lower triangle: (a, b), b <= a, at a (a + 1) / 2 + b
@@ -326,8 +326,12 @@ def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
         for a in range(D):
             for b in range(a):
                 A2[k, b, a] = A2[k, a, b]
-        s1[k] = V[k] @ A1[k]
-        s2[k] = V[k] @ A2[k] @ V[k] + a_nk[k] * V[k]
+        if raw:  # the sums before V_k: sum r alpha, sum r (alpha alpha^T - T^-1)
+            s1[k] = A1[k]
+            s2[k] = A2[k]
+        else:
+            s1[k] = V[k] @ A1[k]
+            s2[k] = V[k] @ A2[k] @ V[k] + a_nk[k] * V[k]
     nk[:] = a_nk
     return ll, ok
 
@@ -343,7 +347,7 @@ def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
 
 
 @njit(**_FAST)
-def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
+def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
     """:func:`_xd_full_chunk` for D = 2 or 3, the same sums."""
     D = Xt.shape[0]
     K = mu.shape[0]
@@ -483,18 +487,26 @@ def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
         for a in range(D):
             for b in range(a + 1):
                 M[a, b] = M[b, a] = A2[k, a * (a + 1) // 2 + b]
-        s1[k] = V[k] @ A1[k]
-        s2[k] = V[k] @ M @ V[k] + a_nk[k] * V[k]
+        if raw:  # as in _xd_full_chunk
+            s1[k] = A1[k]
+            s2[k] = M
+        else:
+            s1[k] = V[k] @ A1[k]
+            s2[k] = V[k] @ M @ V[k] + a_nk[k] * V[k]
     nk[:] = a_nk
     return ll, ok
 
 
 @njit(**_FAST)
-def _xd_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2):
-    """The XD pass over points lo..hi: written out for D = 2, 3, general above."""
+def _xd_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
+    """The XD pass over points lo..hi: written out for D = 2, 3, general otherwise.
+
+    ``raw``: s1 and s2 receive sum r alpha and sum r (alpha alpha^T - T^-1), before the
+    products with V_k (for :func:`xd_missing`, which sets them into more features).
+    """
     if Xt.shape[0] == 2 or Xt.shape[0] == 3:
-        return _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2)
-    return _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2)
+        return _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw)
+    return _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw)
 
 
 def pack(X, S=None):
@@ -921,21 +933,24 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
 
 @njit(**_OPTS)
 def xd_missing(X, S, has_err, obs, nobs, w, logpi, mu, V):
-    """The E-step's sums over points with missing features (XD with a projection).
+    """The E-step's sums over points with missing features, point by point.
 
-    Point i has its features ``obs[i, :nobs[i]]`` observed (``X`` (m, D) holds NaN
-    elsewhere); under component k its observed values are N(mu_k[o], T), T = V_k[o, o]
-    + S_i[o, o]. With alpha = T^-1 (x_o - mu_k[o]) and T^-1 set into D-vectors and
-    (D, D) matrices with zeros at the missing features (alpha~, T~), b - mu_k = V_k alpha~
-    and B = V_k - V_k T~ V_k, so the sums take the form of :func:`xd_full`'s:
-    s1 = V_k sum r alpha~ and s2 = V_k (sum r (alpha~ alpha~^T - T~)) V_k + N_k V_k.
-    Serial, point by point (a point's pattern fixes the size of its matrices).
+    XD with a projection, for the points of patterns too rare to fill
+    :func:`_xd_chunk`'s blocks (:class:`bayesgmm.em.missing.Missing` sends the others
+    there, pattern by pattern). Point i has its features ``obs[i, :nobs[i]]`` observed
+    (``X`` (m, D) holds NaN elsewhere); under component k its observed values are
+    N(mu_k[o], T), T = V_k[o, o] + S_i[o, o]. With alpha = T^-1 (x_o - mu_k[o]), and
+    alpha and T^-1 set into D-vectors and (D, D) matrices with zeros at the missing
+    features (alpha~, T~), b - mu_k = V_k alpha~ and B = V_k - V_k T~ V_k, so the sums
+    take the form of :func:`xd_full`'s: s1 = V_k sum r alpha~ and
+    s2 = V_k (sum r (alpha~ alpha~^T - T~)) V_k + N_k V_k.
 
     Returns
     -------
-    loglik, nk (K,), s1 (K, D), s2 (K, D, D), ok
-        As :func:`xd_full`; with ``ok`` False (some T not positive definite) the
-        log-likelihood is -inf and the sums are zero.
+    loglik, nk (K,), A1 (K, D), A2 (K, D, D), ok
+        The log-likelihood, N_k, sum r alpha~ and sum r (alpha~ alpha~^T - T~) (the sums
+        before V_k); with ``ok`` False (some T not positive definite) the log-likelihood
+        is -inf and the sums are zero.
     """
     m, D = X.shape
     K = mu.shape[0]
@@ -995,9 +1010,4 @@ def xd_missing(X, S, has_err, obs, nobs, w, logpi, mu, V):
                 A1[k, ia] += r * alpha[k, a]
                 for b in range(q):
                     A2[k, ia, obs[i, b]] += r * (alpha[k, a] * alpha[k, b] - Tinv[k, a, b])
-    s1 = np.empty((K, D))
-    s2 = np.empty((K, D, D))
-    for k in range(K):
-        s1[k] = V[k] @ A1[k]
-        s2[k] = V[k] @ A2[k] @ V[k] + a_nk[k] * V[k]
-    return ll, a_nk, s1, s2, True
+    return ll, a_nk, A1, A2, True

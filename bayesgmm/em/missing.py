@@ -11,7 +11,10 @@ B_ik = V_k - V_k[:, o] T^-1 V_k[o, :], and the XD M-step applies unchanged to th
 Only the incomplete points come here (:class:`Missing` splits them off); the complete
 ones keep the compiled kernels of :mod:`bayesgmm.em.kernels`, so data without NaN take
 exactly the code path they took before. EM's E-step over the incomplete points is
-compiled (:func:`bayesgmm.em.kernels_md.xd_missing`, point by point); the densities and
+compiled: the rows of a pattern (which features are observed) with at least
+:data:`BLOCK_MIN` rows go through the blocked XD pass on their observed features, the
+rows of rarer patterns point by point (:func:`bayesgmm.em.kernels_md.xd_missing`); the
+densities and
 deconvolution for predictions work in NumPy group by group, the points of a group
 sharing which features are observed, with arrays at most (points of a group, D, D), one
 component at a time. Everything is in standardized units.
@@ -25,7 +28,11 @@ import numpy as np
 
 from .._numerics.standardize import _is_constant
 from ..errors import DataError
-from .kernels_md import xd_missing
+from .kernels_md import _xd_chunk, pack, xd_missing
+
+#: a pattern of missing features with at least this many rows goes through the blocked
+#: XD pass (vectorised over its points); rarer ones point by point
+BLOCK_MIN = 16
 
 _LOG2PI = math.log(2.0 * math.pi)
 
@@ -66,15 +73,28 @@ class Missing:
             x = Z[np.ix_(r, obs)]
             S = None if Sz is None else Sz[r][:, obs][:, :, obs]
             self.groups.append((obs, idx, x, S))
-        # the same rows for the compiled E-step (kernels_md.xd_missing): each row's
-        # observed features first in ``obs``, their count in ``nobs``
-        observed = ~nan[self.rows]
+        # the compiled E-step's layout: a pattern with at least BLOCK_MIN rows goes
+        # through the blocked XD pass on its observed features (pack's layout); the
+        # rows of rarer patterns go point by point (xd_missing: each row's observed
+        # features first in ``obs``, their count in ``nobs``)
+        self.has_err = Sz is not None
+        self.blocked = []
+        rare = []
+        for obs, idx, x, S in self.groups:
+            if idx.size >= BLOCK_MIN:
+                Xt, Sp = pack(x, S if S is not None else np.zeros((idx.size, obs.size,
+                                                                    obs.size)))
+                self.blocked.append((obs, idx, Xt, Sp))
+            else:
+                rare.append(idx)
+        self.rare = np.sort(np.concatenate(rare)) if rare else np.zeros(0, dtype=np.int64)
+        r = self.rows[self.rare]
+        observed = ~nan[r]
         self.nobs = observed.sum(axis=1).astype(np.int64)
         self.obs = np.ascontiguousarray(np.argsort(~observed, axis=1, kind="stable"),
                                         dtype=np.int64)
-        self.x = np.ascontiguousarray(Z[self.rows])
-        self.has_err = Sz is not None
-        self.S = np.ascontiguousarray(Sz[self.rows]) if Sz is not None else np.zeros((1, 1, 1))
+        self.x = np.ascontiguousarray(Z[r])
+        self.S = np.ascontiguousarray(Sz[r]) if Sz is not None else np.zeros((1, 1, 1))
 
     def logprob(self, logpi: np.ndarray, mu: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, bool]:
         """log(pi_k N(x_o | mu_k[o], T_ik)) for the incomplete rows, shape (len(rows), K).
@@ -119,9 +139,29 @@ class Missing:
         ok : bool
             False if some T_ik was not positive definite.
         """
-        ll, nk, s1, s2, ok = xd_missing(self.x, self.S, self.has_err, self.obs, self.nobs,
-                                        np.ascontiguousarray(w[self.rows]), logpi, mu, V)
-        return float(ll), nk, s1, s2, bool(ok)
+        K, D = mu.shape
+        zero = (-np.inf, np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), False)
+        wr = w[self.rows]
+        ll, nk, A1, A2, ok = xd_missing(self.x, self.S, self.has_err, self.obs, self.nobs,
+                                        np.ascontiguousarray(wr[self.rare]), logpi, mu, V)
+        if not ok:
+            return zero
+        for obs, idx, Xt, Sp in self.blocked:
+            q = obs.size
+            nk_g, a1, a2 = np.empty(K), np.empty((K, q)), np.empty((K, q, q))
+            ll_g, ok = _xd_chunk(Xt, Sp, np.ascontiguousarray(wr[idx]), logpi,
+                                 np.ascontiguousarray(mu[:, obs]),
+                                 np.ascontiguousarray(V[:, obs][:, :, obs]), 0, idx.size,
+                                 nk_g, a1, a2, True)
+            if not ok:
+                return zero
+            ll += ll_g
+            nk += nk_g
+            A1[:, obs] += a1
+            A2[:, obs[:, None], obs] += a2
+        s1 = np.einsum("kab,kb->ka", V, A1)
+        s2 = V @ A2 @ V + nk[:, None, None] * V
+        return float(ll), nk, s1, s2, True
 
     def deconvolve(self, resp: np.ndarray, mu: np.ndarray, V: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:

@@ -332,6 +332,8 @@ def test_compiled_estep_matches_the_group_by_group_reference(errors):
     logpi = np.log(rng.dirichlet(np.full(K, 2.0)))
     miss = Missing(Z, S)
     assert len(miss.groups) >= 10
+    # both compiled paths: patterns with >= BLOCK_MIN rows blocked, the rarer point by point
+    assert miss.blocked and miss.rare.size
     ll, nk, s1, s2, ok = miss.stats(w, logpi, mu, V)
     ll_ref, nk_ref, s1_ref, s2_ref = _stats_by_group(miss, w, logpi, mu, V)
     assert ok
