@@ -158,7 +158,7 @@ class Stepper:
         d = self.d
         if self.Sp is None:
             return 0.5 * K * d
-        return (0.3 if d <= 3 else 0.5) * K * d * d  # D <= 3: the written-out XD pass
+        return (0.3 if d <= 4 else 0.5) * K * d * d  # D <= 4: the written-out XD pass
 
     def _chunks(self, work: float) -> int:
         """kern.n_chunks_for, asked once per cost (numba's thread count is not free)."""

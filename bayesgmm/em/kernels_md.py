@@ -336,19 +336,19 @@ def _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
     return ll, ok
 
 
-# D = 2 and D = 3 written out: per point and component, the LDL^T factor of
+# D = 2, 3 and 4 written out: per point and component, the LDL^T factor of
 # T = V_k + S_j (unit lower L, diagonal d), with no square root but the one of the
 # density's factor |T|^-1/2 = sqrt(prod 1 / d_c); everything stays in registers, so
 # the loop over a block's points is one vectorized body. d_c are the squares of the
 # Cholesky pivots: T is positive definite exactly when all are > 0. Then
 # alpha = T^-1 (x - mu) = L^-T D^-1 L^-1 (x - mu), and the entries of T^-1 for the
-# XD statistics, as in :func:`_xd_full_chunk` (which D >= 4 uses; its square roots
+# XD statistics, as in :func:`_xd_full_chunk` (which D >= 5 uses; its square roots
 # cost more than the rest of a D = 3 pass).
 
 
 @njit(**_FAST)
 def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
-    """:func:`_xd_full_chunk` for D = 2 or 3, the same sums."""
+    """:func:`_xd_full_chunk` for D = 2, 3 or 4, the same sums."""
     D = Xt.shape[0]
     K = mu.shape[0]
     P = D * (D + 1) // 2
@@ -366,6 +366,7 @@ def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
     ok = True
     ll = 0.0
     three = D == 3
+    four = D == 4
     for b0 in range(lo, hi, _BM):
         nb = min(_BM, hi - b0)
         for j in range(nb):
@@ -375,7 +376,63 @@ def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
             m0, m1 = mu[k, 0], mu[k, 1]
             ck = logpi[k] + c0
             stk = st[k]
-            if three:
+            if four:
+                v20, v21, v22, m2 = V[k, 2, 0], V[k, 2, 1], V[k, 2, 2], mu[k, 2]
+                v30, v31, v32, v33 = V[k, 3, 0], V[k, 3, 1], V[k, 3, 2], V[k, 3, 3]
+                m3 = mu[k, 3]
+                for j in range(nb):
+                    i = b0 + j
+                    t10 = Sp[1, i] + v10
+                    t20 = Sp[3, i] + v20
+                    t30 = Sp[6, i] + v30
+                    d0 = Sp[0, i] + v00
+                    id0 = 1.0 / (d0 if d0 > 0.0 else 1.0)
+                    l10, l20, l30 = t10 * id0, t20 * id0, t30 * id0
+                    d1 = Sp[2, i] + v11 - l10 * t10
+                    id1 = 1.0 / (d1 if d1 > 0.0 else 1.0)
+                    u21 = Sp[4, i] + v21 - l20 * t10
+                    u31 = Sp[7, i] + v31 - l30 * t10
+                    l21, l31 = u21 * id1, u31 * id1
+                    d2 = Sp[5, i] + v22 - l20 * t20 - l21 * u21
+                    id2 = 1.0 / (d2 if d2 > 0.0 else 1.0)
+                    u32 = Sp[8, i] + v32 - l30 * t20 - l31 * u21
+                    l32 = u32 * id2
+                    d3 = Sp[9, i] + v33 - l30 * t30 - l31 * u31 - l32 * u32
+                    id3 = 1.0 / (d3 if d3 > 0.0 else 1.0)
+                    pm = min(min(d0, d1), min(d2, d3))
+                    z0 = Xt[0, i] - m0
+                    z1 = Xt[1, i] - m1 - l10 * z0
+                    z2 = Xt[2, i] - m2 - l20 * z0 - l21 * z1
+                    z3 = Xt[3, i] - m3 - l30 * z0 - l31 * z1 - l32 * z2
+                    w0, w1, w2, w3 = z0 * id0, z1 * id1, z2 * id2, z3 * id3
+                    v = ck - 0.5 * (z0 * w0 + z1 * w1 + z2 * w2 + z3 * w3)
+                    lp[k, j] = v if pm > 0.0 else -np.inf
+                    mx[j] = max(mx[j], lp[k, j])
+                    sc[k, j] = math.sqrt(id0 * id1 * id2 * id3)
+                    pmv[j] = pm
+                    a2 = w2 - l32 * w3
+                    a1 = w1 - l21 * a2 - l31 * w3
+                    # L^-1 below its unit diagonal: g_ab
+                    g10, g21, g32 = -l10, -l21, -l32
+                    g20 = l21 * l10 - l20
+                    g31 = l32 * l21 - l31
+                    g30 = -(l30 + l31 * g10 + l32 * g20)
+                    h30, h31, h32 = g30 * id3, g31 * id3, g32 * id3
+                    stk[0, j] = w0 - l10 * a1 - l20 * a2 - l30 * w3
+                    stk[1, j] = a1
+                    stk[2, j] = a2
+                    stk[3, j] = w3
+                    stk[4, j] = id0 + g10 * g10 * id1 + g20 * g20 * id2 + g30 * h30
+                    stk[5, j] = g10 * id1 + g21 * g20 * id2 + g31 * h30
+                    stk[6, j] = id1 + g21 * g21 * id2 + g31 * h31
+                    stk[7, j] = g20 * id2 + g32 * h30
+                    stk[8, j] = g21 * id2 + g32 * h31
+                    stk[9, j] = id2 + g32 * h32
+                    stk[10, j] = h30
+                    stk[11, j] = h31
+                    stk[12, j] = h32
+                    stk[13, j] = id3
+            elif three:
                 v20, v21, v22, m2 = V[k, 2, 0], V[k, 2, 1], V[k, 2, 2], mu[k, 2]
                 for j in range(nb):
                     i = b0 + j
@@ -446,7 +503,37 @@ def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
         for k in range(K):  # sums of r, r alpha and r (alpha alpha^T - T^-1)
             stk = st[k]
             n0 = e0 = e1 = e2 = c00 = c10 = c11 = c20 = c21 = c22 = 0.0
-            if three:
+            if four:
+                e3 = c30 = c31 = c32 = c33 = 0.0
+                for j in range(nb):
+                    r = lp[k, j] * f[j]
+                    a0, a1, a2, a3 = stk[0, j], stk[1, j], stk[2, j], stk[3, j]
+                    ra0, ra1, ra2, ra3 = r * a0, r * a1, r * a2, r * a3
+                    n0 += r
+                    e0 += ra0
+                    e1 += ra1
+                    e2 += ra2
+                    e3 += ra3
+                    c00 += ra0 * a0 - r * stk[4, j]
+                    c10 += ra1 * a0 - r * stk[5, j]
+                    c11 += ra1 * a1 - r * stk[6, j]
+                    c20 += ra2 * a0 - r * stk[7, j]
+                    c21 += ra2 * a1 - r * stk[8, j]
+                    c22 += ra2 * a2 - r * stk[9, j]
+                    c30 += ra3 * a0 - r * stk[10, j]
+                    c31 += ra3 * a1 - r * stk[11, j]
+                    c32 += ra3 * a2 - r * stk[12, j]
+                    c33 += ra3 * a3 - r * stk[13, j]
+                A1[k, 2] += e2
+                A1[k, 3] += e3
+                A2[k, 3] += c20
+                A2[k, 4] += c21
+                A2[k, 5] += c22
+                A2[k, 6] += c30
+                A2[k, 7] += c31
+                A2[k, 8] += c32
+                A2[k, 9] += c33
+            elif three:
                 for j in range(nb):
                     r = lp[k, j] * f[j]
                     a0, a1, a2 = stk[0, j], stk[1, j], stk[2, j]
@@ -499,12 +586,12 @@ def _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
 
 @njit(**_FAST)
 def _xd_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw=False):
-    """The XD pass over points lo..hi: written out for D = 2, 3, general otherwise.
+    """The XD pass over points lo..hi: written out for D = 2, 3, 4, general otherwise.
 
     ``raw``: s1 and s2 receive sum r alpha and sum r (alpha alpha^T - T^-1), before the
     products with V_k (for :func:`xd_missing`, which sets them into more features).
     """
-    if Xt.shape[0] == 2 or Xt.shape[0] == 3:
+    if 2 <= Xt.shape[0] <= 4:
         return _xd_small_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw)
     return _xd_full_chunk(Xt, Sp, w, logpi, mu, V, lo, hi, nk, s1, s2, raw)
 

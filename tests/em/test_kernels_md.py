@@ -58,10 +58,10 @@ def _close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
 
 
-# n = 260 spans three blocks of 128, the last one partial; D = 2 and 3 run the
+# n = 260 spans three blocks of 128, the last one partial; D = 2, 3 and 4 run the
 # written-out LDL^T kernel (_xd_small_chunk), D = 5 and 10 the general one; D = 10 takes
 # the determinant as a sum of logs in the exponent (D <= 8 as a product of inverse pivots)
-@pytest.mark.parametrize("d", [2, 3, 5, 10])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 10])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_xd_full_matches_reference(rng, d, parallel):
     X, w, logpi, mu, V, S = _problem(rng, 260, d, 3, errors=True)
