@@ -13,11 +13,10 @@ ones keep the compiled kernels of :mod:`bayesgmm.em.kernels`, so data without Na
 exactly the code path they took before. EM's E-step over the incomplete points is
 compiled: the rows of a pattern (which features are observed) with at least
 :data:`BLOCK_MIN` rows go through the blocked XD pass on their observed features, the
-rows of rarer patterns point by point (:func:`bayesgmm.em.kernels_md.xd_missing`); the
-densities and
-deconvolution for predictions work in NumPy group by group, the points of a group
-sharing which features are observed, with arrays at most (points of a group, D, D), one
-component at a time. Everything is in standardized units.
+rows of rarer patterns point by point (:func:`bayesgmm.em.kernels_md.xd_missing`). The
+densities and deconvolution for predictions work in NumPy group by group, the points of
+a group sharing which features are observed, with arrays at most (points of a group, D,
+D), one component at a time. Everything is in standardized units.
 """
 
 from __future__ import annotations
@@ -140,12 +139,11 @@ class Missing:
             False if some T_ik was not positive definite.
         """
         K, D = mu.shape
-        zero = (-np.inf, np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), False)
         wr = w[self.rows]
         ll, nk, A1, A2, ok = xd_missing(self.x, self.S, self.has_err, self.obs, self.nobs,
                                         np.ascontiguousarray(wr[self.rare]), logpi, mu, V)
         if not ok:
-            return zero
+            return _failed(K, D)
         for obs, idx, Xt, Sp in self.blocked:
             q = obs.size
             nk_g, a1, a2 = np.empty(K), np.empty((K, q)), np.empty((K, q, q))
@@ -154,7 +152,7 @@ class Missing:
                                  np.ascontiguousarray(V[:, obs][:, :, obs]), 0, idx.size,
                                  nk_g, a1, a2, True)
             if not ok:
-                return zero
+                return _failed(K, D)
             ll += ll_g
             nk += nk_g
             A1[:, obs] += a1
@@ -186,6 +184,11 @@ class Missing:
                 mean[idx] += r[:, None] * b
                 second[idx] += r[:, None, None] * (B + b[:, :, None] * b[:, None, :])
         return mean, second - mean[:, :, None] * mean[:, None, :]
+
+
+def _failed(K: int, D: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """:meth:`Missing.stats` where some T_ik is not positive definite."""
+    return -np.inf, np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), False
 
 
 def _component(x: np.ndarray, S: np.ndarray | None, obs: np.ndarray, mu: np.ndarray,

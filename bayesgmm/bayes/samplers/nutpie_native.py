@@ -55,15 +55,22 @@ _EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.doubl
                           types.CPointer(types.double), types.voidptr)
 
 
-@intrinsic
-def _as_double_ptr(typingctx, addr):
-    """An int64 address as a ``double*``."""
-    sig = types.CPointer(types.double)(types.int64)
+def _pointer_cast(target):
+    """An intrinsic reading an int64 address as a ``target*`` (the headers' addresses)."""
+    @intrinsic
+    def cast(typingctx, addr):
+        sig = types.CPointer(target)(types.int64)
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
-    return sig, codegen
+        return sig, codegen
+
+    return cast
+
+
+_as_double_ptr = _pointer_cast(types.double)
+_as_int_ptr = _pointer_cast(types.int64)
 
 
 @njit(cache=True, nogil=True)

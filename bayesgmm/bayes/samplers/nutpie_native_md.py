@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import carray, cfunc, njit, types
-from numba.extending import intrinsic
+from numba import carray, cfunc, njit
 
 from ..target_md import (
     HYPER_MD,
@@ -27,7 +26,14 @@ from ..target_md import (
     logp_and_grad_packed,
     n_expanded,
 )
-from .nutpie_native import _EXPAND_SIG, _LOGP_SIG, BAD_HEADER, _as_double_ptr, store
+from .nutpie_native import (
+    _EXPAND_SIG,
+    _LOGP_SIG,
+    BAD_HEADER,
+    _as_double_ptr,
+    _as_int_ptr,
+    store,
+)
 
 #: The header, one int64 word per field in this order (see :data:`.nutpie_native.HEADER`):
 #: magic and length first; then the sizes (``ec_cols``: n with errors, 1 without); then
@@ -43,17 +49,6 @@ _AT_MAGIC, _AT_WORDS, _AT_N, _AT_K, _AT_D, _AT_P, _AT_ERR, _AT_ECC = range(8)
 (_AT_PS, _AT_PD, _AT_PC, _AT_ZC, _AT_EC, _AT_WA, _AT_MM, _AT_MS, _AT_SS,
  _AT_CONSTS) = range(8, 18)
 assert HEADER_MD[_AT_PS] == "pat_start" and HEADER_MD[_AT_CONSTS] == "consts"
-
-
-@intrinsic
-def _as_int_ptr(typingctx, addr):
-    """An int64 address as an ``int64*``."""
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
