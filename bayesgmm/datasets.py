@@ -24,6 +24,7 @@ _EXAMPLES = {
     "seed000": "seed000.csv",
     "noisy_lines": "noisy_lines.csv",
     "old_faithful": "old_faithful.csv",
+    "galaxy": "galaxy.csv",
 }
 
 
@@ -115,7 +116,7 @@ def seed001_data() -> np.ndarray:
 
 
 def example_path(name: str) -> str:
-    """Path of a bundled example table (``"seed000"``, ``"noisy_lines"``, ``"old_faithful"``)."""
+    """Path of a bundled example table (a name of :func:`load_example`)."""
     if name not in _EXAMPLES:
         raise DataError(f"unknown example {name!r}; available: {', '.join(sorted(_EXAMPLES))}.")
     return str(resources.files("bayesgmm").joinpath("data", _EXAMPLES[name]))
@@ -135,6 +136,11 @@ def load_example(name: str) -> Any:
     Azzalini & Bowman (1990, Applied Statistics 39:357): each eruption's duration and the
     waiting time to the next one, both in minutes (durations to 0.001 min, waiting times
     to the minute, as in R).
+    ``"galaxy"``: column ``velocity [km/s]``; the 82 recession velocities of galaxies in
+    the Corona Borealis region (Postman, Huchra & Geller 1986) as Roeder (1990, JASA
+    85:617) and Richardson & Green (1997, JRSS B 59:731) used them. R's
+    ``MASS::galaxies`` differs in one value: its 78th, 26690, is a typo for 26960 (its
+    help page says so); this table has 26960.
     """
     import pandas as pd
 
