@@ -82,19 +82,24 @@ def _particle(th, K, z, e2, alpha, m0, s0, ss, beta, grad):
     if not ok:
         return -np.inf, -np.inf
     gw, gm, gs = np.zeros(K), np.zeros(K), np.zeros(K)
-    a, c, t = np.empty(K), np.empty(K), np.empty(K)
+    a, c, t, iv = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     hom = e2.shape[0] == 1
     for k in range(K):
-        a[k] = math.log(w[k])
         c[k] = sg[k] * sg[k]
+        a[k] = math.log(w[k])
+        if hom:  # one variance per component: its log and inverse once
+            iv[k] = 1.0 / (c[k] + e2[0])
+            a[k] += 0.5 * math.log(iv[k])
     ll = 0.0
     for i in range(z.shape[0]):
-        ei = e2[0] if hom else e2[i]
         mx = -np.inf
         for k in range(K):
-            v = c[k] + ei
+            if not hom:
+                iv[k] = 1.0 / (c[k] + e2[i])
             d = z[i] - mu[k]
-            t[k] = a[k] - 0.5 * (math.log(v) + d * d / v)
+            t[k] = a[k] - 0.5 * d * d * iv[k]
+            if not hom:
+                t[k] += 0.5 * math.log(iv[k])
             mx = max(mx, t[k])
         sm = 0.0
         for k in range(K):
@@ -103,11 +108,11 @@ def _particle(th, K, z, e2, alpha, m0, s0, ss, beta, grad):
         ll += mx + math.log(sm)
         for k in range(K):
             r = t[k] / sm
-            v = c[k] + ei
             d = z[i] - mu[k]
+            q = d * iv[k]
             gw[k] += r
-            gm[k] += r * d / v
-            gs[k] += r * sg[k] * (d * d / v - 1.0) / v
+            gm[k] += r * q
+            gs[k] += r * sg[k] * (d * q - 1.0) * iv[k]
     ll -= 0.5 * math.log(2.0 * math.pi) * z.shape[0]
     if not np.isfinite(ll):
         return -np.inf, -np.inf
@@ -218,7 +223,7 @@ def run_smc(
     *,
     n_particles: int = 2000,
     ess_target: float = 0.5,
-    max_steps: int = 30,
+    max_steps: int = 20,
     corr_threshold: float = 0.1,
 ) -> SMCRun:
     """Tempered SMC from the prior to the posterior of the unordered K-component mixture.
@@ -348,6 +353,35 @@ class ImportanceResult:
     log_weights: np.ndarray
 
 
+def _proposal(points, rng, n_mix, inflate, defensive):
+    """Student-t mixture at the Gaussian mixture EM fits to ``points``, plus a broad one."""
+    from scipy.stats import multivariate_t
+
+    from ..em import GaussianMixtureEM
+    from ..errors import ConvergenceWarning
+
+    P = np.unique(points, axis=0)
+    d = P.shape[1]
+    n_mix = max(1, min(n_mix, P.shape[0] // (10 * (d + 1))))
+    # a rough fit is enough (the weights' k-hat checks the proposal): one k-means start,
+    # no search, a loose tolerance
+    gm = GaussianMixtureEM(n_mix, covariance_type="full", n_init=1, n_screen=0,
+                           split_merge=False, tol=1e-5, max_iter=300,
+                           random_seed=int(rng.integers(2**31 - 1)))
+    with warnings.catch_warnings():  # the proposal needs no exact maximum: k-hat checks it
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(P)
+    # a ridge of 1e-4 of the particles' variance keeps a component fitted to a few
+    # near-identical (resampled) particles positive definite
+    spread = np.atleast_2d(np.cov(P.T))
+    ridge = np.diag(1e-4 * np.diag(spread) + 1e-12)
+    means = list(gm.means_) + [P.mean(0)]
+    covs = [(c + ridge) * inflate for c in gm.covariances_]
+    covs.append((spread + ridge) * 4 * inflate)
+    mix = np.append(gm.weights_ * (1.0 - defensive), defensive)
+    return mix, [multivariate_t(means[c], covs[c], df=T_DF) for c in range(len(mix))]
+
+
 def importance(
     particles: np.ndarray,
     K: int,
@@ -357,11 +391,12 @@ def importance(
     rng: np.random.Generator,
     *,
     n_draws: int = 200_000,
-    n_mix: int = 10,
+    n_mix: int = 20,
     inflate: float = 2.0,
     defensive: float = 0.1,
+    rounds: int = 2,
 ) -> ImportanceResult:
-    """The evidence by importance sampling from a Gaussian mixture fitted to SMC's particles.
+    """The evidence by importance sampling, its proposal fitted to SMC's particles.
 
     SMC finds the modes; its evidence carries a bias when the mutations have not
     equilibrated the particles between modes at some temperature (on the galaxy data
@@ -372,51 +407,47 @@ def importance(
 
     The proposal: ``n_mix`` Student-t components (``T_DF`` degrees of freedom) at the
     Gaussians EM fits to the particles (coordinates of :func:`run_smc`, means sorted),
-    their scales the covariances times ``inflate``, plus with
-    weight ``defensive`` one Student-t with the particles' mean and ``4 * inflate``
-    times their covariance. The target is restricted to sorted means, one of K!
-    labellings that carry the same mass, so the evidence is K! times the estimate.
+    their scales the covariances times ``inflate``, plus with weight ``defensive`` one
+    Student-t with the particles' mean and ``4 * inflate`` times their covariance.
+    Where SMC's particles put the wrong share in each mode, the weights are uneven; so
+    the proposal is fitted again (``rounds`` in all; population Monte Carlo, Cappe et
+    al. 2004) to the particles together with as many draws resampled by the last
+    round's weights, and only the last round's draws make the estimate. The target
+    is restricted to sorted means, one of K! labellings that carry the same mass, so
+    the evidence is K! times the estimate.
     """
-    from scipy.stats import multivariate_t
-
-    from ..em import GaussianMixtureEM
-    from ..errors import ConvergenceWarning
-
     alpha = np.ascontiguousarray(hyper["weights_alpha"], float)
     m0 = np.ascontiguousarray(hyper["means_mu"], float)
     s0 = np.ascontiguousarray(hyper["means_sigma"], float)
     ss = np.ascontiguousarray(hyper["sigmas_sigma"], float)
     z = np.ascontiguousarray(z, float)
     eps2 = np.ascontiguousarray(eps2, float)
-    P = np.unique(particles, axis=0)
-    d = P.shape[1]
-    n_mix = max(1, min(n_mix, P.shape[0] // (4 * (d + 1))))
-    gm = GaussianMixtureEM(n_mix, covariance_type="full", n_screen=0,
-                           random_seed=int(rng.integers(2**31 - 1)))
-    with warnings.catch_warnings():  # the proposal needs no exact maximum: k-hat checks it
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(P)
-    means = list(gm.means_) + [P.mean(0)]
-    covs = [c * inflate + 1e-9 * np.eye(d) for c in gm.covariances_]
-    covs.append(np.atleast_2d(np.cov(P.T)) * 4 * inflate + 1e-9 * np.eye(d))
-    mix = np.append(gm.weights_ * (1.0 - defensive), defensive)
-    comp = rng.choice(len(mix), size=n_draws, p=mix)
-    dists = [multivariate_t(means[c], covs[c], df=T_DF) for c in range(len(mix))]
-    theta = np.empty((n_draws, d))
-    for c in range(len(mix)):
-        sel = comp == c
-        if sel.any():
-            theta[sel] = np.atleast_2d(dists[c].rvs(int(sel.sum()), random_state=rng)
-                                       ).reshape(-1, d)
-    logq = np.logaddexp.reduce(
-        np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
-                  for c in range(len(mix))]).reshape(len(mix), n_draws), axis=0)
-    ll, lpj, _ = _evaluate(np.ascontiguousarray(theta), K, z, eps2, alpha, m0, s0, ss, 1.0)
-    mu = theta[:, K - 1 : 2 * K - 1]
-    inside = np.all(np.diff(mu, axis=1) > 0, axis=1) & np.isfinite(ll) & np.isfinite(lpj)
-    lw = np.where(inside, ll + lpj - logq, -np.inf)
-    top = float(lw.max())
-    e = np.exp(lw - top)
+    d = particles.shape[1]
+    points = particles
+    for r in range(rounds):
+        mix, dists = _proposal(points, rng, n_mix, inflate, defensive)
+        last = r == rounds - 1
+        m = n_draws if last else max(n_draws // 4, 4 * particles.shape[0])
+        comp = rng.choice(len(mix), size=m, p=mix)
+        theta = np.empty((m, d))
+        for c in range(len(mix)):
+            sel = comp == c
+            if sel.any():
+                theta[sel] = np.atleast_2d(dists[c].rvs(int(sel.sum()), random_state=rng)
+                                           ).reshape(-1, d)
+        logq = np.logaddexp.reduce(
+            np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
+                      for c in range(len(mix))]).reshape(len(mix), m), axis=0)
+        ll, lpj, _ = _evaluate(np.ascontiguousarray(theta), K, z, eps2, alpha, m0, s0, ss,
+                               1.0)
+        mu = theta[:, K - 1 : 2 * K - 1]
+        inside = np.all(np.diff(mu, axis=1) > 0, axis=1) & np.isfinite(ll) & np.isfinite(lpj)
+        lw = np.where(inside, ll + lpj - logq, -np.inf)
+        top = float(lw.max())
+        e = np.exp(lw - top)
+        if not last:
+            idx = rng.choice(m, size=particles.shape[0], p=e / e.sum())
+            points = np.concatenate([particles, theta[idx]])
     mean = float(e.mean())
     log_z = top + math.log(mean) + math.lgamma(K + 1)
     se = float(e.std() / (mean * math.sqrt(n_draws)))

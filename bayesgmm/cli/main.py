@@ -31,7 +31,8 @@ exit status:
   1  sampling failed (fit, demo: only the EM estimate is saved) or an internal error
   2  bad input or usage: one line on stderr says what was wrong and what to do
   3  fit, demo: the result was written but failed a check (the verdict says which
-     and what to try); do not use its numbers yet
+     and what to try); do not use its numbers yet. select --criterion posterior: some
+     K's evidence could not be checked by importance sampling (the warning says which)
   130 interrupted (Ctrl-C); nothing half-written is left
 """
 
@@ -150,15 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--k", type=_positive_int, required=True, metavar="K",
                     help="number of components")
 
-    sel = sub.add_parser("select", help="choose the number of components by BIC or AIC",
-                         description="EM fits for K = 1..KMAX, ranked by BIC or AIC.",
+    sel = sub.add_parser("select", help="choose the number of components by BIC, AIC or "
+                         "the posterior p(K | data)",
+                         description="EM fits for K = 1..KMAX, ranked by BIC or AIC; "
+                         "with --criterion posterior (one column), also each K's "
+                         "marginal likelihood and p(K | data) under fit's priors and a "
+                         "uniform prior on K (SMC corrected by importance sampling; "
+                         "seconds to minutes per K).",
                          epilog=_EXIT_STATUS_EPILOG)
     _data_options(sel, "random seed of EM's starts (default: none, a fixed seed: the "
                   "same data give the same answer)")
     sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
                      help="try K = 1..KMAX")
-    sel.add_argument("--criterion", choices=("bic", "aic"), default="bic",
-                     help="information criterion")
+    sel.add_argument("--criterion", choices=("bic", "aic", "posterior"), default="bic",
+                     help="information criterion, or posterior: p(K | data) (default: bic)")
 
     fit = sub.add_parser(
         "fit", help="Bayesian fit: posterior, summary and report in --out",
@@ -313,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 out = _cmd_select(args)
         notes = [str(w.message) for w in caught if _ours(w)]
+        status = out.pop("_status", 0)
         if args.json:
             out["warnings"] = notes
             print(json.dumps(out, indent=2))
@@ -320,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(out.pop("_text"))
             for note in notes:
                 print(f"warning: {note}", file=sys.stderr)
-        return 0
+        return status
     except DataError as exc:
         print(f"bayesgmm: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -426,8 +433,12 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
 
     X, X_err, names = _load(args)
     k_max = min(args.k_max, X.shape[0])
+    posterior = args.criterion == "posterior"
+    if posterior and X.shape[1] != 1:
+        raise DataError(f"--criterion posterior takes one column; got {X.shape[1]}. Use "
+                        "--criterion bic for several columns.")
     res = select_n_components(
-        X, range(1, k_max + 1), X_err=X_err, criterion=args.criterion,
+        X, range(1, k_max + 1), X_err=X_err, criterion="bic" if posterior else args.criterion,
         covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
     )
     table = [
@@ -435,19 +446,51 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
          "converged": bool(r.converged), "degenerate": bool(r.degenerate)}
         for r in res.table.itertuples()
     ]
-    out: dict[str, Any] = {
-        "criterion": args.criterion, "best_k": res.best_k, "table": table,
-        "n_samples": int(X.shape[0]), "columns": names,
-    }
+    best = res.best_k
+    out: dict[str, Any] = {"criterion": args.criterion, "n_samples": int(X.shape[0]),
+                           "columns": names}
+    if posterior:
+        from ..bayes.posterior_k import posterior_k
+
+        pk = posterior_k(X[:, 0], ks=range(1, k_max + 1),
+                         X_err=None if X_err is None else np.sqrt(X_err[:, 0, 0]),
+                         random_seed=0 if args.seed is None else args.seed)
+        for row, k in zip(table, pk.ks, strict=True):
+            i = int(np.flatnonzero(pk.ks == k)[0])
+            row.update({"p_k": float(pk.probabilities[i]),
+                        "p_k_sd": float(pk.probabilities_sd[i]),
+                        "log_evidence": float(pk.log_evidence[i]),
+                        "log_evidence_se": float(pk.log_evidence_se[i]),
+                        "evidence_method": pk.method[i]})
+        out["best_k_bic"] = best
+        best = pk.best
+        if "smc" in pk.method:  # some evidence without its importance-sampling check
+            out["_status"] = EXIT_NOT_TRUSTWORTHY
+    out["best_k"] = best
+    out["table"] = table
     if not args.json:
-        lines = [f"{'k':>3}  {'loglik':>14}  {'BIC':>12}  {'AIC':>12}  note"]
+        head = f"{'k':>3}  {'loglik':>14}  {'BIC':>12}  {'AIC':>12}"
+        if posterior:
+            head += f"  {'log evidence':>14}  {'p(K | data)':>16}"
+        lines = [head + "  note"]
         for r in table:
             note = "degenerate" if r["degenerate"] else ("" if r["converged"] else "not converged")
-            mark = " <- best" if r["k"] == res.best_k else ""
-            lines.append(f"{r['k']:>3}  {r['loglik']:>14.4f}  {r['bic']:>12.3f}  "
-                         f"{r['aic']:>12.3f}  {note}{mark}")
-        lines.append(f"\nbest K by {args.criterion.upper()}: {res.best_k} (data columns: "
-                     f"{', '.join(names)})")
+            if posterior and r["evidence_method"] == "smc":
+                note = (note + ", " if note else "") + "evidence by SMC alone"
+            mark = " <- best" if r["k"] == best else ""
+            line = f"{r['k']:>3}  {r['loglik']:>14.4f}  {r['bic']:>12.3f}  {r['aic']:>12.3f}"
+            if posterior:
+                line += (f"  {r['log_evidence']:>14.3f}  "
+                         f"{r['p_k']:>8.3f} +- {r['p_k_sd']:.3f}")
+            lines.append(f"{line}  {note}{mark}")
+        if posterior:
+            i = best - 1
+            lines.append(f"\np(K = {best} | data) = {table[i]['p_k']:.3f}, the highest "
+                         f"(uniform prior on K = 1..{k_max}); BIC's choice: "
+                         f"{out['best_k_bic']} (data column: {names[0]})")
+        else:
+            lines.append(f"\nbest K by {args.criterion.upper()}: {best} (data columns: "
+                         f"{', '.join(names)})")
         out["_text"] = "\n".join(lines)
     return out
 

@@ -65,6 +65,30 @@ def test_select_json(capsys):
     assert set(obj["table"][0]) >= {"k", "loglik", "bic", "aic"}
 
 
+def test_select_by_the_posterior_over_k(capsys):
+    # seed 000's 50 points (two groups): K = 2 must lead p(K | data) among 1..3 (not the
+    # first candidate), and BIC's columns and choice stay in the table
+    code, out, err = run(capsys, "select", example_path("seed000"), "--k-max", "3",
+                         "--criterion", "posterior", "--seed", "0", "--json")
+    obj = json.loads(out)
+    assert code in (0, 3), err
+    # exit 3 exactly when some K's evidence had no importance-sampling check
+    methods = [r["evidence_method"] for r in obj["table"]]
+    assert (code == 3) == ("smc" in methods), (code, methods)
+    assert obj["criterion"] == "posterior" and obj["best_k"] == 2
+    p = [r["p_k"] for r in obj["table"]]
+    assert sum(p) == pytest.approx(1.0) and max(p) == p[1] and p[1] > 0.5
+    assert obj["best_k_bic"] == 2 and {"bic", "log_evidence", "p_k_sd"} <= set(obj["table"][0])
+
+
+def test_select_posterior_refuses_several_columns(capsys, gappy_csv):
+    path = gappy_csv[0]
+    code, out, err = run(capsys, "select", str(path), "--columns", "a", "b",
+                         "--k-max", "2", "--criterion", "posterior")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "takes one column" in err
+
+
 def _bad_files(tmp_path):
     text = tmp_path / "text.csv"
     pd.DataFrame({"x": ["1.0", "two", "3"]}).to_csv(text, index=False)
