@@ -353,14 +353,18 @@ class ImportanceResult:
     log_weights: np.ndarray
 
 
-def _proposal(points, rng, n_mix, inflate, defensive):
+def _proposal(points, rng, n_mix, inflate, defensive, weight=None):
     """Student-t mixture at the Gaussian mixture EM fits to ``points``, plus a broad one."""
     from scipy.stats import multivariate_t
 
     from ..em import GaussianMixtureEM
     from ..errors import ConvergenceWarning
 
-    P = np.unique(points, axis=0)
+    if weight is None:
+        P, counts = np.unique(points, axis=0, return_counts=True)
+        weight = counts.astype(float)
+    else:
+        P = points
     d = P.shape[1]
     n_mix = max(1, min(n_mix, P.shape[0] // (10 * (d + 1))))
     # a rough fit is enough (the weights' k-hat checks the proposal): one k-means start,
@@ -370,10 +374,10 @@ def _proposal(points, rng, n_mix, inflate, defensive):
                            random_seed=int(rng.integers(2**31 - 1)))
     with warnings.catch_warnings():  # the proposal needs no exact maximum: k-hat checks it
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gm.fit(P)
+        gm.fit(P, sample_weight=weight / weight.mean())
     # a ridge of 1e-4 of the particles' variance keeps a component fitted to a few
     # near-identical (resampled) particles positive definite
-    spread = np.atleast_2d(np.cov(P.T))
+    spread = np.atleast_2d(np.cov(P.T, aweights=weight))
     ridge = np.diag(1e-4 * np.diag(spread) + 1e-12)
     means = list(gm.means_) + [P.mean(0)]
     covs = [(c + ridge) * inflate for c in gm.covariances_]
@@ -411,8 +415,9 @@ def importance(
     Student-t with the particles' mean and ``4 * inflate`` times their covariance.
     Where SMC's particles put the wrong share in each mode, the weights are uneven; so
     the proposal is fitted again (``rounds`` in all; population Monte Carlo, Cappe et
-    al. 2004) to the particles together with as many draws resampled by the last
-    round's weights, and only the last round's draws make the estimate. The target
+    al. 2004), by weighted EM, to the particles (half the weight) and the last round's
+    draws with their importance weights (the other half), and only the last round's
+    draws make the estimate. The target
     is restricted to sorted means, one of K! labellings that carry the same mass, so
     the evidence is K! times the estimate.
     """
@@ -423,9 +428,9 @@ def importance(
     z = np.ascontiguousarray(z, float)
     eps2 = np.ascontiguousarray(eps2, float)
     d = particles.shape[1]
-    points = particles
+    points, weight = particles, None
     for r in range(rounds):
-        mix, dists = _proposal(points, rng, n_mix, inflate, defensive)
+        mix, dists = _proposal(points, rng, n_mix, inflate, defensive, weight)
         last = r == rounds - 1
         m = n_draws if last else max(n_draws // 4, 4 * particles.shape[0])
         comp = rng.choice(len(mix), size=m, p=mix)
@@ -445,9 +450,11 @@ def importance(
         lw = np.where(inside, ll + lpj - logq, -np.inf)
         top = float(lw.max())
         e = np.exp(lw - top)
-        if not last:
-            idx = rng.choice(m, size=particles.shape[0], p=e / e.sum())
-            points = np.concatenate([particles, theta[idx]])
+        if not last:  # half the weight on the particles, half on the weighted draws
+            keep = e > 0
+            points = np.concatenate([particles, theta[keep]])
+            weight = np.concatenate([np.full(particles.shape[0], 0.5 / particles.shape[0]),
+                                     0.5 * e[keep] / e.sum()])
     mean = float(e.mean())
     log_z = top + math.log(mean) + math.lgamma(K + 1)
     se = float(e.std() / (mean * math.sqrt(n_draws)))
