@@ -153,6 +153,22 @@ def test_measurement_errors_enter_the_evidence():
     assert b.fits[1]["posterior"]["sigmas"].mean() < a.fits[1]["posterior"]["sigmas"].mean()
 
 
+def test_falls_back_to_smc_with_a_warning_when_importance_fails_its_check():
+    # 100 importance draws cannot reach the ESS of 200 the check asks: SMC's estimate is
+    # reported, the method says so, a warning names the figures, and the draws are SMC's
+    # particles, one chain per run; the estimate stays near the brute force (0.15, SMC's
+    # bias at K = 2 on these points was under 0.1)
+    x = _TWELVE
+    with pytest.warns(bayesgmm.SamplingWarning, match=r"rests on SMC alone .* ESS"):
+        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, n_particles=500, n_runs=3,
+                                  n_importance=100, draws=200)
+    assert pk.method == ["smc"]
+    assert pk.log_evidence[0] == pk.log_evidence_smc[0]
+    assert pk.fits[2]["posterior"].sizes["chain"] == 3
+    reference, _ = _prior_monte_carlo(2, 1_000_000, 5)
+    assert abs(pk.log_evidence[0] - reference) < 0.15
+
+
 def test_prior_over_k_and_seed():
     x = np.random.default_rng(2).normal(0.0, 1.0, 20)
     one = _quiet(x, ks=[1, 2], prior_k={1: 0.0, 2: 1.0}, random_seed=3, **FAST)
