@@ -80,6 +80,70 @@ class PosteriorK:
         """The K of highest posterior probability."""
         return int(self.ks[int(np.argmax(self.probabilities))])
 
+    def averaged(self, n_draws: int = 4000, random_seed: int | None = 0) -> Any:
+        """The posterior averaged over K: a DataTree that :func:`bayesgmm.density` takes.
+
+        Each of ``n_draws`` draws picks K with probability p(K | data) and a draw of
+        that K's posterior; components a draw lacks get weight 0 (means and widths
+        copied from its first component, so every number stays finite), so the
+        density, its band and the predictive distribution average over the number of
+        components as well as the parameters (model averaging). Components are not
+        comparable across K, so per-component quantities (``membership``,
+        ``component_mean``) are not meaningful here: ``membership`` refuses it; use
+        ``fits[K]`` for them.
+
+        Parameters
+        ----------
+        n_draws : int, default=4000
+            Draws of the averaged posterior (one chain).
+        random_seed : int, optional
+            Seed of the choice of K and draw.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior`` (weights, means, sigmas with ``max(ks)`` components and a
+            ``n_components`` variable per draw), ``observed_data`` and
+            ``constant_data`` as in each fit; attrs ``model_averaged = 1``.
+        """
+        import xarray as xr
+
+        rng = np.random.default_rng(random_seed)
+        k_max = int(self.ks.max())
+        pick = rng.choice(len(self.ks), size=n_draws, p=self.probabilities)
+        w = np.zeros((n_draws, k_max))
+        mu = np.zeros((n_draws, k_max))
+        sg = np.ones((n_draws, k_max))
+        for i, k in enumerate(self.ks):
+            rows = np.flatnonzero(pick == i)
+            if rows.size == 0:
+                continue
+            post = self.fits[int(k)]["posterior"]
+            draws = [post[v].values.reshape(-1, int(k)) for v in ("weights", "means",
+                                                                    "sigmas")]
+            take = rng.integers(draws[0].shape[0], size=rows.size)
+            w[rows, :k] = draws[0][take]
+            mu[rows, :k] = draws[1][take]
+            sg[rows, :k] = draws[2][take]
+            mu[rows, k:] = draws[1][take, :1]
+            sg[rows, k:] = draws[2][take, :1]
+        dims = ("chain", "draw", "component")
+        coords = {"chain": [0], "draw": np.arange(n_draws), "component": np.arange(k_max)}
+        posterior = xr.Dataset({"weights": (dims, w[None]), "means": (dims, mu[None]),
+                                "sigmas": (dims, sg[None]),
+                                "n_components": (("chain", "draw"),
+                                                 self.ks[pick][None])}, coords=coords)
+        first = self.fits[int(self.ks[0])]
+        tree = xr.DataTree.from_dict({
+            "posterior": posterior,
+            "observed_data": first["observed_data"].to_dataset(),
+            "constant_data": first["constant_data"].to_dataset()[["x_err", "loc", "scale"]],
+        })
+        tree.attrs.update({**{k: v for k, v in first.attrs.items()
+                              if k in ("data_name", "data_units", "has_errors")},
+                           "model_averaged": 1, "n_components": k_max})
+        return tree
+
     def to_dataframe(self) -> Any:
         """One row per K: probability, its sd, log evidence, its se, prior, method, k-hat."""
         import pandas as pd

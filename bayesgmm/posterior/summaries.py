@@ -143,7 +143,9 @@ def _summarize(samples: np.ndarray, prob: float, kind: str = "eti") -> dict[str,
 def _comp_logpdf(x, e, w, mu, sg):
     """log(w_k N(x | mu_k, sqrt(sigma_k^2 + e^2))) with shape (S, m, K)."""
     sd = np.hypot(sg[:, None, :], e[None, :, None])  # no overflow of sigma^2 + e^2
-    with np.errstate(over="ignore"):  # z^2 = inf far out: log density -inf, exactly right
+    # z^2 = inf far out, or a weight of 0 (a K-averaged posterior's padding): log
+    # density -inf, exactly right
+    with np.errstate(over="ignore", divide="ignore"):
         z = (x[None, :, None] - mu[:, None, :]) / sd
         return np.log(w)[:, None, :] - 0.5 * np.log(2 * np.pi) - np.log(sd) - 0.5 * z * z
 
@@ -222,6 +224,12 @@ def membership(
     from scipy.special import softmax
 
     prob, kind = check_ci_prob(ci_prob), check_ci_kind(ci_kind)
+    if getattr(dt, "attrs", {}).get("model_averaged"):
+        raise DataError(
+            "membership of a posterior averaged over K is not defined (component k of "
+            "one K is not component k of another); take it from posterior_k's "
+            "fits[K] for the K you want."
+        )
     if is_md(dt):
         return membership_md(dt, X, X_err, prob, kind, _MAX_DRAWS)
     xs = check_points(X, "X")

@@ -191,3 +191,33 @@ def test_bad_input(kwargs, match):
     call = {"X": np.arange(10.0), "ks": [1], **FAST, **kwargs}
     with pytest.raises(DataError, match=match):
         bayesgmm.posterior_k(call.pop("X"), **call)
+
+
+def test_density_averaged_over_k():
+    # the K-averaged density is sum_K p(K | data) times each K's posterior mean density.
+    # Direct means over all 4,000 averaged draws and all of each K's 800 draws: Monte
+    # Carlo error about 2% of the peak (12 points, wide posteriors), tolerance 6%;
+    # bayesgmm.density (500 draws) on the averaged tree within 15%
+    x = _TWELVE
+    pk = _quiet(x, ks=[1, 2, 3], random_seed=4, **FAST)
+    assert pk.probabilities.max() < 0.95  # a real average, not one K
+    grid = np.linspace(-4.0, 4.0, 41)
+
+    def mean_density(tree):
+        post = tree["posterior"]
+        K = post.sizes["component"]
+        w, mu, sg = (post[v].values.reshape(-1, K) for v in ("weights", "means", "sigmas"))
+        return (w[:, None] * stats.norm.pdf(grid[None, :, None], mu[:, None],
+                                            sg[:, None])).sum(-1).mean(0)
+
+    avg = pk.averaged(n_draws=4000, random_seed=1)
+    ref = sum(p * mean_density(pk.fits[int(k)])
+              for k, p in zip(pk.ks, pk.probabilities, strict=True))
+    np.testing.assert_allclose(mean_density(avg), ref, atol=0.06 * ref.max())
+    band = bayesgmm.density(avg, grid, deconvolved=True)
+    np.testing.assert_allclose(band["mean"].values, ref, atol=0.15 * ref.max())
+    assert np.all(band["lower"].values <= band["upper"].values)
+    counts = np.bincount(avg["posterior"]["n_components"].values.ravel(), minlength=4)[1:]
+    np.testing.assert_allclose(counts / 4000, pk.probabilities, atol=0.03)  # 4 sd at n=4000
+    with pytest.raises(DataError, match="averaged over K"):
+        bayesgmm.membership(avg, [0.0])
