@@ -271,7 +271,7 @@ def posterior_k(
     >>> print(pk)  # doctest: +SKIP
     """
     from .result import _data_name
-    from .smc import check_exchangeable, importance, run_smc
+    from .smc import _coords, check_exchangeable, importance, run_smc
 
     arr = np.asarray(X, dtype=object) if not hasattr(X, "shape") else X
     if getattr(arr, "ndim", 1) == 2 and arr.shape[1] > 1:
@@ -306,8 +306,6 @@ def posterior_k(
         run_rngs = stream.spawn(n_runs + 3)
         runs = [run_smc(z, eps2, K, hyper, run_rngs[r], n_particles=n_particles)
                 for r in range(n_runs)]
-        from .smc import _coords
-
         lz_runs = np.array([r.log_evidence for r in runs])
         top = lz_runs.max()
         smc_est = top + math.log(np.mean(np.exp(lz_runs - top)))

@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from .density import add_log_prior
+from .priors import PER_COMPONENT
 
 __all__ = ["SMCRun", "check_exchangeable", "run_smc"]
 
@@ -146,6 +147,12 @@ def _evaluate(theta, K, z, e2, alpha, m0, s0, ss, beta):
     return ll, lp, grad
 
 
+def _density_args(z, eps2, hyper):
+    """:func:`_evaluate`'s data and hyperparameters (in ``PER_COMPONENT``'s order), float64."""
+    return (np.ascontiguousarray(z, float), np.ascontiguousarray(eps2, float),
+            *(np.ascontiguousarray(hyper[key], float) for key in PER_COMPONENT))
+
+
 def check_exchangeable(hyper: dict[str, np.ndarray]) -> None:
     """Refuse priors that differ between components (relabelling would not be exact)."""
     from ..errors import DataError
@@ -251,12 +258,8 @@ def run_smc(
         below ``corr_threshold``, or after ``max_steps``.
     """
     N = n_particles
-    alpha = np.ascontiguousarray(hyper["weights_alpha"], float)
-    m0 = np.ascontiguousarray(hyper["means_mu"], float)
-    s0 = np.ascontiguousarray(hyper["means_sigma"], float)
-    ss = np.ascontiguousarray(hyper["sigmas_sigma"], float)
-    z = np.ascontiguousarray(z, float)
-    eps2 = np.ascontiguousarray(eps2, float)
+    args = _density_args(z, eps2, hyper)
+    z, eps2, alpha, m0, s0, ss = args
 
     # the prior, drawn exactly
     w = rng.dirichlet(alpha, size=N) if K > 1 else np.ones((N, 1))
@@ -266,7 +269,7 @@ def run_smc(
     d = theta.shape[1]
 
     def evaluate(th, b):
-        return _evaluate(np.ascontiguousarray(th), K, z, eps2, alpha, m0, s0, ss, b)
+        return _evaluate(np.ascontiguousarray(th), K, *args, b)
 
     ll, lpj, _ = evaluate(theta, 0.0)
     beta, log_z = 0.0, 0.0
@@ -421,12 +424,7 @@ def importance(
     is restricted to sorted means, one of K! labellings that carry the same mass, so
     the evidence is K! times the estimate.
     """
-    alpha = np.ascontiguousarray(hyper["weights_alpha"], float)
-    m0 = np.ascontiguousarray(hyper["means_mu"], float)
-    s0 = np.ascontiguousarray(hyper["means_sigma"], float)
-    ss = np.ascontiguousarray(hyper["sigmas_sigma"], float)
-    z = np.ascontiguousarray(z, float)
-    eps2 = np.ascontiguousarray(eps2, float)
+    args = _density_args(z, eps2, hyper)
     d = particles.shape[1]
     points, weight = particles, None
     for r in range(rounds):
@@ -443,8 +441,7 @@ def importance(
         logq = np.logaddexp.reduce(
             np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
                       for c in range(len(mix))]).reshape(len(mix), m), axis=0)
-        ll, lpj, _ = _evaluate(np.ascontiguousarray(theta), K, z, eps2, alpha, m0, s0, ss,
-                               1.0)
+        ll, lpj, _ = _evaluate(np.ascontiguousarray(theta), K, *args, 1.0)
         mu = theta[:, K - 1 : 2 * K - 1]
         inside = np.all(np.diff(mu, axis=1) > 0, axis=1) & np.isfinite(ll) & np.isfinite(lpj)
         lw = np.where(inside, ll + lpj - logq, -np.inf)
