@@ -30,6 +30,9 @@ __all__ = ["fit"]
 #: target_accept of the first run, and of the second when the first had divergences
 #: (after poor mixing alone the second keeps the first's; either way with 2x tune)
 RETRY_TARGET_ACCEPT = (0.8, 0.99)
+#: ``sampler="smc"``: particles per SMC run, independent runs, importance draws
+#: (``posterior_k``'s defaults: its check of the galaxy data at K = 3 used them)
+SMC_PARTICLES, SMC_RUNS, SMC_IMPORTANCE = 1000, 4, 200_000
 
 
 def _fit(
@@ -41,7 +44,7 @@ def _fit(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: Literal["nutpie", "pymc"] = "nutpie",
+    sampler: Literal["nutpie", "pymc", "smc"] = "nutpie",
     random_seed: int | np.random.Generator | None = None,
     progressbar: bool = True,
     target_accept: float | None = None,
@@ -61,6 +64,11 @@ def _fit(
     md = n_columns(X) >= 2
     if md:
         check_sampling(draws, tune, chains, sampler, target_accept)
+        if sampler == "smc":
+            from ..errors import DataError
+
+            raise DataError("sampler='smc' samples 1-D data; with two or more columns use "
+                            "sampler='nutpie' (or fit each column with 'smc').")
     else:
         x, e = check_1d(X, X_err)
         K = _check_k(n_components, x.shape[0])
@@ -87,6 +95,86 @@ def _fit(
                            chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
                            progressbar=progressbar, backend=backend, reparam=reparam)
     seed = problem.seed
+    if sampler == "smc":
+        post, stats, runs = _sample_smc(problem)
+        active = "smc"
+    else:
+        post, stats, runs, active = _nuts_runs(problem, sampler, md, tune, target_accept,
+                                               chains, draws, first_run_check)
+    if md:
+        dt = _assemble_md(problem, post, stats, active, log_likelihood, *_data_name(X))
+    else:
+        dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
+                       log_likelihood, *_data_name(X))
+        from .modes import attach_modes
+
+        z = (x - loc) / scale
+        attach_modes(dt, z, np.zeros(1) if e is None else (e / scale) ** 2, K, hyper, loc,
+                     scale)
+    if "target_accept" in runs[-1]:
+        dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
+    dt.attrs["sampling_runs"] = json.dumps(runs)
+    if runs[0].get("stopped_early"):
+        dt.attrs["stopped_early"] = runs[0]["stopped_early"]
+    from ..diagnostics.advice import _failed_check_warnings
+
+    for warning in _failed_check_warnings(dt):
+        warnings.warn(warning, stacklevel=3)
+    return dt
+
+
+def _sample_smc(problem: _Problem):
+    """Tempered SMC + importance sampling (``sampler="smc"``): every mode, weighted.
+
+    :func:`bayesgmm.bayes.posterior_k._one_k` on this K, its draws resampled by the
+    importance weights (or, when those fail their check, SMC's particles, warned).
+    Returns (posterior, sample_stats, runs) as the NUTS path does.
+    """
+    import math
+
+    import xarray as xr
+
+    from ..errors import SamplingWarning
+    from .posterior_k import _one_k, _smc_only
+    from .smc import _params
+
+    p = problem
+    z = (p.x - p.loc) / p.scale
+    eps2 = np.zeros(1) if p.e is None else (p.e / p.scale) ** 2
+    n_runs = SMC_RUNS
+    one = _one_k(z, eps2, p.K, p.hyper, np.random.default_rng(p.seed),
+                 n_particles=SMC_PARTICLES, n_runs=n_runs, n_importance=SMC_IMPORTANCE,
+                 n_draws=p.chains * p.draws)
+    log_jac = z.shape[0] * math.log(p.scale)
+    imp = one["importance"]
+    run = {"sampler": "smc", "evidence_method": one["method"],
+           "log_evidence": float(one["log_evidence"] - log_jac),
+           "log_evidence_se": float(one["log_evidence_se"]),
+           "log_evidence_smc": float(one["log_evidence_smc"] - log_jac),
+           "pareto_k": float(imp.pareto_k), "importance_ess": float(imp.ess),
+           "smc_stages": one["smc_stages"], "n_particles": SMC_PARTICLES,
+           "smc_runs": n_runs, "n_importance": SMC_IMPORTANCE}
+    if one["method"] == "smc":
+        warnings.warn(f"sampler='smc': the posterior {_smc_only(one, n_runs)} Its draws are "
+                      "SMC's particles, whose mode weights may be off; check the modes "
+                      "in diagnose, or fit with fewer components.", SamplingWarning,
+                      stacklevel=4)
+    w, mu, sg = _params(one["theta"], p.K)
+    C = p.chains if one["method"] == "importance" else one["chains"]
+    S = w.shape[0] // C
+    w, mu, sg = (a[: C * S].reshape(C, S, p.K) for a in (w, mu, sg))
+    coords = {"chain": np.arange(C), "draw": np.arange(S), "component": np.arange(p.K)}
+    post = xr.Dataset({"weights": (("chain", "draw", "component"), w),
+                       "means": (("chain", "draw", "component"), mu * p.scale + p.loc),
+                       "sigmas": (("chain", "draw", "component"), sg * p.scale)},
+                      coords=coords)
+    stats = xr.Dataset(coords={"chain": np.arange(C), "draw": np.arange(S)},
+                       attrs={k: v for k, v in run.items() if k != "sampler"})
+    return post, stats, [run]
+
+
+def _nuts_runs(problem, sampler, md, tune, target_accept, chains, draws, first_run_check):
+    """NUTS runs under the rerun rule: (posterior, sample_stats, runs, sampler that ran)."""
     # a second run only if the first fails a check (target_accept None)
     schedule = [(RETRY_TARGET_ACCEPT[0] if target_accept is None else target_accept, tune)]
     runs: list[dict[str, Any]] = []
@@ -104,7 +192,7 @@ def _fit(
 
             warnings.warn(f"the second run (target_accept {accept}) failed ({exc}); keeping "
                           "the first run (its checks are in attrs['sampling_runs']).",
-                          SamplingWarning, stacklevel=3)
+                          SamplingWarning, stacklevel=4)
             break
         if md:  # labels identified per run, before its figures (inference_md.relabel_run)
             post, stats = relabel_run(problem, post, stats)
@@ -128,20 +216,7 @@ def _fit(
             else:  # divergences: smaller steps; poor mixing alone: longer adaptation
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
-    if md:
-        dt = _assemble_md(problem, post, stats, active, log_likelihood, *_data_name(X))
-    else:
-        dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
-                       log_likelihood, *_data_name(X))
-    dt.attrs["target_accept"] = float(runs[-1]["target_accept"])
-    dt.attrs["sampling_runs"] = json.dumps(runs)
-    if runs[0].get("stopped_early"):
-        dt.attrs["stopped_early"] = runs[0]["stopped_early"]
-    from ..diagnostics.advice import _failed_check_warnings
-
-    for warning in _failed_check_warnings(dt):
-        warnings.warn(warning, stacklevel=3)
-    return dt
+    return post, stats, runs, active
 
 
 def _run_tree(post: Any, stats: Any) -> Any:
@@ -205,7 +280,7 @@ def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):
                 f"nutpie failed ({type(exc).__name__}: {first}); falling back to PyMC's own "
                 "NUTS sampler for the rest of this fit (its rerun too, if there is one), "
                 "which is slower but samples the same model.",
-                SamplingWarning, stacklevel=4,
+                SamplingWarning, stacklevel=5,
             )
     p = problem
     if isinstance(p, ProblemMD):
@@ -261,7 +336,7 @@ def fit(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: Literal["nutpie", "pymc"] = "nutpie",
+    sampler: Literal["nutpie", "pymc", "smc"] = "nutpie",
     random_seed: int | np.random.Generator | None = None,
     progressbar: bool = True,
     target_accept: float | None = None,
@@ -294,7 +369,7 @@ def fit(
         See :class:`bayesgmm.Priors` (data units).
     draws, tune, chains : int
         Kept draws per chain, tuning steps per chain, number of chains.
-    sampler : {"nutpie", "pymc"}, default="nutpie"
+    sampler : {"nutpie", "pymc", "smc"}, default="nutpie"
         ``"nutpie"`` samples a fused, compiled log-density (identical to the
         :func:`build_model` model's, checked by the tests) with nutpie: nothing is
         compiled per fit, so repeated fits (several K, new data) cost only sampling.
@@ -308,6 +383,13 @@ def fit(
         (``bayes.target_md``) and ``"pymc"`` the ``build_model_md`` model (its
         PyTensor graph compiled per fit: slower), every chain started at the EM
         estimate (plus a small jitter) in either.
+        ``"smc"`` (1-D, priors the same for every component): for posteriors with
+        several modes, which chains started at the EM estimate may never reach.
+        Tempered SMC from the prior finds the modes and importance sampling weights
+        them (:func:`bayesgmm.posterior_k`'s machinery for this K); the draws are
+        resampled by the importance weights, so each mode's share of them is its
+        posterior mass. ``tune`` and ``target_accept`` do not apply; it costs a few
+        NUTS fits on small data and grows with n (ARCHITECTURE.md, "Several modes").
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
         the same posterior.
@@ -352,7 +434,13 @@ def fit(
         (``"native"``: nutpie calls the compiled log-density directly; ``"pyfunc"``:
         through Python, the fallback for other nutpie versions) and pair (the j of the
         components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
-        coordinates, as when no adjacent pair has equal priors).
+        coordinates, as when no adjacent pair has equal priors); for ``"smc"`` one
+        entry with the evidence figures (``log_evidence``, ``pareto_k``,
+        ``importance_ess``, ``evidence_method``). 1-D results also keep the
+        posterior's modes (:mod:`bayesgmm.bayes.modes`): ``attrs["modes"]`` (JSON: the
+        number of modes, their weights, each chain's shares, the parameters at each
+        mode, the split R-hat of the mode indicators) and ``sample_stats["mode"]``,
+        each draw's mode.
 
         D dims (``attrs["n_features"]``): ``posterior`` holds ``weights``
         (component), ``means`` and ``sds`` (component, feature), ``correlations`` and
@@ -379,7 +467,8 @@ def fit(
         :func:`bayesgmm.diagnose` fails on the result (after the rerun rule above), so
         ``fit`` warns exactly when ``diagnose(result).ok`` is False: max R-hat > 1.01,
         min bulk or tail ESS < 400, divergences, E-BFMI, tree depth, chains in different
-        modes, a posterior far from the EM estimate, a near-empty component, labels
+        modes, chains that disagree on the modes' weights (1-D: ``modes_mixed``), a
+        posterior far from the EM estimate, a near-empty component, labels
         not identified (D dims: draws the EM estimate cannot label), a failed posterior
         predictive check (D dims: per feature). In D dims the R-hat and ESS are over
         weights, means, sds and the correlations below the diagonal. Each says the figure, the

@@ -180,6 +180,54 @@ def _prior_k(prior_k: Any, ks: list[int]) -> np.ndarray:
     return p / p.sum()
 
 
+def _smc_only(one: dict[str, Any], n_runs: int) -> str:
+    """Why an evidence rests on SMC alone, in words (the end of a warning's sentence)."""
+    imp = one["importance"]
+    return (f"rests on SMC alone (importance weights' Pareto k-hat {imp.pareto_k:.2f}, "
+            f"limit {PARETO_K_MAX}; their ESS {imp.ess:.0f}, minimum {IMPORTANCE_ESS_MIN}); "
+            f"SMC's runs spread by {one['log_evidence_smc_se'] * math.sqrt(n_runs):.2f} and "
+            "ran 0.05-0.45 low where both could be compared.")
+
+
+def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws):
+    """One K: SMC runs, the importance correction, and equally weighted draws.
+
+    Standardized units. Returns a dict: ``log_evidence`` and its ``_se`` (importance
+    sampling's when its check passes, else SMC's), ``method``, ``log_evidence_smc``
+    and its ``_se``, ``importance`` (the :class:`~.smc.ImportanceResult`),
+    ``smc_stages``, ``theta`` (``n_draws`` draws in :mod:`.smc`'s coordinates, means
+    sorted: resampled by the importance weights, or on fallback the runs' particles),
+    ``chains`` (4, or one per SMC run on fallback) and ``seed`` (for the draws' tree).
+    """
+    from .smc import _coords, check_exchangeable, importance, run_smc
+
+    check_exchangeable(hyper)
+    run_rngs = rng.spawn(n_runs + 3)
+    runs = [run_smc(z, eps2, K, hyper, run_rngs[r], n_particles=n_particles)
+            for r in range(n_runs)]
+    lz_runs = np.array([r.log_evidence for r in runs])
+    top = lz_runs.max()
+    smc_est = top + math.log(np.mean(np.exp(lz_runs - top)))
+    smc_se = float(np.std(lz_runs, ddof=1) / math.sqrt(n_runs))
+    particles = np.concatenate([_coords(r.weights, r.means, r.sigmas) for r in runs])
+    imp = importance(particles, K, z, eps2, hyper, run_rngs[n_runs], n_draws=n_importance)
+    out = {"log_evidence_smc": smc_est, "log_evidence_smc_se": smc_se, "importance": imp,
+           "smc_stages": int(np.mean([len(r.betas) - 1 for r in runs])),
+           "seed": int(run_rngs[n_runs + 2].integers(2**31 - 1))}
+    if imp.pareto_k < PARETO_K_MAX and imp.ess >= IMPORTANCE_ESS_MIN:
+        # sampling-importance-resampling: 4 chains of equally weighted draws
+        p = np.exp(imp.log_weights)
+        idx = run_rngs[n_runs + 1].choice(p.shape[0], size=n_draws, p=p / p.sum())
+        out.update(log_evidence=imp.log_evidence, log_evidence_se=imp.se,
+                   method="importance", theta=imp.theta[idx], chains=4)
+    else:
+        keep = min(n_draws // n_runs, n_particles)
+        out.update(log_evidence=smc_est, log_evidence_se=smc_se, method="smc",
+                   theta=np.concatenate([_coords(r.weights, r.means, r.sigmas)[:keep]
+                                         for r in runs]), chains=n_runs)
+    return out
+
+
 def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs):
     """The per-K result in ``fit``'s layout: draws in data units, their EM estimate."""
     import xarray as xr
@@ -202,6 +250,10 @@ def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, att
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, "smc", seed, None,
                    name, units)
     dt.attrs.update({k: v for k, v in attrs.items() if np.isscalar(v)})
+    from .modes import attach_modes
+
+    attach_modes(dt, (x - loc) / scale, np.zeros(1) if e is None else (e / scale) ** 2, K,
+                 hyper, loc, scale)
     return dt
 
 
@@ -271,8 +323,6 @@ def posterior_k(
     >>> print(pk)  # doctest: +SKIP
     """
     from .result import _data_name
-    from .smc import _coords, check_exchangeable, importance, run_smc
-
     arr = np.asarray(X, dtype=object) if not hasattr(X, "shape") else X
     if getattr(arr, "ndim", 1) == 2 and arr.shape[1] > 1:
         raise DataError(f"posterior_k takes one column; got {arr.shape[1]}. Pass one "
@@ -302,46 +352,25 @@ def posterior_k(
     log_z, log_z_se, log_z_smc, khat, method, fits = [], [], [], [], [], {}
     for K, stream in zip(all_ks, streams, strict=True):
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
-        check_exchangeable(hyper)
-        run_rngs = stream.spawn(n_runs + 3)
-        runs = [run_smc(z, eps2, K, hyper, run_rngs[r], n_particles=n_particles)
-                for r in range(n_runs)]
-        lz_runs = np.array([r.log_evidence for r in runs])
-        top = lz_runs.max()
-        smc_est = top + math.log(np.mean(np.exp(lz_runs - top)))
-        smc_se = float(np.std(lz_runs, ddof=1) / math.sqrt(n_runs))
-        particles = np.concatenate([_coords(r.weights, r.means, r.sigmas) for r in runs])
-        imp = importance(particles, K, z, eps2, hyper, run_rngs[n_runs],
-                         n_draws=n_importance)
-        attrs = {"log_evidence_smc": smc_est - log_jac, "log_evidence_smc_se": smc_se,
+        one = _one_k(z, eps2, K, hyper, stream, n_particles=n_particles, n_runs=n_runs,
+                     n_importance=n_importance, n_draws=4 * draws)
+        smc_est, imp = one["log_evidence_smc"], one["importance"]
+        attrs = {"log_evidence_smc": smc_est - log_jac,
+                 "log_evidence_smc_se": one["log_evidence_smc_se"],
                  "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
-                 "smc_stages": int(np.mean([len(r.betas) - 1 for r in runs]))}
-        if imp.pareto_k < PARETO_K_MAX and imp.ess >= IMPORTANCE_ESS_MIN:
-            log_z.append(imp.log_evidence - log_jac)
-            log_z_se.append(imp.se)
-            method.append("importance")
-            # sampling-importance-resampling: 4 chains of equally weighted draws
-            p = np.exp(imp.log_weights)
-            idx = run_rngs[n_runs + 1].choice(p.shape[0], size=4 * draws, p=p / p.sum())
-            theta, chains = imp.theta[idx], 4
-        else:
-            log_z.append(smc_est - log_jac)
-            log_z_se.append(smc_se)
-            method.append("smc")
+                 "smc_stages": one["smc_stages"]}
+        log_z.append(one["log_evidence"] - log_jac)
+        log_z_se.append(one["log_evidence_se"])
+        method.append(one["method"])
+        if one["method"] == "smc":
             warnings.warn(
-                f"posterior_k: the evidence of K = {K} rests on SMC alone (importance "
-                f"weights' Pareto k-hat {imp.pareto_k:.2f}, limit {PARETO_K_MAX}; their "
-                f"ESS {imp.ess:.0f}, minimum {IMPORTANCE_ESS_MIN}); SMC's runs spread by "
-                f"{smc_se * math.sqrt(n_runs):.2f} and ran 0.05-0.45 low where both could "
-                f"be compared. Try n_particles={2 * n_particles}, or leave out K values "
-                "the data do not support.", SamplingWarning, stacklevel=2)
-            keep = min(draws, n_particles)
-            theta = np.concatenate([_coords(r.weights, r.means, r.sigmas)[:keep]
-                                    for r in runs])
-            chains = n_runs
+                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)} Try "
+                f"n_particles={2 * n_particles}, or leave out K values the data do not "
+                "support.", SamplingWarning, stacklevel=2)
+        theta, chains = one["theta"], one["chains"]
         khat.append(imp.pareto_k)
         log_z_smc.append(smc_est - log_jac)
-        seed = int(run_rngs[n_runs + 2].integers(2**31 - 1))
+        seed = int(one["seed"])
         fits[K] = _tree(x, e, K, loc, scale, hyper, theta, chains, seed,
                         np.random.default_rng(seed), name, units,
                         {**attrs, "log_evidence": log_z[-1],

@@ -21,12 +21,12 @@ it is made after every stage so the particles' covariance, which scales the prop
 describes one labelling rather than K! copies.
 
 Coordinates: additive log-ratios of the weights against the last component, the means,
-the log widths; log-Jacobian sum_k log w_k + sum_k log sigma_k. Mutations: random-walk
-Metropolis with the particles' covariance (Haario-style scaling, tuned to an acceptance
-near 0.25), repeated until the particles' positions decorrelate from where the stage
-started. The likelihood and prior are :mod:`.density`'s, the one definition; all random
-numbers are drawn here in numpy, so a seed gives the same particles on any number of
-threads.
+the log widths; log-Jacobian sum_k log w_k + sum_k log sigma_k. Mutations: HMC moves
+(L_MIN to L_MAX leapfrog steps, a diagonal mass matrix from the particles' spread,
+the step size tuned to an acceptance near 0.7), repeated until the particles'
+positions decorrelate from where the stage started. The likelihood and prior are
+:mod:`.density`'s, the one definition; all random numbers are drawn here in numpy, so
+a seed gives the same particles on any number of threads.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def check_exchangeable(hyper: dict[str, np.ndarray]) -> None:
         if value.size and np.ptp(value) > 0:
             raise DataError(
                 f"prior {key} differs between components ({value.tolist()}); the "
-                "marginal likelihood over K needs priors that treat every component alike: "
-                "pass one value."
+                "tempered SMC (posterior_k, fit's sampler='smc') needs priors that treat "
+                "every component alike: pass one value."
             )
 
 
@@ -253,7 +253,7 @@ def run_smc(
         Each stage raises the temperature as far as keeps this fraction of the
         particles' effective sample size.
     max_steps, corr_threshold : int, float
-        A stage's Metropolis steps stop when the mean correlation (over coordinates)
+        A stage's HMC moves stop when the mean correlation (over coordinates)
         between the particles' positions and their positions at the stage's start falls
         below ``corr_threshold``, or after ``max_steps``.
     """

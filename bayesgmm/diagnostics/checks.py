@@ -24,6 +24,7 @@ from .mixture import (
     label_row,
     mixture_checks,
     mixture_warnings,
+    modes_row,
     pivot_row,
     uses_pivot,
 )
@@ -302,6 +303,12 @@ def diagnose(
     dim, so 1-D tables are unchanged): the fraction of draws that are ambiguous, far
     (:func:`bayesgmm.posterior.relabel.identify`) or not in the EM estimate's labelling
     (not relabelled), at most ``label_overlap_max``.
+    ``modes_mixed`` (only for a result with ``attrs["modes"]``, which ``fit`` writes
+    for 1-D data): the draws climbed to their local maxima of the posterior name its
+    modes; the check fails when the split R-hat of some mode's indicator exceeds 1.01
+    (a chain switched mode part-way, or sits in a mode the others never visit), so the
+    modes' weights are not yet known. Its value is that R-hat (1 for one mode); the
+    verdict gives the modes' weights.
     ``rank_ecdf``: on the draws thinned to about independent ones (as the rank plot
     draws them), whether some chain's fractional-rank ECDF leaves the simultaneous
     envelope widened for the number of panels (probability ``1 - rank_alpha / panels``);
@@ -339,6 +346,8 @@ def diagnose(
     rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
     rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))
+    if "modes" in dt.attrs:  # 1-D fits (bayes/modes.py); other trees keep their table
+        rows.append(modes_row(dt))
     rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
     rows.append(from_mixture("no_empty_component", min_weight, ""))
     rows.append(label_row(dt, label_gap_sd, label_overlap_max))

@@ -23,6 +23,10 @@ MODE_SPLIT_SD = 4.0
 FAR_FROM_EM_SD = 4.0
 #: A component whose posterior mean weight is under max(MIN_WEIGHT, 2 / n) is near-empty.
 MIN_WEIGHT = 0.01
+#: Largest split R-hat of the mode indicators (``bayes/modes.py``): the chains agree on
+#: how much of the posterior each mode holds. R-hat's usual limit (1.01,
+#: ``sampling.RHAT_MAX``), applied to each mode's indicator as to any quantity.
+MODE_RHAT_MAX = 1.01
 
 
 def _n_obs(dt: Any) -> int | None:
@@ -279,3 +283,41 @@ def pivot_row(dt: Any, max_frac: float, margin: float, far_prob: float) -> dict[
                    "describe and the labels there are arbitrary; inspect those draws, or "
                    "compare K by LOO")
     return _row(name, ok, frac, max_frac, message)
+
+
+def modes_row(dt: Any, rhat_max: float = MODE_RHAT_MAX) -> dict[str, Any]:
+    """``modes_mixed``: the modes a 1-D fit's draws are in, and whether chains agree on them.
+
+    Reads ``attrs["modes"]``, which :func:`bayesgmm.fit` writes for 1-D data
+    (``bayes/modes.py``: draws climbed to their local maximum, end points grouped). The
+    check fails when some mode's indicator has a split R-hat above ``rhat_max``: a
+    chain switched to another mode part-way, or stayed in a mode the others never
+    visit, so the modes' weights (and every summary) depend on which chain did what.
+    """
+    import json
+
+    raw = dt.attrs.get("modes")
+    if raw is None:
+        return _skip("modes_mixed", rhat_max, "no mode search (fit does it for 1-D data)")
+    modes = json.loads(raw)
+    n_modes = int(modes["n_modes"])
+    weights = ", ".join(f"{w:.3g}" for w in modes["weights"])
+    rhat = modes["rhat"]
+    value = 1.0 if rhat is None else float(rhat)
+    ok = n_modes == 1 or value <= rhat_max
+    if n_modes == 1:
+        message = (f"the draws are in one mode ({modes['n_climbs']} of them climbed to "
+                   "their local maximum)")
+    elif ok:
+        message = (f"the draws are in {n_modes} modes (weights {weights}) and the chains "
+                   f"agree on their weights (R-hat of mode membership {value:.3f})")
+    else:
+        per_chain = "; ".join(", ".join(f"{f:.2f}" for f in row)
+                              for row in modes["chain_fractions"])
+        message = (f"the chains disagree on the posterior's modes: {n_modes} modes (weights "
+                   f"{weights}; per chain {per_chain}), R-hat of mode membership "
+                   f"{value:.3g} > {rhat_max:g}: a chain switched mode part-way or stayed "
+                   "where the others never went, so the modes' weights, and the summaries, "
+                   "are unreliable; refit with sampler='smc' (tempered SMC finds the modes "
+                   "and importance sampling weights them)")
+    return _row("modes_mixed", ok, value, rhat_max, message)

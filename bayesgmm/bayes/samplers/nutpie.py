@@ -60,8 +60,8 @@ def _native_model(target: Target | TargetMD, initial_point: Callable[[int], np.n
             f"{first}); sampling through nutpie's from_pyfunc instead: the same posterior, "
             "3-10 times slower (attrs['sampling_runs'] says backend 'pyfunc'). A nutpie "
             "version other than the one tested (0.16) is the usual cause.",
-            # fit's caller, through fit, _fit, _sample, _sample_nutpie and sample
-            SamplingWarning, stacklevel=7)
+            # fit's caller, through fit, _fit, _nuts_runs, _sample, _sample_nutpie, sample
+            SamplingWarning, stacklevel=8)
         return None
 
 

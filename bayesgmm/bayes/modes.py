@@ -1,0 +1,210 @@
+"""The posterior's modes in a 1-D fit: which draws belong to which mode, and its weight.
+
+R-hat compares chains; it cannot see a mode a chain visits for part of its draws only
+when the other chains never visit it, and it cannot see a mode no chain reaches (the
+galaxy data at K = 3: ``fit``'s NUTS chains from the EM estimate). This module names the
+modes the draws are in. A thinned subset of the draws (:data:`N_CLIMBS` of them, evenly
+spaced in each chain) is each climbed to its local maximum of the posterior density
+(L-BFGS on :func:`bayesgmm.bayes.smc._particle`'s density at temperature 1, in its
+coordinates: log-ratio weights, means, log widths); end points closer than
+:data:`SAME_MODE` (largest coordinate difference, standardized units) are one mode.
+Every other draw takes the mode of its nearest climbed draw.
+
+What the modes are for: each draw's mode, as an indicator per mode, is a quantity whose
+split R-hat (ArviZ's, on the indicators, as Vehtari et al. 2021 check quantiles) says
+whether the chains agree on the modes' weights. A chain that switches to another mode
+part-way, or stays in one the others never visit, makes it large: ``diagnose``'s
+``modes_mixed`` check. The mode weights are the draws' fractions (for ``sampler="smc"``,
+whose draws are resampled by importance weights, these are the modes' posterior
+masses). A mode with few draws between the climbed ones may be missed; with
+``sampler="smc"`` the importance weights, not the climbs, carry the mass.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes"]
+
+#: draws climbed to their mode (spread evenly over chains and draws); cost is about
+#: N_CLIMBS x 50 evaluations of the log-density and its gradient
+N_CLIMBS = 80
+#: end points of two climbs whose coordinates (log-ratio weights, standardized means,
+#: log widths) differ by less than this everywhere are the same mode
+SAME_MODE = 0.05
+
+
+def _climb(theta0, K, args):
+    from scipy.optimize import minimize
+
+    from .smc import _particle
+
+    grad = np.empty(theta0.shape[0])
+
+    def f(th):
+        ll, lp = _particle(np.ascontiguousarray(th), K, *args, 1.0, grad)
+        v = ll + lp
+        if not np.isfinite(v):
+            return 1e300, np.zeros_like(th)
+        return -v, -grad.copy()
+
+    res = minimize(f, theta0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": 500, "gtol": 1e-7, "ftol": 1e-13})
+    return res.x, -float(res.fun)
+
+
+def find_modes(
+    z: np.ndarray,
+    eps2: np.ndarray,
+    K: int,
+    hyper: dict[str, np.ndarray],
+    w: np.ndarray,
+    mu: np.ndarray,
+    sg: np.ndarray,
+    *,
+    n_climbs: int = N_CLIMBS,
+    same_mode: float = SAME_MODE,
+) -> dict[str, Any]:
+    """The modes of a 1-D posterior's draws, standardized units.
+
+    Parameters
+    ----------
+    z, eps2 : ndarray
+        Standardized data and squared standardized errors (length 1 when none).
+    K : int
+        Number of components.
+    hyper : dict
+        :meth:`bayesgmm.Priors.standardized`'s hyperparameters.
+    w, mu, sg : ndarray of shape (chains, draws, K)
+        The draws (standardized means and widths).
+    n_climbs, same_mode
+        :data:`N_CLIMBS`, :data:`SAME_MODE`.
+
+    Returns
+    -------
+    dict
+        ``labels`` (chains, draws): each draw's mode, modes numbered by decreasing
+        weight; ``weights``: each mode's fraction of the draws; ``chain_fractions``
+        (chains, modes); ``log_density`` at each mode; ``at_mode``: each mode's
+        (weights, means, sigmas) in standardized units; ``rhat``: the largest split
+        R-hat of the mode indicators (NaN with one mode); ``n_climbs``.
+    """
+    from .smc import _coords, _density_args, _params, _sort
+
+    C, S, _ = w.shape
+    args = _density_args(z, eps2, hyper)
+    flat = _coords(np.maximum(w.reshape(-1, K), 1e-300), mu.reshape(-1, K),
+                   np.maximum(sg.reshape(-1, K), 1e-300))
+    # half the climbs evenly spaced in each chain, half at the draws farthest from those
+    # already chosen (coordinates scaled by the draws' spread): a mode few draws visit
+    # is climbed from one of them
+    spread = np.maximum(flat.std(axis=0), 1e-12)
+    scaled = _sort(flat, K) / spread
+    per_chain = max(1, min(S, (n_climbs + 1) // 2 // C))
+    picks = list(np.concatenate([c * S + np.unique(np.linspace(0, S - 1, per_chain).round()
+                                                   .astype(int)) for c in range(C)]))
+    nearest = np.min(_sq_dist(scaled, scaled[picks]), axis=1)
+    while len(picks) < min(n_climbs, flat.shape[0]) and nearest.max() > 0:
+        j = int(np.argmax(nearest))
+        picks.append(j)
+        nearest = np.minimum(nearest, _sq_dist(scaled, scaled[[j]])[:, 0])
+    picks = np.array(picks)
+    ends, dens = [], []
+    for i in picks:
+        end, value = _climb(flat[i], K, args)
+        ends.append(_sort(end[None, :], K)[0])
+        dens.append(value)
+    ends, dens = np.array(ends), np.array(dens)
+
+    # end points within same_mode of each other are one mode (greedy, highest first)
+    centre: list[int] = []
+    climb_mode = np.full(len(picks), -1)
+    for j in np.argsort(-dens):
+        for m, c in enumerate(centre):
+            if np.max(np.abs(ends[j] - ends[c])) < same_mode:
+                climb_mode[j] = m
+                break
+        else:
+            climb_mode[j] = len(centre)
+            centre.append(int(j))
+
+    # every draw takes the mode of its nearest climbed draw
+    labels = climb_mode[np.argmin(_sq_dist(scaled, scaled[picks]), axis=1)]
+    labels[picks] = climb_mode
+    M = len(centre)
+    counts = np.bincount(labels, minlength=M).astype(float)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty(M, dtype=int)
+    rank[order] = np.arange(M)
+    labels = rank[labels].reshape(C, S)
+    centre = [centre[m] for m in order]
+    weights = counts[order] / counts.sum()
+    fractions = np.stack([(labels == m).mean(axis=1) for m in range(M)], axis=1)
+    cw, cm, cs = _params(ends[centre], K)
+    return {"labels": labels, "weights": weights, "chain_fractions": fractions,
+            "log_density": dens[centre], "at_mode": (cw, cm, cs),
+            "rhat": _indicator_rhat(labels, M), "n_climbs": int(len(picks))}
+
+
+def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distances between the rows of a (N, d) and b (m, d), in blocks of rows."""
+    out = np.empty((a.shape[0], b.shape[0]))
+    for start in range(0, a.shape[0], 4096):
+        block = a[start:start + 4096]
+        out[start:start + 4096] = ((block[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+    return out
+
+
+def _indicator_rhat(labels: np.ndarray, M: int) -> float:
+    """Largest split R-hat (ArviZ, no rank normalisation) of the mode indicators."""
+    if M < 2 or labels.shape[0] < 2:
+        return float("nan")
+    from arviz_stats.base import array_stats
+
+    worst = 1.0
+    for m in range(M):
+        ind = (labels == m).astype(float)
+        if np.ptp(ind) == 0:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = float(array_stats.rhat(ind, chain_axis=0, draw_axis=1, method="split"))
+        if np.isfinite(r):
+            worst = max(worst, r)
+        else:  # constant within every half-chain but not across: chains in different modes
+            worst = float("inf")
+    return worst
+
+
+def modes_attr(found: dict[str, Any], loc: float, scale: float) -> str:
+    """``find_modes``' summary in data units, as the JSON ``fit`` keeps in attrs."""
+    cw, cm, cs = found["at_mode"]
+    return json.dumps({
+        "n_modes": int(len(found["weights"])),
+        "weights": [float(v) for v in found["weights"]],
+        "chain_fractions": found["chain_fractions"].tolist(),
+        "log_density": [float(v) for v in found["log_density"]],
+        "rhat": None if np.isnan(found["rhat"]) else float(found["rhat"]),
+        "n_climbs": found["n_climbs"],
+        "at_mode": [{"weights": cw[m].tolist(), "means": (cm[m] * scale + loc).tolist(),
+                     "sigmas": (cs[m] * scale).tolist()} for m in range(len(cw))],
+    })
+
+
+def attach_modes(dt: Any, z: np.ndarray, eps2: np.ndarray, K: int,
+                 hyper: dict[str, np.ndarray], loc: float, scale: float) -> Any:
+    """Find a 1-D fit's modes and keep them: ``attrs["modes"]``, ``sample_stats["mode"]``."""
+    import xarray as xr
+
+    post = dt["posterior"]
+    found = find_modes(z, eps2, K, hyper, post["weights"].values,
+                       (post["means"].values - loc) / scale, post["sigmas"].values / scale)
+    stats = dt["sample_stats"].to_dataset() if "sample_stats" in dt.children else \
+        xr.Dataset(coords={"chain": post["chain"].values, "draw": post["draw"].values})
+    stats["mode"] = (("chain", "draw"), found["labels"])
+    stats["mode"].attrs["long_name"] = "the posterior mode the draw belongs to (by weight)"
+    dt["sample_stats"] = stats
+    dt.attrs["modes"] = modes_attr(found, loc, scale)
+    return dt
