@@ -283,6 +283,7 @@ def write_report(
         body += _body_md(dt, diag, plots)
     else:
         body += _body_1d(dt, diag, plots, has_errors)
+    body += _body_posterior_k(dt, selection, loo_table, plots)
     body += _body_selection(selection, loo_table, plots)
     body += _body_sampler(dt, plots, md)
 
@@ -334,6 +335,27 @@ def _body_1d(dt: Any, diag: Any, plots: Any, has_errors: bool) -> list[str]:
         "widened to sqrt(sigma^2 + e^2) and the boundaries soften "
         "(bayesgmm.membership(dt, X, X_err=e)).")]
     return body
+
+
+def _body_posterior_k(dt: Any, selection: Any, loo_table: Any, plots: Any) -> list[str]:
+    """p(K | data) as bars with error bars, and where BIC and LOO agree with it, in words."""
+    from ._stored import stored_posterior_k
+    from .diagnostics.verdict import posterior_k_sentence
+
+    pk = stored_posterior_k(dt)
+    if pk is None:
+        return []
+    K = int(dt["posterior"].sizes.get("component", 0))
+    loo = _as_frame(loo_table) if loo_table is not None else None
+    sentence = posterior_k_sentence(K, pk, selection, loo) if K in pk.index else ""
+    table = pk.reset_index()
+    return ["<h2>Number of components: p(K | data)</h2>", f"<p>{_esc(sentence)}</p>",
+            _figure(lambda: plots.plot_posterior_k(pk, chosen=K),
+                    "posterior probability of each number of components",
+                    "p(K | data) from each K's marginal likelihood (tempered SMC, "
+                    "corrected by importance sampling; hatched: SMC alone), with 2 Monte "
+                    "Carlo sds; the dashes are the prior p(K)."),
+            _table(table)]
 
 
 def _body_selection(selection: Any, loo_table: Any, plots: Any) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes"]
+__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes", "laplace_components"]
 
 #: draws climbed to their mode (spread evenly over chains and draws); cost is about
 #: N_CLIMBS x 50 evaluations of the log-density and its gradient
@@ -92,44 +92,14 @@ def find_modes(
         (weights, means, sigmas) in standardized units; ``rhat``: the largest split
         R-hat of the mode indicators (NaN with one mode); ``n_climbs``.
     """
-    from .smc import _coords, _density_args, _params, _sort
+    from .smc import _coords, _density_args, _params
 
     C, S, _ = w.shape
     args = _density_args(z, eps2, hyper)
     flat = _coords(np.maximum(w.reshape(-1, K), 1e-300), mu.reshape(-1, K),
                    np.maximum(sg.reshape(-1, K), 1e-300))
-    # half the climbs evenly spaced in each chain, half at the draws farthest from those
-    # already chosen (coordinates scaled by the draws' spread): a mode few draws visit
-    # is climbed from one of them
-    spread = np.maximum(flat.std(axis=0), 1e-12)
-    scaled = _sort(flat, K) / spread
-    per_chain = max(1, min(S, (n_climbs + 1) // 2 // C))
-    picks = list(np.concatenate([c * S + np.unique(np.linspace(0, S - 1, per_chain).round()
-                                                   .astype(int)) for c in range(C)]))
-    nearest = np.min(_sq_dist(scaled, scaled[picks]), axis=1)
-    while len(picks) < min(n_climbs, flat.shape[0]) and nearest.max() > 0:
-        j = int(np.argmax(nearest))
-        picks.append(j)
-        nearest = np.minimum(nearest, _sq_dist(scaled, scaled[[j]])[:, 0])
-    picks = np.array(picks)
-    ends, dens = [], []
-    for i in picks:
-        end, value = _climb(flat[i], K, args)
-        ends.append(_sort(end[None, :], K)[0])
-        dens.append(value)
-    ends, dens = np.array(ends), np.array(dens)
-
-    # end points within same_mode of each other are one mode (greedy, highest first)
-    centre: list[int] = []
-    climb_mode = np.full(len(picks), -1)
-    for j in np.argsort(-dens):
-        for m, c in enumerate(centre):
-            if np.max(np.abs(ends[j] - ends[c])) < same_mode:
-                climb_mode[j] = m
-                break
-        else:
-            climb_mode[j] = len(centre)
-            centre.append(int(j))
+    picks, ends, dens, climb_mode, centre, scaled = _climb_and_group(
+        flat, C, S, K, args, n_climbs, same_mode)
 
     # every draw takes the mode of its nearest climbed draw
     labels = climb_mode[np.argmin(_sq_dist(scaled, scaled[picks]), axis=1)]
@@ -147,6 +117,94 @@ def find_modes(
     return {"labels": labels, "weights": weights, "chain_fractions": fractions,
             "log_density": dens[centre], "at_mode": (cw, cm, cs),
             "rhat": _indicator_rhat(labels, M), "n_climbs": int(len(picks))}
+
+
+def _climb_and_group(flat, C, S, K, args, n_climbs, same_mode):
+    """Pick draws to climb, climb them, group the end points into modes.
+
+    Half the climbs are evenly spaced in each chain, half at the draws farthest from
+    those already chosen (coordinates scaled by the draws' spread), so a mode few draws
+    visit is climbed from one of them. Returns the picks, their end points (means
+    sorted) and log densities, each climb's mode, the index of each mode's best climb,
+    and the scaled, sorted coordinates of every draw.
+    """
+    from .smc import _sort
+
+    spread = np.maximum(flat.std(axis=0), 1e-12)
+    scaled = _sort(flat, K) / spread
+    per_chain = max(1, min(S, (n_climbs + 1) // 2 // C))
+    picks = list(np.concatenate([c * S + np.unique(np.linspace(0, S - 1, per_chain).round()
+                                                   .astype(int)) for c in range(C)]))
+    nearest = np.min(_sq_dist(scaled, scaled[picks]), axis=1)
+    while len(picks) < min(n_climbs, flat.shape[0]) and nearest.max() > 0:
+        j = int(np.argmax(nearest))
+        picks.append(j)
+        nearest = np.minimum(nearest, _sq_dist(scaled, scaled[[j]])[:, 0])
+    picks = np.array(picks)
+    ends, dens = [], []
+    for i in picks:
+        end, value = _climb(flat[i], K, args)
+        ends.append(_sort(end[None, :], K)[0])
+        dens.append(value)
+    ends, dens = np.array(ends), np.array(dens)
+    # end points within same_mode of each other are one mode (greedy, highest first)
+    centre: list[int] = []
+    climb_mode = np.full(len(picks), -1)
+    for j in np.argsort(-dens):
+        for m, c in enumerate(centre):
+            if np.max(np.abs(ends[j] - ends[c])) < same_mode:
+                climb_mode[j] = m
+                break
+        else:
+            climb_mode[j] = len(centre)
+            centre.append(int(j))
+    return picks, ends, dens, climb_mode, centre, scaled
+
+
+def laplace_components(
+    z: np.ndarray,
+    eps2: np.ndarray,
+    K: int,
+    hyper: dict[str, np.ndarray],
+    theta: np.ndarray,
+    *,
+    n_climbs: int = N_CLIMBS,
+    same_mode: float = SAME_MODE,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each mode SMC's particles reach, as (centre, covariance) for an importance proposal.
+
+    The particles (:mod:`.smc`'s coordinates) are climbed as :func:`find_modes` climbs
+    draws; at each mode the covariance is the inverse of the negative Hessian of the log
+    density (central differences of its gradient), its eigenvalues floored at 1e-6 of
+    the largest. A mode a handful of particles reach gets a component of its own this
+    way, which a mixture fitted to the particles would give too few points to.
+    """
+    from .smc import _density_args, _particle
+
+    args = _density_args(z, eps2, hyper)
+    _, ends, _, _, centre, _ = _climb_and_group(theta, 1, theta.shape[0], K, args,
+                                                n_climbs, same_mode)
+    d = theta.shape[1]
+    out = []
+    grad = np.empty(d)
+    for c in centre:
+        x0 = ends[c]
+        H = np.empty((d, d))
+        h = 1e-5
+        for j in range(d):
+            step = np.zeros(d)
+            step[j] = h
+            _particle(x0 + step, K, *args, 1.0, grad)
+            up = grad.copy()
+            _particle(x0 - step, K, *args, 1.0, grad)
+            H[:, j] = (up - grad) / (2 * h)
+        H = 0.5 * (H + H.T)
+        vals, vecs = np.linalg.eigh(-H)
+        if not np.all(np.isfinite(vals)) or vals.max() <= 0:
+            continue
+        vals = np.maximum(vals, 1e-6 * vals.max())
+        out.append((x0, (vecs / vals) @ vecs.T))
+    return out
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -189,6 +189,17 @@ def _smc_only(one: dict[str, Any], n_runs: int) -> str:
             "ran 0.05-0.45 low where both could be compared.")
 
 
+def _nearest_mode(theta: np.ndarray, modes: list, K: int) -> np.ndarray:
+    """Each draw's nearest mode centre (coordinates scaled by the draws' spread)."""
+    if len(modes) < 2:
+        return np.zeros(theta.shape[0], dtype=int)
+    from .modes import _sq_dist
+
+    spread = np.maximum(theta.std(axis=0), 1e-12)
+    centres = np.array([c for c, _ in modes]) / spread
+    return np.argmin(_sq_dist(theta / spread, centres), axis=1)
+
+
 def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws):
     """One K: SMC runs, the importance correction, and equally weighted draws.
 
@@ -196,7 +207,9 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
     sampling's when its check passes, else SMC's), ``method``, ``log_evidence_smc``
     and its ``_se``, ``importance`` (the :class:`~.smc.ImportanceResult`),
     ``smc_stages``, ``theta`` (``n_draws`` draws in :mod:`.smc`'s coordinates, means
-    sorted: resampled by the importance weights, or on fallback the runs' particles),
+    sorted: resampled by the importance weights, systematically, or on fallback the
+    runs' particles; the importance proposal includes a component at each mode the
+    particles reach, :func:`~.modes.laplace_components`),
     ``chains`` (4, or one per SMC run on fallback) and ``seed`` (for the draws' tree).
     """
     from .smc import _coords, check_exchangeable, importance, run_smc
@@ -210,14 +223,25 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
     smc_est = top + math.log(np.mean(np.exp(lz_runs - top)))
     smc_se = float(np.std(lz_runs, ddof=1) / math.sqrt(n_runs))
     particles = np.concatenate([_coords(r.weights, r.means, r.sigmas) for r in runs])
-    imp = importance(particles, K, z, eps2, hyper, run_rngs[n_runs], n_draws=n_importance)
+    from .modes import laplace_components
+
+    modes = laplace_components(z, eps2, K, hyper, particles) if K > 1 else []
+    imp = importance(particles, K, z, eps2, hyper, run_rngs[n_runs], n_draws=n_importance,
+                     modes=modes)
     out = {"log_evidence_smc": smc_est, "log_evidence_smc_se": smc_se, "importance": imp,
            "smc_stages": int(np.mean([len(r.betas) - 1 for r in runs])),
            "seed": int(run_rngs[n_runs + 2].integers(2**31 - 1))}
     if imp.pareto_k < PARETO_K_MAX and imp.ess >= IMPORTANCE_ESS_MIN:
-        # sampling-importance-resampling: 4 chains of equally weighted draws
-        p = np.exp(imp.log_weights)
-        idx = run_rngs[n_runs + 1].choice(p.shape[0], size=n_draws, p=p / p.sum())
+        # sampling-importance-resampling, systematic over the draws grouped by their
+        # nearest mode (so each mode gets floor or ceil of n_draws times its mass: a mode
+        # of 0.2% its 8 of 4,000 draws, not a Poisson number of them), then shuffled
+        # into 4 chains of equally weighted draws
+        rs = run_rngs[n_runs + 1]
+        order = np.argsort(_nearest_mode(imp.theta, modes, K), kind="stable")
+        p = np.exp(imp.log_weights[order])
+        cdf = np.cumsum(p / p.sum())
+        idx = np.searchsorted(cdf, (rs.random() + np.arange(n_draws)) / n_draws)
+        idx = rs.permutation(order[np.minimum(idx, p.shape[0] - 1)])
         out.update(log_evidence=imp.log_evidence, log_evidence_se=imp.se,
                    method="importance", theta=imp.theta[idx], chains=4)
     else:

@@ -3,9 +3,11 @@
 Reading the table (what is read, 1-D or D dims: :mod:`bayesgmm.cli.data`), calling the
 fits, printing; the maths is in
 :mod:`bayesgmm.bayes.inference`, :mod:`bayesgmm.selection` (BIC proposes the ``--k auto``
-candidates, :mod:`bayesgmm.selection.loo` chooses among them), :mod:`bayesgmm.diagnostics`
-and :mod:`bayesgmm.report`. Where and how results are written (the atomic output
-directory, the compressed ``posterior.nc``) is :mod:`bayesgmm.cli.output`'s.
+candidates; in 1-D :func:`bayesgmm.posterior_k` chooses by p(K | data), adding its K to
+the candidates; :mod:`bayesgmm.selection.loo` compares them, and chooses in D dims),
+:mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Where and how results are
+written (the atomic output directory, the compressed ``posterior.nc``) is
+:mod:`bayesgmm.cli.output`'s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = ["not_identified", "run"]
 
 K_AUTO_MAX = 8
 N_CANDIDATES = 2
+#: ``--k auto`` (1-D): p(K | data) over K = 1 .. (the larger BIC candidate + this)
+POSTERIOR_K_BEYOND = 2
 #: ``--k auto``: a candidate whose first run averages more gradient evaluations (leapfrog
 #: steps) per draw than this is stopped there (a well-posed mixture takes far fewer:
 #: benchmarks/README.md, "--k auto stops a candidate early")
@@ -129,7 +133,9 @@ def _fit(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     notes = notes + shrunk
-    status = 0 if diagnosis.ok else EXIT_NOT_TRUSTWORTHY
+    status = 0 if diagnosis.ok and "untrusted" not in choice else EXIT_NOT_TRUSTWORTHY
+    if "untrusted" in choice:
+        notes.append(f"the choice of K is not to be trusted: {choice['untrusted']}.")
     if getattr(args, "json", False):
         _print_json(out, dt, diagnosis, choice, notes, status, column, errors)
     else:
@@ -145,6 +151,8 @@ def _candidates(table: Any) -> list[int]:
 
 
 def _run_fit(args, x, e, progress):
+    import numpy as np
+
     from ..bayes.inference import fit
     from ..errors import FailedCheckWarning, SamplingWarning
     from ..selection import select_n_components
@@ -186,7 +194,22 @@ def _run_fit(args, x, e, progress):
 
     cands = _candidates(sel.table)
     _say(f"K auto: BIC from EM over 1..{int(sel.table.k.max())} ranks K = "
-         f"{', '.join(map(str, cands))} first; fitting each and comparing by LOO")
+         f"{', '.join(map(str, cands))} first")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pk = _posterior_k(x, e, cands, args.seed)  # None in D dims
+    notes += notes_of(caught)
+    if pk is not None:
+        for k, p, sd in zip(pk.ks, pk.probabilities, pk.probabilities_sd, strict=True):
+            _say(f"  p(K = {k} | data) = {p:.3f} +- {sd:.3f}")
+        if pk.best not in cands:
+            cands.append(pk.best)
+        top = int(pk.ks.max())
+        if pk.best == top and top < min(K_AUTO_MAX, x.shape[0]):
+            notes.append(f"p(K | data) is highest at K = {pk.best}, the largest K tried; "
+                         "larger K may be more probable still: run bayesgmm select FILE "
+                         f"--criterion posterior --k-max {min(K_AUTO_MAX, 2 * pk.best)}.")
+    _say(f"K auto: fitting K = {', '.join(map(str, cands))} and comparing by LOO")
     fits, cand_notes, flags = {}, {}, {}
     for k in cands:
         _say(f"  fitting K = {k} ...")
@@ -210,11 +233,45 @@ def _run_fit(args, x, e, progress):
             _say(f"  warning: {name}'s LOO is unreliable: {why_not}")
         loo_table["note"] = [flags.get(str(n), "") for n in loo_table.index]
         best, why = choose_by_loo(loo_table, flags)
+    choice = {"mode": "auto", "candidates": cands, "flagged": flags}
+    if pk is not None:  # the Bayesian answer decides; LOO's and BIC's are shown beside it
+        loo_best = best if len(fits) > 1 else None
+        best = f"K={pk.best}"
+        i = int(np.flatnonzero(pk.ks == pk.best)[0])
+        why = (f"highest posterior probability, p(K = {pk.best} | data) = "
+               f"{pk.probabilities[i]:.3f} +- {pk.probabilities_sd[i]:.3f}"
+               + (f"; LOO prefers {loo_best}" if loo_best and loo_best != best else "")
+               + (f"; flagged: {flags[best]}" if best in flags else ""))
+        choice["posterior_k"] = {int(k): float(p) for k, p in zip(pk.ks, pk.probabilities,
+                                                                 strict=True)}
+        choice["loo_choice"] = loo_best
+        if pk.method[i] == "smc":  # the choice rests on a rough evidence: not trusted
+            choice["untrusted"] = (f"p(K = {pk.best} | data) rests on SMC's evidence alone "
+                                   "(importance sampling failed its check)")
     dt = fits[best]
+    if pk is not None:
+        from .._stored import store
+
+        store(dt, posterior_k=pk.to_dataframe())
     _say(f"chose {best}: {why}; BIC's first choice was K = {cands[0]}")
-    choice = {"k": int(best.split("=")[1]), "mode": "auto", "reason": why,
-              "candidates": cands, "flagged": flags}
+    choice.update(k=int(best.split("=")[1]), reason=why)
     return dt, selection, loo_table, notes + cand_notes[best], choice
+
+
+def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
+    """``--k auto``'s p(K | data) over K = 1 .. max(cands) + ``POSTERIOR_K_BEYOND``.
+
+    :func:`bayesgmm.posterior_k` at its defaults; None for data of two or more columns
+    (1-D for now), where LOO alone chooses.
+    """
+    if x.ndim != 1:
+        return None
+    from ..bayes.posterior_k import posterior_k
+
+    ks = list(range(1, min(K_AUTO_MAX, max(cands) + POSTERIOR_K_BEYOND, x.shape[0]) + 1))
+    _say(f"K auto: p(K | data) over K = 1..{ks[-1]} (tempered SMC from the prior, "
+         "importance sampling) ...")
+    return posterior_k(x, ks, X_err=e, random_seed=seed)
 
 
 def not_identified(dt: Any) -> str | None:

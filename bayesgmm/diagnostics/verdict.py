@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._stored import cli_args
+from .._stored import cli_args, stored_posterior_k
 
 #: What to try first for each failed check, most fundamental first.
 FIRST_TRY = {
@@ -25,6 +25,7 @@ FIRST_TRY = {
     "labels_identified": "fit K - 1 components, since two components sit on top of each other",
     "pivot_identified": "relabel the draws to the EM estimate if they were not; if two "
                         "components are interchangeable, fit K - 1 components",
+    "modes_mixed": "sample with tempered SMC, which finds the modes and weights them",
     "r_hat": "run longer (twice the tuning steps and draws) with at least 4 chains",
     "rank_ecdf": "run longer (twice the tuning steps and draws), so that every chain "
                  "covers the whole posterior",
@@ -40,8 +41,8 @@ FIRST_TRY = {
     "ppc_tails": "compare other numbers of components by LOO, and look for outliers",
 }
 #: Checks about the sampler; the others are about the model's fit to the data.
-SAMPLING = {"chains_agree", "r_hat", "rank_ecdf", "no_divergences", "ess_bulk", "ess_tail",
-            "e_bfmi", "tree_depth", "near_em"}
+SAMPLING = {"chains_agree", "modes_mixed", "r_hat", "rank_ecdf", "no_divergences",
+            "ess_bulk", "ess_tail", "e_bfmi", "tree_depth", "near_em"}
 _DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4}
 
 
@@ -59,7 +60,7 @@ def _run_settings(dt: Any) -> dict[str, Any]:
 
 def command(dt: Any, *, k: Any = None, draws: int | None = None, tune: int | None = None,
             chains: int | None = None, target_accept: float | None = None,
-            suffix: str = "next") -> str:
+            sampler: str | None = None, suffix: str = "next") -> str:
     """The command that refits ``dt``'s data with some settings changed.
 
     ``bayesgmm fit ...`` (with the file, columns and options of the run) when ``dt``
@@ -91,8 +92,9 @@ def command(dt: Any, *, k: Any = None, draws: int | None = None, tune: int | Non
         ta = target_accept if target_accept is not None else cli.get("target_accept")
         if ta is not None:
             parts += ["--target-accept", f"{ta:g}"]
-        if cli.get("sampler") not in (None, "nutpie"):
-            parts += ["--sampler", str(cli["sampler"])]
+        chosen = sampler or cli.get("sampler")
+        if chosen not in (None, "nutpie"):
+            parts += ["--sampler", str(chosen)]
         if cli.get("seed") is not None:
             parts += ["--seed", str(cli["seed"])]
         if cli.get("sep"):
@@ -110,6 +112,8 @@ def command(dt: Any, *, k: Any = None, draws: int | None = None, tune: int | Non
     args += [f"{key}={value}" for key, value in new.items() if key in show]
     if target_accept is not None:
         args.append(f"target_accept={target_accept:g}")
+    if sampler is not None:
+        args.append(f"sampler={sampler!r}")
     return f"bayesgmm.fit({', '.join(args)})"
 
 
@@ -129,6 +133,8 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
     if first in ("chains_agree", "no_empty_component", "labels_identified",
                  "pivot_identified") and K > 1:
         return command(dt, k=K - 1, suffix=f"k{K - 1}")
+    if first == "modes_mixed":
+        return command(dt, sampler="smc", suffix="smc")
     if first in ("r_hat", "rank_ecdf"):
         return command(dt, draws=2 * run["draws"], tune=2 * run["tune"],
                        chains=max(4, run["chains"]), suffix="longer")
@@ -148,6 +154,23 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
     best = _best_bic(selection)
     k = best if best is not None and best != K else K + 1
     return command(dt, k=k, suffix=f"k{k}")
+
+
+def modes_sentence(dt: Any) -> str:
+    """How many modes the draws are in, and their weights (1-D fits; '' for one mode)."""
+    raw = dt.attrs.get("modes")
+    if raw is None:
+        return ""
+    modes = json.loads(raw)
+    if int(modes["n_modes"]) < 2:
+        return ""
+    weights = ", ".join(f"{w:.3g}" for w in modes["weights"])
+    how = ("its draws are weighted by importance sampling, so these are the modes' "
+           "posterior masses" if dt["posterior"].attrs.get("sampler") == "smc" else
+           "the chains started at the EM estimate, so a mode none of them reached is "
+           "missing; sampler='smc' searches from the prior")
+    return (f"The draws are in {modes['n_modes']} modes of the posterior (weights "
+            f"{weights}; different groupings of the points): {how}.")
 
 
 def _best_bic(selection: Any) -> int | None:
@@ -214,8 +237,11 @@ def _width_sentence_md(dt: Any) -> str:
 
 
 def k_sentence(dt: Any, selection: Any, loo: Any) -> str:
-    """Which K was fitted and why, from the LOO comparison and the BIC/AIC table."""
+    """Which K was fitted and why, from p(K | data), the LOO comparison and the BIC table."""
     K = int(dt["posterior"].sizes.get("component", 1))
+    pk = stored_posterior_k(dt)
+    if pk is not None and K in pk.index:
+        return posterior_k_sentence(K, pk, selection, loo)
     name = f"K={K}"
     best = _best_bic(selection)
     if loo is not None and len(loo) > 1 and name in loo.index:
@@ -253,6 +279,52 @@ def k_sentence(dt: Any, selection: Any, loo: Any) -> str:
         return f"K = {K} is also the number of components the BIC of the EM fits prefers."
     return (f"K = {K} was fitted, but the BIC of the EM fits prefers K = {best}: "
             f"{_compare_k(dt)}.")
+
+
+def posterior_k_sentence(K: int, pk: Any, selection: Any = None, loo: Any = None) -> str:
+    """``--k auto``'s choice by p(K | data), and where BIC and LOO agree with it, in words.
+
+    Parameters
+    ----------
+    K : int
+        The K that was fitted.
+    pk : pandas.DataFrame
+        ``PosteriorK.to_dataframe()`` (index K; ``p(K | data)``, ``sd``, ``method``).
+    selection, loo : pandas.DataFrame, optional
+        The BIC/AIC table and the LOO comparison (best first), when there are.
+    """
+    p = pk["p(K | data)"]
+    order = p.sort_values(ascending=False).index
+    top = int(order[0])
+    runner = int(order[1]) if len(order) > 1 else None
+    text = (f"K = {K} {'was chosen by' if K == top else 'was fitted; by'} its posterior "
+            f"probability, p(K = {top} | data) = {p[top]:.2f} +- {pk['sd'][top]:.2f}"
+            + (f" (next K = {runner}: {p[runner]:.2f})" if runner is not None else "")
+            + ".")
+    if "method" in pk and pk.loc[top, "method"] == "smc":
+        text += (f" K = {top}'s evidence rests on SMC alone (importance sampling failed its "
+                 "check), so this probability is rough.")
+    bic = _best_bic(selection)
+    loo_top = (int(str(loo.index[0]).split("=")[1])
+               if loo is not None and len(loo) > 1 and str(loo.index[0]).startswith("K=")
+               else None)
+    agree = [c for c, k in (("the BIC of the EM fits", bic), ("LOO", loo_top)) if k == top]
+    differ = [(c, k) for c, k in (("the BIC of the EM fits", bic), ("LOO", loo_top))
+              if k is not None and k != top]
+    if agree and not differ:
+        both = " and ".join(agree)
+        return text + f" {both[0].upper()}{both[1:]} agree{'s' * (len(agree) == 1)}."
+    if differ:
+        said = "; ".join(f"{c} prefers K = {k} (p(K = {k} | data) = "
+                         f"{p[k]:.2f})" if k in p.index else f"{c} prefers K = {k}"
+                         for c, k in differ)
+        return (text + f" {said[0].upper()}{said[1:]}"
+                + (f", while {' and '.join(agree)} agree{'s' * (len(agree) == 1)} with it"
+                   if agree else "")
+                + ": BIC charges log n per parameter and LOO scores predictions of new "
+                "points, while p(K | data) averages the fit over the priors, so they part "
+                "where a component is small or overlaps another.")
+    return text
 
 
 def _compare_k(dt: Any) -> str:
@@ -312,7 +384,7 @@ def verdict(checks: Any, dt: Any, selection: Any = None, loo: Any = None) -> str
                 "target_accept", 0.8)) < 0.99 else "run a longer tune")
         sentences.append(f"First try: {first_try} "
                          f"(run: {_next_step(first, checks, dt, selection)}).")
-    sentences += [width_sentence(dt), k_sentence(dt, selection, loo)]
+    sentences += [modes_sentence(dt), width_sentence(dt), k_sentence(dt, selection, loo)]
     if not failed and loo is None and _best_bic(selection) in (None, K):
         sentences.append("Whether another number of components fits better is a separate "
                          f"question: {_compare_k(dt)}.")

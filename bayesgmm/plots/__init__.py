@@ -17,7 +17,7 @@ from ._common import PARAMETERS as PARAMETERS  # kept importable from here
 from .checks import plot_ppc, plot_trace, rank_envelope
 from .mixture import density_data, membership_data, plot_density, plot_membership
 from .mixture_md import marginals_data, pairs_data, plot_marginals, plot_pairs
-from .selection import plot_selection, selection_data
+from .selection import plot_posterior_k, plot_selection, selection_data
 
 __all__ = [
     "density_data",
@@ -29,6 +29,7 @@ __all__ = [
     "plot_membership",
     "plot_pairs",
     "plot_ppc",
+    "plot_posterior_k",
     "plot_selection",
     "plot_trace",
     "rank_envelope",

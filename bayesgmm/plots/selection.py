@@ -1,4 +1,4 @@
-"""The figure of the choice of K: BIC and AIC of the EM fits against K."""
+"""The figures of the choice of K: BIC and AIC of the EM fits, and p(K | data)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import DataError
 from ._common import _new_figure
 
-__all__ = ["plot_selection", "selection_data"]
+__all__ = ["plot_posterior_k", "plot_selection", "selection_data"]
 
 
 def selection_data(table: Any) -> Any:
@@ -74,5 +74,50 @@ def plot_selection(table: Any) -> Any:
     ax.set_xlabel("number of components K")
     ax.set_ylabel("information criterion (lower is better)")
     ax.set_title("Choosing K: BIC and AIC of the EM fits")
+    ax.legend(fontsize="small", frameon=False)
+    return fig
+
+
+def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
+    """p(K | data) as bars with their Monte Carlo error bars, the prior p(K) beside them.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or PosteriorK
+        :meth:`bayesgmm.bayes.posterior_k.PosteriorK.to_dataframe` (index K, columns
+        ``p(K | data)``, ``sd``, ``prior``, ``method``), or the result itself.
+    chosen : int, optional
+        The K that was fitted, drawn in a darker colour.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes. A K whose evidence rests on SMC alone (``method`` ``"smc"``) is
+        hatched.
+    """
+    if hasattr(table, "to_dataframe"):
+        table = table.to_dataframe()
+    if not {"p(K | data)", "sd"} <= set(getattr(table, "columns", [])):
+        raise DataError("expected PosteriorK.to_dataframe()'s table (index K, columns "
+                        f"'p(K | data)', 'sd'); got {type(table).__name__}.")
+    ks = np.asarray(table.index, dtype=int)
+    p = table["p(K | data)"].to_numpy(dtype=float)
+    sd = table["sd"].to_numpy(dtype=float)
+    fig, (ax,) = _new_figure(6, 4)
+    colours = ["C0" if k == chosen else "C9" for k in ks]
+    bars = ax.bar(ks, p, yerr=2 * sd, color=colours, capsize=4, width=0.6,
+                  error_kw={"elinewidth": 1.2}, label="p(K | data) +- 2 Monte Carlo sd")
+    if "method" in table:
+        for bar, method in zip(bars, table["method"], strict=True):
+            if method == "smc":
+                bar.set_hatch("//")
+    if "prior" in table:
+        ax.plot(ks, table["prior"].to_numpy(dtype=float), "k_", ms=22, mew=2,
+                label="prior p(K)")
+    ax.set_xticks(ks)
+    ax.set_ylim(0, max(1.0, float(np.max(p + 2 * sd))) * 1.02)
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("posterior probability")
+    ax.set_title("Choosing K: p(K | data)")
     ax.legend(fontsize="small", frameon=False)
     return fig

@@ -1,8 +1,11 @@
-"""`bayesgmm fit --k auto`: the LOO decision, unreliable and unidentified candidates.
+"""`bayesgmm fit --k auto`: p(K | data), the LOO decision, unreliable and unidentified
+candidates.
 
-The decision is a pure function of an ``arviz_stats.compare`` table (tested on hand-made
-tables); the plumbing is tested with fake fits (no sampling); one end-to-end test samples
-for real on data where K = 2 clearly beats K = 1.
+In 1-D the choice is p(K | data)'s (``cli.fit._posterior_k``); in D dims, or with it
+patched out (``_no_posterior_k``), LOO's. The LOO decision is a pure function of an
+``arviz_stats.compare`` table (tested on hand-made tables); the plumbing is tested with
+fake fits and a fake p(K | data) (no sampling); one end-to-end test samples for real on
+data where K = 2 clearly beats K = 1.
 """
 
 import numpy as np
@@ -152,6 +155,11 @@ def test_fit_skips_the_second_run_when_first_run_check_says_so(monkeypatch):
     assert len(calls) == 2  # without the check: the usual second run
 
 
+def _no_posterior_k(monkeypatch):
+    """LOO decides, as in D dims: the tests of its plumbing on 1-D data."""
+    monkeypatch.setattr(cli_fit, "_posterior_k", lambda x, e, cands, seed: None)
+
+
 def _fake_fit_factory(n, elpd_per_point, stopped=(), seen=None):
     """A stand-in for bayesgmm.fit: a DataTree whose log-likelihood gives a known elpd."""
     base = np.random.default_rng(5).normal(0.0, 0.3, n)
@@ -187,6 +195,7 @@ def test_auto_excludes_a_hopeless_candidate_that_is_not_first(capsys, tmp_path, 
                                                             stopped=(3,), seen=seen))
     monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 3, 2])
     monkeypatch.setattr(cli_fit, "_write_outputs", _fake_write)
+    _no_posterior_k(monkeypatch)
     code = main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -224,6 +233,7 @@ def test_auto_end_to_end_larger_k_wins(capsys, tmp_path, monkeypatch):
     p = tmp_path / "bimodal.csv"
     pd.DataFrame({"y": sim.x}).to_csv(p, index=False)
     monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 2])
+    _no_posterior_k(monkeypatch)
     out = tmp_path / "o"
     code = main(["fit", str(p), "--k", "auto", "--out", str(out), "--draws", "300",
                  "--tune", "300", "--chains", "2", "--seed", "2"])
@@ -258,5 +268,102 @@ def test_auto_says_the_selection_warnings(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(inference, "fit", _fake_fit_factory(200, {1: -2.0, 2: -1.0}))
     monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 2])
     monkeypatch.setattr(cli_fit, "_write_outputs", _fake_write)
+    _no_posterior_k(monkeypatch)
     assert main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o")]) == 0
     assert "the best k by BIC, 8, is the largest one tried" in capsys.readouterr().err
+
+
+def _fake_posterior_k(probabilities, method=None):
+    """A stand-in for ``cli.fit._posterior_k``: a PosteriorK with the given p(K | data)."""
+    from bayesgmm.bayes.posterior_k import PosteriorK
+
+    def fake(x, e, cands, seed):
+        p = np.asarray(probabilities, float)
+        ks = np.arange(1, p.size + 1)
+        fake.cands = list(cands)
+        return PosteriorK(ks=ks, probabilities=p, probabilities_sd=np.full(p.size, 0.01),
+                          log_evidence=np.log(p + 1e-300), log_evidence_se=np.full(p.size, 0.01),
+                          prior=np.full(p.size, 1 / p.size),
+                          method=method or ["importance"] * p.size,
+                          pareto_k=np.full(p.size, 0.3), log_evidence_smc=np.log(p + 1e-300))
+
+    return fake
+
+
+def test_auto_chooses_by_posterior_k_where_loo_prefers_another(capsys, tmp_path, monkeypatch):
+    # BIC ranks K = 1, 2; LOO prefers K = 2 (1 per point ahead of K = 1, and ahead of
+    # K = 3); p(K | data) puts 0.7 on K = 3, which is neither BIC candidate: it is added,
+    # fitted, and chosen, with LOO's preference said beside it
+    import bayesgmm.bayes.inference as inference
+
+    p = tmp_path / "d.csv"
+    x = np.r_[np.random.default_rng(0).normal(0, 0.3, 100), np.random.default_rng(1).normal(
+        3, 0.3, 100)]
+    pd.DataFrame({"v": x}).to_csv(p, index=False)
+    seen = {}
+    monkeypatch.setattr(inference, "fit", _fake_fit_factory(200, {1: -2.0, 2: -1.0, 3: -1.5},
+                                                            seen=seen))
+    monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 2])
+    monkeypatch.setattr(cli_fit, "_write_outputs", _fake_write)
+    fake = _fake_posterior_k([0.05, 0.25, 0.7])
+    monkeypatch.setattr(cli_fit, "_posterior_k", fake)
+    code = main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert fake.cands == [1, 2] and sorted(seen) == [1, 2, 3]
+    assert "p(K = 3 | data) = 0.700 +- 0.010" in captured.err
+    assert "chose K=3: highest posterior probability" in captured.err
+    assert "LOO prefers K=2" in captured.err
+    assert _fake_write.chosen == 3
+    import json
+
+    doc = json.loads(captured.out)
+    assert doc["k_choice"]["k"] == 3 and doc["k_choice"]["loo_choice"] == "K=2"
+    assert doc["k_choice"]["posterior_k"] == {"1": 0.05, "2": 0.25, "3": 0.7}
+
+
+def test_auto_is_not_trusted_when_the_chosen_k_rests_on_smc(capsys, tmp_path, monkeypatch):
+    # p(K | data)'s top K had only SMC's rough evidence: the result is written, the exit
+    # status says not to trust it (3), and a warning says why
+    import bayesgmm.bayes.inference as inference
+
+    p = tmp_path / "d.csv"
+    pd.DataFrame({"v": np.linspace(0, 1, 200) ** 2}).to_csv(p, index=False)
+    monkeypatch.setattr(inference, "fit", _fake_fit_factory(200, {1: -2.0, 2: -1.0}))
+    monkeypatch.setattr(cli_fit, "_candidates", lambda table: [1, 2])
+    monkeypatch.setattr(cli_fit, "_write_outputs", _fake_write)
+    monkeypatch.setattr(cli_fit, "_posterior_k",
+                        _fake_posterior_k([0.1, 0.9], method=["importance", "smc"]))
+    code = main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "rests on SMC's evidence alone" in captured.err
+
+
+def test_verdict_and_report_say_where_posterior_k_bic_and_loo_part(tmp_path):
+    # the stored p(K | data) table: the verdict's K sentence quotes it and names the
+    # criteria that prefer another K; the report draws the bars
+    from bayesgmm._stored import store, stored_posterior_k
+    from bayesgmm.diagnostics.verdict import k_sentence
+    from bayesgmm.report import write_report
+
+    dt = _run(K=2, draws=200, seed=1)
+    table = _fake_posterior_k([0.02, 0.6, 0.38])(None, None, [1, 2], None).to_dataframe()
+    store(dt, posterior_k=table)
+    back = stored_posterior_k(dt)
+    np.testing.assert_allclose(back["p(K | data)"], [0.02, 0.6, 0.38])
+    selection = pd.DataFrame({"k": [1, 2, 3], "bic": [10.0, 5.0, 7.0], "aic": [9.0, 6.0, 4.0]})
+    loo = compare_table([("K=3", -100.0, 0.0), ("K=2", -101.0, 1.0)])
+    text = k_sentence(dt, selection, loo)
+    assert "K = 2 was chosen by its posterior probability, p(K = 2 | data) = 0.60" in text
+    assert "LOO prefers K = 3 (p(K = 3 | data) = 0.38)" in text
+    assert "the BIC of the EM fits agrees with it" in text
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # this bare tree has no data:
+        warnings.simplefilter("always")                    # the density figures fail
+        path = write_report(dt, tmp_path / "r.html", selection=selection, loo_table=loo)
+    assert not [w for w in caught if "posterior probability" in str(w.message)]
+    html = path.read_text()
+    section = html[html.index("Number of components: p(K | data)"):]
+    assert section.index("data:image/png;base64") < section.index("Number of components: BIC")
