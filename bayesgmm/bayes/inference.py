@@ -73,6 +73,10 @@ def _fit(
         x, e = check_1d(X, X_err)
         K = _check_k(n_components, x.shape[0])
         check_sampling(draws, tune, chains, sampler, target_accept)
+        if sampler == "smc":  # SMC from the prior reaches what NUTS from EM does not
+            from .posterior_k import check_no_ties
+
+            check_no_ties(x, e, "sampler='smc'")
     # a misspelt choice is a bug, not a sampler failure to fall back from
     if backend not in _nutpie.BACKENDS or reparam not in REPARAMS:
         raise ValueError(f"backend must be one of {_nutpie.BACKENDS} and reparam one of "

@@ -22,7 +22,7 @@ from ..errors import DataError, SamplingWarning
 from ..validation import check_1d, check_ks
 from .priors import Priors
 
-__all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "posterior_k"]
+__all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties", "posterior_k"]
 
 #: Importance sampling's estimate is used when its weights' Pareto k-hat is below this
 #: (Vehtari et al. 2024's threshold for a reliable estimate at these sample sizes).
@@ -189,6 +189,32 @@ def _smc_only(one: dict[str, Any], n_runs: int) -> str:
             "ran 0.05-0.45 low where both could be compared.")
 
 
+def check_no_ties(x: np.ndarray, e: np.ndarray | None, who: str) -> None:
+    """Refuse exactly repeated values without measurement errors: no evidence exists.
+
+    A component can narrow onto m >= 2 equal values: the likelihood grows as
+    sigma^-m while the mean's freedom gives sigma and the log-width coordinate another
+    sigma, so the posterior's density stays level (m = 2) or grows (m > 2) as sigma
+    goes to 0, and its integral, the evidence, is infinite. Rounded data do this
+    (Old Faithful's waiting times: 272 values, 51 distinct). Errors remove it: values
+    rounded to a unit u carry an error of sd u / sqrt(12).
+    """
+    from ..errors import DataError
+
+    exact = x if e is None else x[e == 0]
+    values, counts = np.unique(exact, return_counts=True)
+    if counts.size and counts.max() >= 2:
+        j = int(np.argmax(counts))
+        n_rep = int(counts[counts >= 2].sum())
+        raise DataError(
+            f"{who}: {n_rep} of the {x.shape[0]} values repeat exactly (e.g. "
+            f"{values[j]:g}, {int(counts[j])} times) and have no measurement error: a "
+            "component can narrow onto repeated values without limit, so the posterior "
+            "cannot be normalised and the marginal likelihood does not exist. If the "
+            "values are rounded to a unit u, pass X_err = u / sqrt(12) for each point "
+            "(the rounding error's sd; CLI: an --errors column).")
+
+
 def _nearest_mode(theta: np.ndarray, modes: list, K: int) -> np.ndarray:
     """Each draw's nearest mode centre (coordinates scaled by the draws' spread)."""
     if len(modes) < 2:
@@ -332,6 +358,13 @@ def posterior_k(
         ``probabilities``, their Monte Carlo sds, each K's log evidence with its error
         and how it was computed, and each K's posterior draws (``fits``).
 
+    Raises
+    ------
+    DataError
+        For bad input, and for values that repeat exactly without a measurement error
+        (rounded data): the evidence does not exist there (:func:`check_no_ties`);
+        pass ``X_err`` (for values rounded to a unit u, u / sqrt(12)).
+
     Warns
     -----
     SamplingWarning
@@ -352,6 +385,7 @@ def posterior_k(
         raise DataError(f"posterior_k takes one column; got {arr.shape[1]}. Pass one "
                         "feature, or compare K in D dims with bayesgmm.select_n_components.")
     x, e = check_1d(X, X_err)
+    check_no_ties(x, e, "posterior_k")
     n = x.shape[0]
     all_ks, usable = check_ks(ks, n)
     if usable != all_ks:

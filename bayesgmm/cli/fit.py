@@ -37,6 +37,9 @@ K_AUTO_MAX = 8
 N_CANDIDATES = 2
 #: ``--k auto`` (1-D): p(K | data) over K = 1 .. (the larger BIC candidate + this)
 POSTERIOR_K_BEYOND = 2
+#: ... on at most this many points (its cost: 2 minutes for K = 1..4 on Old Faithful's
+#: 272 waiting times, over 25 minutes for K = 1..5 on seed 001's 1,000 points)
+POSTERIOR_K_MAX_N = 300
 #: ``--k auto``: a candidate whose first run averages more gradient evaluations (leapfrog
 #: steps) per draw than this is stopped there (a well-posed mixture takes far fewer:
 #: benchmarks/README.md, "--k auto stops a candidate early")
@@ -261,13 +264,30 @@ def _run_fit(args, x, e, progress):
 def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
     """``--k auto``'s p(K | data) over K = 1 .. max(cands) + ``POSTERIOR_K_BEYOND``.
 
-    :func:`bayesgmm.posterior_k` at its defaults; None for data of two or more columns
-    (1-D for now), where LOO alone chooses.
+    :func:`bayesgmm.posterior_k` at its defaults; None (LOO chooses) for data of two or
+    more columns (1-D for now), and, with a warning saying why, for more than
+    ``POSTERIOR_K_MAX_N`` points or values that repeat without an error (rounded data,
+    whose evidence does not exist: ``check_no_ties``).
     """
     if x.ndim != 1:
         return None
-    from ..bayes.posterior_k import posterior_k
+    from ..bayes.posterior_k import check_no_ties, posterior_k
+    from ..errors import SamplingWarning
 
+    why = None
+    if x.shape[0] > POSTERIOR_K_MAX_N:
+        why = (f"{x.shape[0]} points (its tempered SMC grows faster than n: minutes per K "
+               f"beyond {POSTERIOR_K_MAX_N})")
+    else:
+        try:
+            check_no_ties(x, e, "p(K | data)")
+        except DataError as exc:
+            why = str(exc)
+    if why:
+        warnings.warn(f"--k auto: p(K | data) was not computed, so LOO chooses: {why}. "
+                      "bayesgmm select FILE --criterion posterior computes it on request.",
+                      SamplingWarning, stacklevel=2)
+        return None
     ks = list(range(1, min(K_AUTO_MAX, max(cands) + POSTERIOR_K_BEYOND, x.shape[0]) + 1))
     _say(f"K auto: p(K | data) over K = 1..{ks[-1]} (tempered SMC from the prior, "
          "importance sampling) ...")

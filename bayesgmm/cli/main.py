@@ -454,8 +454,12 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     if posterior:
         from ..bayes.posterior_k import posterior_k
 
-        pk = posterior_k(X[:, 0], ks=range(1, k_max + 1),
-                         X_err=None if X_err is None else np.sqrt(X_err[:, 0, 0]),
+        # the one column's error sds, however _load laid them out: (n,), (n, 1) sds or
+        # (n, 1, 1) covariances
+        err = None if X_err is None else np.asarray(X_err, float)
+        if err is not None:
+            err = np.sqrt(err[:, 0, 0]) if err.ndim == 3 else err.reshape(err.shape[0], -1)[:, 0]
+        pk = posterior_k(X[:, 0], ks=range(1, k_max + 1), X_err=err,
                          random_seed=0 if args.seed is None else args.seed)
         for row, k in zip(table, pk.ks, strict=True):
             i = int(np.flatnonzero(pk.ks == k)[0])

@@ -221,3 +221,19 @@ def test_density_averaged_over_k():
     np.testing.assert_allclose(counts / 4000, pk.probabilities, atol=0.03)  # 4 sd at n=4000
     with pytest.raises(DataError, match="averaged over K"):
         bayesgmm.membership(avg, [0.0])
+
+
+@pytest.mark.parametrize("make_err", [None, lambda x: np.where(x == x[0], 0.0, 0.1)])
+def test_repeated_values_without_errors_are_refused(make_err):
+    # a component narrowing onto two equal values keeps the posterior level as sigma ->
+    # 0: no evidence exists. Refused (the message says what to pass), also when only the
+    # repeated points lack an error; with an error on them it runs
+    x = np.r_[np.random.default_rng(0).normal(0, 1, 30), 0.25, 0.25]
+    x[0] = 0.25
+    err = None if make_err is None else make_err(x)
+    with pytest.raises(DataError, match=r"repeat exactly.*X_err = u / sqrt\(12\)"):
+        bayesgmm.posterior_k(x, ks=[1], X_err=err, random_seed=0, **FAST)
+    with pytest.raises(DataError, match="repeat exactly"):
+        bayesgmm.fit(x, 2, X_err=err, sampler="smc", progressbar=False)
+    pk = _quiet(x, ks=[1], X_err=np.full(x.size, 0.1 / np.sqrt(12)), random_seed=0, **FAST)
+    assert np.isfinite(pk.log_evidence[0])

@@ -65,10 +65,19 @@ def test_select_json(capsys):
     assert set(obj["table"][0]) >= {"k", "loglik", "bic", "aic"}
 
 
-def test_select_by_the_posterior_over_k(capsys):
+def test_select_by_the_posterior_over_k(capsys, tmp_path):
     # seed 000's 50 points (two groups): K = 2 must lead p(K | data) among 1..3 (not the
-    # first candidate), and BIC's columns and choice stay in the table
+    # first candidate), and BIC's columns and choice stay in the table. The values are
+    # rounded to 0.01 and two of them repeat: without errors there is no evidence (exit
+    # 2, and the message says what to pass); with their rounding error, 0.01 / sqrt(12),
+    # there is
     code, out, err = run(capsys, "select", example_path("seed000"), "--k-max", "3",
+                         "--criterion", "posterior", "--seed", "0")
+    assert code == 2 and "repeat exactly" in err and "u / sqrt(12)" in err, err
+    x = pd.read_csv(example_path("seed000"))["x"]
+    data = tmp_path / "seed000_err.csv"
+    pd.DataFrame({"x": x, "x_err": 0.01 / np.sqrt(12)}).to_csv(data, index=False)
+    code, out, err = run(capsys, "select", str(data), "--errors", "x_err", "--k-max", "3",
                          "--criterion", "posterior", "--seed", "0", "--json")
     obj = json.loads(out)
     assert code in (0, 3), err

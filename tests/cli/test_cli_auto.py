@@ -367,3 +367,19 @@ def test_verdict_and_report_say_where_posterior_k_bic_and_loo_part(tmp_path):
     html = path.read_text()
     section = html[html.index("Number of components: p(K | data)"):]
     assert section.index("data:image/png;base64") < section.index("Number of components: BIC")
+
+
+def test_auto_leaves_out_posterior_k_where_it_cannot_or_would_take_too_long():
+    # rounded data (values repeat, no errors): no evidence exists; more than
+    # POSTERIOR_K_MAX_N points: minutes per K. Either way LOO chooses, and a warning
+    # (a note of the run) says why; with errors the repeated values are fine
+    from bayesgmm.errors import SamplingWarning
+
+    rounded = np.round(np.random.default_rng(0).normal(0, 1, 100), 1)
+    with pytest.warns(SamplingWarning, match="repeat exactly"):
+        assert cli_fit._posterior_k(rounded, None, [1, 2], 0) is None
+    many = np.random.default_rng(0).normal(0, 1, cli_fit.POSTERIOR_K_MAX_N + 1)
+    with pytest.warns(SamplingWarning, match="points"):
+        assert cli_fit._posterior_k(many, None, [1, 2], 0) is None
+    two_d = np.random.default_rng(0).normal(0, 1, (50, 2))
+    assert cli_fit._posterior_k(two_d, None, [1, 2], 0) is None
