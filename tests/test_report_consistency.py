@@ -289,9 +289,21 @@ def test_verdict_says_which_k_and_why(sim, monkeypatch):
 
 
 def test_report_rebuilt_from_posterior_keeps_bic_and_loo(monkeypatch, capsys, tmp_path):
+    from bayesgmm.bayes.posterior_k import PosteriorK
+    from bayesgmm.cli import fit as cli_fit
     from bayesgmm.cli import main
 
     monkeypatch.setattr(inference, "_sample_nutpie", _fake_nutpie)
+
+    def fake_posterior_k(x, e, cands, seed):  # p(K | data) without minutes of SMC
+        p = np.array([0.01, 0.7, 0.29])
+        return PosteriorK(ks=np.arange(1, 4), probabilities=p,
+                          probabilities_sd=np.full(3, 0.01), log_evidence=np.log(p),
+                          log_evidence_se=np.full(3, 0.01), prior=np.full(3, 1 / 3),
+                          method=["importance"] * 3, pareto_k=np.full(3, 0.3),
+                          log_evidence_smc=np.log(p))
+
+    monkeypatch.setattr(cli_fit, "_posterior_k", fake_posterior_k)
     sim = simulate(200, [0.5, 0.5], [0.0, 4.0], [0.5, 0.6], random_seed=2)
     data = tmp_path / "d.csv"
     pd.DataFrame({"waiting": sim.x}).to_csv(data, index=False)
@@ -313,9 +325,10 @@ def test_report_rebuilt_from_posterior_keeps_bic_and_loo(monkeypatch, capsys, tm
         return re.sub(r'src="data:image/png;base64,[^"]*"', "", text[start:text.index(
             "<h2>", start + 4)])
 
-    for title in ("Number of components: BIC and AIC", "LOO comparison"):
+    for title in ("Number of components: p(K | data)", "Number of components: BIC and AIC",
+                  "LOO comparison"):
         assert section(first, title) == section(again, title)
-    assert "K = 2 was chosen by LOO" in again
+    assert "K = 2 was chosen by its posterior probability, p(K = 2 | data) = 0.70" in again
     assert re.search(r'<div class="verdict[^>]*>.*?</div>', first, re.S).group(0) == \
         re.search(r'<div class="verdict[^>]*>.*?</div>', again, re.S).group(0)
 

@@ -52,7 +52,7 @@ def _climb(theta0, K, args):
         return -v, -grad.copy()
 
     res = minimize(f, theta0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": 500, "gtol": 1e-7, "ftol": 1e-13})
+                   options={"maxiter": 500, "gtol": 1e-5, "ftol": 1e-11})
     return res.x, -float(res.fun)
 
 
