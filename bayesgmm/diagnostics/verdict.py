@@ -305,9 +305,14 @@ def posterior_k_sentence(K: int, pk: Any, selection: Any = None, loo: Any = None
         text += (f" K = {top}'s evidence rests on SMC alone (importance sampling failed its "
                  "check), so this probability is rough.")
     bic = _best_bic(selection)
-    loo_top = (int(str(loo.index[0]).split("=")[1])
-               if loo is not None and len(loo) > 1 and str(loo.index[0]).startswith("K=")
-               else None)
+    # LOO's preference: its best candidate that --k auto did not set aside (a note says
+    # why one was: not identified, unreliable LOO)
+    loo_top = None
+    if loo is not None and len(loo) > 1:
+        kept = [str(i) for i in loo.index if str(i).startswith("K=") and not (
+            "note" in loo.columns and isinstance(loo.loc[i, "note"], str)
+            and loo.loc[i, "note"].strip())]
+        loo_top = int(kept[0].split("=")[1]) if kept else None
     agree = [c for c, k in (("the BIC of the EM fits", bic), ("LOO", loo_top)) if k == top]
     differ = [(c, k) for c, k in (("the BIC of the EM fits", bic), ("LOO", loo_top))
               if k is not None and k != top]

@@ -358,6 +358,11 @@ def test_verdict_and_report_say_where_posterior_k_bic_and_loo_part(tmp_path):
     assert "K = 2 was chosen by its posterior probability, p(K = 2 | data) = 0.60" in text
     assert "LOO prefers K = 3 (p(K = 3 | data) = 0.38)" in text
     assert "the BIC of the EM fits agrees with it" in text
+    # a candidate --k auto set aside (a note in the LOO table) is not LOO's preference
+    loo["note"] = ["not identified, stopped after its first run", ""]
+    text = k_sentence(dt, selection, loo)
+    assert "LOO" in text and "LOO prefers" not in text
+    assert "The BIC of the EM fits and LOO agree" in text
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:  # this bare tree has no data:
