@@ -136,11 +136,8 @@ def _sample_smc(problem: _Problem):
     """
     import math
 
-    import xarray as xr
-
     from ..errors import SamplingWarning
-    from .posterior_k import _one_k, _smc_only
-    from .smc import _params
+    from .posterior_k import _draws_datasets, _one_k, _smc_only
 
     p = problem
     z = (p.x - p.loc) / p.scale
@@ -163,17 +160,9 @@ def _sample_smc(problem: _Problem):
                       "SMC's particles, whose mode weights may be off; check the modes "
                       "in diagnose, or fit with fewer components.", SamplingWarning,
                       stacklevel=4)
-    w, mu, sg = _params(one["theta"], p.K)
     C = p.chains if one["method"] == "importance" else one["chains"]
-    S = w.shape[0] // C
-    w, mu, sg = (a[: C * S].reshape(C, S, p.K) for a in (w, mu, sg))
-    coords = {"chain": np.arange(C), "draw": np.arange(S), "component": np.arange(p.K)}
-    post = xr.Dataset({"weights": (("chain", "draw", "component"), w),
-                       "means": (("chain", "draw", "component"), mu * p.scale + p.loc),
-                       "sigmas": (("chain", "draw", "component"), sg * p.scale)},
-                      coords=coords)
-    stats = xr.Dataset(coords={"chain": np.arange(C), "draw": np.arange(S)},
-                       attrs={k: v for k, v in run.items() if k != "sampler"})
+    post, stats = _draws_datasets(one["theta"], p.K, C, p.loc, p.scale,
+                                 {k: v for k, v in run.items() if k != "sampler"})
     return post, stats, [run]
 
 

@@ -278,24 +278,35 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
     return out
 
 
-def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs):
-    """The per-K result in ``fit``'s layout: draws in data units, their EM estimate."""
+def _draws_datasets(theta: np.ndarray, K: int, chains: int, loc: float, scale: float,
+                   attrs: dict[str, Any]) -> tuple[Any, Any]:
+    """SMC or importance draws as ``fit``'s 1-D ``posterior`` and ``sample_stats``.
+
+    ``theta`` in :mod:`.smc`'s coordinates; data units; ``attrs`` on the statistics.
+    """
     import xarray as xr
 
-    from .inference import _em_estimate
-    from .result import _assemble
     from .smc import _params
 
     w, mu, sg = _params(theta, K)
-    C = chains
-    S = theta.shape[0] // C
-    w, mu, sg = (a[: C * S].reshape(C, S, K) for a in (w, mu, sg))
-    coords = {"chain": np.arange(C), "draw": np.arange(S), "component": np.arange(K)}
-    post = xr.Dataset({"weights": (("chain", "draw", "component"), w),
-                       "means": (("chain", "draw", "component"), mu * scale + loc),
-                       "sigmas": (("chain", "draw", "component"), sg * scale)},
-                      coords=coords)
-    stats = xr.Dataset(coords={"chain": np.arange(C), "draw": np.arange(S)}, attrs=attrs)
+    S = theta.shape[0] // chains
+    w, mu, sg = (a[: chains * S].reshape(chains, S, K) for a in (w, mu, sg))
+    dims = ("chain", "draw", "component")
+    post = xr.Dataset({"weights": (dims, w), "means": (dims, mu * scale + loc),
+                       "sigmas": (dims, sg * scale)},
+                      coords={"chain": np.arange(chains), "draw": np.arange(S),
+                              "component": np.arange(K)})
+    stats = xr.Dataset(coords={"chain": np.arange(chains), "draw": np.arange(S)},
+                       attrs=attrs)
+    return post, stats
+
+
+def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs):
+    """The per-K result in ``fit``'s layout: draws in data units, their EM estimate."""
+    from .inference import _em_estimate
+    from .result import _assemble
+
+    post, stats = _draws_datasets(theta, K, chains, loc, scale, attrs)
     em = _em_estimate(x, e, K, rng)
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, "smc", seed, None,
                    name, units)
