@@ -52,15 +52,15 @@ def reference(x: np.ndarray, K: int, seed: int, n_repeats: int = 4) -> dict:
     from bayesgmm._numerics.standardize import standardizer
     from bayesgmm.bayes.posterior_k import _one_k
     from bayesgmm.bayes.priors import Priors
-    from bayesgmm.bayes.smc import _params
+    from bayesgmm.bayes.smc import Tempered1D, _params
 
     loc, scale = standardizer(x)
     z = (x - loc) / scale
     hyper = Priors().standardized(K, loc, scale)
     reps = []
     for stream in np.random.default_rng(seed).spawn(n_repeats):
-        one = _one_k(z, np.zeros(1), K, hyper, stream, n_particles=2000, n_runs=4,
-                     n_importance=1_000_000, n_draws=10)
+        one = _one_k(Tempered1D(z, np.zeros(1), K, hyper), stream, n_particles=2000,
+                     n_runs=4, n_importance=1_000_000, n_draws=10)
         imp = one["importance"]
         w, mu, sg = _params(imp.theta, K)
         cols = np.concatenate([w, mu * scale + loc, sg * scale], axis=1)

@@ -64,11 +64,6 @@ def _fit(
     md = n_columns(X) >= 2
     if md:
         check_sampling(draws, tune, chains, sampler, target_accept)
-        if sampler == "smc":
-            from ..errors import DataError
-
-            raise DataError("sampler='smc' samples 1-D data; with two or more columns use "
-                            "sampler='nutpie' (or fit each column with 'smc').")
     else:
         x, e = check_1d(X, X_err)
         K = _check_k(n_components, x.shape[0])
@@ -99,7 +94,13 @@ def _fit(
                            chains=chains, seed=int(rng_sampler.integers(2**31 - 1)),
                            progressbar=progressbar, backend=backend, reparam=reparam)
     seed = problem.seed
-    if sampler == "smc":
+    if sampler == "smc" and md:
+        from .posterior_k import check_no_ties_md
+
+        check_no_ties_md(problem.x, problem.cov, "sampler='smc'")
+        post, stats, runs = _sample_smc_md(problem)
+        active = "smc"
+    elif sampler == "smc":
         post, stats, runs = _sample_smc(problem)
         active = "smc"
     else:
@@ -127,26 +128,17 @@ def _fit(
     return dt
 
 
-def _sample_smc(problem: _Problem):
-    """Tempered SMC + importance sampling (``sampler="smc"``): every mode, weighted.
+def _smc_one(target: Any, seed: int, draws: int, log_jac: float) -> tuple[dict, dict]:
+    """SMC + importance sampling on one fit's tempered target: (``_one_k``'s dict, run record).
 
-    :func:`bayesgmm.bayes.posterior_k._one_k` on this K, its draws resampled by the
-    importance weights (or, when those fail their check, SMC's particles, warned).
-    Returns (posterior, sample_stats, runs) as the NUTS path does.
+    Warns when the draws rest on SMC's particles alone (the importance check failed).
     """
-    import math
-
     from ..errors import SamplingWarning
-    from .posterior_k import _draws_datasets, _one_k, _smc_only
+    from .posterior_k import _one_k, _smc_only
 
-    p = problem
-    z = (p.x - p.loc) / p.scale
-    eps2 = np.zeros(1) if p.e is None else (p.e / p.scale) ** 2
     n_runs = SMC_RUNS
-    one = _one_k(z, eps2, p.K, p.hyper, np.random.default_rng(p.seed),
-                 n_particles=SMC_PARTICLES, n_runs=n_runs, n_importance=SMC_IMPORTANCE,
-                 n_draws=p.chains * p.draws)
-    log_jac = z.shape[0] * math.log(p.scale)
+    one = _one_k(target, np.random.default_rng(seed), n_particles=SMC_PARTICLES,
+                 n_runs=n_runs, n_importance=SMC_IMPORTANCE, n_draws=draws)
     imp = one["importance"]
     run = {"sampler": "smc", "evidence_method": one["method"],
            "log_evidence": float(one["log_evidence"] - log_jac),
@@ -159,11 +151,67 @@ def _sample_smc(problem: _Problem):
         warnings.warn(f"sampler='smc': the posterior {_smc_only(one, n_runs)} Its draws are "
                       "SMC's particles, whose mode weights may be off; check the modes "
                       "in diagnose, or fit with fewer components.", SamplingWarning,
-                      stacklevel=4)
+                      stacklevel=5)
+    return one, run
+
+
+def _sample_smc(problem: _Problem):
+    """Tempered SMC + importance sampling (``sampler="smc"``): every mode, weighted.
+
+    :func:`bayesgmm.bayes.posterior_k._one_k` on this K, its draws resampled by the
+    importance weights (or, when those fail their check, SMC's particles, warned).
+    Returns (posterior, sample_stats, runs) as the NUTS path does.
+    """
+    import math
+
+    from .posterior_k import _draws_datasets
+    from .smc import Tempered1D, check_exchangeable
+
+    p = problem
+    check_exchangeable(p.hyper)
+    z = (p.x - p.loc) / p.scale
+    eps2 = np.zeros(1) if p.e is None else (p.e / p.scale) ** 2
+    one, run = _smc_one(Tempered1D(z, eps2, p.K, p.hyper), p.seed, p.chains * p.draws,
+                        z.shape[0] * math.log(p.scale))
     C = p.chains if one["method"] == "importance" else one["chains"]
     post, stats = _draws_datasets(one["theta"], p.K, C, p.loc, p.scale,
                                  {k: v for k, v in run.items() if k != "sampler"})
     return post, stats, [run]
+
+
+def _sample_smc_md(problem: ProblemMD):
+    """``sampler="smc"`` in D dims: :func:`_sample_smc` on :class:`~.smc_md.TemperedMD`."""
+    from .smc_md import TemperedMD
+
+    p = problem
+    log_jac = float(np.log(np.broadcast_to(p.scale, p.x.shape)[p.observed]).sum())
+    one, run = _smc_one(TemperedMD.build(p.target), p.seed, p.chains * p.draws, log_jac)
+    post, stats = smc_draws_md(p, one, {k: v for k, v in run.items() if k != "sampler"})
+    return post, stats, [run]
+
+
+def smc_draws_md(problem: ProblemMD, one: dict[str, Any], attrs: dict[str, Any]):
+    """``_one_k``'s draws of a D-dim problem as a relabelled (posterior, sample_stats).
+
+    The draws (components sorted by their first feature's mean) are expanded to data
+    units and relabelled to the EM estimate as NUTS runs are
+    (:func:`~.inference_md.relabel_run`); ``attrs`` go on the statistics.
+    """
+    import xarray as xr
+
+    target = problem.target
+    C = problem.chains if one["method"] == "importance" else one["chains"]
+    theta = one["theta"]
+    S = theta.shape[0] // C
+    parts = [target.expand(t) for t in theta[: C * S]]
+    dims = target.dims
+    post = xr.Dataset(
+        {name: (("chain", "draw", *dims[name]),
+                np.stack([q[name] for q in parts]).reshape(C, S, *target.shapes[name]))
+         for name in target.shapes},
+        coords={"chain": np.arange(C), "draw": np.arange(S), **target.coords})
+    stats = xr.Dataset(coords={"chain": np.arange(C), "draw": np.arange(S)}, attrs=attrs)
+    return relabel_run(problem, post, stats)
 
 
 def _nuts_runs(problem, sampler, md, tune, target_accept, chains, draws, first_run_check):
@@ -376,13 +424,18 @@ def fit(
         (``bayes.target_md``) and ``"pymc"`` the ``build_model_md`` model (its
         PyTensor graph compiled per fit: slower), every chain started at the EM
         estimate (plus a small jitter) in either.
-        ``"smc"`` (1-D, priors the same for every component): for posteriors with
-        several modes, which chains started at the EM estimate may never reach.
-        Tempered SMC from the prior finds the modes and importance sampling weights
-        them (:func:`bayesgmm.posterior_k`'s machinery for this K); the draws are
-        resampled by the importance weights, so each mode's share of them is its
-        posterior mass. ``tune`` and ``target_accept`` do not apply; it costs a few
+        ``"smc"`` (priors the same for every component): for posteriors with several
+        modes or regions NUTS moves between too slowly, which chains started at the
+        EM estimate may never reach or never weigh right. Tempered SMC from the prior
+        finds them and importance sampling weights them
+        (:func:`bayesgmm.posterior_k`'s machinery for this K); the draws are
+        resampled by the importance weights, so each region's share of them is its
+        posterior mass. In D dims the draws are then relabelled to the EM estimate as
+        NUTS draws are. ``tune`` and ``target_accept`` do not apply; it costs a few
         NUTS fits on small data and grows with n (ARCHITECTURE.md, "Several modes").
+        Values that repeat exactly without a measurement error (rounded data) are
+        refused: the posterior has no finite normalising constant there; pass the
+        rounding error, u / sqrt(12) for values rounded to a unit u.
     random_seed : int, numpy.random.Generator or None
         Seeds EM, the chains' starting points and the sampler: the same seed gives
         the same posterior.

@@ -37,19 +37,16 @@ N_CLIMBS = 80
 SAME_MODE = 0.05
 
 
-def _climb(theta0, K, args):
+def _climb(theta0, target):
+    """L-BFGS from ``theta0`` to a local maximum of ``target``'s density at temperature 1."""
     from scipy.optimize import minimize
 
-    from .smc import _particle
-
-    grad = np.empty(theta0.shape[0])
-
     def f(th):
-        ll, lp = _particle(np.ascontiguousarray(th), K, *args, 1.0, grad)
-        v = ll + lp
+        ll, lp, grad = target.evaluate(np.ascontiguousarray(th)[None, :], 1.0)
+        v = float(ll[0] + lp[0])
         if not np.isfinite(v):
             return 1e300, np.zeros_like(th)
-        return -v, -grad.copy()
+        return -v, -grad[0]
 
     res = minimize(f, theta0, jac=True, method="L-BFGS-B",
                    options={"maxiter": 500, "gtol": 1e-5, "ftol": 1e-11})
@@ -92,14 +89,13 @@ def find_modes(
         (weights, means, sigmas) in standardized units; ``rhat``: the largest split
         R-hat of the mode indicators (NaN with one mode); ``n_climbs``.
     """
-    from .smc import _coords, _density_args, _params
+    from .smc import Tempered1D, _coords, _params
 
     C, S, _ = w.shape
-    args = _density_args(z, eps2, hyper)
     flat = _coords(np.maximum(w.reshape(-1, K), 1e-300), mu.reshape(-1, K),
                    np.maximum(sg.reshape(-1, K), 1e-300))
     picks, ends, dens, climb_mode, centre, scaled = _climb_and_group(
-        flat, C, S, K, args, n_climbs, same_mode)
+        flat, C, S, Tempered1D(z, eps2, K, hyper), n_climbs, same_mode)
 
     # every draw takes the mode of its nearest climbed draw
     labels = climb_mode[np.argmin(_sq_dist(scaled, scaled[picks]), axis=1)]
@@ -119,7 +115,7 @@ def find_modes(
             "rhat": _indicator_rhat(labels, M), "n_climbs": int(len(picks))}
 
 
-def _climb_and_group(flat, C, S, K, args, n_climbs, same_mode):
+def _climb_and_group(flat, C, S, target, n_climbs, same_mode):
     """Pick draws to climb, climb them, group the end points into modes.
 
     Half the climbs are evenly spaced in each chain, half at the draws farthest from
@@ -128,10 +124,8 @@ def _climb_and_group(flat, C, S, K, args, n_climbs, same_mode):
     sorted) and log densities, each climb's mode, the index of each mode's best climb,
     and the scaled, sorted coordinates of every draw.
     """
-    from .smc import _sort
-
     spread = np.maximum(flat.std(axis=0), 1e-12)
-    scaled = _sort(flat, K) / spread
+    scaled = target.sort(flat) / spread
     per_chain = max(1, min(S, (n_climbs + 1) // 2 // C))
     picks = list(np.concatenate([c * S + np.unique(np.linspace(0, S - 1, per_chain).round()
                                                    .astype(int)) for c in range(C)]))
@@ -143,8 +137,8 @@ def _climb_and_group(flat, C, S, K, args, n_climbs, same_mode):
     picks = np.array(picks)
     ends, dens = [], []
     for i in picks:
-        end, value = _climb(flat[i], K, args)
-        ends.append(_sort(end[None, :], K)[0])
+        end, value = _climb(flat[i], target)
+        ends.append(target.sort(end[None, :])[0])
         dens.append(value)
     ends, dens = np.array(ends), np.array(dens)
     # end points within same_mode of each other are one mode (greedy, highest first)
@@ -162,10 +156,7 @@ def _climb_and_group(flat, C, S, K, args, n_climbs, same_mode):
 
 
 def laplace_components(
-    z: np.ndarray,
-    eps2: np.ndarray,
-    K: int,
-    hyper: dict[str, np.ndarray],
+    target: Any,
     theta: np.ndarray,
     *,
     n_climbs: int = N_CLIMBS,
@@ -178,26 +169,19 @@ def laplace_components(
     density (central differences of its gradient), its eigenvalues floored at 1e-6 of
     the largest. A mode a handful of particles reach gets a component of its own this
     way, which a mixture fitted to the particles would give too few points to.
+    ``target``: :class:`~.smc.Tempered1D` or :class:`~.smc_md.TemperedMD`.
     """
-    from .smc import _density_args, _particle
-
-    args = _density_args(z, eps2, hyper)
-    _, ends, _, _, centre, _ = _climb_and_group(theta, 1, theta.shape[0], K, args,
+    _, ends, _, _, centre, _ = _climb_and_group(theta, 1, theta.shape[0], target,
                                                 n_climbs, same_mode)
     d = theta.shape[1]
     out = []
-    grad = np.empty(d)
+    h = 1e-5
     for c in centre:
         x0 = ends[c]
-        H = np.empty((d, d))
-        h = 1e-5
-        for j in range(d):
-            step = np.zeros(d)
-            step[j] = h
-            _particle(x0 + step, K, *args, 1.0, grad)
-            up = grad.copy()
-            _particle(x0 - step, K, *args, 1.0, grad)
-            H[:, j] = (up - grad) / (2 * h)
+        # central differences of the gradient, all 2 d points in one call
+        steps = h * np.eye(d)
+        _, _, g = target.evaluate(np.concatenate([x0 + steps, x0 - steps]), 1.0)
+        H = ((g[:d] - g[d:]) / (2 * h)).T
         H = 0.5 * (H + H.T)
         vals, vecs = np.linalg.eigh(-H)
         if not np.all(np.isfinite(vals)) or vals.max() <= 0:

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import DataError, SamplingWarning
 from ..validation import check_1d, check_ks
 from .priors import Priors
+from .smc import Tempered1D, check_exchangeable
 
 __all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties", "posterior_k"]
 
@@ -59,8 +60,9 @@ class PosteriorK:
     log_evidence_smc : ndarray
         Per K, SMC's own estimate (mean over its runs, log of the mean evidence).
     fits : dict of int to DataTree
-        Per K, posterior draws in ``bayesgmm.fit``'s layout (weights, means, sigmas;
-        the means in increasing order), so ``bayesgmm.density`` and
+        Per K, posterior draws in ``bayesgmm.fit``'s layout (1-D: weights, means,
+        sigmas, the means in increasing order; D dims: ``fit``'s D-dim groups, the
+        draws relabelled to that K's EM estimate), so ``bayesgmm.density`` and
         ``bayesgmm.membership`` take them.
     """
 
@@ -80,10 +82,42 @@ class PosteriorK:
         """The K of highest posterior probability."""
         return int(self.ks[int(np.argmax(self.probabilities))])
 
-    def averaged(self, n_draws: int = 4000, random_seed: int | None = 0) -> Any:
+    def stacking_weights(self) -> Any:
+        """Each K's weight in the stacking of predictive distributions (Yao et al. 2018).
+
+        The alternative to p(K | data) for averaging over K: weights that maximise the
+        leave-one-out log score of the averaged predictive distribution (ArviZ's
+        ``compare(method="stacking")`` on each K's PSIS-LOO), which do not assume that
+        one of the candidate K is the true model. Needs each fit's ``log_likelihood``
+        group (kept unless the data are very large).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by K; sums to 1.
+        """
+        import pandas as pd
+        from arviz_stats import compare
+
+        missing = [int(k) for k, dt in self.fits.items() if "log_likelihood" not in
+                   dt.children]
+        if missing:
+            raise DataError(f"stacking needs each K's pointwise log-likelihood; the fits "
+                            f"of K = {missing} have none (large data). Use p(K | data).")
+        with warnings.catch_warnings():
+            # PSIS's k-hat warnings on small data: the weights are still ArviZ's answer
+            warnings.simplefilter("ignore", UserWarning)
+            table = compare({str(int(k)): self.fits[int(k)] for k in self.ks},
+                            method="stacking", round_to="none")
+        weights = pd.Series({int(name): float(w) for name, w in table["weight"].items()})
+        return weights.reindex([int(k) for k in self.ks]).rename("stacking weight")
+
+    def averaged(self, n_draws: int = 4000, random_seed: int | None = 0,
+                 weights: str = "posterior") -> Any:
         """The posterior averaged over K: a DataTree that :func:`bayesgmm.density` takes.
 
-        Each of ``n_draws`` draws picks K with probability p(K | data) and a draw of
+        Each of ``n_draws`` draws picks K with probability p(K | data) (or, with
+        ``weights="stacking"``, :meth:`stacking_weights`) and a draw of
         that K's posterior; components a draw lacks get weight 0 (means and widths
         copied from its first component, so every number stays finite), so the
         density, its band and the predictive distribution average over the number of
@@ -98,6 +132,8 @@ class PosteriorK:
             Draws of the averaged posterior (one chain).
         random_seed : int, optional
             Seed of the choice of K and draw.
+        weights : {"posterior", "stacking"}, default="posterior"
+            Bayesian model averaging by p(K | data), or LOO stacking weights.
 
         Returns
         -------
@@ -108,9 +144,19 @@ class PosteriorK:
         """
         import xarray as xr
 
+        if any(int(dt.attrs.get("n_features", 1)) > 1 for dt in self.fits.values()):
+            raise DataError("averaged() averages 1-D posteriors over K; for D-dim data "
+                            "use each K's fit (fits[K]) with its p(K | data).")
+        if weights == "posterior":
+            p = self.probabilities
+        elif weights == "stacking":
+            p = self.stacking_weights().to_numpy()
+            p = p / p.sum()
+        else:
+            raise DataError(f"weights must be 'posterior' or 'stacking'; got {weights!r}.")
         rng = np.random.default_rng(random_seed)
         k_max = int(self.ks.max())
-        pick = rng.choice(len(self.ks), size=n_draws, p=self.probabilities)
+        pick = rng.choice(len(self.ks), size=n_draws, p=p)
         w = np.zeros((n_draws, k_max))
         mu = np.zeros((n_draws, k_max))
         sg = np.ones((n_draws, k_max))
@@ -141,7 +187,8 @@ class PosteriorK:
         })
         tree.attrs.update({**{k: v for k, v in first.attrs.items()
                               if k in ("data_name", "data_units", "has_errors")},
-                           "model_averaged": 1, "n_components": k_max})
+                           "model_averaged": 1, "n_components": k_max,
+                           "model_average_weights": weights})
         return tree
 
     def to_dataframe(self) -> Any:
@@ -215,7 +262,25 @@ def check_no_ties(x: np.ndarray, e: np.ndarray | None, who: str) -> None:
             "(the rounding error's sd; CLI: an --errors column).")
 
 
-def _nearest_mode(theta: np.ndarray, modes: list, K: int) -> np.ndarray:
+def check_no_ties_md(x: np.ndarray, cov: np.ndarray | None, who: str) -> None:
+    """:func:`check_no_ties` per feature of D-dim data (NaN = missing, never a tie).
+
+    A component can narrow in one feature onto points that share that feature's value
+    exactly, whatever their other features, so one feature's repeats without error are
+    enough for an infinite evidence. Errors in every feature remove it (and the rarer
+    case of five or more points on one line of the data's lattice, which a correlation
+    near +-1 can narrow onto).
+    """
+    for j in range(x.shape[1]):
+        obs = ~np.isnan(x[:, j])
+        e = None if cov is None else np.sqrt(np.maximum(cov[obs, j, j], 0.0))
+        try:
+            check_no_ties(x[obs, j], e, who)
+        except DataError as exc:
+            raise DataError(f"feature {j}: {exc}") from None
+
+
+def _nearest_mode(theta: np.ndarray, modes: list) -> np.ndarray:
     """Each draw's nearest mode centre (coordinates scaled by the draws' spread)."""
     if len(modes) < 2:
         return np.zeros(theta.shape[0], dtype=int)
@@ -226,10 +291,11 @@ def _nearest_mode(theta: np.ndarray, modes: list, K: int) -> np.ndarray:
     return np.argmin(_sq_dist(theta / spread, centres), axis=1)
 
 
-def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws):
+def _one_k(target, rng, *, n_particles, n_runs, n_importance, n_draws):
     """One K: SMC runs, the importance correction, and equally weighted draws.
 
-    Standardized units. Returns a dict: ``log_evidence`` and its ``_se`` (importance
+    ``target``: :class:`~.smc.Tempered1D` (or in D dims :class:`~.smc_md.TemperedMD`);
+    standardized units. Returns a dict: ``log_evidence`` and its ``_se`` (importance
     sampling's when its check passes, else SMC's), ``method``, ``log_evidence_smc``
     and its ``_se``, ``importance`` (the :class:`~.smc.ImportanceResult`),
     ``smc_stages``, ``theta`` (``n_draws`` draws in :mod:`.smc`'s coordinates, means
@@ -238,21 +304,20 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
     particles reach, :func:`~.modes.laplace_components`),
     ``chains`` (4, or one per SMC run on fallback) and ``seed`` (for the draws' tree).
     """
-    from .smc import _coords, check_exchangeable, importance, run_smc
+    from .smc import importance, run_smc
 
-    check_exchangeable(hyper)
+    K = target.K
     run_rngs = rng.spawn(n_runs + 3)
-    runs = [run_smc(z, eps2, K, hyper, run_rngs[r], n_particles=n_particles)
-            for r in range(n_runs)]
+    runs = [run_smc(target, run_rngs[r], n_particles=n_particles) for r in range(n_runs)]
     lz_runs = np.array([r.log_evidence for r in runs])
     top = lz_runs.max()
     smc_est = top + math.log(np.mean(np.exp(lz_runs - top)))
     smc_se = float(np.std(lz_runs, ddof=1) / math.sqrt(n_runs))
-    particles = np.concatenate([_coords(r.weights, r.means, r.sigmas) for r in runs])
+    particles = np.concatenate([r.theta for r in runs])
     from .modes import laplace_components
 
-    modes = laplace_components(z, eps2, K, hyper, particles) if K > 1 else []
-    imp = importance(particles, K, z, eps2, hyper, run_rngs[n_runs], n_draws=n_importance,
+    modes = laplace_components(target, particles) if K > 1 else []
+    imp = importance(particles, target, run_rngs[n_runs], n_draws=n_importance,
                      modes=modes)
     out = {"log_evidence_smc": smc_est, "log_evidence_smc_se": smc_se, "importance": imp,
            "smc_stages": int(np.mean([len(r.betas) - 1 for r in runs])),
@@ -263,7 +328,7 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
         # of 0.2% its 8 of 4,000 draws, not a Poisson number of them), then shuffled
         # into 4 chains of equally weighted draws
         rs = run_rngs[n_runs + 1]
-        order = np.argsort(_nearest_mode(imp.theta, modes, K), kind="stable")
+        order = np.argsort(_nearest_mode(imp.theta, modes), kind="stable")
         p = np.exp(imp.log_weights[order])
         cdf = np.cumsum(p / p.sum())
         idx = np.searchsorted(cdf, (rs.random() + np.arange(n_draws)) / n_draws)
@@ -273,8 +338,8 @@ def _one_k(z, eps2, K, hyper, rng, *, n_particles, n_runs, n_importance, n_draws
     else:
         keep = min(n_draws // n_runs, n_particles)
         out.update(log_evidence=smc_est, log_evidence_se=smc_se, method="smc",
-                   theta=np.concatenate([_coords(r.weights, r.means, r.sigmas)[:keep]
-                                         for r in runs]), chains=n_runs)
+                   theta=np.concatenate([r.theta[:keep] for r in runs]),
+                   chains=n_runs)
     return out
 
 
@@ -336,16 +401,19 @@ def posterior_k(
     The model for each K is :func:`bayesgmm.fit`'s (Dirichlet weights, Normal means,
     HalfNormal intrinsic widths, per-point errors added in quadrature), with labels
     marginalised and the components exchangeable, so its evidence p(x | K) is the
-    unordered mixture's: no K! factor to add or forget. Works on 1-D data.
+    unordered mixture's: no K! factor to add or forget. On two or more columns the
+    model is ``fit``'s D-dim one (full covariances with LKJ correlations, per-point
+    error covariances, missing values marginalised).
 
     Parameters
     ----------
-    X : array-like of shape (n,) or (n, 1)
-        The data.
+    X : array-like of shape (n,), (n, 1) or (n, D)
+        The data (NaN: a missing value, D >= 2).
     ks : iterable of int, default range(1, 7)
         Candidate numbers of components.
-    X_err : array-like of shape (n,), optional
-        Per-point measurement standard deviations.
+    X_err : array-like of shape (n,), (n, D) or (n, D, D), optional
+        Per-point measurement standard deviations (D dims: per feature, or full error
+        covariances), as ``fit`` takes them.
     prior_k : array-like or dict, optional
         p(K): one non-negative value per candidate, or ``{K: value}``; normalised.
         Default: uniform over ``ks``.
@@ -390,11 +458,13 @@ def posterior_k(
     >>> pk = bayesgmm.posterior_k(x, ks=range(1, 6), random_seed=1)  # doctest: +SKIP
     >>> print(pk)  # doctest: +SKIP
     """
+    from .inference_md import n_columns
     from .result import _data_name
-    arr = np.asarray(X, dtype=object) if not hasattr(X, "shape") else X
-    if getattr(arr, "ndim", 1) == 2 and arr.shape[1] > 1:
-        raise DataError(f"posterior_k takes one column; got {arr.shape[1]}. Pass one "
-                        "feature, or compare K in D dims with bayesgmm.select_n_components.")
+
+    _check_settings(n_particles, n_runs, n_importance, draws)
+    if n_columns(X) >= 2:
+        return _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs,
+                               n_importance, draws, random_seed)
     x, e = check_1d(X, X_err)
     check_no_ties(x, e, "posterior_k")
     n = x.shape[0]
@@ -421,8 +491,9 @@ def posterior_k(
     log_z, log_z_se, log_z_smc, khat, method, fits = [], [], [], [], [], {}
     for K, stream in zip(all_ks, streams, strict=True):
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
-        one = _one_k(z, eps2, K, hyper, stream, n_particles=n_particles, n_runs=n_runs,
-                     n_importance=n_importance, n_draws=4 * draws)
+        check_exchangeable(hyper)
+        one = _one_k(Tempered1D(z, eps2, K, hyper), stream, n_particles=n_particles,
+                     n_runs=n_runs, n_importance=n_importance, n_draws=4 * draws)
         smc_est, imp = one["log_evidence_smc"], one["importance"]
         attrs = {"log_evidence_smc": smc_est - log_jac,
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
@@ -445,19 +516,89 @@ def posterior_k(
                         {**attrs, "log_evidence": log_z[-1],
                          "log_evidence_se": log_z_se[-1], "evidence_method": method[-1]})
 
+    return _result(all_ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng)
+
+
+def _result(ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng) -> PosteriorK:
+    """p(K | data) from p(K) and the evidences; its Monte Carlo sd by simulation."""
     log_z_arr, se_arr = np.array(log_z), np.array(log_z_se)
     with np.errstate(divide="ignore"):
         log_post = np.log(prior) + log_z_arr
     probs = np.exp(log_post - log_post.max())
     probs /= probs.sum()
     # Monte Carlo sd of p(K | data): the evidences' errors propagated by simulation
-    sim = log_z_arr + se_arr * rng.standard_normal((4000, len(all_ks)))
+    sim = log_z_arr + se_arr * rng.standard_normal((4000, len(ks)))
     with np.errstate(divide="ignore"):
         sim = np.log(prior) + sim
     ps = np.exp(sim - sim.max(axis=1, keepdims=True))
     ps /= ps.sum(axis=1, keepdims=True)
-    return PosteriorK(ks=np.array(all_ks), probabilities=probs,
+    return PosteriorK(ks=np.array(ks), probabilities=probs,
                       probabilities_sd=ps.std(axis=0), log_evidence=log_z_arr,
                       log_evidence_se=se_arr, prior=prior, method=method,
                       pareto_k=np.array(khat), log_evidence_smc=np.array(log_z_smc),
                       fits=fits)
+
+
+def _check_settings(n_particles, n_runs, n_importance, draws) -> None:
+    for name, value in (("n_particles", n_particles), ("n_runs", n_runs),
+                        ("n_importance", n_importance), ("draws", draws)):
+        if not isinstance(value, int | np.integer) or value < (2 if name == "n_runs" else 1):
+            raise DataError(f"{name} must be an integer >= {2 if name == 'n_runs' else 1}; "
+                            f"got {value!r}.")
+
+
+def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_importance,
+                    draws, random_seed) -> PosteriorK:
+    """:func:`posterior_k` on two or more columns: each K's problem as ``fit`` builds it.
+
+    Per K, :func:`~.inference_md.prepare_md` (validation, standardization, priors, the
+    EM estimate the draws are relabelled to), SMC + importance sampling on its
+    :class:`~.smc_md.TemperedMD`, and the draws assembled as ``fit``'s D-dim result.
+    """
+    from ..validation import check_md
+    from .inference import smc_draws_md
+    from .inference_md import prepare_md
+    from .result import _data_name
+    from .result_md import _assemble_md
+    from .smc_md import TemperedMD
+
+    x, cov, observed = check_md(X, X_err)
+    check_no_ties_md(x, cov, "posterior_k")
+    n = x.shape[0]
+    all_ks, usable = check_ks(ks, n)
+    if usable != all_ks:
+        raise DataError(f"K = {sorted(set(all_ks) - set(usable))} exceed the {n} points; "
+                        "leave them out of ks.")
+    prior = _prior_k(prior_k, all_ks)
+    name, units = _data_name(X)
+    rng = np.random.default_rng(random_seed)
+    streams = rng.spawn(len(all_ks))
+    log_z, log_z_se, log_z_smc, khat, method, fits = [], [], [], [], [], {}
+    for K, stream in zip(all_ks, streams, strict=True):
+        rng_em, rng_seed, rng_smc = stream.spawn(3)
+        problem = prepare_md(X, X_err, K, priors, rng_em, draws=draws, chains=4,
+                             seed_rng=rng_seed, progressbar=False, backend="native")
+        log_jac = float(np.log(np.broadcast_to(problem.scale, x.shape)[observed]).sum())
+        one = _one_k(TemperedMD.build(problem.target), rng_smc, n_particles=n_particles,
+                     n_runs=n_runs, n_importance=n_importance, n_draws=4 * draws)
+        imp = one["importance"]
+        log_z.append(one["log_evidence"] - log_jac)
+        log_z_se.append(one["log_evidence_se"])
+        log_z_smc.append(one["log_evidence_smc"] - log_jac)
+        method.append(one["method"])
+        khat.append(imp.pareto_k)
+        if one["method"] == "smc":
+            warnings.warn(
+                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)} Try "
+                f"n_particles={2 * n_particles}, or leave out K values the data do not "
+                "support.", SamplingWarning, stacklevel=3)
+        attrs = {"log_evidence": log_z[-1], "log_evidence_se": log_z_se[-1],
+                 "evidence_method": method[-1], "log_evidence_smc": log_z_smc[-1],
+                 "log_evidence_smc_se": one["log_evidence_smc_se"],
+                 "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
+                 "smc_stages": one["smc_stages"]}
+        post, stats = smc_draws_md(problem, one, attrs)
+        dt = _assemble_md(problem, post, stats, "smc", None, name, units)
+        dt.attrs.update(attrs)
+        fits[K] = dt
+    return _result(all_ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -41,7 +42,7 @@ from numba import njit, prange
 from .density import add_log_prior
 from .priors import PER_COMPONENT
 
-__all__ = ["SMCRun", "check_exchangeable", "run_smc"]
+__all__ = ["SMCRun", "Tempered1D", "check_exchangeable", "importance", "run_smc"]
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 #: leapfrog steps per HMC move, drawn uniformly in [L_MIN, L_MAX] (jitter against
@@ -147,6 +148,22 @@ def _evaluate(theta, K, z, e2, alpha, m0, s0, ss, beta):
     return ll, lp, grad
 
 
+@njit(**_OPTS)
+def _evaluate_serial(theta, K, z, e2, alpha, m0, s0, ss, beta):
+    """:func:`_evaluate` on one thread: a few rows cost less than waking threads."""
+    N, d = theta.shape
+    ll = np.empty(N)
+    lp = np.empty(N)
+    grad = np.empty((N, d))
+    for p in range(N):
+        ll[p], lp[p] = _particle(theta[p], K, z, e2, alpha, m0, s0, ss, beta, grad[p])
+    return ll, lp, grad
+
+
+#: up to this many rows (a climb's one point, a Hessian's 2 d) are evaluated on one thread
+_SERIAL_ROWS = 64
+
+
 def _density_args(z, eps2, hyper):
     """:func:`_evaluate`'s data and hyperparameters (in ``PER_COMPONENT``'s order), float64."""
     return (np.ascontiguousarray(z, float), np.ascontiguousarray(eps2, float),
@@ -206,26 +223,81 @@ def _logmeanexp(a: np.ndarray) -> float:
 class SMCRun:
     """One SMC run: final particles (standardized units) and the log evidence.
 
-    ``log_evidence`` is log p(z | K) of the standardized data (add -n log scale for
-    the data's units); ``betas`` the tempering schedule; ``acceptance`` and
-    ``n_steps`` per stage.
+    ``theta``: the particles in the target's coordinates (components sorted, see
+    :class:`Tempered1D`); ``log_evidence`` is log p(z | K) of the standardized data
+    (add -sum log scale for the data's units); ``betas`` the tempering schedule;
+    ``acceptance`` and ``n_steps`` per stage.
     """
 
-    weights: np.ndarray
-    means: np.ndarray
-    sigmas: np.ndarray
+    theta: np.ndarray
+    K: int
     log_likelihood: np.ndarray
     log_evidence: float
     betas: np.ndarray
     acceptance: np.ndarray
     n_steps: np.ndarray
 
+    @property
+    def weights(self) -> np.ndarray:
+        """1-D runs: the particles' weights (N, K)."""
+        return _params(self.theta, self.K)[0]
+
+    @property
+    def means(self) -> np.ndarray:
+        """1-D runs: the particles' standardized means (N, K), sorted."""
+        return _params(self.theta, self.K)[1]
+
+    @property
+    def sigmas(self) -> np.ndarray:
+        """1-D runs: the particles' standardized widths (N, K)."""
+        return _params(self.theta, self.K)[2]
+
+
+class Tempered1D:
+    """The 1-D mixture as :func:`run_smc` and :func:`importance` see it.
+
+    A tempered target offers ``K``, ``d`` (coordinates), ``prior(rng, N)`` (exact prior
+    draws, components sorted), ``evaluate(theta, beta)`` (each row's log-likelihood,
+    log prior + log-Jacobian, and the gradient of prior + Jacobian + beta x
+    likelihood), ``sort(theta)`` (an exact relabelling move to one canonical order)
+    and ``inside(theta)`` (the rows in that order: one of K! labellings of equal mass).
+    The D-dim one is :class:`bayesgmm.bayes.smc_md.TemperedMD`. ``sort`` is an exact
+    move only for exchangeable priors: SMC's callers check them
+    (:func:`check_exchangeable`); the modes' climbs need no such thing.
+    """
+
+    def __init__(self, z: np.ndarray, eps2: np.ndarray, K: int,
+                 hyper: dict[str, np.ndarray]) -> None:
+        self.K, self.d = K, 3 * K - 1
+        self.args = _density_args(z, eps2, hyper)
+
+    def prior(self, rng: np.random.Generator, N: int) -> np.ndarray:
+        """``N`` exact draws from the prior, components sorted."""
+        _, _, alpha, m0, s0, ss = self.args
+        K = self.K
+        w = rng.dirichlet(alpha, size=N) if K > 1 else np.ones((N, 1))
+        mu = m0 + s0 * rng.standard_normal((N, K))
+        sg = ss * np.abs(rng.standard_normal((N, K)))
+        return _sort(_coords(np.maximum(w, 1e-300), mu, np.maximum(sg, 1e-300)), K)
+
+    def evaluate(self, theta: np.ndarray, beta: float):
+        """(log-likelihood, log prior + log-Jacobian, tempered gradient) of each row."""
+        theta = np.ascontiguousarray(theta)
+        run = _evaluate if theta.shape[0] > _SERIAL_ROWS else _evaluate_serial
+        return run(theta, self.K, *self.args, beta)
+
+    def sort(self, theta: np.ndarray) -> np.ndarray:
+        """Components in the order of their means."""
+        return _sort(theta, self.K)
+
+    def inside(self, theta: np.ndarray) -> np.ndarray:
+        """Rows whose means are in increasing order."""
+        mu = theta[:, self.K - 1 : 2 * self.K - 1]
+        return np.all(np.diff(mu, axis=1) > 0, axis=1)
+
 
 def run_smc(
-    z: np.ndarray,
-    eps2: np.ndarray,
-    K: int,
-    hyper: dict[str, np.ndarray],
+    target: Any,
     rng: np.random.Generator,
     *,
     n_particles: int = 2000,
@@ -237,14 +309,9 @@ def run_smc(
 
     Parameters
     ----------
-    z, eps2 : ndarray
-        Standardized data and squared standardized errors (``eps2`` of length 1 when
-        there are none, the likelihood's shared-variance path).
-    K : int
-        Number of components.
-    hyper : dict
-        :meth:`bayesgmm.Priors.standardized`'s hyperparameters, the same for every
-        component.
+    target : Tempered1D or TemperedMD
+        The tempered posterior (:class:`Tempered1D`; in D dims
+        :class:`bayesgmm.bayes.smc_md.TemperedMD`).
     rng : numpy.random.Generator
         All random numbers of the run.
     n_particles : int
@@ -258,18 +325,9 @@ def run_smc(
         below ``corr_threshold``, or after ``max_steps``.
     """
     N = n_particles
-    args = _density_args(z, eps2, hyper)
-    z, eps2, alpha, m0, s0, ss = args
-
-    # the prior, drawn exactly
-    w = rng.dirichlet(alpha, size=N) if K > 1 else np.ones((N, 1))
-    mu = m0 + s0 * rng.standard_normal((N, K))
-    sg = ss * np.abs(rng.standard_normal((N, K)))
-    theta = _sort(_coords(np.maximum(w, 1e-300), mu, np.maximum(sg, 1e-300)), K)
+    theta = target.prior(rng, N)  # the prior, drawn exactly
     d = theta.shape[1]
-
-    def evaluate(th, b):
-        return _evaluate(np.ascontiguousarray(th), K, *args, b)
+    evaluate = target.evaluate
 
     ll, lpj, _ = evaluate(theta, 0.0)
     beta, log_z = 0.0, 0.0
@@ -331,9 +389,8 @@ def run_smc(
                     break
         accs.append(n_acc / (k * N))
         steps.append(k)
-        theta = _sort(theta, K)
-    W, MU, SG = _params(theta, K)
-    return SMCRun(weights=W, means=MU, sigmas=SG, log_likelihood=ll, log_evidence=log_z,
+        theta = target.sort(theta)
+    return SMCRun(theta=theta, K=target.K, log_likelihood=ll, log_evidence=log_z,
                   betas=np.array(betas), acceptance=np.array(accs), n_steps=np.array(steps))
 
 
@@ -400,10 +457,7 @@ def _proposal(points, rng, n_mix, inflate, defensive, weight=None, modes=(), mod
 
 def importance(
     particles: np.ndarray,
-    K: int,
-    z: np.ndarray,
-    eps2: np.ndarray,
-    hyper: dict[str, np.ndarray],
+    target: Any,
     rng: np.random.Generator,
     *,
     n_draws: int = 200_000,
@@ -438,10 +492,10 @@ def importance(
     component spreads over all the data: 0-6 of 1,000 particles per run) is otherwise
     covered by too few draws, and its mass comes out low by a factor of several. The
     target
-    is restricted to sorted means, one of K! labellings that carry the same mass, so
-    the evidence is K! times the estimate.
+    is restricted to sorted components (``target.inside``), one of K! labellings that
+    carry the same mass, so the evidence is K! times the estimate.
     """
-    args = _density_args(z, eps2, hyper)
+    K = target.K
     d = particles.shape[1]
     points, weight = particles, None
     for r in range(rounds):
@@ -459,9 +513,8 @@ def importance(
         logq = np.logaddexp.reduce(
             np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
                       for c in range(len(mix))]).reshape(len(mix), m), axis=0)
-        ll, lpj, _ = _evaluate(np.ascontiguousarray(theta), K, *args, 1.0)
-        mu = theta[:, K - 1 : 2 * K - 1]
-        inside = np.all(np.diff(mu, axis=1) > 0, axis=1) & np.isfinite(ll) & np.isfinite(lpj)
+        ll, lpj, _ = target.evaluate(theta, 1.0)
+        inside = target.inside(theta) & np.isfinite(ll) & np.isfinite(lpj)
         lw = np.where(inside, ll + lpj - logq, -np.inf)
         top = float(lw.max())
         e = np.exp(lw - top)

@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel = sub.add_parser("select", help="choose the number of components by BIC, AIC or "
                          "the posterior p(K | data)",
                          description="EM fits for K = 1..KMAX, ranked by BIC or AIC; "
-                         "with --criterion posterior (one column), also each K's "
+                         "with --criterion posterior, also each K's "
                          "marginal likelihood and p(K | data) under fit's priors and a "
                          "uniform prior on K (SMC corrected by importance sampling; "
                          "seconds to minutes per K).",
@@ -252,9 +252,9 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chains", type=_positive_int, default=4, metavar="C",
                    help="number of chains")
     p.add_argument("--sampler", choices=("nutpie", "pymc", "smc"), default="nutpie",
-                   help="nutpie or PyMC's NUTS from the EM estimate; smc (1-D): tempered "
+                   help="nutpie or PyMC's NUTS from the EM estimate; smc: tempered "
                         "SMC from the prior, importance-weighted, for posteriors with "
-                        "several modes")
+                        "several modes (needs measurement errors on rounded data)")
     p.add_argument("--target-accept", type=_probability, default=None, metavar="A",
                    help="NUTS target acceptance (default: 0.8, and a second run with "
                         "twice the tuning if that one fails a check: at 0.99 after "
@@ -436,9 +436,6 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     X, X_err, names = _load(args)
     k_max = min(args.k_max, X.shape[0])
     posterior = args.criterion == "posterior"
-    if posterior and X.shape[1] != 1:
-        raise DataError(f"--criterion posterior takes one column; got {X.shape[1]}. Use "
-                        "--criterion bic for several columns.")
     res = select_n_components(
         X, range(1, k_max + 1), X_err=X_err, criterion="bic" if posterior else args.criterion,
         covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
@@ -454,13 +451,13 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     if posterior:
         from ..bayes.posterior_k import posterior_k
 
-        # the one column's error sds, however _load laid them out: (n,), (n, 1) sds or
-        # (n, 1, 1) covariances
+        # one column: its error sds, however _load laid them out ((n,), (n, 1) sds or
+        # (n, 1, 1) covariances); several: the D-dim model, errors as _load gives them
         err = None if X_err is None else np.asarray(X_err, float)
-        if err is not None:
+        if err is not None and X.shape[1] == 1:
             err = np.sqrt(err[:, 0, 0]) if err.ndim == 3 else err.reshape(err.shape[0], -1)[:, 0]
-        pk = posterior_k(X[:, 0], ks=range(1, k_max + 1), X_err=err,
-                         random_seed=0 if args.seed is None else args.seed)
+        pk = posterior_k(X[:, 0] if X.shape[1] == 1 else X, ks=range(1, k_max + 1),
+                         X_err=err, random_seed=0 if args.seed is None else args.seed)
         for row, k in zip(table, pk.ks, strict=True):
             i = int(np.flatnonzero(pk.ks == k)[0])
             row.update({"p_k": float(pk.probabilities[i]),
@@ -493,7 +490,7 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
             i = best - 1
             lines.append(f"\np(K = {best} | data) = {table[i]['p_k']:.3f}, the highest "
                          f"(uniform prior on K = 1..{k_max}); BIC's choice: "
-                         f"{out['best_k_bic']} (data column: {names[0]})")
+                         f"{out['best_k_bic']} (data columns: {', '.join(names)})")
         else:
             lines.append(f"\nbest K by {args.criterion.upper()}: {best} (data columns: "
                          f"{', '.join(names)})")

@@ -135,6 +135,10 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
         return command(dt, k=K - 1, suffix=f"k{K - 1}")
     if first == "modes_mixed":
         return command(dt, sampler="smc", suffix="smc")
+    if first in ("r_hat", "rank_ecdf") and _md_rerun_failed(dt):
+        # D dims, NUTS from EM failed twice: a posterior whose regions NUTS moves between
+        # too slowly (Old Faithful at K = 3); SMC from the prior weights them
+        return command(dt, sampler="smc", suffix="smc")
     if first in ("r_hat", "rank_ecdf"):
         return command(dt, draws=2 * run["draws"], tune=2 * run["tune"],
                        chains=max(4, run["chains"]), suffix="longer")
@@ -154,6 +158,14 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
     best = _best_bic(selection)
     k = best if best is not None and best != K else K + 1
     return command(dt, k=k, suffix=f"k{k}")
+
+
+def _md_rerun_failed(dt: Any) -> bool:
+    """A D-dim NUTS fit whose second run (fit's rerun rule) failed its checks too."""
+    if int(dt.attrs.get("n_features", 1)) < 2 or dt.attrs.get("sampler") == "smc":
+        return False
+    runs = json.loads(dt.attrs.get("sampling_runs", "[]"))
+    return len(runs) >= 2 and bool(runs[-1].get("failed"))
 
 
 def modes_sentence(dt: Any) -> str:

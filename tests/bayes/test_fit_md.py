@@ -335,3 +335,27 @@ def test_native_md_header_is_checked():
     np.testing.assert_allclose(out[6:10], [2.0, 3.0, 2.0, 3.0])
     np.testing.assert_allclose(out[10:14], [1.0, 0.0, 0.0, 1.0])
     np.testing.assert_allclose(out[18:22], [4.0, 0.0, 0.0, 9.0])
+
+
+@pytest.mark.parametrize("target_accept, expected", [(None, "sampler='smc'"),
+                                                     (0.8, "tune=2000")])
+def test_rhat_failing_after_the_rerun_points_to_smc(monkeypatch, target_accept, expected):
+    # one chain shifted by 0.6 of the draws' sd in one mean: R-hat fails, chains still
+    # agree. After the rerun rule's second run failed too (target_accept None) the next
+    # step is SMC; with one run (target_accept given, no rerun) it is a longer run
+    def shifted(problem, tune, target_accept):
+        post, stats = _fake_draws_md(problem.em, problem.chains, problem.draws,
+                                     problem.seed)
+        means = post["means"].values.copy()
+        means[0, :, 1, 1] += 0.6 * means[:, :, 1, 1].std()
+        return post.assign(means=(post["means"].dims, means)), stats
+
+    monkeypatch.setattr(inference, "_sample_nutpie", shifted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = fit(_data(missing=False), 2, draws=300, chains=4, random_seed=2,
+                 progressbar=False, target_accept=target_accept)
+    d = diagnose(dt)
+    failed = list(d.checks.query("~ok")["name"])
+    assert failed[0] in ("r_hat", "rank_ecdf") and "chains_agree" not in failed, failed
+    assert expected in d.verdict, d.verdict

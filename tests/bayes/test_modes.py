@@ -114,7 +114,6 @@ def test_sampler_smc_finds_the_mode_fit_from_the_em_estimate_misses():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"X": np.random.default_rng(0).normal(size=(50, 2))}, "sampler='smc' samples 1-D"),
     ({"priors": {"means_mu": [0.0, 5.0]}}, "differs between components"),
 ])
 def test_sampler_smc_refuses_what_it_cannot_sample(kwargs, match):

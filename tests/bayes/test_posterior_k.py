@@ -91,8 +91,8 @@ def test_smc_alone_is_close_to_importance_and_sorted():
     x = _TWELVE
     loc, scale = x.mean(), x.std()
     hyper = Priors().standardized(2, loc, scale)
-    run = smc.run_smc((x - loc) / scale, np.zeros(1), 2, hyper, np.random.default_rng(0),
-                      n_particles=1000)
+    run = smc.run_smc(smc.Tempered1D((x - loc) / scale, np.zeros(1), 2, hyper),
+                      np.random.default_rng(0), n_particles=1000)
     reference, _ = _prior_monte_carlo(2, 1_000_000, 5)
     assert abs(run.log_evidence - x.size * math.log(scale) - reference) < 0.15
     assert np.all(np.diff(run.means, axis=1) >= 0)
@@ -179,7 +179,8 @@ def test_prior_over_k_and_seed():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"X": np.zeros((10, 2)) + np.arange(10)[:, None] * [1, 2]}, "one column"),
+    ({"X": np.r_[np.arange(20.0).reshape(10, 2), [[np.nan, np.nan]]]},
+     "every feature missing"),
     ({"ks": [1, 2], "prior_k": [1.0]}, "1 values for 2"),
     ({"ks": [1, 2], "prior_k": {1: 1.0}}, "no probability for K"),
     ({"ks": [2], "priors": {"means_mu": [0.0, 1.0]}}, "differs between components"),
@@ -221,6 +222,17 @@ def test_density_averaged_over_k():
     np.testing.assert_allclose(counts / 4000, pk.probabilities, atol=0.03)  # 4 sd at n=4000
     with pytest.raises(DataError, match="averaged over K"):
         bayesgmm.membership(avg, [0.0])
+    # LOO stacking instead of p(K | data): ArviZ's weights, and the draws follow them
+    # (the same 4 sd at n = 4,000), not p(K | data) where the two differ by more
+    sw = pk.stacking_weights()
+    assert list(sw.index) == [1, 2, 3] and sw.sum() == pytest.approx(1.0)
+    stacked = pk.averaged(n_draws=4000, random_seed=1, weights="stacking")
+    counts = np.bincount(stacked["posterior"]["n_components"].values.ravel(),
+                         minlength=4)[1:] / 4000
+    np.testing.assert_allclose(counts, sw.to_numpy(), atol=0.03)
+    assert stacked.attrs["model_average_weights"] == "stacking"
+    with pytest.raises(DataError, match="'posterior' or 'stacking'"):
+        pk.averaged(weights="loo")
 
 
 @pytest.mark.parametrize("make_err", [None, lambda x: np.where(x == x[0], 0.0, 0.1)])

@@ -90,12 +90,38 @@ def test_select_by_the_posterior_over_k(capsys, tmp_path):
     assert obj["best_k_bic"] == 2 and {"bic", "log_evidence", "p_k_sd"} <= set(obj["table"][0])
 
 
-def test_select_posterior_refuses_several_columns(capsys, gappy_csv):
+def test_select_posterior_takes_several_columns(capsys, gappy_csv, monkeypatch):
+    # D dims go to posterior_k's D-dim model with the data's missing cells and the error
+    # columns (a stand-in records what it was given; the D-dim statistics are tested in
+    # tests/bayes/test_smc_md.py): both columns, NaN kept, one error sd per cell
+    import importlib
+
+    from bayesgmm.bayes.posterior_k import PosteriorK
+
+    # the module (bayesgmm.bayes re-exports a function of the same name)
+    pk_module = importlib.import_module("bayesgmm.bayes.posterior_k")
+
+    seen = {}
+
+    def fake(X, ks, X_err=None, random_seed=None):
+        seen.update(X=np.asarray(X), X_err=None if X_err is None else np.asarray(X_err))
+        ks = np.asarray(list(ks))
+        p = np.array([0.1, 0.9])
+        return PosteriorK(ks=ks, probabilities=p, probabilities_sd=np.full(2, 0.01),
+                          log_evidence=np.log(p), log_evidence_se=np.full(2, 0.01),
+                          prior=np.full(2, 0.5), method=["importance"] * 2,
+                          pareto_k=np.full(2, 0.3), log_evidence_smc=np.log(p))
+
+    monkeypatch.setattr(pk_module, "posterior_k", fake)
     path = gappy_csv[0]
-    code, out, err = run(capsys, "select", str(path), "--columns", "a", "b",
-                         "--k-max", "2", "--criterion", "posterior")
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "takes one column" in err
+    code, out, err = run(capsys, "select", str(path), "--columns", "a", "b", "--errors",
+                         "ea", "eb", "--k-max", "2", "--criterion", "posterior", "--json")
+    assert code == 0, err
+    X = seen["X"]
+    assert X.shape == (300, 2) and np.isnan(X).any()
+    assert seen["X_err"] is not None and seen["X_err"].shape[:2] == (300, 2)
+    obj = json.loads(out)
+    assert obj["best_k"] == 2 and [r["p_k"] for r in obj["table"]] == [0.1, 0.9]
 
 
 def _bad_files(tmp_path):
