@@ -97,7 +97,7 @@ def _fit(
     if sampler == "smc" and md:
         from .posterior_k import check_no_ties_md
 
-        check_no_ties_md(problem.x, problem.cov, "sampler='smc'")
+        check_no_ties_md(problem.x, problem.cov, "sampler='smc'", problem.features)
         post, stats, runs = _sample_smc_md(problem)
         active = "smc"
     elif sampler == "smc":

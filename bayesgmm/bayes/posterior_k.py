@@ -262,14 +262,15 @@ def check_no_ties(x: np.ndarray, e: np.ndarray | None, who: str) -> None:
             "(the rounding error's sd; CLI: an --errors column).")
 
 
-def check_no_ties_md(x: np.ndarray, cov: np.ndarray | None, who: str) -> None:
+def check_no_ties_md(x: np.ndarray, cov: np.ndarray | None, who: str,
+                     names: Any = None) -> None:
     """:func:`check_no_ties` per feature of D-dim data (NaN = missing, never a tie).
 
     A component can narrow in one feature onto points that share that feature's value
     exactly, whatever their other features, so one feature's repeats without error are
     enough for an infinite evidence. Errors in every feature remove it (and the rarer
     case of five or more points on one line of the data's lattice, which a correlation
-    near +-1 can narrow onto).
+    near +-1 can narrow onto). ``names``: the features' names for the message.
     """
     for j in range(x.shape[1]):
         obs = ~np.isnan(x[:, j])
@@ -277,7 +278,9 @@ def check_no_ties_md(x: np.ndarray, cov: np.ndarray | None, who: str) -> None:
         try:
             check_no_ties(x[obs, j], e, who)
         except DataError as exc:
-            raise DataError(f"feature {j}: {exc}") from None
+            name = j if names is None else names[j]
+            raise DataError(f"feature '{name}': {exc}" if isinstance(name, str) else
+                            f"feature {name}: {exc}") from None
 
 
 def _nearest_mode(theta: np.ndarray, modes: list) -> np.ndarray:
@@ -558,12 +561,13 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
     from ..validation import check_md
     from .inference import smc_draws_md
     from .inference_md import prepare_md
+    from .model_md import _feature_names
     from .result import _data_name
     from .result_md import _assemble_md
     from .smc_md import TemperedMD
 
     x, cov, observed = check_md(X, X_err)
-    check_no_ties_md(x, cov, "posterior_k")
+    check_no_ties_md(x, cov, "posterior_k", _feature_names(X, x.shape[1]))
     n = x.shape[0]
     all_ks, usable = check_ks(ks, n)
     if usable != all_ks:

@@ -211,8 +211,10 @@ def test_fit_smc_in_two_dims(few_particles):
 
 def test_fit_smc_refuses_repeated_values_and_unequal_priors(few_particles):
     X, _ = _data(n=60)
-    rounded = np.round(X, 0)
-    with pytest.raises(DataError, match="feature 0: .*repeat exactly"):
+    import pandas as pd
+
+    rounded = pd.DataFrame(np.round(X, 0), columns=["colour", "mag"])  # named in the message
+    with pytest.raises(DataError, match="feature 'colour': .*repeat exactly"):
         fit(rounded, 2, sampler="smc", progressbar=False)
     # with an error in every feature, rounded values are fine (no exception here is
     # checked by the plumbing test; this one checks the refusal of unequal priors)
