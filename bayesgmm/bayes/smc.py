@@ -148,20 +148,18 @@ def _evaluate(theta, K, z, e2, alpha, m0, s0, ss, beta):
     return ll, lp, grad
 
 
-@njit(**_OPTS)
-def _evaluate_serial(theta, K, z, e2, alpha, m0, s0, ss, beta):
-    """:func:`_evaluate` on one thread: a few rows cost less than waking threads."""
-    N, d = theta.shape
-    ll = np.empty(N)
-    lp = np.empty(N)
-    grad = np.empty((N, d))
-    for p in range(N):
-        ll[p], lp[p] = _particle(theta[p], K, z, e2, alpha, m0, s0, ss, beta, grad[p])
-    return ll, lp, grad
-
-
-#: up to this many rows (a climb's one point, a Hessian's 2 d) are evaluated on one thread
+#: up to this many rows (a climb's one point, a Hessian's 2 d) are evaluated one at a
+#: time from Python: cheaper than waking the threaded loop's threads
 _SERIAL_ROWS = 64
+
+
+def _rows(theta, one):
+    """``one(row, grad_row) -> (ll, lp)`` over a few rows: ``_evaluate``'s output, unthreaded."""
+    N, d = theta.shape
+    ll, lp, grad = np.empty(N), np.empty(N), np.empty((N, d))
+    for p in range(N):
+        ll[p], lp[p] = one(theta[p], grad[p])
+    return ll, lp, grad
 
 
 def _density_args(z, eps2, hyper):
@@ -283,8 +281,9 @@ class Tempered1D:
     def evaluate(self, theta: np.ndarray, beta: float):
         """(log-likelihood, log prior + log-Jacobian, tempered gradient) of each row."""
         theta = np.ascontiguousarray(theta)
-        run = _evaluate if theta.shape[0] > _SERIAL_ROWS else _evaluate_serial
-        return run(theta, self.K, *self.args, beta)
+        if theta.shape[0] > _SERIAL_ROWS:
+            return _evaluate(theta, self.K, *self.args, beta)
+        return _rows(theta, lambda th, g: _particle(th, self.K, *self.args, beta, g))
 
     def sort(self, theta: np.ndarray) -> np.ndarray:
         """Components in the order of their means."""

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import density_md as _dmd
-from .smc import _SERIAL_ROWS
+from .smc import _SERIAL_ROWS, _rows
 from .target_md import HYPER_MD
 
 __all__ = ["TemperedMD"]
@@ -61,19 +61,6 @@ def _tempered(theta, beta, pat_start, pat_d, pat_cols, zc, ec, has_err, alpha, m
         grad[:] = 0.0
         return -np.inf, -np.inf
     return total, lp - beta * total
-
-
-@njit(**_OPTS)
-def _evaluate_serial(theta, beta, pat_start, pat_d, pat_cols, zc, ec, has_err, alpha, mm,
-                     ms, ss, eta):
-    N, d = theta.shape
-    ll = np.empty(N)
-    lp = np.empty(N)
-    grad = np.empty((N, d))
-    for p in range(N):
-        ll[p], lp[p] = _tempered(theta[p], beta, pat_start, pat_d, pat_cols, zc, ec, has_err,
-                                 alpha, mm, ms, ss, eta, grad[p])
-    return ll, lp, grad
 
 
 @njit(parallel=True, **_OPTS)
@@ -168,9 +155,9 @@ class TemperedMD:
     def evaluate(self, theta: np.ndarray, beta: float):
         """(log-likelihood, log prior + log-Jacobians, tempered gradient) of each row."""
         theta = np.ascontiguousarray(theta, dtype=float)
-        # a few rows (a climb's one point, a Hessian's 2 d) cost less than waking threads
-        run = _evaluate if theta.shape[0] > _SERIAL_ROWS else _evaluate_serial
-        return run(theta, float(beta), *self.args)
+        if theta.shape[0] > _SERIAL_ROWS:
+            return _evaluate(theta, float(beta), *self.args)
+        return _rows(theta, lambda th, g: _tempered(th, float(beta), *self.args, g))
 
     def sort(self, theta: np.ndarray) -> np.ndarray:
         """Components in the order of their first feature's mean."""
