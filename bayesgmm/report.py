@@ -196,6 +196,14 @@ def _runs_sentence(runs_json: Any) -> str:
         why.append(f"min bulk ESS {first['min_ess_bulk']:.0f} ({under})")
     if "min_ess_tail" in failed:
         why.append(f"min tail ESS {first['min_ess_tail']:.0f} ({under})")
+    if kept.get("sampler") == "smc" and len(runs) >= 3:  # the rerun rule's last step
+        second = runs[-2]
+        return (f"NUTS ran twice from the EM estimate: the run at target_accept "
+                f"{first['target_accept']} gave {', '.join(why)}, and the run with "
+                f"{second['tune']} tuning steps still had max R-hat "
+                f"{second['max_rhat']:.3f} (> 1.01); the results here are from tempered "
+                "SMC + importance sampling (sampler='smc'), which searches the posterior "
+                "from the prior.")
     return (f"Sampled twice: the run at target_accept {first['target_accept']} gave "
             f"{', '.join(why)}; the results here are from the run at target_accept "
             f"{kept['target_accept']} with {kept['tune']} tuning steps.")

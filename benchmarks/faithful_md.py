@@ -10,9 +10,12 @@ means within 2 posterior sd of the EM estimate.
     python benchmarks/faithful_md.py --seeds 3 --k 2 # fewer
     python benchmarks/faithful_md.py --k 3 --sampler smc   # tempered SMC (~2 min a fit)
     python benchmarks/faithful_md.py --k 3 --sampler smc --seeds 3 --reference-draws 20000
+    python benchmarks/faithful_md.py --k 3 --rounding    # defaults, with the rounding errors
 
-``--sampler smc`` fits with the rounding errors the data carry (durations recorded to
-the second, waiting times to the minute: sds (1/60)/sqrt(12) and 1/sqrt(12) min):
+``--sampler smc`` (and ``--rounding`` with the default sampler, whose rerun rule ends
+with SMC when both NUTS runs fail R-hat) fits with the rounding errors the data carry
+(durations recorded to the second, waiting times to the minute: sds (1/60)/sqrt(12) and
+1/sqrt(12) min):
 without them the values repeat exactly and the posterior has no finite normalising
 constant, which SMC, starting from the prior, refuses (``check_no_ties_md``). Its
 draws are importance-resampled, so besides R-hat and bulk ESS the importance
@@ -127,6 +130,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-draws", type=int, default=0, metavar="N",
                     help="also run NUTS for 4 x N draws (one seed) as a reference and "
                          "compare each fit's posterior means with its (z-scores)")
+    ap.add_argument("--rounding", action="store_true",
+                    help="pass the rounding errors with the default sampler too")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import bayesgmm
@@ -134,8 +139,9 @@ def main(argv=None) -> int:
 
     X = load_example("old_faithful")
     rounding = (np.tile([1 / 60 / np.sqrt(12), 1 / np.sqrt(12)], (len(X), 1))
-                if args.sampler == "smc" else None)
-    out = args.out or OUT.with_name(f"faithful_md_{args.sampler}.json")
+                if args.sampler == "smc" or args.rounding else None)
+    out = args.out or OUT.with_name(f"faithful_md_{args.sampler}"
+                                    f"{'_rounding' if args.rounding else ''}.json")
     refs = {}
     if args.reference_draws:
         for K in args.k:

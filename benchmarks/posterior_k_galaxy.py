@@ -2,6 +2,12 @@
 
     python benchmarks/posterior_k_galaxy.py            # K = 1..7, seed 1
     python benchmarks/posterior_k_galaxy.py --k-max 5 --seed 2
+    python benchmarks/posterior_k_galaxy.py --priors richardson_green --k-max 12
+
+``--priors richardson_green``: Richardson & Green's (1997) prior
+(``bayesgmm.Priors.richardson_green``), and their published p(K | data) (Table 1,
+K uniform on 1..30, reversible-jump MCMC) printed beside this one, both normalised over
+K = 1..k_max so they can be compared.
 
 Prints, per K, the log evidence from SMC alone and after the importance correction
 (with its se and Pareto k-hat), p(K | data) under fit's default priors and a uniform
@@ -23,6 +29,10 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "results" / "posterior_k_galaxy.json"
+#: Richardson & Green (1997), Table 1, galaxy data: p(K | data) for K = 1..14 (as
+#: quoted by the sBIC package's vignette, GaussianMixtures.Rmd; 0.005 lies above 14)
+RICHARDSON_GREEN = (0.000, 0.000, 0.061, 0.128, 0.182, 0.199, 0.160, 0.109, 0.071, 0.040,
+                    0.023, 0.013, 0.006, 0.003)
 
 
 def main() -> None:
@@ -32,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k-max", type=int, default=7)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--priors", default=None, choices=["richardson_green"])
     args = ap.parse_args()
 
     x = load_example("galaxy")["velocity [km/s]"].to_numpy()
@@ -41,7 +52,8 @@ def main() -> None:
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pk = bayesgmm.posterior_k(x, ks=[k], random_seed=args.seed + 1000 * k)
+            pk = bayesgmm.posterior_k(x, ks=[k], priors=args.priors,
+                                      random_seed=args.seed + 1000 * k)
         dt = pk.fits[k]
         rows.append({"k": k, "log_evidence": float(pk.log_evidence[0]),
                      "se": float(pk.log_evidence_se[0]), "method": pk.method[0],
@@ -50,7 +62,7 @@ def main() -> None:
                      "pareto_k": float(pk.pareto_k[0]),
                      "seconds": time.perf_counter() - t,
                      "warnings": [str(w.message) for w in caught]})
-        if k == 3:
+        if k == 3 and args.priors is None:
             post = dt["posterior"]
             mu0 = post["means"].values[..., 0].ravel()
             w1 = post["weights"].values[..., 1].ravel()
@@ -70,17 +82,29 @@ def main() -> None:
     sim = lz + se * np.random.default_rng(0).standard_normal((4000, lz.size))
     ps = np.exp(sim - sim.max(1, keepdims=True))
     ps /= ps.sum(1, keepdims=True)
-    for r, pk_, sd in zip(rows, p, ps.std(0), strict=True):
+    published = None
+    if args.priors == "richardson_green":
+        published = np.array(RICHARDSON_GREEN[: args.k_max])
+        published = published / published.sum()
+    for i, (r, pk_, sd) in enumerate(zip(rows, p, ps.std(0), strict=True)):
         r["p_k"], r["p_k_sd"] = float(pk_), float(sd)
-        print(f"p(K = {r['k']} | data) = {pk_:.3f} +- {sd:.3f}")
-    if args.k_max >= 3:
+        beside = ""
+        if published is not None and i < published.size:
+            r["published"] = float(published[i])
+            beside = (f"   Richardson & Green {published[i]:.3f}   difference "
+                      f"{pk_ - published[i]:+.3f} ({(pk_ - published[i]) / max(sd, 1e-9):+.1f}"
+                      " sd)")
+        print(f"p(K = {r['k']} | data) = {pk_:.3f} +- {sd:.3f}{beside}")
+    if args.k_max >= 3 and args.priors is None:
         k3 = rows[2]["k3"]
         print(f"K = 3: sd of means[0] {k3['sd_means0']:.0f} km/s (reference 454 +- 35); "
               f"5% quantile of weights[1] {k3['q05_weights1']:.3f} (reference 0.694); "
               f"share in the second mode {k3['second_mode_share']:.4f} (reference ~0.002)")
     print(f"total {time.perf_counter() - t_all:.0f} s")
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
+    out = OUT if args.priors is None else OUT.with_name(f"posterior_k_galaxy_{args.priors}.json")
+    out.write_text(json.dumps({"seed": args.seed, "priors": args.priors, "rows": rows},
+                              indent=1))
 
 
 if __name__ == "__main__":

@@ -131,6 +131,12 @@ def test_report_says_why_the_sampler_ran_twice():
     assert "min bulk ESS 180" in text and "R-hat" not in text and "divergent" not in text
     assert _runs_sentence(json.dumps(runs[:1])) == ""  # one run: nothing to explain
     assert _runs_sentence("not json") == ""
+    # the rerun rule's last step: both NUTS runs failed R-hat, SMC's draws are kept
+    runs[0].update(max_rhat=1.09, failed=["max_rhat"])
+    runs[1].update(target_accept=0.8, max_rhat=1.052, failed=["max_rhat"])
+    text = _runs_sentence(json.dumps([*runs, {"sampler": "smc", "log_evidence": -1.0}]))
+    assert "max R-hat 1.090" in text and "2000 tuning steps still had max R-hat 1.052" in text
+    assert "sampler='smc'" in text
 
 
 def test_diagnosis_object_is_used(dt, tmp_path):

@@ -14,10 +14,10 @@ import numpy as np
 from .._numerics.standardize import standardizer
 from ..diagnostics.sampling import rerun_ess_min, sampling_figures
 from ..em import GaussianMixtureEM
-from ..errors import ConvergenceWarning, SamplingError
+from ..errors import ConvergenceWarning, DataError, SamplingError
 from ..validation import _check_k, check_1d, check_sampling
 from .inference_md import ProblemMD, n_columns, prepare_md, relabel_run
-from .priors import Priors
+from .priors import Priors, resolve
 from .result import _assemble, _data_name
 from .result_md import _assemble_md
 from .samplers import nutpie as _nutpie
@@ -33,6 +33,10 @@ RETRY_TARGET_ACCEPT = (0.8, 0.99)
 #: ``sampler="smc"``: particles per SMC run, independent runs, importance draws
 #: (``posterior_k``'s defaults: its check of the galaxy data at K = 3 used them)
 SMC_PARTICLES, SMC_RUNS, SMC_IMPORTANCE = 1000, 4, 200_000
+#: the rerun rule's last step: data of at most this many observed values (points x
+#: features) whose two NUTS runs both failed R-hat are sampled again by ``"smc"``
+#: (Old Faithful's 544 take 70-80 s; the cost grows with n times the importance draws)
+SMC_FALLBACK_MAX_VALUES = 2000
 
 
 def _fit(
@@ -86,7 +90,13 @@ def _fit(
                              backend=backend)
     else:
         loc, scale = standardizer(x)
+        priors = resolve(priors, x)
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
+        if "precision_alpha" in hyper and sampler != "smc":
+            raise DataError(
+                "Richardson & Green's hierarchical widths prior (precision_alpha, "
+                "precision_g, precision_h) is sampled by sampler='smc' only: the NUTS "
+                "density has the HalfNormal widths prior. Pass sampler='smc'.")
 
         em = _em_estimate(x, e, K, rng_em)
         problem = _Problem(x=x, e=e, K=K, loc=loc, scale=scale, hyper=hyper, priors=priors,
@@ -106,6 +116,11 @@ def _fit(
     else:
         post, stats, runs, active = _nuts_runs(problem, sampler, md, tune, target_accept,
                                                chains, draws, first_run_check)
+        why_not = _smc_fallback(problem, md, sampler, target_accept, runs)
+        if why_not is None:
+            post, stats, runs, active = _fall_back_to_smc(problem, md, runs)
+        elif why_not:
+            runs[-1]["smc_fallback"] = why_not
     if md:
         dt = _assemble_md(problem, post, stats, active, log_likelihood, *_data_name(X))
     else:
@@ -165,13 +180,13 @@ def _sample_smc(problem: _Problem):
     import math
 
     from .posterior_k import _draws_datasets
-    from .smc import Tempered1D, check_exchangeable
+    from .smc import check_exchangeable, tempered_1d
 
     p = problem
     check_exchangeable(p.hyper)
     z = (p.x - p.loc) / p.scale
     eps2 = np.zeros(1) if p.e is None else (p.e / p.scale) ** 2
-    one, run = _smc_one(Tempered1D(z, eps2, p.K, p.hyper), p.seed, p.chains * p.draws,
+    one, run = _smc_one(tempered_1d(z, eps2, p.K, p.hyper), p.seed, p.chains * p.draws,
                         z.shape[0] * math.log(p.scale))
     C = p.chains if one["method"] == "importance" else one["chains"]
     post, stats = _draws_datasets(one["theta"], p.K, C, p.loc, p.scale,
@@ -258,6 +273,59 @@ def _nuts_runs(problem, sampler, md, tune, target_accept, chains, draws, first_r
                 schedule.append((RETRY_TARGET_ACCEPT[1] if n_div else accept,
                                  2 * max(tune, 1)))
     return post, stats, runs, active
+
+
+def _smc_fallback(problem: Any, md: bool, sampler: str, target_accept: float | None,
+                  runs: list[dict[str, Any]]) -> str | None:
+    """Whether the rerun rule ends with SMC: None if it does, else why not ('' if moot).
+
+    Two NUTS runs from the EM estimate that both fail R-hat (the second with twice the
+    tuning) mostly mean regions of the posterior NUTS moves between too slowly (Old
+    Faithful at K = 3 in 2-D); more tuning does not fix that, tempering from the prior
+    does. Only the default path (``sampler="nutpie"``, ``target_accept=None``), on data
+    small enough for SMC + importance sampling, without exact repeats (no evidence
+    exists there) and with priors that treat components alike.
+    """
+    if (sampler != "nutpie" or target_accept is not None or len(runs) != 2
+            or "max_rhat" not in runs[-1]["failed"]):
+        return ""
+    from ..errors import DataError
+    from .posterior_k import check_no_ties, check_no_ties_md
+
+    size = int(problem.observed.sum()) if md else int(problem.x.shape[0])
+    if size > SMC_FALLBACK_MAX_VALUES:
+        return (f"not sampled by SMC: {size} observed values is more than "
+                f"{SMC_FALLBACK_MAX_VALUES}, where it would take long; "
+                "sampler='smc' runs it")
+    who = "not sampled by SMC"
+    try:
+        if md:
+            check_no_ties_md(problem.x, problem.cov, who, problem.features)
+            from .smc_md import TemperedMD
+
+            TemperedMD.build(problem.target)
+        else:
+            from .smc import check_exchangeable
+
+            check_no_ties(problem.x, problem.e, who)
+            check_exchangeable(problem.hyper)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def _fall_back_to_smc(problem: Any, md: bool, runs: list[dict[str, Any]]):
+    """The rerun rule's last step: SMC + importance sampling, warned, replacing NUTS's draws."""
+    from ..errors import SamplingWarning
+
+    warnings.warn(
+        f"both NUTS runs failed R-hat (max {runs[-1]['max_rhat']:.3f} > 1.01 after "
+        f"tune={runs[-1]['tune']}): the posterior has regions NUTS from the EM estimate "
+        "moves between too slowly. Sampling it by tempered SMC + importance sampling "
+        "instead (sampler='smc'); attrs['sampling_runs'] keeps all three runs. "
+        "target_accept=0.8 keeps a single NUTS run.", SamplingWarning, stacklevel=4)
+    post, stats, smc_runs = (_sample_smc_md if md else _sample_smc)(problem)
+    return post, stats, runs + smc_runs, "smc"
 
 
 def _run_tree(post: Any, stats: Any) -> Any:
@@ -453,7 +521,14 @@ def fit(
         with longer trajectories usually remove them, at a higher cost per draw.
         After poor mixing alone (R-hat, ESS) it stays at 0.8: the longer adaptation is
         what helps there, and 0.99 would only cost more per draw (figures in
-        ``benchmarks/README.md``). A number: that rate, one run.
+        ``benchmarks/README.md``). If that second run fails R-hat too, on data of at
+        most :data:`SMC_FALLBACK_MAX_VALUES` observed values (points x features)
+        without exact repeats, the posterior is sampled a third time by
+        ``sampler="smc"`` and those draws are kept (warned, and recorded in
+        ``sampling_runs``): twice-failed chains from the EM estimate mostly mean
+        regions NUTS moves between too slowly, which more tuning does not fix
+        (Old Faithful at K = 3 in 2-D). Larger data keep the second run, with
+        ``sampling_runs`` saying why SMC did not run. A number: that rate, one run.
     log_likelihood : bool or None, default=None
         Store the pointwise log-likelihood (for ``arviz_stats.loo``). None stores it
         when it has at most 50 million values (chains x draws x points).
@@ -482,7 +557,8 @@ def fit(
         components j, j + 1 sampled as one unit plus their split; -1: none, PyMC's
         coordinates, as when no adjacent pair has equal priors); for ``"smc"`` one
         entry with the evidence figures (``log_evidence``, ``pareto_k``,
-        ``importance_ess``, ``evidence_method``). 1-D results also keep the
+        ``importance_ess``, ``evidence_method``), also the third entry when the rerun
+        rule ended with SMC (see ``target_accept``). 1-D results also keep the
         posterior's modes (:mod:`bayesgmm.bayes.modes`): ``attrs["modes"]`` (JSON: the
         number of modes, their weights, each chain's shares, the parameters at each
         mode, the split R-hat of the mode indicators) and ``sample_stats["mode"]``,

@@ -9,7 +9,7 @@ import numpy as np
 from .._numerics.standardize import standardizer
 from ..errors import DataError
 from ..validation import _check_k, check_1d
-from .priors import Priors
+from .priors import Priors, resolve
 
 __all__ = ["build_model"]
 
@@ -111,7 +111,11 @@ def build_model(
     from .transforms import StartedOrdered
 
     ordered = StartedOrdered(_tied_means_start((x - loc) / scale, K))
-    hyper = Priors.from_any(priors).standardized(K, loc, scale)
+    hyper = Priors.from_any(resolve(priors, x)).standardized(K, loc, scale)
+    if "precision_alpha" in hyper:
+        raise DataError("build_model has the HalfNormal widths prior only; Richardson & "
+                        "Green's hierarchical one (precision_*) is sampled by "
+                        "fit(..., sampler='smc') and posterior_k.")
     n = x.shape[0]
     coords = {"component": np.arange(K), "obs": np.arange(n)}
     with pm.Model(coords=coords) as model:

@@ -89,13 +89,13 @@ def find_modes(
         (weights, means, sigmas) in standardized units; ``rhat``: the largest split
         R-hat of the mode indicators (NaN with one mode); ``n_climbs``.
     """
-    from .smc import Tempered1D, _coords, _params
+    from .smc import _coords, _params, tempered_1d
 
     C, S, _ = w.shape
     flat = _coords(np.maximum(w.reshape(-1, K), 1e-300), mu.reshape(-1, K),
                    np.maximum(sg.reshape(-1, K), 1e-300))
     picks, ends, dens, climb_mode, centre, scaled = _climb_and_group(
-        flat, C, S, Tempered1D(z, eps2, K, hyper), n_climbs, same_mode)
+        flat, C, S, tempered_1d(z, eps2, K, hyper), n_climbs, same_mode)
 
     # every draw takes the mode of its nearest climbed draw
     labels = climb_mode[np.argmin(_sq_dist(scaled, scaled[picks]), axis=1)]

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import DataError, SamplingWarning
 from ..validation import check_1d, check_ks
-from .priors import Priors
-from .smc import Tempered1D, check_exchangeable
+from .priors import Priors, resolve
+from .smc import check_exchangeable, tempered_1d
 
 __all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties", "posterior_k"]
 
@@ -483,6 +483,7 @@ def posterior_k(
     prior = _prior_k(prior_k, all_ks)
     from .._numerics.standardize import standardizer
 
+    priors = resolve(priors, x)
     loc, scale = standardizer(x)
     z = (x - loc) / scale
     eps2 = np.zeros(1) if e is None else (e / scale) ** 2
@@ -495,7 +496,7 @@ def posterior_k(
     for K, stream in zip(all_ks, streams, strict=True):
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
         check_exchangeable(hyper)
-        one = _one_k(Tempered1D(z, eps2, K, hyper), stream, n_particles=n_particles,
+        one = _one_k(tempered_1d(z, eps2, K, hyper), stream, n_particles=n_particles,
                      n_runs=n_runs, n_importance=n_importance, n_draws=4 * draws)
         smc_est, imp = one["log_evidence_smc"], one["importance"]
         attrs = {"log_evidence_smc": smc_est - log_jac,

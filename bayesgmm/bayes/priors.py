@@ -10,11 +10,17 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["PER_COMPONENT", "Priors"]
+__all__ = ["PER_COMPONENT", "PRECISION", "Priors", "resolve"]
 
 #: The hyperparameters with one value per component, in the order the compiled 1-D
 #: log-density takes them (``corr_eta``, one number for the whole model, is not one).
 PER_COMPONENT = ("weights_alpha", "means_mu", "means_sigma", "sigmas_sigma")
+#: Richardson & Green's hierarchical prior on the widths (``Priors.richardson_green``):
+#: sigma_k^-2 ~ Gamma(precision_alpha, beta), beta ~ Gamma(precision_g, precision_h)
+#: (shape, rate), beta integrated out; in place of the HalfNormal of ``sigmas_sigma``
+PRECISION = ("precision_alpha", "precision_g", "precision_h")
+#: the names ``priors=`` takes for a preset (resolved on the data by :func:`resolve`)
+PRESETS = ("richardson_green",)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,19 @@ class Priors:
     also be one value per feature (shape (D,)) or per component and feature (shape
     (K, D)); ``loc`` and ``scale`` are then each feature's mean and standard deviation.
     When K = D a vector is ambiguous and refused: pass shape (1, D) or (K, D).
+
+    Richardson & Green's (1997) hierarchical prior on the widths replaces the
+    HalfNormal when ``precision_alpha``, ``precision_g`` and ``precision_h`` are given
+    (all three, and not ``sigmas_sigma``; 1-D only):
+
+    - sigma_k^-2 ~ Gamma(``precision_alpha``, beta) for each k, given beta;
+    - beta ~ Gamma(``precision_g``, ``precision_h``) (shape, rate; ``precision_h`` in
+      1 / data units squared), shared by the components, which ties their widths
+      together. beta is integrated out exactly: the widths' joint prior is a closed form.
+
+    :meth:`richardson_green` sets their data-based values. This prior is sampled by
+    ``fit(..., sampler="smc")`` and :func:`bayesgmm.posterior_k` (the NUTS density has
+    the HalfNormal only).
     """
 
     weights_alpha: Any = None
@@ -50,12 +69,53 @@ class Priors:
     means_sigma: Any = None
     sigmas_sigma: Any = None
     corr_eta: Any = None
+    precision_alpha: Any = None
+    precision_g: Any = None
+    precision_h: Any = None
 
     @classmethod
-    def from_any(cls, priors: Priors | dict | None) -> Priors:
-        """Accept a :class:`Priors`, a dict of its fields, or None."""
+    def richardson_green(cls, X: Any) -> Priors:
+        """Richardson & Green's (1997) prior for 1-D data ``X``, with their choices.
+
+        With R the range of the data and xi its midpoint: weights ~ Dirichlet(1);
+        mu_k ~ N(xi, R^2) (their kappa = 1 / R^2); sigma_k^-2 ~ Gamma(2, beta); beta ~
+        Gamma(0.2, 10 / R^2). Their prior on K, uniform on 1..30, is
+        :func:`bayesgmm.posterior_k`'s ``prior_k``. ``priors="richardson_green"``
+        in ``fit`` and ``posterior_k`` is the same prior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,)
+            The data (NaN ignored).
+
+        Returns
+        -------
+        Priors
+        """
+        x = np.asarray(X, dtype=float).ravel()
+        x = x[np.isfinite(x)]
+        R = float(np.ptp(x)) if x.size else 0.0
+        if not R > 0:
+            raise DataError("the Richardson-Green prior needs data with a positive range "
+                            "(it scales the prior by the range); got "
+                            f"{x.size} finite value(s) spanning {R:g}.")
+        return cls(weights_alpha=1.0, means_mu=float(x.min()) + R / 2, means_sigma=R,
+                   precision_alpha=2.0, precision_g=0.2, precision_h=10.0 / R**2)
+
+    @property
+    def hierarchical_widths(self) -> bool:
+        """Whether the widths have Richardson & Green's hierarchical prior."""
+        return any(getattr(self, f) is not None for f in PRECISION)
+
+    @classmethod
+    def from_any(cls, priors: Priors | dict | str | None) -> Priors:
+        """Accept a :class:`Priors`, a dict of its fields, or None (a preset's name: refused)."""
         if priors is None:
             return cls()
+        if isinstance(priors, str):
+            raise DataError(f"the prior preset {priors!r} is for 1-D data (fit, posterior_k, "
+                            "build_model of one column); here pass a bayesgmm.Priors or a "
+                            "dict of its fields.")
         if isinstance(priors, Priors):
             return priors
         if isinstance(priors, dict):
@@ -74,11 +134,19 @@ class Priors:
         Keyed by the field names (``weights_alpha``, ``means_mu``, ``means_sigma``,
         ``sigmas_sigma``), the names the model (``prior_<field>``), the compiled
         log-density's arguments and ``constant_data`` use too.
+
+        With the hierarchical widths prior the dict also holds ``precision_alpha``,
+        ``precision_g`` and ``precision_h`` (one number each, repeated per component;
+        ``precision_h`` times scale^2, the rate in standardized units).
         """
         K = n_components
 
         def vec(value: Any, default: float, name: str, positive: bool) -> np.ndarray:
-            v = np.broadcast_to(np.asarray(default if value is None else value, float), (K,))
+            try:
+                v = np.broadcast_to(np.asarray(default if value is None else value, float),
+                                    (K,))
+            except ValueError:
+                v = np.full(K, np.nan)
             if not np.all(np.isfinite(v)) or (positive and np.any(v <= 0)):
                 raise DataError(
                     f"prior {name} must be {'positive and ' if positive else ''}finite, "
@@ -86,12 +154,27 @@ class Priors:
                 )
             return np.array(v, dtype=float)
 
-        return {
+        out = {
             "weights_alpha": vec(self.weights_alpha, 1.0, "weights_alpha", True),
             "means_mu": (vec(self.means_mu, loc, "means_mu", False) - loc) / scale,
             "means_sigma": vec(self.means_sigma, 3.0 * scale, "means_sigma", True) / scale,
             "sigmas_sigma": vec(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale,
         }
+        if self.hierarchical_widths:
+            given = {f: getattr(self, f) for f in PRECISION}
+            if any(v is None for v in given.values()) or self.sigmas_sigma is not None:
+                raise DataError(
+                    "the hierarchical widths prior needs precision_alpha, precision_g and "
+                    "precision_h, all three, and no sigmas_sigma (the HalfNormal it "
+                    f"replaces); got {given} and sigmas_sigma={self.sigmas_sigma!r}. "
+                    "Priors.richardson_green(X) sets them.")
+            for f in PRECISION:
+                if np.ndim(given[f]) != 0:
+                    raise DataError(f"prior {f} is one number for every component; "
+                                    f"got {given[f]!r}.")
+                out[f] = vec(given[f], 1.0, f, True)
+            out["precision_h"] = out["precision_h"] * scale**2
+        return out
 
     def standardized_md(
         self, n_components: int, loc: np.ndarray, scale: np.ndarray
@@ -123,6 +206,10 @@ class Priors:
         loc = np.asarray(loc, dtype=float)
         scale = np.asarray(scale, dtype=float)
         D = loc.shape[0]
+        if self.hierarchical_widths:
+            raise DataError("the hierarchical widths prior (precision_alpha, precision_g, "
+                            "precision_h; Priors.richardson_green) is for 1-D data; in "
+                            "D dims the sds have the HalfNormal prior (sigmas_sigma).")
 
         def mat(value: Any, default: np.ndarray, name: str, positive: bool) -> np.ndarray:
             v = np.asarray(default[None, :] if value is None else value, dtype=float)
@@ -169,3 +256,13 @@ class Priors:
             "sigmas_sigma": mat(self.sigmas_sigma, scale, "sigmas_sigma", True) / scale,
             "corr_eta": float(eta),
         }
+
+
+def resolve(priors: Priors | dict | str | None, x: np.ndarray) -> Priors | dict | None:
+    """``priors`` with a preset's name (:data:`PRESETS`) made into its values on ``x``."""
+    if not isinstance(priors, str):
+        return priors
+    if priors == "richardson_green":
+        return Priors.richardson_green(x)
+    raise DataError(f"unknown prior preset {priors!r}; presets: {list(PRESETS)}, or pass "
+                    "a bayesgmm.Priors or a dict of its fields.")

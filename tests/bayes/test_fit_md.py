@@ -15,7 +15,7 @@ import xarray as xr
 from helpers import _fake_draws_md, _fake_nutpie, _tree_md
 from scipy.stats import multivariate_normal
 
-from bayesgmm import DataError, FailedCheckWarning, diagnose, fit
+from bayesgmm import DataError, FailedCheckWarning, SamplingWarning, diagnose, fit
 from bayesgmm.bayes import inference
 from bayesgmm.bayes.inference_md import n_columns
 from bayesgmm.bayes.result_md import pointwise_loglik_md
@@ -337,20 +337,22 @@ def test_native_md_header_is_checked():
     np.testing.assert_allclose(out[18:22], [4.0, 0.0, 0.0, 9.0])
 
 
+def _shifted(problem, tune, target_accept):
+    # one chain shifted by 0.6 of the draws' sd in one mean: R-hat fails, chains agree
+    post, stats = _fake_draws_md(problem.em, problem.chains, problem.draws, problem.seed)
+    means = post["means"].values.copy()
+    means[0, :, 1, 1] += 0.6 * means[:, :, 1, 1].std()
+    return post.assign(means=(post["means"].dims, means)), stats
+
+
 @pytest.mark.parametrize("target_accept, expected", [(None, "sampler='smc'"),
                                                      (0.8, "tune=2000")])
 def test_rhat_failing_after_the_rerun_points_to_smc(monkeypatch, target_accept, expected):
-    # one chain shifted by 0.6 of the draws' sd in one mean: R-hat fails, chains still
-    # agree. After the rerun rule's second run failed too (target_accept None) the next
-    # step is SMC; with one run (target_accept given, no rerun) it is a longer run
-    def shifted(problem, tune, target_accept):
-        post, stats = _fake_draws_md(problem.em, problem.chains, problem.draws,
-                                     problem.seed)
-        means = post["means"].values.copy()
-        means[0, :, 1, 1] += 0.6 * means[:, :, 1, 1].std()
-        return post.assign(means=(post["means"].dims, means)), stats
-
-    monkeypatch.setattr(inference, "_sample_nutpie", shifted)
+    # After the rerun rule's second run failed R-hat too (target_accept None) on data
+    # too large for its SMC step (the limit set to 0 here), the next step is SMC; with
+    # one run (target_accept given, no rerun) it is a longer run
+    monkeypatch.setattr(inference, "_sample_nutpie", _shifted)
+    monkeypatch.setattr(inference, "SMC_FALLBACK_MAX_VALUES", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dt = fit(_data(missing=False), 2, draws=300, chains=4, random_seed=2,
@@ -359,3 +361,33 @@ def test_rhat_failing_after_the_rerun_points_to_smc(monkeypatch, target_accept, 
     failed = list(d.checks.query("~ok")["name"])
     assert failed[0] in ("r_hat", "rank_ecdf") and "chains_agree" not in failed, failed
     assert expected in d.verdict, d.verdict
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert len(runs) == (2 if target_accept is None else 1)
+    if target_accept is None:  # why SMC did not run is recorded
+        assert "480 observed values is more than 0" in runs[-1]["smc_fallback"]
+
+
+def test_rhat_failing_twice_ends_with_smc(monkeypatch):
+    # the rerun rule's last step: both NUTS runs fail R-hat on small data without
+    # repeats, so SMC samples the posterior and its draws are kept (a few hundred
+    # particles: plumbing and the choice, not statistics); rounded data keep NUTS's
+    # second run and say which feature repeats
+    monkeypatch.setattr(inference, "_sample_nutpie", _shifted)
+    monkeypatch.setattr(inference, "SMC_PARTICLES", 200)
+    monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
+    X = pd.DataFrame(_data(n=40, seed=1, missing=False), columns=["colour", "mag"])
+    with pytest.warns(SamplingWarning, match="both NUTS runs failed R-hat"):
+        dt = fit(X, 2, X_err=np.full(X.shape, 0.1), draws=250, chains=4, random_seed=2,
+                 progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert [r["sampler"] for r in runs] == ["nutpie", "nutpie", "smc"]
+    assert all("max_rhat" in r["failed"] for r in runs[:2])
+    assert dt.attrs["sampler"] == "smc" and dt["posterior"]["means"].shape == (4, 250, 2, 2)
+    assert diagnose(dt).checks.set_index("name").loc["r_hat", "ok"]
+    X.iloc[:, 1] = np.round(X.iloc[:, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = fit(X, 2, draws=300, chains=4, random_seed=2, progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert len(runs) == 2 and "feature 'mag'" in runs[-1]["smc_fallback"]
+    assert "sampler='smc'" in diagnose(dt).verdict

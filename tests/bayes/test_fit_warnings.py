@@ -93,13 +93,39 @@ def test_warns_exactly_when_diagnose_fails(monkeypatch, kind):
 def test_rerun_is_named_in_the_warning(monkeypatch):
     # the default target_accept: a failing first run is rerun (2x tune); the kept
     # second run's figures are what the warning reports, and it says it was the rerun
+    # (the rerun rule's SMC step is kept off by its size limit: tested below)
     monkeypatch.setattr(inference, "_sample", _fake_sample("rhat"))
+    monkeypatch.setattr(inference, "SMC_FALLBACK_MAX_VALUES", 299)
     dt, failed = _fit_recording(draws=1000, tune=300, chains=4)
     runs = json.loads(dt.attrs["sampling_runs"])
     assert [r["tune"] for r in runs] == [300, 600]
+    assert "300 observed values is more than 299" in runs[-1]["smc_fallback"]
     text = str(next(w for w in failed if w.check == "r_hat"))
     assert "after fit's second run, tune=600, target_accept=0.8" in text
     assert "tune=1200" in text
+
+
+@pytest.mark.parametrize("kind", ["rhat", "divergences"])
+def test_only_rhat_failing_twice_ends_with_smc(monkeypatch, kind):
+    # two runs failing R-hat: SMC samples instead and its draws are kept (a few hundred
+    # particles: plumbing and the choice, not statistics); two runs with divergences but
+    # R-hat fine: not a case for SMC, the second run is kept and nothing is recorded
+    monkeypatch.setattr(inference, "_sample", _fake_sample(kind))
+    monkeypatch.setattr(inference, "SMC_PARTICLES", 200)
+    monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dt = fit(SIM.x[:120], 2, draws=250, chains=4, random_seed=1, progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    said = [str(w.message) for w in caught if "both NUTS runs failed" in str(w.message)]
+    if kind == "rhat":
+        assert [r["sampler"] for r in runs] == ["nutpie", "nutpie", "smc"]
+        assert len(said) == 1 and "max 1.0" in said[0] and "tune=2000" in said[0]
+        assert dt.attrs["sampler"] == "smc" and dt.posterior["means"].shape == (4, 250, 2)
+        assert runs[-1]["evidence_method"] == "importance"
+    else:
+        assert len(runs) == 2 and not said and "smc_fallback" not in runs[-1]
+        assert dt.attrs["sampler"] == "nutpie"
 
 
 @pytest.mark.slow
