@@ -44,7 +44,7 @@ def _fit(
     n_components: int,
     *,
     X_err: Any = None,
-    priors: Priors | dict | None = None,
+    priors: Priors | dict | str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -282,7 +282,8 @@ def _smc_fallback(problem: Any, md: bool, sampler: str, target_accept: float | N
     Two NUTS runs from the EM estimate that both fail R-hat (the second with twice the
     tuning) mostly mean regions of the posterior NUTS moves between too slowly (Old
     Faithful at K = 3 in 2-D); more tuning does not fix that, tempering from the prior
-    does. Only the default path (``sampler="nutpie"``, ``target_accept=None``), on data
+    does. Only the default path (``sampler="nutpie"``, ``target_accept=None``, runs of at
+    least 4 chains x 1,000 draws, whose R-hat does not fail from their length), on data
     small enough for SMC + importance sampling, without exact repeats (no evidence
     exists there) and with priors that treat components alike.
     """
@@ -292,6 +293,11 @@ def _smc_fallback(problem: Any, md: bool, sampler: str, target_accept: float | N
     from ..errors import DataError
     from .posterior_k import check_no_ties, check_no_ties_md
 
+    if problem.chains < 4 or problem.draws < 1000:
+        # a short run's R-hat can fail from its length alone, which SMC would not cure
+        return (f"not sampled by SMC: runs of {problem.chains} chains x {problem.draws} "
+                "draws are shorter than fit's defaults (4 x 1,000), where R-hat can fail "
+                "from their length alone; run the defaults, or pass sampler='smc'")
     size = int(problem.observed.sum()) if md else int(problem.x.shape[0])
     if size > SMC_FALLBACK_MAX_VALUES:
         return (f"not sampled by SMC: {size} observed values is more than "
@@ -441,7 +447,7 @@ def fit(
     n_components: int,
     *,
     X_err: Any = None,
-    priors: Priors | dict | None = None,
+    priors: Priors | dict | str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -474,8 +480,10 @@ def fit(
         deviations of shape (n_samples,) (the same in every feature) or
         (n_samples, n_features), or full covariances of shape
         (n_samples, n_features, n_features); entries of missing values may be NaN.
-    priors : Priors or dict, optional
-        See :class:`bayesgmm.Priors` (data units).
+    priors : Priors, dict or str, optional
+        See :class:`bayesgmm.Priors` (data units). ``"richardson_green"`` (1-D, with
+        ``sampler="smc"``): Richardson & Green's (1997) prior, hierarchical widths
+        included (:meth:`bayesgmm.Priors.richardson_green`).
     draws, tune, chains : int
         Kept draws per chain, tuning steps per chain, number of chains.
     sampler : {"nutpie", "pymc", "smc"}, default="nutpie"
@@ -521,8 +529,9 @@ def fit(
         with longer trajectories usually remove them, at a higher cost per draw.
         After poor mixing alone (R-hat, ESS) it stays at 0.8: the longer adaptation is
         what helps there, and 0.99 would only cost more per draw (figures in
-        ``benchmarks/README.md``). If that second run fails R-hat too, on data of at
-        most :data:`SMC_FALLBACK_MAX_VALUES` observed values (points x features)
+        ``benchmarks/README.md``). If that second run fails R-hat too, with at least
+        4 chains x 1,000 draws (shorter runs can fail from their length alone), on data
+        of at most :data:`SMC_FALLBACK_MAX_VALUES` observed values (points x features)
         without exact repeats, the posterior is sampled a third time by
         ``sampler="smc"`` and those draws are kept (warned, and recorded in
         ``sampling_runs``): twice-failed chains from the EM estimate mostly mean

@@ -392,7 +392,7 @@ def posterior_k(
     *,
     X_err: Any = None,
     prior_k: Any = None,
-    priors: Priors | dict | None = None,
+    priors: Priors | dict | str | None = None,
     n_particles: int = 1000,
     n_runs: int = 4,
     n_importance: int = 200_000,
@@ -420,9 +420,12 @@ def posterior_k(
     prior_k : array-like or dict, optional
         p(K): one non-negative value per candidate, or ``{K: value}``; normalised.
         Default: uniform over ``ks``.
-    priors : Priors or dict, optional
+    priors : Priors, dict or str, optional
         The other priors, as :func:`bayesgmm.fit` takes them. Each must be one value
-        for every component (exchangeable components).
+        for every component (exchangeable components). ``"richardson_green"``
+        (1-D): Richardson & Green's (1997) prior with their data-based choices
+        (:meth:`bayesgmm.Priors.richardson_green`), to compare with the literature;
+        their prior on K is uniform on 1..30 (``prior_k``).
     n_particles, n_runs : int
         SMC particles per run and independent runs per K (the runs' spread gives
         SMC's error; their particles are pooled for the importance proposal).

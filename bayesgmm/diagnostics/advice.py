@@ -38,6 +38,8 @@ def _failed_check_warnings(dt: Any) -> list[Any]:
     accept = float(kept.get("target_accept", 0.8))
     rerun = (f" (after fit's second run, tune={tune}, target_accept={accept:g})"
              if len(runs) > 1 else "")
+    if len(runs) > 2 and kept.get("sampler") == "smc":  # the rerun rule's last step
+        rerun = " (SMC's draws, after both NUTS runs failed R-hat)"
     fewer = (f"; or fit fewer components (n_components={K - 1}) and compare the fits by "
              "LOO" if K > 1 else "")
     more_chains = ", chains=4" if chains < 4 else ""

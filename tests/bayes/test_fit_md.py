@@ -355,7 +355,7 @@ def test_rhat_failing_after_the_rerun_points_to_smc(monkeypatch, target_accept, 
     monkeypatch.setattr(inference, "SMC_FALLBACK_MAX_VALUES", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dt = fit(_data(missing=False), 2, draws=300, chains=4, random_seed=2,
+        dt = fit(_data(missing=False), 2, draws=1000, chains=4, random_seed=2,
                  progressbar=False, target_accept=target_accept)
     d = diagnose(dt)
     failed = list(d.checks.query("~ok")["name"])
@@ -377,17 +377,17 @@ def test_rhat_failing_twice_ends_with_smc(monkeypatch):
     monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
     X = pd.DataFrame(_data(n=40, seed=1, missing=False), columns=["colour", "mag"])
     with pytest.warns(SamplingWarning, match="both NUTS runs failed R-hat"):
-        dt = fit(X, 2, X_err=np.full(X.shape, 0.1), draws=250, chains=4, random_seed=2,
+        dt = fit(X, 2, X_err=np.full(X.shape, 0.1), draws=1000, chains=4, random_seed=2,
                  progressbar=False)
     runs = json.loads(dt.attrs["sampling_runs"])
     assert [r["sampler"] for r in runs] == ["nutpie", "nutpie", "smc"]
     assert all("max_rhat" in r["failed"] for r in runs[:2])
-    assert dt.attrs["sampler"] == "smc" and dt["posterior"]["means"].shape == (4, 250, 2, 2)
+    assert dt.attrs["sampler"] == "smc" and dt["posterior"]["means"].shape == (4, 1000, 2, 2)
     assert diagnose(dt).checks.set_index("name").loc["r_hat", "ok"]
     X.iloc[:, 1] = np.round(X.iloc[:, 1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dt = fit(X, 2, draws=300, chains=4, random_seed=2, progressbar=False)
+        dt = fit(X, 2, draws=1000, chains=4, random_seed=2, progressbar=False)
     runs = json.loads(dt.attrs["sampling_runs"])
     assert len(runs) == 2 and "feature 'mag'" in runs[-1]["smc_fallback"]
     assert "sampler='smc'" in diagnose(dt).verdict

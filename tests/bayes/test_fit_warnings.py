@@ -115,17 +115,29 @@ def test_only_rhat_failing_twice_ends_with_smc(monkeypatch, kind):
     monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dt = fit(SIM.x[:120], 2, draws=250, chains=4, random_seed=1, progressbar=False)
+        dt = fit(SIM.x[:120], 2, draws=1000, chains=4, random_seed=1, progressbar=False)
     runs = json.loads(dt.attrs["sampling_runs"])
     said = [str(w.message) for w in caught if "both NUTS runs failed" in str(w.message)]
     if kind == "rhat":
         assert [r["sampler"] for r in runs] == ["nutpie", "nutpie", "smc"]
         assert len(said) == 1 and "max 1.0" in said[0] and "tune=2000" in said[0]
-        assert dt.attrs["sampler"] == "smc" and dt.posterior["means"].shape == (4, 250, 2)
+        assert dt.attrs["sampler"] == "smc" and dt.posterior["means"].shape == (4, 1000, 2)
         assert runs[-1]["evidence_method"] == "importance"
     else:
         assert len(runs) == 2 and not said and "smc_fallback" not in runs[-1]
         assert dt.attrs["sampler"] == "nutpie"
+
+
+def test_short_runs_failing_rhat_twice_keep_nuts(monkeypatch):
+    # 4 x 500 draws: R-hat can fail from the runs' length alone, so no SMC step; why not
+    # is recorded
+    monkeypatch.setattr(inference, "_sample", _fake_sample("rhat"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = fit(SIM.x[:120], 2, draws=500, chains=4, random_seed=1, progressbar=False)
+    runs = json.loads(dt.attrs["sampling_runs"])
+    assert len(runs) == 2 and dt.attrs["sampler"] == "nutpie"
+    assert "4 chains x 500 draws are shorter" in runs[-1]["smc_fallback"]
 
 
 @pytest.mark.slow
@@ -178,6 +190,7 @@ def test_warning_and_verdict_give_the_same_advice(monkeypatch, kind):
     import re
 
     monkeypatch.setattr(inference, "_sample", _fake_sample(kind))
+    monkeypatch.setattr(inference, "SMC_FALLBACK_MAX_VALUES", 0)  # NUTS's advice here
     dt, failed = _fit_recording(draws=1000, tune=300, chains=4)
     from bayesgmm.diagnostics.verdict import FIRST_TRY
 
