@@ -375,6 +375,7 @@ def test_rhat_failing_twice_ends_with_smc(monkeypatch):
     monkeypatch.setattr(inference, "_sample_nutpie", _shifted)
     monkeypatch.setattr(inference, "SMC_PARTICLES", 200)
     monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
+    monkeypatch.setattr(inference, "SMC_RUNS", 2)
     X = pd.DataFrame(_data(n=40, seed=1, missing=False), columns=["colour", "mag"])
     with pytest.warns(SamplingWarning, match="both NUTS runs failed R-hat"):
         dt = fit(X, 2, X_err=np.full(X.shape, 0.1), draws=1000, chains=4, random_seed=2,

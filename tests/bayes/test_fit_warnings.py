@@ -113,6 +113,7 @@ def test_only_rhat_failing_twice_ends_with_smc(monkeypatch, kind):
     monkeypatch.setattr(inference, "_sample", _fake_sample(kind))
     monkeypatch.setattr(inference, "SMC_PARTICLES", 200)
     monkeypatch.setattr(inference, "SMC_IMPORTANCE", 10_000)
+    monkeypatch.setattr(inference, "SMC_RUNS", 2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dt = fit(SIM.x[:120], 2, draws=1000, chains=4, random_seed=1, progressbar=False)
