@@ -58,10 +58,12 @@ def _fit(
     # samplers.nutpie.BACKENDS) and the reparametrisation ("pair", "pymc"; target.REPARAMS)
     backend: str = "native",
     reparam: str = "pair",
+    modes: bool = True,
 ) -> Any:
     """:func:`fit`, with the private choices as arguments.
 
-    Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults.
+    Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults. ``modes=False``
+    skips the 1-D draws' modes (``posterior_k``, whose draws only shape a proposal).
     """
     # two or more columns: the D-dim problem (bayes/inference_md.py); the rest of this
     # function (the run loop, the rerun rule, the warnings) is shared
@@ -126,6 +128,7 @@ def _fit(
     else:
         dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
                        log_likelihood, *_data_name(X))
+    if not md and modes:
         from .modes import attach_modes
 
         z = (x - loc) / scale

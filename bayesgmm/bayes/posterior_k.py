@@ -23,7 +23,8 @@ from ..validation import check_1d, check_ks
 from .priors import Priors, resolve
 from .smc import check_exchangeable, tempered_1d
 
-__all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties", "posterior_k"]
+__all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties",
+           "evidence_checked", "posterior_k"]
 
 #: Importance sampling's estimate is used when its weights' Pareto k-hat is below this
 #: (Vehtari et al. 2024's threshold for a reliable estimate at these sample sizes).
@@ -31,6 +32,19 @@ PARETO_K_MAX = 0.7
 #: ... and when its weights' effective sample size reaches this: a few draws carrying
 #: the estimate can escape the k-hat (galaxy, K = 5: ESS 30 of 200,000 at k-hat 0.60)
 IMPORTANCE_ESS_MIN = 200
+#: random EM starts whose local maxima are climbed for modes (``method="nuts"``)
+N_EM_STARTS = 10
+#: climbs for the proposal's modes from a NUTS run's draws and the EM maxima (the draws
+#: are in few modes: half the climbs of SMC's widely spread particles)
+N_CLIMBS_NUTS = 40
+#: population Monte Carlo rounds of the importance proposal fitted to NUTS's draws
+#: (one more than SMC's: autocorrelated draws describe the tails less well)
+NUTS_ROUNDS = 3
+#: ``method="auto"``: a K whose NUTS-based importance check fails is computed again by
+#: SMC when the data's points times K are at most this (SMC's cost grows with n K: a
+#: minute or two at this size, tens of minutes at 1,000 points and K = 5); beyond it the
+#: NUTS-based estimate is kept, with a warning
+SMC_REDO_MAX_NK = 1000
 
 
 @dataclass
@@ -52,9 +66,13 @@ class PosteriorK:
     prior : ndarray
         p(K).
     method : list of str
-        Per K, whose evidence is reported: ``"importance"`` (SMC's modes, corrected by
-        importance sampling) or ``"smc"`` (importance sampling unreliable: Pareto k-hat
-        >= ``PARETO_K_MAX`` or ESS < ``IMPORTANCE_ESS_MIN``).
+        Per K, whose evidence is reported: ``"nuts+importance"`` (importance sampling,
+        its proposal fitted to a NUTS run's draws and the modes climbs reach),
+        ``"importance"`` (the same, its proposal fitted to SMC's particles) or ``"smc"``
+        (importance sampling unreliable: Pareto k-hat >= ``PARETO_K_MAX`` or ESS <
+        ``IMPORTANCE_ESS_MIN``), or ``"nuts+importance (check failed)"`` (the same
+        failure on the NUTS path, where SMC would be too slow: ``SMC_REDO_MAX_NK``).
+        :attr:`reliable` says which K passed.
     pareto_k : ndarray
         Per K, the importance weights' Pareto k-hat.
     log_evidence_smc : ndarray
@@ -76,6 +94,11 @@ class PosteriorK:
     pareto_k: np.ndarray
     log_evidence_smc: np.ndarray
     fits: dict[int, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def reliable(self) -> np.ndarray:
+        """Per K, whether its evidence passed the importance check (bool array)."""
+        return np.array([evidence_checked(m) for m in self.method])
 
     @property
     def best(self) -> int:
@@ -208,6 +231,14 @@ class PosteriorK:
         return "\n".join(rows)
 
 
+def evidence_checked(method: str) -> bool:
+    """Whether an evidence computed by ``method`` passed the importance check.
+
+    ``method``: one of :attr:`PosteriorK.method`'s values.
+    """
+    return method in ("importance", "nuts+importance")
+
+
 def _prior_k(prior_k: Any, ks: list[int]) -> np.ndarray:
     if prior_k is None:
         return np.full(len(ks), 1.0 / len(ks))
@@ -294,6 +325,93 @@ def _nearest_mode(theta: np.ndarray, modes: list) -> np.ndarray:
     return np.argmin(_sq_dist(theta / spread, centres), axis=1)
 
 
+def _importance_ok(imp) -> bool:
+    """Whether importance sampling's estimate passes its check (k-hat and ESS)."""
+    return imp.pareto_k < PARETO_K_MAX and imp.ess >= IMPORTANCE_ESS_MIN
+
+
+def _resample(imp, modes, rs, n_draws) -> np.ndarray:
+    """``n_draws`` equally weighted draws from importance sampling's weighted ones.
+
+    Sampling-importance-resampling, systematic over the draws grouped by their nearest
+    mode (so each mode gets floor or ceil of n_draws times its mass: a mode of 0.2% its
+    8 of 4,000 draws, not a Poisson number of them), then shuffled (into 4 chains).
+    """
+    order = np.argsort(_nearest_mode(imp.theta, modes), kind="stable")
+    p = np.exp(imp.log_weights[order])
+    cdf = np.cumsum(p / p.sum())
+    idx = np.searchsorted(cdf, (rs.random() + np.arange(n_draws)) / n_draws)
+    return imp.theta[rs.permutation(order[np.minimum(idx, p.shape[0] - 1)])]
+
+
+def _em_starts(z: np.ndarray, eps2: np.ndarray, K: int, rng: np.random.Generator,
+               n_starts: int = N_EM_STARTS) -> np.ndarray:
+    """Local maxima of the likelihood from random EM starts, in :mod:`.smc`'s coordinates.
+
+    Each start is one random partition run to its maximum (no search: the point is
+    to land in different maxima, not the best one); a posterior mode NUTS's chains
+    never reach is often near one of them, and a climb from there finds it.
+    """
+    from ..em import GaussianMixtureEM
+    from .smc import _coords, _sort
+
+    err = np.sqrt(eps2) if eps2.shape[0] == z.shape[0] else None
+    out = []
+    for seed in rng.integers(2**31 - 1, size=n_starts):
+        gm = GaussianMixtureEM(K, init="random", n_init=1, n_screen=0, split_merge=False,
+                               tol=1e-6, max_iter=300, random_seed=int(seed))
+        with warnings.catch_warnings():  # any maximum will do as a start: nothing to say
+            warnings.simplefilter("ignore")
+            try:
+                gm.fit(z, X_err=err)
+            except Exception:  # noqa: BLE001 - a start that fails is only a start fewer
+                continue
+        sd = np.sqrt(np.maximum(gm.covariances_[:, 0, 0], 1e-8))
+        out.append(_coords(np.maximum(gm.weights_, 1e-8)[None, :],
+                           gm.means_[None, :, 0], sd[None, :])[0])
+    return _sort(np.array(out), K) if out else np.empty((0, 3 * K - 1))
+
+
+def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, scale):
+    """One K from ``fit``'s NUTS draws: modes, importance sampling, resampled draws.
+
+    The proposal is fitted to the draws of one NUTS run of ``fit`` (4 chains from the
+    EM estimate; no rerun: its checks do not matter here, the importance weights' do)
+    with a component at each mode a climb reaches from the draws or from
+    :func:`_em_starts`' local maxima. Returns :func:`_one_k`'s dict, ``method``
+    ``"nuts+importance"``; ``ok`` says whether the importance check passed.
+    """
+    from .inference import _fit
+    from .modes import laplace_components
+    from .smc import _coords, importance
+
+    rng_fit, rng_em, rng_imp, rng_draws = stream.spawn(4)
+    with warnings.catch_warnings():
+        # the draws only shape the proposal; the importance weights' check decides
+        warnings.simplefilter("ignore")
+        dt = _fit(x, K, X_err=e, priors=priors, draws=draws, chains=4,
+                  random_seed=int(rng_fit.integers(2**31 - 1)), progressbar=False,
+                  log_likelihood=False, first_run_check=lambda _: "one run is enough",
+                  modes=False)
+    post = dt["posterior"]
+    w, mu, sg = (post[v].values.reshape(-1, K) for v in ("weights", "means", "sigmas"))
+    particles = target.sort(_coords(np.maximum(w, 1e-300), (mu - loc) / scale,
+                                    np.maximum(sg / scale, 1e-300)))
+    modes = []
+    if K > 1:
+        starts = _em_starts(target.args[0], target.args[1], K, rng_em)
+        modes = laplace_components(target, np.concatenate([particles, starts]),
+                                   n_climbs=N_CLIMBS_NUTS)
+    imp = importance(particles, target, rng_imp, n_draws=n_importance, modes=modes,
+                     rounds=NUTS_ROUNDS)
+    return {"ok": _importance_ok(imp), "log_evidence": imp.log_evidence, "log_evidence_se": imp.se,
+            "method": "nuts+importance", "importance": imp,
+            "log_evidence_smc": math.nan, "log_evidence_smc_se": math.nan,
+            "smc_stages": 0, "chains": 4,
+            "theta": _resample(imp, modes, rng_draws, 4 * draws),
+            "seed": int(rng_draws.integers(2**31 - 1))}
+
+
 def _one_k(target, rng, *, n_particles, n_runs, n_importance, n_draws):
     """One K: SMC runs, the importance correction, and equally weighted draws.
 
@@ -325,19 +443,10 @@ def _one_k(target, rng, *, n_particles, n_runs, n_importance, n_draws):
     out = {"log_evidence_smc": smc_est, "log_evidence_smc_se": smc_se, "importance": imp,
            "smc_stages": int(np.mean([len(r.betas) - 1 for r in runs])),
            "seed": int(run_rngs[n_runs + 2].integers(2**31 - 1))}
-    if imp.pareto_k < PARETO_K_MAX and imp.ess >= IMPORTANCE_ESS_MIN:
-        # sampling-importance-resampling, systematic over the draws grouped by their
-        # nearest mode (so each mode gets floor or ceil of n_draws times its mass: a mode
-        # of 0.2% its 8 of 4,000 draws, not a Poisson number of them), then shuffled
-        # into 4 chains of equally weighted draws
-        rs = run_rngs[n_runs + 1]
-        order = np.argsort(_nearest_mode(imp.theta, modes), kind="stable")
-        p = np.exp(imp.log_weights[order])
-        cdf = np.cumsum(p / p.sum())
-        idx = np.searchsorted(cdf, (rs.random() + np.arange(n_draws)) / n_draws)
-        idx = rs.permutation(order[np.minimum(idx, p.shape[0] - 1)])
+    if _importance_ok(imp):
         out.update(log_evidence=imp.log_evidence, log_evidence_se=imp.se,
-                   method="importance", theta=imp.theta[idx], chains=4)
+                   method="importance", chains=4,
+                   theta=_resample(imp, modes, run_rngs[n_runs + 1], n_draws))
     else:
         keep = min(n_draws // n_runs, n_particles)
         out.update(log_evidence=smc_est, log_evidence_se=smc_se, method="smc",
@@ -369,14 +478,18 @@ def _draws_datasets(theta: np.ndarray, K: int, chains: int, loc: float, scale: f
     return post, stats
 
 
-def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs):
-    """The per-K result in ``fit``'s layout: draws in data units, their EM estimate."""
+def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs,
+          sampler="smc"):
+    """The per-K result in ``fit``'s layout: draws in data units, their EM estimate.
+
+    ``sampler``: how the draws were made (``"smc"``, or ``"nuts+importance"``).
+    """
     from .inference import _em_estimate
     from .result import _assemble
 
     post, stats = _draws_datasets(theta, K, chains, loc, scale, attrs)
     em = _em_estimate(x, e, K, rng)
-    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, "smc", seed, None,
+    dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, None,
                    name, units)
     dt.attrs.update({k: v for k, v in attrs.items() if np.isscalar(v)})
     from .modes import attach_modes
@@ -397,6 +510,7 @@ def posterior_k(
     n_runs: int = 4,
     n_importance: int = 200_000,
     draws: int = 1000,
+    method: str = "auto",
     random_seed: int | np.random.Generator | None = None,
 ) -> PosteriorK:
     """The posterior probability of each number of components, p(K | data).
@@ -434,6 +548,17 @@ def posterior_k(
     draws : int
         Posterior draws per chain kept in each K's DataTree (4 chains when the
         importance weights are used; otherwise the runs' particles, one chain per run).
+        With ``method="nuts"`` also the NUTS run's draws per chain.
+    method : {"auto", "nuts", "smc"}, default="auto"
+        How each K's posterior is found before importance sampling weighs it.
+        ``"smc"``: tempered SMC from the prior (``n_runs`` x ``n_particles``), which
+        reaches every grouping of the points but costs tens of NUTS fits on a
+        thousand points. ``"nuts"`` (1-D): one NUTS run of ``fit`` (4 chains from the
+        EM estimate) plus climbs from ``N_EM_STARTS`` random EM maxima, so a mode the
+        chains miss still gets a proposal component; about twice a fit's cost. A K
+        whose importance check fails there is computed again by SMC. ``"auto"``:
+        ``"nuts"`` for 1-D data with the default priors, ``"smc"`` otherwise
+        (Richardson & Green's prior, which the NUTS path does not take, or D >= 2).
     random_seed : int or numpy.random.Generator, optional
         The same seed gives the same result.
 
@@ -468,7 +593,12 @@ def posterior_k(
     from .result import _data_name
 
     _check_settings(n_particles, n_runs, n_importance, draws)
+    if method not in ("auto", "nuts", "smc"):
+        raise DataError(f"method must be 'auto', 'nuts' or 'smc'; got {method!r}.")
     if n_columns(X) >= 2:
+        if method == "nuts":
+            raise DataError("method='nuts' is 1-D for now; use method='smc' (or 'auto') "
+                            "for two or more columns.")
         return _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs,
                                n_importance, draws, random_seed)
     x, e = check_1d(X, X_err)
@@ -495,12 +625,36 @@ def posterior_k(
     rng = np.random.default_rng(random_seed)
     streams = rng.spawn(len(all_ks))
 
-    log_z, log_z_se, log_z_smc, khat, method, fits = [], [], [], [], [], {}
+    log_z, log_z_se, log_z_smc, khat, methods, fits = [], [], [], [], [], {}
     for K, stream in zip(all_ks, streams, strict=True):
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
         check_exchangeable(hyper)
-        one = _one_k(tempered_1d(z, eps2, K, hyper), stream, n_particles=n_particles,
-                     n_runs=n_runs, n_importance=n_importance, n_draws=4 * draws)
+        target = tempered_1d(z, eps2, K, hyper)
+        one = None
+        if method == "nuts" or (method == "auto" and "precision_alpha" not in hyper):
+            if "precision_alpha" in hyper:
+                raise DataError("method='nuts' samples fit's model, which does not take "
+                                "Richardson & Green's prior; use method='smc'.")
+            one = _nuts_one_k(x, e, K, priors, target, stream, n_importance=n_importance,
+                              draws=draws, loc=loc, scale=scale)
+            if not one["ok"]:
+                if method == "nuts" or n * K > SMC_REDO_MAX_NK:
+                    imp = one["importance"]
+                    warnings.warn(
+                        f"posterior_k: the evidence of K = {K} from NUTS's draws failed "
+                        f"its importance check (Pareto k-hat {imp.pareto_k:.2f}, limit "
+                        f"{PARETO_K_MAX}; ESS {imp.ess:.0f}, minimum "
+                        f"{IMPORTANCE_ESS_MIN}): its log evidence, "
+                        f"{one['log_evidence'] - log_jac:.2f} +- {imp.se:.2f}, may be off "
+                        "by more than its error. method='smc' searches from the prior "
+                        f"(slow: {n} points x K = {K}), or leave out K values the data "
+                        "do not support.", SamplingWarning, stacklevel=2)
+                    one["method"] = "nuts+importance (check failed)"
+                else:
+                    one = None
+        if one is None:  # SMC, asked for or after the NUTS proposal failed its check
+            one = _one_k(target, stream, n_particles=n_particles, n_runs=n_runs,
+                         n_importance=n_importance, n_draws=4 * draws)
         smc_est, imp = one["log_evidence_smc"], one["importance"]
         attrs = {"log_evidence_smc": smc_est - log_jac,
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
@@ -508,7 +662,7 @@ def posterior_k(
                  "smc_stages": one["smc_stages"]}
         log_z.append(one["log_evidence"] - log_jac)
         log_z_se.append(one["log_evidence_se"])
-        method.append(one["method"])
+        methods.append(one["method"])
         if one["method"] == "smc":
             warnings.warn(
                 f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)} Try "
@@ -521,9 +675,11 @@ def posterior_k(
         fits[K] = _tree(x, e, K, loc, scale, hyper, theta, chains, seed,
                         np.random.default_rng(seed), name, units,
                         {**attrs, "log_evidence": log_z[-1],
-                         "log_evidence_se": log_z_se[-1], "evidence_method": method[-1]})
+                         "log_evidence_se": log_z_se[-1], "evidence_method": methods[-1]},
+                        sampler="nuts+importance" if methods[-1].startswith("nuts")
+                        else "smc")
 
-    return _result(all_ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng)
+    return _result(all_ks, prior, log_z, log_z_se, methods, khat, log_z_smc, fits, rng)
 
 
 def _result(ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng) -> PosteriorK:

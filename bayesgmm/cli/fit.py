@@ -248,9 +248,9 @@ def _run_fit(args, x, e, progress):
         choice["posterior_k"] = {int(k): float(p) for k, p in zip(pk.ks, pk.probabilities,
                                                                  strict=True)}
         choice["loo_choice"] = loo_best
-        if pk.method[i] == "smc":  # the choice rests on a rough evidence: not trusted
-            choice["untrusted"] = (f"p(K = {pk.best} | data) rests on SMC's evidence alone "
-                                   "(importance sampling failed its check)")
+        if not pk.reliable[i]:  # the choice rests on a rough evidence: not trusted
+            choice["untrusted"] = (f"p(K = {pk.best} | data) rests on an evidence whose "
+                                   f"importance sampling failed its check ({pk.method[i]})")
     dt = fits[best]
     if pk is not None:
         from .._stored import store

@@ -449,7 +449,7 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"criterion": args.criterion, "n_samples": int(X.shape[0]),
                            "columns": names}
     if posterior:
-        from ..bayes.posterior_k import posterior_k
+        from ..bayes.posterior_k import evidence_checked, posterior_k
 
         # one column: its error sds, however _load laid them out ((n,), (n, 1) sds or
         # (n, 1, 1) covariances); several: the D-dim model, errors as _load gives them
@@ -467,7 +467,7 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
                         "evidence_method": pk.method[i]})
         out["best_k_bic"] = best
         best = pk.best
-        if "smc" in pk.method:  # some evidence without its importance-sampling check
+        if not pk.reliable.all():  # some evidence without its importance-sampling check
             out["_status"] = EXIT_NOT_TRUSTWORTHY
     out["best_k"] = best
     out["table"] = table
@@ -478,8 +478,10 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
         lines = [head + "  note"]
         for r in table:
             note = "degenerate" if r["degenerate"] else ("" if r["converged"] else "not converged")
-            if posterior and r["evidence_method"] == "smc":
-                note = (note + ", " if note else "") + "evidence by SMC alone"
+            if posterior and not evidence_checked(r["evidence_method"]):
+                note = (note + ", " if note else "") + (
+                    "evidence by SMC alone" if r["evidence_method"] == "smc" else
+                    "evidence failed its importance check")
             mark = " <- best" if r["k"] == best else ""
             line = f"{r['k']:>3}  {r['loglik']:>14.4f}  {r['bic']:>12.3f}  {r['aic']:>12.3f}"
             if posterior:

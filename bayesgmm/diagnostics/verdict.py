@@ -178,7 +178,8 @@ def modes_sentence(dt: Any) -> str:
         return ""
     weights = ", ".join(f"{w:.3g}" for w in modes["weights"])
     how = ("its draws are weighted by importance sampling, so these are the modes' "
-           "posterior masses" if dt["posterior"].attrs.get("sampler") == "smc" else
+           "posterior masses" if dt["posterior"].attrs.get("sampler") in
+           ("smc", "nuts+importance") else
            "the chains started at the EM estimate, so a mode none of them reached is "
            "missing; sampler='smc' searches from the prior")
     return (f"The draws are in {modes['n_modes']} modes of the posterior (weights "

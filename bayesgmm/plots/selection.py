@@ -92,8 +92,8 @@ def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
     Returns
     -------
     matplotlib.figure.Figure
-        One axes. A K whose evidence rests on SMC alone (``method`` ``"smc"``) is
-        hatched.
+        One axes. A K whose evidence failed its importance check (``method`` other
+        than ``"importance"`` or ``"nuts+importance"``) is hatched.
     """
     if hasattr(table, "to_dataframe"):
         table = table.to_dataframe()
@@ -109,7 +109,7 @@ def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
                   error_kw={"elinewidth": 1.2}, label="p(K | data) +- 2 Monte Carlo sd")
     if "method" in table:
         for bar, method in zip(bars, table["method"], strict=True):
-            if method == "smc":
+            if method not in ("importance", "nuts+importance"):  # the check failed
                 bar.set_hatch("//")
     if "prior" in table:
         ax.plot(ks, table["prior"].to_numpy(dtype=float), "k_", ms=22, mew=2,

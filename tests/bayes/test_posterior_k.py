@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import warnings
 
@@ -15,6 +16,9 @@ from bayesgmm import DataError
 from bayesgmm.bayes import smc
 from bayesgmm.bayes.priors import Priors
 
+# the module (bayesgmm.bayes.posterior_k is also the function's name there)
+posterior_k_module = importlib.import_module("bayesgmm.bayes.posterior_k")
+
 FAST = {"n_particles": 500, "n_runs": 2, "n_importance": 50_000, "draws": 200}
 
 
@@ -24,11 +28,14 @@ def _quiet(*args, **kwargs):
         return bayesgmm.posterior_k(*args, **kwargs)
 
 
-def test_one_component_evidence_matches_quadrature():
+@pytest.mark.parametrize("method, used", [("nuts", "nuts+importance"),
+                                          ("smc", "importance")])
+def test_one_component_evidence_matches_quadrature(method, used):
     # K = 1 in closed form but for a 2-D integral over (mu, sigma), done by quadrature in
     # data units. n = 30, seed 1; tolerance 4 Monte Carlo se plus 0.01 (quadrature).
+    # Both ways to the proposal: NUTS's draws (the default) and SMC's particles.
     x = np.random.default_rng(1).normal(5.0, 2.0, 30)
-    pk = _quiet(x, ks=[1], random_seed=0, **FAST)
+    pk = _quiet(x, ks=[1], random_seed=0, method=method, **FAST)
     loc, scale = x.mean(), x.std()
 
     def loglik(mu, s):
@@ -43,7 +50,7 @@ def test_one_component_evidence_matches_quadrature():
     val, _ = integrate.dblquad(f, loc - 3 * scale, loc + 3 * scale, 0.2 * scale, 3 * scale,
                                epsabs=1e-11)
     reference = top + math.log(val)
-    assert pk.method == ["importance"]
+    assert pk.method == [used]
     assert abs(pk.log_evidence[0] - reference) < 4 * pk.log_evidence_se[0] + 0.01, (
         pk.log_evidence[0], reference)
 
@@ -72,14 +79,17 @@ _rng = np.random.default_rng(3)
 _TWELVE = np.concatenate([_rng.normal(-2.0, 0.5, 6), _rng.normal(1.5, 0.7, 6)])
 
 
-def test_two_component_evidence_matches_brute_force_prior_sampling():
+@pytest.mark.parametrize("method", ["nuts", "smc"])
+def test_two_component_evidence_matches_brute_force_prior_sampling(method):
     # n = 12 points, so plain Monte Carlo over the prior (1e6 draws, seed 5) is an
     # independent estimate with relative se about 1%. It averages over the unordered
-    # prior: a forgotten (or doubled) K! factor would show as log 2 = 0.69. Tolerance:
-    # 4 combined se.
+    # prior: a forgotten (or doubled) K! factor would show as log 2 = 0.69 (NUTS samples
+    # the ordered model, SMC the unordered one: both must give the unordered evidence).
+    # Tolerance: 4 combined se.
     x = _TWELVE
     reference, ref_se = _prior_monte_carlo(2, 1_000_000, 5)
-    pk = _quiet(x, ks=[2], random_seed=1, **FAST)
+    pk = _quiet(x, ks=[2], random_seed=1, method=method, **FAST)
+    assert pk.reliable.all(), pk.to_dataframe()
     tol = 4 * math.hypot(ref_se, pk.log_evidence_se[0])
     assert abs(pk.log_evidence[0] - reference) < tol, (pk.log_evidence[0], reference, tol)
     assert abs(pk.log_evidence[0] - reference) < 0.3 * math.log(2)
@@ -169,6 +179,30 @@ def test_falls_back_to_smc_with_a_warning_when_importance_fails_its_check():
     assert abs(pk.log_evidence[0] - reference) < 0.15
 
 
+def test_a_failed_check_on_nuts_draws_is_redone_by_smc_where_affordable(monkeypatch):
+    # 100 importance draws cannot reach the ESS of 200 the check asks, on any proposal:
+    # NUTS's draws fail it; on 12 points x K = 2 (<= SMC_REDO_MAX_NK) "auto" redoes the K
+    # by SMC, whose estimate is kept (and warned, its own check failing too)
+    x = _TWELVE
+    small = {**FAST, "n_importance": 100}
+    with pytest.warns(bayesgmm.SamplingWarning, match="rests on SMC alone"):
+        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, **small)
+    assert pk.method == ["smc"] and np.isfinite(pk.log_evidence_smc[0])
+    assert not pk.reliable[0]
+    # where SMC would cost too much, the NUTS-based estimate is kept, flagged and warned
+    monkeypatch.setattr(posterior_k_module, "SMC_REDO_MAX_NK", 23)  # n K = 24
+    with pytest.warns(bayesgmm.SamplingWarning, match="failed its importance check"):
+        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, **small)
+    assert pk.method == ["nuts+importance (check failed)"]
+    assert not pk.reliable[0] and np.isnan(pk.log_evidence_smc[0])
+    reference, _ = _prior_monte_carlo(2, 1_000_000, 5)
+    assert abs(pk.log_evidence[0] - reference) < 0.5  # rough, but of the right size
+    # asked for by name, "nuts" never runs SMC
+    with pytest.warns(bayesgmm.SamplingWarning, match="failed its importance check"):
+        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, method="nuts", **small)
+    assert pk.method == ["nuts+importance (check failed)"]
+
+
 def test_prior_over_k_and_seed():
     x = np.random.default_rng(2).normal(0.0, 1.0, 20)
     one = _quiet(x, ks=[1, 2], prior_k={1: 0.0, 2: 1.0}, random_seed=3, **FAST)
@@ -187,6 +221,9 @@ def test_prior_over_k_and_seed():
     ({"n_runs": 1}, "n_runs must be an integer >= 2"),
     ({"ks": [0, 1]}, "ks must be integers >= 1"),
     ({"ks": [1, 50]}, "exceed the 10 points"),
+    ({"method": "bridge"}, "method must be 'auto', 'nuts' or 'smc'"),
+    ({"X": np.arange(20.0).reshape(10, 2), "method": "nuts"}, "1-D for now"),
+    ({"priors": "richardson_green", "method": "nuts"}, "use method='smc'"),
 ])
 def test_bad_input(kwargs, match):
     call = {"X": np.arange(10.0), "ks": [1], **FAST, **kwargs}
