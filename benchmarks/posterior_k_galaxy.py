@@ -3,6 +3,11 @@
     python benchmarks/posterior_k_galaxy.py            # K = 1..7, seed 1
     python benchmarks/posterior_k_galaxy.py --k-max 5 --seed 2
     python benchmarks/posterior_k_galaxy.py --priors richardson_green --k-max 12
+    python benchmarks/posterior_k_galaxy.py --method smc     # SMC's proposal for every K
+
+``--method``: ``posterior_k``'s (``auto``: the proposal from one NUTS run of ``fit`` and
+climbs from random EM maxima, SMC where that fails its check; ``smc``: from SMC's
+particles).
 
 ``--priors richardson_green``: Richardson & Green's (1997) prior
 (``bayesgmm.Priors.richardson_green``), and their published p(K | data) (Table 1,
@@ -43,6 +48,7 @@ def main() -> None:
     ap.add_argument("--k-max", type=int, default=7)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--priors", default=None, choices=["richardson_green"])
+    ap.add_argument("--method", default="auto", choices=["auto", "nuts", "smc"])
     args = ap.parse_args()
 
     x = load_example("galaxy")["velocity [km/s]"].to_numpy()
@@ -52,7 +58,7 @@ def main() -> None:
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pk = bayesgmm.posterior_k(x, ks=[k], priors=args.priors,
+            pk = bayesgmm.posterior_k(x, ks=[k], priors=args.priors, method=args.method,
                                       random_seed=args.seed + 1000 * k)
         dt = pk.fits[k]
         rows.append({"k": k, "log_evidence": float(pk.log_evidence[0]),
@@ -102,9 +108,10 @@ def main() -> None:
               f"share in the second mode {k3['second_mode_share']:.4f} (reference ~0.002)")
     print(f"total {time.perf_counter() - t_all:.0f} s")
     OUT.parent.mkdir(exist_ok=True)
-    out = OUT if args.priors is None else OUT.with_name(f"posterior_k_galaxy_{args.priors}.json")
-    out.write_text(json.dumps({"seed": args.seed, "priors": args.priors, "rows": rows},
-                              indent=1))
+    tags = [t for t in (args.priors, None if args.method == "auto" else args.method) if t]
+    out = OUT.with_name("_".join(["posterior_k_galaxy", *tags]) + ".json")
+    out.write_text(json.dumps({"seed": args.seed, "priors": args.priors,
+                               "method": args.method, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -40,11 +40,12 @@ N_CLIMBS_NUTS = 40
 #: population Monte Carlo rounds of the importance proposal fitted to NUTS's draws
 #: (one more than SMC's: autocorrelated draws describe the tails less well)
 NUTS_ROUNDS = 3
-#: ``method="auto"``: a K whose NUTS-based importance check fails is computed again by
-#: SMC when the data's points times K are at most this (SMC's cost grows with n K: a
-#: minute or two at this size, tens of minutes at 1,000 points and K = 5); beyond it the
-#: NUTS-based estimate is kept, with a warning
-SMC_REDO_MAX_NK = 1000
+#: ``method="auto"`` takes SMC's proposal when the data's points times K are at most
+#: this, NUTS's beyond: SMC's cost grows with n K (a minute at this size, over 25
+#: minutes for K = 1..5 on 1,000 points), and NUTS's proposal can miss a grouping of
+#: the points that holds real mass (galaxy, K = 2: one seed in three 0.15 low with a
+#: clean check), which SMC from the prior does not
+SMC_MAX_NK = 1000
 
 
 @dataclass
@@ -71,7 +72,7 @@ class PosteriorK:
         ``"importance"`` (the same, its proposal fitted to SMC's particles) or ``"smc"``
         (importance sampling unreliable: Pareto k-hat >= ``PARETO_K_MAX`` or ESS <
         ``IMPORTANCE_ESS_MIN``), or ``"nuts+importance (check failed)"`` (the same
-        failure on the NUTS path, where SMC would be too slow: ``SMC_REDO_MAX_NK``).
+        failure on the NUTS path, its estimate kept and warned).
         :attr:`reliable` says which K passed.
     pareto_k : ndarray
         Per K, the importance weights' Pareto k-hat.
@@ -404,6 +405,12 @@ def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, sc
                                    n_climbs=N_CLIMBS_NUTS)
     imp = importance(particles, target, rng_imp, n_draws=n_importance, modes=modes,
                      rounds=NUTS_ROUNDS)
+    if not _importance_ok(imp):
+        # once more, the proposal fitted to the importance-corrected draws alone (the
+        # rounds above keep half the weight on NUTS's draws, whose tails may be thin)
+        again = _resample(imp, modes, rng_imp, 2 * particles.shape[0])
+        imp = importance(again, target, rng_imp, n_draws=n_importance, modes=modes,
+                         rounds=NUTS_ROUNDS)
     return {"ok": _importance_ok(imp), "log_evidence": imp.log_evidence, "log_evidence_se": imp.se,
             "method": "nuts+importance", "importance": imp,
             "log_evidence_smc": math.nan, "log_evidence_smc_se": math.nan,
@@ -550,15 +557,16 @@ def posterior_k(
         importance weights are used; otherwise the runs' particles, one chain per run).
         With ``method="nuts"`` also the NUTS run's draws per chain.
     method : {"auto", "nuts", "smc"}, default="auto"
-        How each K's posterior is found before importance sampling weighs it.
-        ``"smc"``: tempered SMC from the prior (``n_runs`` x ``n_particles``), which
-        reaches every grouping of the points but costs tens of NUTS fits on a
-        thousand points. ``"nuts"`` (1-D): one NUTS run of ``fit`` (4 chains from the
-        EM estimate) plus climbs from ``N_EM_STARTS`` random EM maxima, so a mode the
-        chains miss still gets a proposal component; about twice a fit's cost. A K
-        whose importance check fails there is computed again by SMC. ``"auto"``:
-        ``"nuts"`` for 1-D data with the default priors, ``"smc"`` otherwise
-        (Richardson & Green's prior, which the NUTS path does not take, or D >= 2).
+        Where importance sampling's proposal comes from. ``"smc"``: tempered SMC from
+        the prior (``n_runs`` x ``n_particles``), which reaches every grouping of the
+        points but costs tens of NUTS fits on a thousand points. ``"nuts"`` (1-D): one
+        NUTS run of ``fit`` (4 chains from the EM estimate) plus climbs from
+        ``N_EM_STARTS`` random EM maxima, about twice a fit's cost; it assumes every
+        grouping of the points that holds real posterior mass is reached by the chains
+        or by a climb, which the importance check cannot confirm. ``"auto"``: SMC where
+        the points times K are at most ``SMC_MAX_NK`` (1,000), NUTS beyond, in 1-D with
+        the default priors; SMC for Richardson & Green's prior (which the NUTS path
+        does not take) and for two or more columns.
     random_seed : int or numpy.random.Generator, optional
         The same seed gives the same result.
 
@@ -630,29 +638,25 @@ def posterior_k(
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
         check_exchangeable(hyper)
         target = tempered_1d(z, eps2, K, hyper)
-        one = None
-        if method == "nuts" or (method == "auto" and "precision_alpha" not in hyper):
-            if "precision_alpha" in hyper:
-                raise DataError("method='nuts' samples fit's model, which does not take "
-                                "Richardson & Green's prior; use method='smc'.")
+        rg = "precision_alpha" in hyper
+        if method == "nuts" and rg:
+            raise DataError("method='nuts' samples fit's model, which does not take "
+                            "Richardson & Green's prior; use method='smc'.")
+        if method == "nuts" or (method == "auto" and not rg and n * K > SMC_MAX_NK):
             one = _nuts_one_k(x, e, K, priors, target, stream, n_importance=n_importance,
                               draws=draws, loc=loc, scale=scale)
             if not one["ok"]:
-                if method == "nuts" or n * K > SMC_REDO_MAX_NK:
-                    imp = one["importance"]
-                    warnings.warn(
-                        f"posterior_k: the evidence of K = {K} from NUTS's draws failed "
-                        f"its importance check (Pareto k-hat {imp.pareto_k:.2f}, limit "
-                        f"{PARETO_K_MAX}; ESS {imp.ess:.0f}, minimum "
-                        f"{IMPORTANCE_ESS_MIN}): its log evidence, "
-                        f"{one['log_evidence'] - log_jac:.2f} +- {imp.se:.2f}, may be off "
-                        "by more than its error. method='smc' searches from the prior "
-                        f"(slow: {n} points x K = {K}), or leave out K values the data "
-                        "do not support.", SamplingWarning, stacklevel=2)
-                    one["method"] = "nuts+importance (check failed)"
-                else:
-                    one = None
-        if one is None:  # SMC, asked for or after the NUTS proposal failed its check
+                imp = one["importance"]
+                warnings.warn(
+                    f"posterior_k: the evidence of K = {K} from NUTS's draws failed its "
+                    f"importance check (Pareto k-hat {imp.pareto_k:.2f}, limit "
+                    f"{PARETO_K_MAX}; ESS {imp.ess:.0f}, minimum {IMPORTANCE_ESS_MIN}): "
+                    f"its log evidence, {one['log_evidence'] - log_jac:.2f} +- "
+                    f"{imp.se:.2f}, may be off by more than its error. method='smc' "
+                    f"searches from the prior (slow: {n} points x K = {K}), or leave out "
+                    "K values the data do not support.", SamplingWarning, stacklevel=2)
+                one["method"] = "nuts+importance (check failed)"
+        else:
             one = _one_k(target, stream, n_particles=n_particles, n_runs=n_runs,
                          n_importance=n_importance, n_draws=4 * draws)
         smc_est, imp = one["log_evidence_smc"], one["importance"]

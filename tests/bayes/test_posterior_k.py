@@ -179,28 +179,37 @@ def test_falls_back_to_smc_with_a_warning_when_importance_fails_its_check():
     assert abs(pk.log_evidence[0] - reference) < 0.15
 
 
-def test_a_failed_check_on_nuts_draws_is_redone_by_smc_where_affordable(monkeypatch):
-    # 100 importance draws cannot reach the ESS of 200 the check asks, on any proposal:
-    # NUTS's draws fail it; on 12 points x K = 2 (<= SMC_REDO_MAX_NK) "auto" redoes the K
-    # by SMC, whose estimate is kept (and warned, its own check failing too)
+def test_auto_takes_smc_on_small_data_and_nuts_beyond(monkeypatch):
+    # "auto": SMC's proposal where n K <= SMC_MAX_NK (12 points x K = 2 here), NUTS's
+    # beyond (the limit patched below 24, so the same data take the other path)
     x = _TWELVE
-    small = {**FAST, "n_importance": 100}
-    with pytest.warns(bayesgmm.SamplingWarning, match="rests on SMC alone"):
-        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, **small)
-    assert pk.method == ["smc"] and np.isfinite(pk.log_evidence_smc[0])
-    assert not pk.reliable[0]
-    # where SMC would cost too much, the NUTS-based estimate is kept, flagged and warned
-    monkeypatch.setattr(posterior_k_module, "SMC_REDO_MAX_NK", 23)  # n K = 24
+    pk = _quiet(x, ks=[2], random_seed=1, **FAST)
+    assert pk.method == ["importance"] and np.isfinite(pk.log_evidence_smc[0])
+    assert pk.fits[2]["posterior"].attrs["sampler"] == "smc"
+    monkeypatch.setattr(posterior_k_module, "SMC_MAX_NK", 23)
+    nuts = _quiet(x, ks=[2], random_seed=1, **FAST)
+    assert nuts.method == ["nuts+importance"] and np.isnan(nuts.log_evidence_smc[0])
+    assert nuts.fits[2]["posterior"].attrs["sampler"] == "nuts+importance"
+    # the same evidence either way (brute force 1e6 prior draws, 4 combined se)
+    tol = 4 * math.hypot(pk.log_evidence_se[0], nuts.log_evidence_se[0])
+    assert abs(pk.log_evidence[0] - nuts.log_evidence[0]) < tol
+    # Richardson & Green's prior stays with SMC whatever the size
+    rg = _quiet(x, ks=[2], random_seed=1, priors="richardson_green", **FAST)
+    assert rg.method == ["importance"]
+
+
+def test_a_failed_check_on_nuts_draws_is_kept_flagged_and_warned():
+    # 100 importance draws cannot reach the ESS of 200 the check asks: the NUTS-based
+    # estimate is kept (no SMC: the path is for data where SMC costs too much), flagged
+    # in method and reliable, and a warning gives the figures
+    x = _TWELVE
     with pytest.warns(bayesgmm.SamplingWarning, match="failed its importance check"):
-        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, **small)
+        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, method="nuts",
+                                  **{**FAST, "n_importance": 100})
     assert pk.method == ["nuts+importance (check failed)"]
     assert not pk.reliable[0] and np.isnan(pk.log_evidence_smc[0])
     reference, _ = _prior_monte_carlo(2, 1_000_000, 5)
     assert abs(pk.log_evidence[0] - reference) < 0.5  # rough, but of the right size
-    # asked for by name, "nuts" never runs SMC
-    with pytest.warns(bayesgmm.SamplingWarning, match="failed its importance check"):
-        pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, method="nuts", **small)
-    assert pk.method == ["nuts+importance (check failed)"]
 
 
 def test_prior_over_k_and_seed():

@@ -337,7 +337,7 @@ def test_auto_is_not_trusted_when_the_chosen_k_rests_on_smc(capsys, tmp_path, mo
     code = main(["fit", str(p), "--k", "auto", "--out", str(tmp_path / "o")])
     captured = capsys.readouterr()
     assert code == 3
-    assert "rests on SMC's evidence alone" in captured.err
+    assert "importance sampling failed its check (smc)" in captured.err
 
 
 def test_verdict_and_report_say_where_posterior_k_bic_and_loo_part(tmp_path):
