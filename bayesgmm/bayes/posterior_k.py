@@ -6,7 +6,10 @@ first estimate; importance sampling from a Gaussian mixture fitted to SMC's part
 gives the reported one, unbiased, with its Monte Carlo error, and checked by the Pareto
 k-hat and ESS of its weights. Where that check fails (k-hat >= 0.7 or ESS < 200: in
 high dimensions the proposal may not cover the posterior's tails), the SMC estimate is
-kept and a warning says so. ARCHITECTURE.md says why this method and what it assumes.
+kept and a warning says so. On larger 1-D data (n K > ``SMC_MAX_NK``), where SMC costs
+tens of minutes, the proposal is fitted to one NUTS run of ``fit`` instead, with a
+component at each mode a climb reaches from its draws or from random EM maxima
+(:func:`_nuts_one_k`). ARCHITECTURE.md says why these methods and what they assume.
 """
 
 from __future__ import annotations
