@@ -511,9 +511,9 @@ def _proposal(points, rng, n_mix, inflate, defensive, weight=None, modes=(), mod
     d = P.shape[1]
     n_mix = max(1, min(n_mix, P.shape[0] // (10 * (d + 1))))
     # a rough fit is enough (the weights' k-hat checks the proposal): one k-means start,
-    # no search, a loose tolerance, at most 100 iterations
+    # no search, a loose tolerance, at most 40 iterations
     gm = GaussianMixtureEM(n_mix, covariance_type="full", n_init=1, n_screen=0,
-                           split_merge=False, tol=1e-4, max_iter=100,
+                           split_merge=False, tol=1e-4, max_iter=40,
                            random_seed=int(rng.integers(2**31 - 1)))
     with warnings.catch_warnings():  # the proposal needs no exact maximum: k-hat checks it
         warnings.simplefilter("ignore", ConvergenceWarning)
