@@ -636,15 +636,15 @@ def posterior_k(
     rng = np.random.default_rng(random_seed)
     streams = rng.spawn(len(all_ks))
 
+    rg = Priors.from_any(priors).precision_alpha is not None  # Richardson & Green's
+    if method == "nuts" and rg:
+        raise DataError("method='nuts' samples fit's model, which does not take "
+                        "Richardson & Green's prior; use method='smc'.")
     log_z, log_z_se, log_z_smc, khat, methods, fits = [], [], [], [], [], {}
     for K, stream in zip(all_ks, streams, strict=True):
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
         check_exchangeable(hyper)
         target = tempered_1d(z, eps2, K, hyper)
-        rg = "precision_alpha" in hyper
-        if method == "nuts" and rg:
-            raise DataError("method='nuts' samples fit's model, which does not take "
-                            "Richardson & Green's prior; use method='smc'.")
         if method == "nuts" or (method == "auto" and not rg and n * K > SMC_MAX_NK):
             one = _nuts_one_k(x, e, K, priors, target, stream, n_importance=n_importance,
                               draws=draws, loc=loc, scale=scale)
