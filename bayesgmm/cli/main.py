@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="try K = 1..KMAX")
     sel.add_argument("--criterion", choices=("bic", "aic", "posterior"), default="bic",
                      help="information criterion, or posterior: p(K | data) (default: bic)")
+    sel.add_argument("--priors", choices=("fit", "richardson_green"), default="fit",
+                     help="with --criterion posterior: fit's default priors, or Richardson "
+                          "& Green's (1997) with their data-based choices, to compare with "
+                          "the literature (one column; default: fit)")
 
     fit = sub.add_parser(
         "fit", help="Bayesian fit: posterior, summary and report in --out",
@@ -436,6 +440,12 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     X, X_err, names = _load(args)
     k_max = min(args.k_max, X.shape[0])
     posterior = args.criterion == "posterior"
+    if args.priors != "fit" and not posterior:
+        raise DataError(f"--priors {args.priors} is a prior for p(K | data): add "
+                        "--criterion posterior, or leave --priors out.")
+    if args.priors == "richardson_green" and X.shape[1] != 1:
+        raise DataError("--priors richardson_green is Richardson & Green's 1-D prior; "
+                        f"the data have {X.shape[1]} columns: pass one --column.")
     res = select_n_components(
         X, range(1, k_max + 1), X_err=X_err, criterion="bic" if posterior else args.criterion,
         covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
@@ -457,7 +467,8 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
         if err is not None and X.shape[1] == 1:
             err = np.sqrt(err[:, 0, 0]) if err.ndim == 3 else err.reshape(err.shape[0], -1)[:, 0]
         pk = posterior_k(X[:, 0] if X.shape[1] == 1 else X, ks=range(1, k_max + 1),
-                         X_err=err, random_seed=0 if args.seed is None else args.seed)
+                         X_err=err, random_seed=0 if args.seed is None else args.seed,
+                         priors=None if args.priors == "fit" else args.priors)
         for row, k in zip(table, pk.ks, strict=True):
             i = int(np.flatnonzero(pk.ks == k)[0])
             row.update({"p_k": float(pk.probabilities[i]),
@@ -465,6 +476,7 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
                         "log_evidence": float(pk.log_evidence[i]),
                         "log_evidence_se": float(pk.log_evidence_se[i]),
                         "evidence_method": pk.method[i]})
+        out["priors"] = args.priors
         out["best_k_bic"] = best
         best = pk.best
         if not pk.reliable.all():  # some evidence without its importance-sampling check
@@ -491,7 +503,9 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
         if posterior:
             i = best - 1
             lines.append(f"\np(K = {best} | data) = {table[i]['p_k']:.3f}, the highest "
-                         f"(uniform prior on K = 1..{k_max}); BIC's choice: "
+                         f"(uniform prior on K = 1..{k_max}"
+                         + ("; Richardson & Green's priors" if args.priors != "fit" else "")
+                         + f"); BIC's choice: "
                          f"{out['best_k_bic']} (data columns: {', '.join(names)})")
         else:
             lines.append(f"\nbest K by {args.criterion.upper()}: {best} (data columns: "

@@ -111,8 +111,9 @@ def test_select_posterior_takes_several_columns(capsys, gappy_csv, monkeypatch):
 
     seen = {}
 
-    def fake(X, ks, X_err=None, random_seed=None):
-        seen.update(X=np.asarray(X), X_err=None if X_err is None else np.asarray(X_err))
+    def fake(X, ks, X_err=None, random_seed=None, priors=None):
+        seen.update(X=np.asarray(X), X_err=None if X_err is None else np.asarray(X_err),
+                    priors=priors)
         ks = np.asarray(list(ks))
         p = np.array([0.1, 0.9])
         return PosteriorK(ks=ks, probabilities=p, probabilities_sd=np.full(2, 0.01),
@@ -126,10 +127,43 @@ def test_select_posterior_takes_several_columns(capsys, gappy_csv, monkeypatch):
                          "ea", "eb", "--k-max", "2", "--criterion", "posterior", "--json")
     assert code == 0, err
     X = seen["X"]
+    assert seen["priors"] is None  # fit's defaults unless --priors says otherwise
     assert X.shape == (300, 2) and np.isnan(X).any()
     assert seen["X_err"] is not None and seen["X_err"].shape[:2] == (300, 2)
     obj = json.loads(out)
     assert obj["best_k"] == 2 and [r["p_k"] for r in obj["table"]] == [0.1, 0.9]
+
+
+def test_select_posterior_with_richardson_and_greens_priors(capsys, monkeypatch):
+    # --priors richardson_green reaches posterior_k as the preset's name (a stand-in
+    # records it; the preset's statistics are tested in tests/bayes/
+    # test_richardson_green.py), and the text says which priors p(K | data) is under
+    import importlib
+
+    from bayesgmm.bayes.posterior_k import PosteriorK
+
+    pk_module = importlib.import_module("bayesgmm.bayes.posterior_k")
+    seen = {}
+
+    def fake(X, ks, X_err=None, random_seed=None, priors=None):
+        seen.update(priors=priors, shape=np.shape(X))
+        ks = np.asarray(list(ks))
+        p = np.array([0.2, 0.7, 0.1])
+        return PosteriorK(ks=ks, probabilities=p, probabilities_sd=np.full(3, 0.01),
+                          log_evidence=np.log(p), log_evidence_se=np.full(3, 0.01),
+                          prior=np.full(3, 1 / 3), method=["importance"] * 3,
+                          pareto_k=np.full(3, 0.3), log_evidence_smc=np.log(p))
+
+    monkeypatch.setattr(pk_module, "posterior_k", fake)
+    code, out, err = run(capsys, "select", example_path("galaxy"), "--k-max", "3",
+                         "--criterion", "posterior", "--priors", "richardson_green")
+    assert code == 0, err
+    assert seen == {"priors": "richardson_green", "shape": (82,)}
+    assert "p(K = 2 | data) = 0.700" in out and "Richardson & Green's priors" in out
+    # their prior is 1-D: two columns are refused with what to do (exit 2, one line)
+    code, out, err = run(capsys, "select", example_path("old_faithful"), "--k-max", "2",
+                         "--criterion", "posterior", "--priors", "richardson_green")
+    assert code == 2 and "pass one --column" in err and err.count("\n") == 1, err
 
 
 def _bad_files(tmp_path):
@@ -165,6 +199,9 @@ def _bad_files(tmp_path):
         (["em", "{ok}", "--k", "0"], "positive integer"),
         (["em", "{ok}"], "required"),
         (["select", "{ok}", "--k-max", "3", "--criterion", "dic"], "invalid choice"),
+        (["select", "{ok}", "--k-max", "3", "--priors", "richardson_green"],
+         "add --criterion posterior"),
+        (["select", "{ok}", "--k-max", "3", "--priors", "flat"], "invalid choice"),
         (["em", "{garbage}", "--k", "2"], "cannot read"),
     ],
 )
