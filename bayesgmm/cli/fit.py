@@ -3,8 +3,9 @@
 Reading the table (what is read, 1-D or D dims: :mod:`bayesgmm.cli.data`), calling the
 fits, printing; the maths is in
 :mod:`bayesgmm.bayes.inference`, :mod:`bayesgmm.selection` (BIC proposes the ``--k auto``
-candidates; in 1-D :func:`bayesgmm.posterior_k` chooses by p(K | data), adding its K to
-the candidates; :mod:`bayesgmm.selection.loo` compares them, and chooses in D dims),
+candidates; :func:`bayesgmm.posterior_k` chooses by p(K | data), adding its K to
+the candidates; :mod:`bayesgmm.selection.loo` compares them, and chooses where p(K |
+data) is not computed),
 :mod:`bayesgmm.diagnostics` and :mod:`bayesgmm.report`. Where and how results are
 written (the atomic output directory, the compressed ``posterior.nc``) is
 :mod:`bayesgmm.cli.output`'s.
@@ -41,6 +42,8 @@ POSTERIOR_K_BEYOND = 2
 #: 272 waiting times by SMC's proposal, about 2 minutes for K = 1..5 on seed 001's 1,000
 #: points by NUTS's; it grows with n K)
 POSTERIOR_K_MAX_N = 1000
+#: ... and in D dims (SMC's proposal: its cost grows with n K D^2)
+POSTERIOR_K_MAX_N_MD = 500
 #: ``--k auto``: a candidate whose first run averages more gradient evaluations (leapfrog
 #: steps) per draw than this is stopped there (a well-posed mixture takes far fewer:
 #: benchmarks/README.md, "--k auto stops a candidate early")
@@ -201,7 +204,7 @@ def _run_fit(args, x, e, progress):
          f"{', '.join(map(str, cands))} first")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pk = _posterior_k(x, e, cands, args.seed)  # None in D dims
+        pk = _posterior_k(x, e, cands, args.seed)
     notes += notes_of(caught)
     if pk is not None:
         for k, p, sd in zip(pk.ks, pk.probabilities, pk.probabilities_sd, strict=True):
@@ -265,23 +268,32 @@ def _run_fit(args, x, e, progress):
 def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
     """``--k auto``'s p(K | data) over K = 1 .. max(cands) + ``POSTERIOR_K_BEYOND``.
 
-    :func:`bayesgmm.posterior_k` at its defaults; None (LOO chooses) for data of two or
-    more columns (1-D for now), and, with a warning saying why, for more than
-    ``POSTERIOR_K_MAX_N`` points or values that repeat without an error (rounded data,
-    whose evidence does not exist: ``check_no_ties``).
+    :func:`bayesgmm.posterior_k` at its defaults, 1-D or D dims; None (LOO chooses),
+    with a warning saying why, for more than ``POSTERIOR_K_MAX_N`` points
+    (``POSTERIOR_K_MAX_N_MD`` in D dims) or values that repeat without an error
+    (rounded data, whose evidence does not exist: ``check_no_ties``).
     """
-    if x.ndim != 1:
-        return None
-    from ..bayes.posterior_k import check_no_ties, posterior_k
+    import numpy as np
+
+    from ..bayes.posterior_k import check_no_ties, check_no_ties_md, posterior_k
     from ..errors import SamplingWarning
 
+    md = x.ndim != 1
+    limit = POSTERIOR_K_MAX_N_MD if md else POSTERIOR_K_MAX_N
     why = None
-    if x.shape[0] > POSTERIOR_K_MAX_N:
+    if x.shape[0] > limit:
         why = (f"{x.shape[0]} points (its cost grows with n K: minutes per K beyond "
-               f"{POSTERIOR_K_MAX_N})")
+               f"{limit}{' in D dims' if md else ''})")
     else:
         try:
-            check_no_ties(x, e, "p(K | data)")
+            if md:  # per feature; errors as sds (n, D) or covariances (n, D, D)
+                xa, ea = np.asarray(x, float), None if e is None else np.asarray(e, float)
+                cov = None if ea is None else (
+                    ea if ea.ndim == 3 else np.einsum("ij,jk->ijk", ea ** 2,
+                                                      np.eye(xa.shape[1])))
+                check_no_ties_md(xa, cov, "p(K | data)", getattr(x, "columns", None))
+            else:
+                check_no_ties(x, e, "p(K | data)")
         except DataError as exc:
             why = str(exc)
     if why:
@@ -291,7 +303,8 @@ def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
         return None
     ks = list(range(1, min(K_AUTO_MAX, max(cands) + POSTERIOR_K_BEYOND, x.shape[0]) + 1))
     _say(f"K auto: p(K | data) over K = 1..{ks[-1]} (importance sampling; its proposal "
-         "from tempered SMC, or from NUTS beyond 1,000 points x K) ...")
+         + ("from tempered SMC" if md else
+            "from tempered SMC, or from NUTS beyond 1,000 points x K") + ") ...")
     return posterior_k(x, ks, X_err=e, random_seed=seed)
 
 

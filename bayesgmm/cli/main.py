@@ -184,7 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "covariance matrix. A correlation outside [-1, 1] or a matrix that is "
                     "not positive semi-definite is refused.",
                     "--k auto: EM fits for K = 1..8 are ranked by BIC; the two leading K "
-                    "are fitted and compared by PSIS-LOO. The smallest K whose LOO elpd "
+                    "are fitted and compared by PSIS-LOO. The posterior probability "
+                    "p(K | data) over K = 1 to the larger candidate + 2 decides, its K "
+                    "fitted too, where it is computed: up to 1,000 points in 1-D and "
+                    "500 in D dims, and values that repeat exactly (rounded data) only "
+                    "with --errors. Elsewhere LOO decides: "
+                    "the smallest K whose LOO elpd "
                     "is within 2 standard errors of the best is kept. A candidate whose "
                     "first sampling run shows it is not identified (R-hat over 1.1, "
                     "chains in different modes, an empty component, or steps so small "
@@ -201,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fit_options(fit)
     fit.add_argument("--k", required=True, metavar="K|auto",
                      help="number of components, or 'auto' (BIC from EM over 1..8, then "
-                          "LOO between the two leading candidates)")
+                          "p(K | data), or LOO between the two leading candidates)")
     which = fit.add_mutually_exclusive_group()
     which.add_argument("--column", metavar="C", help="data column of a 1-D fit (default: the "
                        "only numeric column besides --errors)")

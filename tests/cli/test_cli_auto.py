@@ -1,11 +1,11 @@
 """`bayesgmm fit --k auto`: p(K | data), the LOO decision, unreliable and unidentified
 candidates.
 
-In 1-D the choice is p(K | data)'s (``cli.fit._posterior_k``); in D dims, or with it
-patched out (``_no_posterior_k``), LOO's. The LOO decision is a pure function of an
-``arviz_stats.compare`` table (tested on hand-made tables); the plumbing is tested with
-fake fits and a fake p(K | data) (no sampling); one end-to-end test samples for real on
-data where K = 2 clearly beats K = 1.
+The choice is p(K | data)'s (``cli.fit._posterior_k``), 1-D or D dims; where it is not
+computed, or with it patched out (``_no_posterior_k``), LOO's. The LOO decision is a
+pure function of an ``arviz_stats.compare`` table (tested on hand-made tables); the
+plumbing is tested with fake fits and a fake p(K | data) (no sampling); one end-to-end
+test samples for real on data where K = 2 clearly beats K = 1.
 """
 
 import numpy as np
@@ -156,7 +156,7 @@ def test_fit_skips_the_second_run_when_first_run_check_says_so(monkeypatch):
 
 
 def _no_posterior_k(monkeypatch):
-    """LOO decides, as in D dims: the tests of its plumbing on 1-D data."""
+    """LOO decides, as where p(K | data) is not computed: its plumbing on 1-D data."""
     monkeypatch.setattr(cli_fit, "_posterior_k", lambda x, e, cands, seed: None)
 
 
@@ -386,5 +386,11 @@ def test_auto_leaves_out_posterior_k_where_it_cannot_or_would_take_too_long():
     many = np.random.default_rng(0).normal(0, 1, cli_fit.POSTERIOR_K_MAX_N + 1)
     with pytest.warns(SamplingWarning, match="points"):
         assert cli_fit._posterior_k(many, None, [1, 2], 0) is None
-    two_d = np.random.default_rng(0).normal(0, 1, (50, 2))
-    assert cli_fit._posterior_k(two_d, None, [1, 2], 0) is None
+    # D dims: per feature (a rounded feature is enough), and POSTERIOR_K_MAX_N_MD points
+    two_d = pd.DataFrame(np.random.default_rng(0).normal(0, 1, (50, 2)), columns=["u", "v"])
+    two_d["v"] = two_d["v"].round(1)
+    with pytest.warns(SamplingWarning, match="feature 'v': .*repeat exactly"):
+        assert cli_fit._posterior_k(two_d, None, [1, 2], 0) is None
+    many_d = np.random.default_rng(0).normal(0, 1, (cli_fit.POSTERIOR_K_MAX_N_MD + 1, 2))
+    with pytest.warns(SamplingWarning, match="in D dims"):
+        assert cli_fit._posterior_k(many_d, None, [1, 2], 0) is None

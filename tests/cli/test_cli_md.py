@@ -235,8 +235,11 @@ def test_md_fit_json(capsys, csv, tmp_path, fake):
     assert doc["summary"]["means[1, a]"]["mean"] == 3.0
 
 
-def test_md_k_auto_fits_the_bic_candidates_and_compares_by_loo(capsys, csv, tmp_path, fake):
+def test_md_k_auto_fits_the_bic_candidates_and_compares_by_loo(capsys, csv, tmp_path, fake,
+                                                               monkeypatch):
+    # where p(K | data) is not computed (too many points, rounded data), LOO chooses
     calls, _ = fake
+    monkeypatch.setattr(cli_fit, "_posterior_k", lambda x, e, cands, seed: None)
     code = main(["fit", str(csv), "--columns", "a", "b", "--k", "auto",
                  "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
@@ -250,6 +253,43 @@ def test_md_k_auto_fits_the_bic_candidates_and_compares_by_loo(capsys, csv, tmp_
 
     _, loo = stored_tables(xr.load_datatree(tmp_path / "o" / "posterior.nc"))
     assert loo.loc["K=2", "params"] == 11 and loo.loc["K=1", "params"] == 5
+
+
+def test_md_k_auto_chooses_by_the_posterior_over_k(capsys, csv, tmp_path, fake, monkeypatch):
+    # D dims: --k auto computes p(K | data) on the (n, D) data with their error sds
+    # (posterior_k stood in for, recording what it got; the D-dim evidence is tested in
+    # tests/bayes/test_smc_md.py). It puts K = 3 first, a K BIC did not propose (its
+    # candidates are 2 and 1): K = 3 is fitted as well, and chosen
+    import importlib
+
+    from bayesgmm.bayes.posterior_k import PosteriorK
+
+    pk_module = importlib.import_module("bayesgmm.bayes.posterior_k")
+    calls, _ = fake
+    seen = {}
+
+    def fake_pk(X, ks, X_err=None, random_seed=None):
+        seen.update(X=np.asarray(X, float), X_err=X_err, ks=list(ks))
+        ks = np.asarray(list(ks))
+        p = np.array([0.05, 0.15, 0.6, 0.15, 0.05])[: ks.size]
+        p = p / p.sum()
+        return PosteriorK(ks=ks, probabilities=p, probabilities_sd=np.full(ks.size, 0.01),
+                          log_evidence=np.log(p), log_evidence_se=np.full(ks.size, 0.01),
+                          prior=np.full(ks.size, 1 / ks.size),
+                          method=["importance"] * ks.size, pareto_k=np.full(ks.size, 0.3),
+                          log_evidence_smc=np.log(p))
+
+    monkeypatch.setattr(pk_module, "posterior_k", fake_pk)
+    code = main(["fit", str(csv), "--columns", "a", "b", "--errors", "ea", "eb", "--k",
+                 "auto", "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    df = pd.read_csv(csv)
+    np.testing.assert_array_equal(seen["X"], df[["a", "b"]].to_numpy())  # NaN kept
+    assert np.shape(seen["X_err"])[:2] == (len(df), 2)
+    assert seen["ks"] == [1, 2, 3, 4]  # up to BIC's larger candidate + 2
+    assert sorted(c[1] for c in calls if not isinstance(c[0], str)) == [1, 2, 3]
+    assert "p(K = 3 | data) = 0.632" in out and "chose K=3" in out
 
 
 @pytest.mark.parametrize("K,D", [(1, 1), (3, 1), (2, 2), (3, 3)])
