@@ -58,12 +58,13 @@ def _fit(
     # samplers.nutpie.BACKENDS) and the reparametrisation ("pair", "pymc"; target.REPARAMS)
     backend: str = "native",
     reparam: str = "pair",
-    modes: bool = True,
+    light: bool = False,
 ) -> Any:
     """:func:`fit`, with the private choices as arguments.
 
-    Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults. ``modes=False``
-    skips the 1-D draws' modes (``posterior_k``, whose draws only shape a proposal).
+    Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults. ``light=True``
+    skips the 1-D draws' modes and the checks' warnings (``posterior_k``, whose draws
+    only shape a proposal: the importance weights' check is the one that counts).
     """
     # two or more columns: the D-dim problem (bayes/inference_md.py); the rest of this
     # function (the run loop, the rerun rule, the warnings) is shared
@@ -128,7 +129,7 @@ def _fit(
     else:
         dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
                        log_likelihood, *_data_name(X))
-    if not md and modes:
+    if not md and not light:
         from .modes import attach_modes
 
         z = (x - loc) / scale
@@ -139,6 +140,8 @@ def _fit(
     dt.attrs["sampling_runs"] = json.dumps(runs)
     if runs[0].get("stopped_early"):
         dt.attrs["stopped_early"] = runs[0]["stopped_early"]
+    if light:
+        return dt
     from ..diagnostics.advice import _failed_check_warnings
 
     for warning in _failed_check_warnings(dt):

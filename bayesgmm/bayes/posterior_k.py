@@ -49,6 +49,9 @@ NUTS_ROUNDS = 3
 #: the points that holds real mass (galaxy, K = 2: one seed in three 0.15 low with a
 #: clean check), which SMC from the prior does not
 SMC_MAX_NK = 1000
+#: on the NUTS path the last importance round stops once the log evidence's standard
+#: error is this small (p(K)'s Monte Carlo error about 1%), at n_importance draws at most
+NUTS_SE_TARGET = 0.01
 
 
 @dataclass
@@ -396,7 +399,7 @@ def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, sc
         dt = _fit(x, K, X_err=e, priors=priors, draws=draws, chains=4,
                   random_seed=int(rng_fit.integers(2**31 - 1)), progressbar=False,
                   log_likelihood=False, first_run_check=lambda _: "one run is enough",
-                  modes=False)
+                  light=True)
     post = dt["posterior"]
     w, mu, sg = (post[v].values.reshape(-1, K) for v in ("weights", "means", "sigmas"))
     particles = target.sort(_coords(np.maximum(w, 1e-300), (mu - loc) / scale,
@@ -407,14 +410,20 @@ def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, sc
         modes = laplace_components(target, np.concatenate([particles, starts]),
                                    n_climbs=N_CLIMBS_NUTS)
     imp = importance(particles, target, rng_imp, n_draws=n_importance, modes=modes,
-                     rounds=NUTS_ROUNDS)
+                     rounds=NUTS_ROUNDS, se_target=NUTS_SE_TARGET,
+                     round_draws=4 * particles.shape[0])
     if not _importance_ok(imp):
         # once more, the proposal fitted to the importance-corrected draws alone (the
         # rounds above keep half the weight on NUTS's draws, whose tails may be thin)
         again = _resample(imp, modes, rng_imp, 2 * particles.shape[0])
         imp = importance(again, target, rng_imp, n_draws=n_importance, modes=modes,
-                         rounds=NUTS_ROUNDS)
+                         rounds=NUTS_ROUNDS,
+                         se_target=NUTS_SE_TARGET, round_draws=4 * particles.shape[0])
+    em = dt["em_estimate"]
+    em = {**{v: em[v].values for v in ("weights", "means", "sigmas")},
+          **{v: float(em[v]) for v in ("loglik", "bic")}, **em.attrs}
     return {"ok": _importance_ok(imp), "log_evidence": imp.log_evidence, "log_evidence_se": imp.se,
+            "em": em,
             "method": "nuts+importance", "importance": imp,
             "log_evidence_smc": math.nan, "log_evidence_smc_se": math.nan,
             "smc_stages": 0, "chains": 4,
@@ -489,16 +498,18 @@ def _draws_datasets(theta: np.ndarray, K: int, chains: int, loc: float, scale: f
 
 
 def _tree(x, e, K, loc, scale, hyper, theta, chains, seed, rng, name, units, attrs,
-          sampler="smc"):
+          sampler="smc", em=None):
     """The per-K result in ``fit``'s layout: draws in data units, their EM estimate.
 
-    ``sampler``: how the draws were made (``"smc"``, or ``"nuts+importance"``).
+    ``sampler``: how the draws were made (``"smc"``, or ``"nuts+importance"``); ``em``:
+    the EM estimate when the draws' run made one already (else EM runs here).
     """
     from .inference import _em_estimate
     from .result import _assemble
 
     post, stats = _draws_datasets(theta, K, chains, loc, scale, attrs)
-    em = _em_estimate(x, e, K, rng)
+    if em is None:
+        em = _em_estimate(x, e, K, rng)
     dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, sampler, seed, None,
                    name, units)
     dt.attrs.update({k: v for k, v in attrs.items() if np.isscalar(v)})
@@ -684,7 +695,7 @@ def posterior_k(
                         {**attrs, "log_evidence": log_z[-1],
                          "log_evidence_se": log_z_se[-1], "evidence_method": methods[-1]},
                         sampler="nuts+importance" if methods[-1].startswith("nuts")
-                        else "smc")
+                        else "smc", em=one.get("em"))
 
     return _result(all_ks, prior, log_z, log_z_se, methods, khat, log_z_smc, fits, rng)
 

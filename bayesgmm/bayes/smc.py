@@ -487,6 +487,23 @@ class ImportanceResult:
     log_weights: np.ndarray
 
 
+def _weighted_draws(mix, dists, target, rng, m, d):
+    """``m`` draws from the proposal, their log importance weights, which are inside."""
+    comp = rng.choice(len(mix), size=m, p=mix)
+    theta = np.empty((m, d))
+    for c in range(len(mix)):
+        sel = comp == c
+        if sel.any():
+            theta[sel] = np.atleast_2d(dists[c].rvs(int(sel.sum()), random_state=rng)
+                                       ).reshape(-1, d)
+    logq = np.logaddexp.reduce(
+        np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
+                  for c in range(len(mix))]).reshape(len(mix), m), axis=0)
+    ll, lpj, _ = target.evaluate(theta, 1.0)
+    inside = target.inside(theta) & np.isfinite(ll) & np.isfinite(lpj)
+    return theta, np.where(inside, ll + lpj - logq, -np.inf), inside
+
+
 def _proposal(points, rng, n_mix, inflate, defensive, weight=None, modes=(), mode_share=0.0):
     """Student-t mixture at the Gaussian mixture EM fits to ``points``, plus a broad one.
 
@@ -546,6 +563,8 @@ def importance(
     rounds: int = 2,
     modes: list[tuple[np.ndarray, np.ndarray]] | None = None,
     mode_share: float = 0.1,
+    round_draws: int | None = None,
+    se_target: float | None = None,
 ) -> ImportanceResult:
     """The evidence by importance sampling, its proposal fitted to SMC's particles.
 
@@ -573,35 +592,47 @@ def importance(
     target
     is restricted to sorted components (``target.inside``), one of K! labellings that
     carry the same mass, so the evidence is K! times the estimate.
+
+    ``round_draws``: draws in each round before the last (default the larger of
+    ``n_draws // 4`` and 4 per particle). ``se_target``: the last round draws in
+    batches of ``n_draws // 8`` and stops once the log evidence's standard error is at
+    most this (and the weights' ESS at least 200), ``n_draws`` then being the most it
+    draws; None draws all ``n_draws`` at once.
     """
     K = target.K
     d = particles.shape[1]
     points, weight = particles, None
+    if round_draws is None:
+        round_draws = max(n_draws // 4, 4 * particles.shape[0])
     for r in range(rounds):
         mix, dists = _proposal(points, rng, n_mix, inflate, defensive, weight,
                                modes or (), mode_share)
-        last = r == rounds - 1
-        m = n_draws if last else max(n_draws // 4, 4 * particles.shape[0])
-        comp = rng.choice(len(mix), size=m, p=mix)
-        theta = np.empty((m, d))
-        for c in range(len(mix)):
-            sel = comp == c
-            if sel.any():
-                theta[sel] = np.atleast_2d(dists[c].rvs(int(sel.sum()), random_state=rng)
-                                           ).reshape(-1, d)
-        logq = np.logaddexp.reduce(
-            np.stack([math.log(mix[c]) + np.atleast_1d(dists[c].logpdf(theta))
-                      for c in range(len(mix))]).reshape(len(mix), m), axis=0)
-        ll, lpj, _ = target.evaluate(theta, 1.0)
-        inside = target.inside(theta) & np.isfinite(ll) & np.isfinite(lpj)
-        lw = np.where(inside, ll + lpj - logq, -np.inf)
-        top = float(lw.max())
-        e = np.exp(lw - top)
-        if not last:  # half the weight on the particles, half on the weighted draws
+        if r < rounds - 1:
+            theta, lw, inside = _weighted_draws(mix, dists, target, rng, round_draws, d)
+            e = np.exp(lw - float(lw.max()))
+            # half the weight on the particles, half on the weighted draws
             keep = e > 0
             points = np.concatenate([particles, theta[keep]])
             weight = np.concatenate([np.full(particles.shape[0], 0.5 / particles.shape[0]),
                                      0.5 * e[keep] / e.sum()])
+            continue
+        batch = n_draws if se_target is None else max(1, n_draws // 8)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        drawn = 0
+        while drawn < n_draws:
+            parts.append(_weighted_draws(mix, dists, target, rng,
+                                         min(batch, n_draws - drawn), d))
+            drawn += parts[-1][0].shape[0]
+            if se_target is not None and drawn < n_draws:
+                lw = np.concatenate([p[1] for p in parts])
+                e = np.exp(lw - float(lw.max()))
+                if (e.sum() > 0 and e.sum() ** 2 / (e * e).sum() >= 200
+                        and e.std() / (e.mean() * math.sqrt(drawn)) <= se_target):
+                    break
+        theta, lw, inside = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    n_draws = theta.shape[0]
+    top = float(lw.max())
+    e = np.exp(lw - top)
     mean = float(e.mean())
     log_z = top + math.log(mean) + math.lgamma(K + 1)
     se = float(e.std() / (mean * math.sqrt(n_draws)))

@@ -109,6 +109,28 @@ def test_smc_alone_is_close_to_importance_and_sorted():
     assert run.betas[-1] == 1.0 and np.all(np.diff(run.betas) > 0)
 
 
+def test_importance_stops_at_its_standard_error_target_and_agrees_with_all_draws():
+    # the NUTS path's last importance round stops once se <= se_target: on the twelve
+    # points at K = 2 it needs a fraction of the 80,000 draws allowed; the early answer
+    # must agree with the full one within 4 combined se (a 1-in-15,000 miss by chance),
+    # and a target it cannot reach draws everything
+    x = _TWELVE
+    loc, scale = x.mean(), x.std()
+    target = smc.Tempered1D((x - loc) / scale, np.zeros(1), 2,
+                            Priors().standardized(2, loc, scale))
+    particles = smc.run_smc(target, np.random.default_rng(0), n_particles=1000).theta
+    full = smc.importance(particles, target, np.random.default_rng(1), n_draws=80_000)
+    early = smc.importance(particles, target, np.random.default_rng(2), n_draws=80_000,
+                           se_target=0.02, round_draws=4000)
+    assert full.theta.shape[0] == 80_000
+    assert early.theta.shape[0] < 80_000 and early.theta.shape[0] % 10_000 == 0
+    assert early.se <= 0.02 and early.ess >= 200
+    assert abs(early.log_evidence - full.log_evidence) < 4 * math.hypot(early.se, full.se)
+    unreachable = smc.importance(particles, target, np.random.default_rng(3),
+                                 n_draws=20_000, se_target=1e-9, round_draws=4000)
+    assert unreachable.theta.shape[0] == 20_000 and unreachable.se > 1e-9
+
+
 def test_gradient_of_the_particles_density_matches_finite_differences():
     # central differences, step 1e-6: agreement to 1e-6 absolute (with and without errors,
     # a Dirichlet concentration != 1 so its term is exercised)
