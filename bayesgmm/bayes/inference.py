@@ -63,7 +63,7 @@ def _fit(
     """:func:`fit`, with the private choices as arguments.
 
     Tests pass ``backend`` and ``reparam``; ``fit`` takes the defaults. ``light=True``
-    skips the 1-D draws' modes and the checks' warnings (``posterior_k``, whose draws
+    skips the draws' modes and the checks' warnings (``posterior_k``, whose draws
     only shape a proposal: the importance weights' check is the one that counts).
     """
     # two or more columns: the D-dim problem (bayes/inference_md.py); the rest of this
@@ -129,7 +129,11 @@ def _fit(
     else:
         dt = _assemble(x, e, K, loc, scale, hyper, em, post, stats, active, seed,
                        log_likelihood, *_data_name(X))
-    if not md and not light:
+    if md and not light:
+        from .modes import attach_modes_md
+
+        attach_modes_md(dt, problem.target)
+    elif not light:
         from .modes import attach_modes
 
         z = (x - loc) / scale
@@ -573,7 +577,7 @@ def fit(
         coordinates, as when no adjacent pair has equal priors); for ``"smc"`` one
         entry with the evidence figures (``log_evidence``, ``pareto_k``,
         ``importance_ess``, ``evidence_method``), also the third entry when the rerun
-        rule ended with SMC (see ``target_accept``). 1-D results also keep the
+        rule ended with SMC (see ``target_accept``). Results also keep the
         posterior's modes (:mod:`bayesgmm.bayes.modes`): ``attrs["modes"]`` (JSON: the
         number of modes, their weights, each chain's shares, the parameters at each
         mode, the split R-hat of the mode indicators) and ``sample_stats["mode"]``,

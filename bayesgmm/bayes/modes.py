@@ -1,4 +1,4 @@
-"""The posterior's modes in a 1-D fit: which draws belong to which mode, and its weight.
+"""The posterior's modes in a fit (1-D or D dims): each draw's mode, and each mode's weight.
 
 R-hat compares chains; it cannot see a mode a chain visits for part of its draws only
 when the other chains never visit it, and it cannot see a mode no chain reaches (the
@@ -6,7 +6,9 @@ galaxy data at K = 3: ``fit``'s NUTS chains from the EM estimate). This module n
 modes the draws are in. A thinned subset of the draws (:data:`N_CLIMBS` of them, evenly
 spaced in each chain) is each climbed to its local maximum of the posterior density
 (L-BFGS on :func:`bayesgmm.bayes.smc._particle`'s density at temperature 1, in its
-coordinates: log-ratio weights, means, log widths); end points closer than
+coordinates: log-ratio weights, means, log widths; in D dims
+:class:`~bayesgmm.bayes.smc_md.TemperedMD`'s, the correlations' unconstrained
+coordinates added); end points closer than
 :data:`SAME_MODE` (largest coordinate difference, standardized units) are one mode.
 Every other draw takes the mode of its nearest climbed draw.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes", "laplace_components"]
+__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes", "find_modes_md", "laplace_components"]
 
 #: draws climbed to their mode (spread evenly over chains and draws); cost is about
 #: N_CLIMBS x 50 evaluations of the log-density and its gradient
@@ -94,8 +96,64 @@ def find_modes(
     C, S, _ = w.shape
     flat = _coords(np.maximum(w.reshape(-1, K), 1e-300), mu.reshape(-1, K),
                    np.maximum(sg.reshape(-1, K), 1e-300))
+    found = _modes_of(flat, C, S, tempered_1d(z, eps2, K, hyper), n_climbs, same_mode)
+    found["at_mode"] = _params(found.pop("ends"), K)
+    return found
+
+
+def find_modes_md(
+    target: Any,
+    post: Any,
+    *,
+    n_climbs: int = N_CLIMBS,
+    same_mode: float = SAME_MODE,
+) -> dict[str, Any]:
+    """The modes of a D-dim posterior's draws: :func:`find_modes` for ``fit``'s D-dim model.
+
+    Parameters
+    ----------
+    target : TargetMD
+        The fit's target (:class:`~.target_md.TargetMD`: standardized data, missing
+        values, error covariances, priors); the climbs go up its density at temperature 1.
+    post : xarray.Dataset
+        The posterior (``weights``, ``means``, ``sds``, ``correlations``, data units).
+    n_climbs, same_mode
+        :data:`N_CLIMBS`, :data:`SAME_MODE` (in the density's coordinates: log-ratio
+        weights, standardized means, log sds, the correlations' unconstrained ones).
+
+    Returns
+    -------
+    dict
+        :func:`find_modes`' keys; ``at_mode`` a list with each mode's parameters in data
+        units (:func:`~.target_md.expand`).
+    """
+    from . import density_md
+    from .smc_md import TemperedMD
+    from .target_md import expand
+
+    K, D = target.n_components, target.n_features
+    C, S = post.sizes["chain"], post.sizes["draw"]
+    loc, scale = np.asarray(target.loc, float), np.asarray(target.scale, float)
+    w = np.maximum(post["weights"].values.reshape(-1, K), 1e-300)
+    mu = (post["means"].values.reshape(-1, K, D) - loc) / scale
+    sd = np.maximum(post["sds"].values.reshape(-1, K, D) / scale, 1e-300)
+    corr = post["correlations"].values.reshape(-1, K, D, D)
+    flat = np.stack([density_md.pack(w[i] / w[i].sum(), mu[i], sd[i], corr[i])
+                     for i in range(C * S)])
+    # the constructor, not build(): climbs need no exchangeable priors (build checks
+    # them for SMC's sorting moves); ends are sorted only to group them
+    found = _modes_of(flat, C, S, TemperedMD(target), n_climbs, same_mode)
+    found["at_mode"] = [expand(e, K, loc, scale) for e in found.pop("ends")]
+    return found
+
+
+def _modes_of(flat, C, S, target, n_climbs, same_mode) -> dict[str, Any]:
+    """:func:`find_modes`' dict from the draws in ``target``'s coordinates.
+
+    ``ends`` (each mode's end point) stands in place of ``at_mode``.
+    """
     picks, ends, dens, climb_mode, centre, scaled = _climb_and_group(
-        flat, C, S, tempered_1d(z, eps2, K, hyper), n_climbs, same_mode)
+        flat, C, S, target, n_climbs, same_mode)
 
     # every draw takes the mode of its nearest climbed draw
     labels = climb_mode[np.argmin(_sq_dist(scaled, scaled[picks]), axis=1)]
@@ -109,9 +167,8 @@ def find_modes(
     centre = [centre[m] for m in order]
     weights = counts[order] / counts.sum()
     fractions = np.stack([(labels == m).mean(axis=1) for m in range(M)], axis=1)
-    cw, cm, cs = _params(ends[centre], K)
     return {"labels": labels, "weights": weights, "chain_fractions": fractions,
-            "log_density": dens[centre], "at_mode": (cw, cm, cs),
+            "log_density": dens[centre], "ends": ends[centre],
             "rhat": _indicator_rhat(labels, M), "n_climbs": int(len(picks))}
 
 
@@ -220,9 +277,21 @@ def _indicator_rhat(labels: np.ndarray, M: int) -> float:
     return worst
 
 
-def modes_attr(found: dict[str, Any], loc: float, scale: float) -> str:
-    """``find_modes``' summary in data units, as the JSON ``fit`` keeps in attrs."""
-    cw, cm, cs = found["at_mode"]
+def modes_attr(found: dict[str, Any], loc: float | None = None,
+               scale: float | None = None) -> str:
+    """``find_modes``' summary in data units, as the JSON ``fit`` keeps in attrs.
+
+    1-D: ``loc`` and ``scale`` bring the standardized means and widths to data units.
+    D dims (:func:`find_modes_md`, ``at_mode`` in data units already): weights, means,
+    sds and correlations at each mode.
+    """
+    if isinstance(found["at_mode"], list):
+        at_mode = [{name: np.asarray(m[name]).tolist() for name in
+                    ("weights", "means", "sds", "correlations")} for m in found["at_mode"]]
+    else:
+        cw, cm, cs = found["at_mode"]
+        at_mode = [{"weights": cw[m].tolist(), "means": (cm[m] * scale + loc).tolist(),
+                    "sigmas": (cs[m] * scale).tolist()} for m in range(len(cw))]
     return json.dumps({
         "n_modes": int(len(found["weights"])),
         "weights": [float(v) for v in found["weights"]],
@@ -230,23 +299,33 @@ def modes_attr(found: dict[str, Any], loc: float, scale: float) -> str:
         "log_density": [float(v) for v in found["log_density"]],
         "rhat": None if np.isnan(found["rhat"]) else float(found["rhat"]),
         "n_climbs": found["n_climbs"],
-        "at_mode": [{"weights": cw[m].tolist(), "means": (cm[m] * scale + loc).tolist(),
-                     "sigmas": (cs[m] * scale).tolist()} for m in range(len(cw))],
+        "at_mode": at_mode,
     })
 
 
 def attach_modes(dt: Any, z: np.ndarray, eps2: np.ndarray, K: int,
                  hyper: dict[str, np.ndarray], loc: float, scale: float) -> Any:
     """Find a 1-D fit's modes and keep them: ``attrs["modes"]``, ``sample_stats["mode"]``."""
-    import xarray as xr
-
     post = dt["posterior"]
     found = find_modes(z, eps2, K, hyper, post["weights"].values,
                        (post["means"].values - loc) / scale, post["sigmas"].values / scale)
+    return _keep(dt, found, modes_attr(found, loc, scale))
+
+
+def attach_modes_md(dt: Any, target: Any) -> Any:
+    """Find a D-dim fit's modes (:func:`find_modes_md`) and keep them as in 1-D."""
+    found = find_modes_md(target, dt["posterior"].to_dataset())
+    return _keep(dt, found, modes_attr(found))
+
+
+def _keep(dt: Any, found: dict[str, Any], summary: str) -> Any:
+    import xarray as xr
+
+    post = dt["posterior"]
     stats = dt["sample_stats"].to_dataset() if "sample_stats" in dt.children else \
         xr.Dataset(coords={"chain": post["chain"].values, "draw": post["draw"].values})
     stats["mode"] = (("chain", "draw"), found["labels"])
     stats["mode"].attrs["long_name"] = "the posterior mode the draw belongs to (by weight)"
     dt["sample_stats"] = stats
-    dt.attrs["modes"] = modes_attr(found, loc, scale)
+    dt.attrs["modes"] = summary
     return dt

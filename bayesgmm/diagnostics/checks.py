@@ -303,8 +303,8 @@ def diagnose(
     dim, so 1-D tables are unchanged): the fraction of draws that are ambiguous, far
     (:func:`bayesgmm.posterior.relabel.identify`) or not in the EM estimate's labelling
     (not relabelled), at most ``label_overlap_max``.
-    ``modes_mixed`` (only for a result with ``attrs["modes"]``, which ``fit`` writes
-    for 1-D data): the draws climbed to their local maxima of the posterior name its
+    ``modes_mixed`` (only for a result with ``attrs["modes"]``, which ``fit`` writes,
+    1-D and D dims): the draws climbed to their local maxima of the posterior name its
     modes; the check fails when the split R-hat of some mode's indicator exceeds 1.01
     (a chain switched mode part-way, or sits in a mode the others never visit), so the
     modes' weights are not yet known. Its value is that R-hat (1 for one mode); the
@@ -346,7 +346,7 @@ def diagnose(
     rows.append(from_mixture("no_divergences", 0, "no divergence flags in sample_stats"))
     rows += _sampler_rows(dt, depth_frac_max, ebfmi_min)
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))
-    if "modes" in dt.attrs:  # 1-D fits (bayes/modes.py); other trees keep their table
+    if "modes" in dt.attrs:  # fits (bayes/modes.py); other trees keep their table
         rows.append(modes_row(dt))
     rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
     rows.append(from_mixture("no_empty_component", min_weight, ""))

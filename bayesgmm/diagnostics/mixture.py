@@ -286,9 +286,9 @@ def pivot_row(dt: Any, max_frac: float, margin: float, far_prob: float) -> dict[
 
 
 def modes_row(dt: Any, rhat_max: float = MODE_RHAT_MAX) -> dict[str, Any]:
-    """``modes_mixed``: the modes a 1-D fit's draws are in, and whether chains agree on them.
+    """``modes_mixed``: the modes a fit's draws are in, and whether chains agree on them.
 
-    Reads ``attrs["modes"]``, which :func:`bayesgmm.fit` writes for 1-D data
+    Reads ``attrs["modes"]``, which :func:`bayesgmm.fit` writes (1-D and D dims)
     (``bayes/modes.py``: draws climbed to their local maximum, end points grouped). The
     check fails when some mode's indicator has a split R-hat above ``rhat_max``: a
     chain switched to another mode part-way, or stayed in a mode the others never
@@ -298,7 +298,7 @@ def modes_row(dt: Any, rhat_max: float = MODE_RHAT_MAX) -> dict[str, Any]:
 
     raw = dt.attrs.get("modes")
     if raw is None:
-        return _skip("modes_mixed", rhat_max, "no mode search (fit does it for 1-D data)")
+        return _skip("modes_mixed", rhat_max, "no mode search (results of fit have one)")
     modes = json.loads(raw)
     n_modes = int(modes["n_modes"])
     weights = ", ".join(f"{w:.3g}" for w in modes["weights"])

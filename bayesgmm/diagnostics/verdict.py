@@ -169,7 +169,7 @@ def _md_rerun_failed(dt: Any) -> bool:
 
 
 def modes_sentence(dt: Any) -> str:
-    """How many modes the draws are in, and their weights (1-D fits; '' for one mode)."""
+    """How many modes the draws are in, and their weights ('' for one mode)."""
     raw = dt.attrs.get("modes")
     if raw is None:
         return ""

@@ -249,6 +249,12 @@ def test_real_nutpie_fit(tmp_path):
     assert np.isfinite(dt.log_likelihood["x"].values).all()
     checks = diagnose(dt).checks.set_index("name")
     assert checks.loc["pivot_identified", "ok"] and checks.loc["chains_agree", "ok"]
+    # one mode, found by climbing the draws (bayes/modes.py in D dims), at the draws
+    modes = json.loads(dt.attrs["modes"])
+    assert modes["n_modes"] == 1 and checks.loc["modes_mixed", "ok"]
+    assert (dt.sample_stats["mode"] == 0).all()
+    np.testing.assert_allclose(modes["at_mode"][0]["means"], post["means"].mean(
+        ("chain", "draw")), atol=0.1)  # posterior sd of the means: 0.05-0.1
     path = tmp_path / "real.nc"
     dt.to_netcdf(path)
     back = xr.open_datatree(path)

@@ -84,6 +84,78 @@ def test_chains_that_all_move_between_modes_pass_modes_mixed():
     assert "2 modes of the posterior" in diagnosis.verdict
 
 
+def _three_clusters():
+    """120 points in three round 2-D clusters on a line, 6 sds apart (seed 0)."""
+    rng = np.random.default_rng(0)
+    return np.vstack([rng.normal([c, 0.0], 1.0, (40, 2)) for c in (0.0, 6.0, 12.0)])
+
+
+def _tree_md(in_b: np.ndarray) -> tuple[xr.DataTree, object]:
+    """D-dim draws near one of K = 2's two groupings of :func:`_three_clusters`.
+
+    Grouping A: the left and middle clusters as one component; B: the middle and right
+    ones. Each grouping's parameters are its groups' weights, means, sds and
+    correlations (close to the local maxima); draws are scattered about them by 1% in
+    the weights and sds and 0.02 in the means. Returns the tree (modes attached) and
+    the fit's target.
+    """
+    from bayesgmm.bayes.inference_md import prepare_md
+    from bayesgmm.bayes.modes import attach_modes_md
+
+    X = _three_clusters()
+    rng = np.random.default_rng(1)
+    problem = prepare_md(X, None, 2, None, rng, draws=10, chains=4, seed_rng=rng,
+                         progressbar=False, backend="native")
+
+    def grouping(split):
+        parts = [X[:split], X[split:]]
+        return ([len(p) / len(X) for p in parts], [p.mean(0) for p in parts],
+                [p.std(0) for p in parts], [np.corrcoef(p.T) for p in parts])
+
+    A, B = grouping(80), grouping(40)
+    C, S = in_b.shape
+    w, mu, sd, corr = (np.where(in_b.reshape(C, S, *([1] * (np.ndim(a) + 0))),
+                                np.array(b), np.array(a)) for a, b in zip(A, B, strict=True))
+    w = w * np.exp(0.01 * rng.standard_normal(w.shape))
+    w /= w.sum(axis=2, keepdims=True)
+    mu = mu + 0.02 * rng.standard_normal(mu.shape)
+    sd = sd * np.exp(0.01 * rng.standard_normal(sd.shape))
+    f = ("chain", "draw", "component", "feature")
+    post = xr.Dataset({"weights": (f[:3], w), "means": (f, mu), "sds": (f, sd),
+                       "correlations": ((*f, "feature_"), corr)},
+                      coords={"chain": np.arange(C), "draw": np.arange(S)})
+    dt = xr.DataTree.from_dict({"posterior": post})
+    return attach_modes_md(dt, problem.target), B
+
+
+def test_d_dims_a_chain_that_switches_grouping_part_way_fails_modes_mixed():
+    # as in 1-D: three chains in grouping A, the fourth moves to B half-way; in D dims
+    # the climbs go up fit's D-dim posterior (full covariances, LKJ) in its coordinates
+    in_b = np.zeros((4, 100), dtype=bool)
+    in_b[3, 50:] = True
+    dt, B = _tree_md(in_b)
+    modes = json.loads(dt.attrs["modes"])
+    assert modes["n_modes"] == 2
+    np.testing.assert_allclose(modes["weights"], [0.875, 0.125])
+    np.testing.assert_array_equal(dt["sample_stats"]["mode"].values, in_b.astype(int))
+    # the modes' parameters in data units, near the grouping's: within 0.5 (the mode
+    # groups softly: the broad component's mean sits 0.33 inside the hard grouping's),
+    # where the other grouping's means are 3 away
+    np.testing.assert_allclose(modes["at_mode"][1]["means"], B[1], atol=0.5)
+    assert set(modes["at_mode"][1]) == {"weights", "means", "sds", "correlations"}
+    row = modes_row(dt)
+    assert not row["ok"] and row["value"] > MODE_RHAT_MAX
+
+
+def test_d_dims_chains_that_all_move_between_groupings_pass_modes_mixed():
+    in_b = np.zeros((4, 100), dtype=bool)
+    in_b[:, np.arange(100) // 5 % 2 == 1] = True
+    dt, _ = _tree_md(in_b)
+    row = modes_row(dt)
+    assert json.loads(dt.attrs["modes"])["n_modes"] == 2
+    assert row["ok"] and "2 modes" in row["message"], row["message"]
+
+
 def test_sampler_smc_finds_the_mode_fit_from_the_em_estimate_misses():
     # The issue's case: the galaxy data at K = 3 have a third mode, about 0.2% of the
     # posterior, where the first component spreads over all the data (sigma ~ 8,000
