@@ -8,6 +8,8 @@ Run side by side in one process:
     python benchmarks/bench_fit_md.py --scale   # also bayesgmm alone at n = 10k, 30k, 100k,
                                                 # D = 3, K = 3, full error covariances
     python benchmarks/bench_fit_md.py --scale-only --scale-n 10000 100000   # those alone
+    python benchmarks/bench_fit_md.py --sim-only --out benchmarks/results/fit_md_sim.json
+                                                # the n = 10,000 case alone (about an hour)
 
 The peer is the model the way PyMC users write it (the issue's): ``pm.Mixture`` of K
 ``pm.MvNormal`` components, each with its own ``pm.LKJCholeskyCov`` (eta = 2, HalfNormal
@@ -243,6 +245,8 @@ def main(argv=None):
     ap.add_argument("--faithful-only", action="store_true",
                     help="only Old Faithful K = 2 side by side (the simulated n = 10,000 "
                          "case's peer runs for most of an hour)")
+    ap.add_argument("--sim-only", action="store_true",
+                    help="only the simulated n = 10,000, D = 3, K = 3 case side by side")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     from bayesgmm.datasets import load_example
@@ -252,7 +256,7 @@ def main(argv=None):
     result = {"environment": {"python": platform.python_version(),
                               "cpus": os.cpu_count(), "load_start": os.getloadavg()},
               "size": size, "cases": [], "scale": []}
-    if not args.scale_only:
+    if not (args.scale_only or args.sim_only):
         faithful = load_example("old_faithful").to_numpy()
         result["cases"].append(compare("old_faithful_k2", faithful, 2, None, args.seed, size))
     if not (args.scale_only or args.faithful_only):
