@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--priors", choices=("fit", "richardson_green"), default="fit",
                      help="with --criterion posterior: fit's default priors, or Richardson "
                           "& Green's (1997) with their data-based choices, to compare with "
-                          "the literature (one column; default: fit)")
+                          "the literature; one column (default: fit)")
 
     fit = sub.add_parser(
         "fit", help="Bayesian fit: posterior, summary and report in --out",
