@@ -565,7 +565,8 @@ def posterior_k(
         SMC particles per run and independent runs per K (the runs' spread gives
         SMC's error; their particles are pooled for the importance proposal).
     n_importance : int
-        Importance draws per K.
+        Importance draws per K (on the NUTS path the most it draws: it stops once the
+        log evidence's standard error is ``NUTS_SE_TARGET``, 0.01).
     draws : int
         Posterior draws per chain kept in each K's DataTree (4 chains when the
         importance weights are used; otherwise the runs' particles, one chain per run).
