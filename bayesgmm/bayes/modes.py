@@ -29,11 +29,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["N_CLIMBS", "SAME_MODE", "find_modes", "find_modes_md", "laplace_components"]
+__all__ = ["N_CLIMBS", "N_CLIMBS_MD", "SAME_MODE", "find_modes", "find_modes_md",
+           "laplace_components"]
 
 #: draws climbed to their mode (spread evenly over chains and draws); cost is about
 #: N_CLIMBS x 50 evaluations of the log-density and its gradient
 N_CLIMBS = 80
+#: draws climbed in D dims (each evaluation of the D-dim density costs n K D^2, and its
+#: coordinates are more: fewer climbs keep the search a small share of a fit)
+N_CLIMBS_MD = 24
 #: end points of two climbs whose coordinates (log-ratio weights, standardized means,
 #: log widths) differ by less than this everywhere are the same mode
 SAME_MODE = 0.05
@@ -105,7 +109,7 @@ def find_modes_md(
     target: Any,
     post: Any,
     *,
-    n_climbs: int = N_CLIMBS,
+    n_climbs: int = N_CLIMBS_MD,
     same_mode: float = SAME_MODE,
 ) -> dict[str, Any]:
     """The modes of a D-dim posterior's draws: :func:`find_modes` for ``fit``'s D-dim model.
@@ -118,7 +122,7 @@ def find_modes_md(
     post : xarray.Dataset
         The posterior (``weights``, ``means``, ``sds``, ``correlations``, data units).
     n_climbs, same_mode
-        :data:`N_CLIMBS`, :data:`SAME_MODE` (in the density's coordinates: log-ratio
+        :data:`N_CLIMBS_MD`, :data:`SAME_MODE` (in the density's coordinates: log-ratio
         weights, standardized means, log sds, the correlations' unconstrained ones).
 
     Returns

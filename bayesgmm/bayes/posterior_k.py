@@ -741,7 +741,6 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
     from .inference import smc_draws_md
     from .inference_md import prepare_md
     from .model_md import _feature_names
-    from .modes import attach_modes_md
     from .result import _data_name
     from .result_md import _assemble_md
     from .smc_md import TemperedMD
@@ -784,6 +783,5 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
         post, stats = smc_draws_md(problem, one, attrs)
         dt = _assemble_md(problem, post, stats, "smc", None, name, units)
         dt.attrs.update(attrs)
-        attach_modes_md(dt, problem.target)
         fits[K] = dt
     return _result(all_ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng)
