@@ -273,10 +273,9 @@ def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
     (``POSTERIOR_K_MAX_N_MD`` in D dims) or values that repeat without an error
     (rounded data, whose evidence does not exist: ``check_no_ties``).
     """
-    import numpy as np
-
     from ..bayes.posterior_k import check_no_ties, check_no_ties_md, posterior_k
     from ..errors import SamplingWarning
+    from ..validation import check_md
 
     md = x.ndim != 1
     limit = POSTERIOR_K_MAX_N_MD if md else POSTERIOR_K_MAX_N
@@ -286,11 +285,8 @@ def _posterior_k(x: Any, e: Any, cands: list[int], seed: int | None) -> Any:
                f"{limit}{' in D dims' if md else ''})")
     else:
         try:
-            if md:  # per feature; errors as sds (n, D) or covariances (n, D, D)
-                xa, ea = np.asarray(x, float), None if e is None else np.asarray(e, float)
-                cov = None if ea is None else (
-                    ea if ea.ndim == 3 else np.einsum("ij,jk->ijk", ea ** 2,
-                                                      np.eye(xa.shape[1])))
+            if md:  # per feature, errors as validation gives them (covariances)
+                xa, cov, _ = check_md(x, e)
                 check_no_ties_md(xa, cov, "p(K | data)", getattr(x, "columns", None))
             else:
                 check_no_ties(x, e, "p(K | data)")
