@@ -160,10 +160,27 @@ def _fused(x, e2, w, mu, sigma, g):
         for j in range(B):
             total += tot[j] + (_log(prod[j]) + expo[j] * _LN2_HI + expo[j] * _LN2_LO)
         total -= _HALF_LOG2PI * n
-    dw = RA.sum(axis=1)
+    dw, dmu, dsigma = _row_sums(RA), _row_sums(MA), _row_sums(SA)
     for k in range(K):
         dw[k] = dw[k] / w[k] if w[k] > 0.0 else _dw_zero_weight(x, e2, w, mu, sigma, g, k)
-    return total, dw, MA.sum(axis=1), SA.sum(axis=1) * sigma
+        dsigma[k] *= sigma[k]
+    return total, dw, dmu, dsigma
+
+
+@njit(**_OPTS)
+def _row_sums(A):
+    """``A.sum(axis=1)``, added in the same order, as a loop.
+
+    numba's axis sum compiles its bounds checks' error formatting: seconds of a cold
+    first fit.
+    """
+    out = np.zeros(A.shape[0])
+    for k in range(A.shape[0]):
+        s = 0.0
+        for j in range(A.shape[1]):
+            s += A[k, j]
+        out[k] = s
+    return out
 
 
 @njit(**_OPTS)
@@ -228,6 +245,8 @@ def pointwise_loglik(z, eps2, w, mu, sigma, log_scale):
     S = w.shape[0]
     out = np.empty((S, z.shape[0]))
     for s in prange(S):
-        out[s] = _pointwise(z, eps2, w[s], mu[s], sigma[s]) - log_scale
+        row = _pointwise(z, eps2, w[s], mu[s], sigma[s])
+        for i in range(row.shape[0]):  # a loop, not out[s] = ...: see _row_sums
+            out[s, i] = row[i] - log_scale
     return out
 

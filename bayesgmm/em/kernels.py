@@ -111,7 +111,9 @@ def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out):
             acc[0, k] += t0
             acc[1, k] += t1
             acc[2, k] += t2
-    out[:] = acc
+    for a in range(acc.shape[0]):  # a loop, not out[:] = acc: see kernels_md._set
+        for k in range(K):
+            out[a, k] = acc[a, k]
     return ll
 
 
@@ -187,7 +189,9 @@ def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
             acc[1, k] += t1
             acc[2, k] += t2
             acc[3, k] += vk * (t0 - t3)  # sum r (var - g var) = var (sum r - sum r g)
-    out[:] = acc
+    for a in range(acc.shape[0]):  # a loop, not out[:] = acc: see kernels_md._set
+        for k in range(K):
+            out[a, k] = acc[a, k]
     return ll
 
 

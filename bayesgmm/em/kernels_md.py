@@ -23,6 +23,19 @@ _OPTS = {"cache": True, "nogil": True}
 
 
 @njit(**_OPTS)
+def _set(stack, k, m):
+    """``stack[k] = m`` as a loop.
+
+    The slice assignment's shape check alone compiles numba's error formatting: seconds
+    of a cold first fit.
+    """
+    D = m.shape[0]
+    for a in range(D):
+        for b in range(D):
+            stack[k, a, b] = m[a, b]
+
+
+@njit(**_OPTS)
 def _chol_solve(L, b, out):
     """Solve (L L^T) out = b for a vector b."""
     D = L.shape[0]
@@ -159,9 +172,11 @@ def _em_full_chunk(Xt, w, mu, linv, const, lo, hi, nk, s1, s2):
                     for j in range(nb):
                         t2 += rd[a, j] * dif[k, b, j]
                     a_s2[k, a, b] += t2
-    nk[:] = a_nk
-    s1[:] = a_s1
-    s2[:] = a_s2
+    for k in range(K):  # loops, not slice assignments: see _set
+        nk[k] = a_nk[k]
+        for a in range(D):
+            s1[k, a] = a_s1[k, a]
+        _set(s2, k, a_s2[k])
     return ll
 
 
@@ -704,13 +719,13 @@ def _tie(covs, nk, s1, s2, W, reg, new_covs, raw_min):
     lo = np.linalg.eigvalsh(c)[0]
     if lo + reg <= 0.0:  # not positive definite even with reg: every one kept
         for k in range(K):
-            new_covs[k] = covs[k]
+            _set(new_covs, k, covs[k])
             raw_min[k] = -np.inf
         return
     for a in range(D):
         c[a, a] += reg
     for k in range(K):
-        new_covs[k] = c
+        _set(new_covs, k, c)
         # a component without weight shares it too, but cannot collapse on its own
         raw_min[k] = lo if nk[k] > 1e-10 * W else np.inf
 
@@ -735,7 +750,7 @@ def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
     delta = np.empty(D)
     for k in range(K):
         if not nk[k] > 1e-10 * W:
-            new_covs[k] = covs[k]
+            _set(new_covs, k, covs[k])
             raw_min[k] = np.inf
             continue
         for a in range(D):
@@ -765,12 +780,12 @@ def mstep_md(means, covs, nk, s1, s2, W, reg, ctype, eps):
                 for b in range(D):
                     c[a, b] = lo if a == b else 0.0
         if lo + reg <= 0.0:  # not positive definite even with reg: keep the old one
-            new_covs[k] = covs[k]
+            _set(new_covs, k, covs[k])
             raw_min[k] = -np.inf
             continue
         for a in range(D):
             c[a, a] += reg
-        new_covs[k] = c
+        _set(new_covs, k, c)
         raw_min[k] = lo
     if ctype == 3:
         _tie(covs, nk, s1, s2, W, reg, new_covs, raw_min)
@@ -915,12 +930,14 @@ def _chol_inverse(covs, linv, half_logdet, L):
 
 
 @njit(**_OPTS)
-def step_serial(Xt, Sp, has_err, w, W, logpi, means, covs, reg, ctype, eps):
+def step_serial(Xt, Sp, w, W, logpi, means, covs, reg, ctype, eps):
     """One whole EM iteration, serially: the pass over every point and the M-step.
 
-    The E-step of :func:`xd_full` (``has_err``) or :func:`em_full` (the covariances'
-    inverse Cholesky factors computed here) over all points in one chunk, then
-    :func:`mstep_md`: the body of :func:`screen_runs`' loop.
+    The E-step of :func:`xd_full` (``Sp`` the packed error covariances) or
+    :func:`em_full` (``Sp`` None; the covariances' inverse Cholesky factors computed
+    here) over all points in one chunk, then :func:`mstep_md`: the body of
+    :func:`screen_runs`' loop. ``Sp is None`` is decided when numba types the call, so a
+    fit without errors never compiles the XD pass (a third of a cold first fit's wait).
 
     Returns
     -------
@@ -936,7 +953,7 @@ def step_serial(Xt, Sp, has_err, w, W, logpi, means, covs, reg, ctype, eps):
     s1 = np.empty((K, D))
     s2 = np.empty((K, D, D))
     ll = -np.inf
-    if has_err:
+    if Sp is not None:
         ll, ok = _xd_chunk(Xt, Sp, w, logpi, means, covs, 0, n, nk, s1, s2)
     else:
         linv = np.zeros((K, D, D))
@@ -959,13 +976,13 @@ def step_serial(Xt, Sp, has_err, w, W, logpi, means, covs, reg, ctype, eps):
 
 
 @njit(**_OPTS)
-def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps, collapse,
+def screen_runs(Xt, Sp, w, means0, covs0, n_iter, tol, reg, ctype, eps, collapse,
                 can_collapse):
     """Short EM runs from many starts in one compiled call (the screening of random starts).
 
     Every start r has equal weights, means ``means0[r]`` (R, K, D) and covariances
     ``covs0`` (K, D, D). Each runs as :func:`bayesgmm.em.iteration.run` runs one, serially
-    over all points (``Xt`` and, with ``has_err``, ``Sp`` as :func:`pack` lays them
+    over all points (``Xt`` and ``Sp``, None without errors, as :func:`pack` lays them
     out), for at most ``n_iter`` iterations, stopping when the change of the
     log-likelihood is below ``tol`` times the total weight.
 
@@ -997,7 +1014,7 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
         for it in range(n_iter):
             for k in range(K):
                 logpi[k] = math.log(weights[k])
-            ll, nw, nm, nc, raw_min = step_serial(Xt, Sp, has_err, w, W, logpi, means, covs,
+            ll, nw, nm, nc, raw_min = step_serial(Xt, Sp, w, W, logpi, means, covs,
                                                   reg, ctype, eps)
             if not np.isfinite(ll):
                 break
@@ -1009,9 +1026,11 @@ def screen_runs(Xt, Sp, has_err, w, means0, covs0, n_iter, tol, reg, ctype, eps,
             weights, means, covs = nw, nm, nc
             prev = ll
         lls[r] = ll
-        out_w[r] = weights
-        out_m[r] = means
-        out_c[r] = covs
+        for k in range(K):  # loops, not slice assignments: see _set
+            out_w[r, k] = weights[k]
+            for a in range(D):
+                out_m[r, k, a] = means[k, a]
+            _set(out_c[r], k, covs[k])
     return lls, out_w, out_m, out_c
 
 

@@ -333,8 +333,7 @@ def _screen_compiled(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int
     can_collapse = _stepper(Z, w, Sz, covariance_type, reg).can_collapse(collapse)
     Xt, Sp = kern.pack(Z, Sz)
     lls, weights, means, covs = screen_runs(
-        Xt, np.zeros((1, 1)) if Sp is None else Sp, Sp is not None,
-        np.ascontiguousarray(w, dtype=float), means0, covs0, SCREEN_ITER, float(tol),
+        Xt, Sp, np.ascontiguousarray(w, dtype=float), means0, covs0, SCREEN_ITER, float(tol),
         float(reg), _CTYPE[covariance_type], _EPS, float(collapse), bool(can_collapse))
     return [(float(lls[r]), Params(weights[r], means[r], covs[r]))
             for r in range(n_screen) if np.isfinite(lls[r])]
