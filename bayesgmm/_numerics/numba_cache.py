@@ -71,7 +71,12 @@ def install() -> None:
         Locator.__name__ = f"BayesgmmPackage{base.__name__}"
         return Locator
 
-    classes[:0] = [stamped(caching.InTreeCacheLocator),
+    # numba's own order: the user's NUMBA_CACHE_DIR first (it answers only when set:
+    # read-only installs and the benchmark's clean cache rely on it), then __pycache__
+    # next to the source, then the user-wide cache
+    provided = getattr(caching, "UserProvidedCacheLocator", None) or \
+        caching._UserProvidedCacheLocator  # numba < 0.62: private
+    classes[:0] = [stamped(provided), stamped(caching.InTreeCacheLocator),
                    stamped(caching.UserWideCacheLocator)]
 
 

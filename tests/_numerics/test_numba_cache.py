@@ -70,3 +70,25 @@ def test_top_level_files_are_stamped_as_before(tmp_path):
     for name in ("_logdensity.py", "_mixture_kernels.py"):  # sorted; errors.py: no numba
         digest.update(name.encode() + b"\0" + (tmp_path / name).read_bytes() + b"\0")
     assert _numba_cache.sources_stamp(tmp_path) == digest.hexdigest()
+
+
+def test_numba_cache_dir_is_honoured(tmp_path, monkeypatch):
+    # a user who sets NUMBA_CACHE_DIR (a read-only site-packages, a shared cluster home)
+    # gets the package's caches there, stamped as everywhere else; unset, __pycache__
+    from numba.core import config
+
+    from bayesgmm.bayes import likelihood
+
+    py_func, py_file = likelihood._fused.py_func, likelihood.__file__
+    impl = type(likelihood._fused._cache._impl)
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path))
+    locator = next(loc for cls in impl._locator_classes
+                   if (loc := cls.from_function(py_func, py_file)) is not None)
+    assert getattr(locator, "_bayesgmm", False)
+    assert locator.get_cache_path().startswith(str(tmp_path))
+    assert locator.get_source_stamp() == _numba_cache.package_stamp()
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    locator = next(loc for cls in impl._locator_classes
+                   if (loc := cls.from_function(py_func, py_file)) is not None)
+    assert getattr(locator, "_bayesgmm", False)
+    assert not locator.get_cache_path().startswith(str(tmp_path))
