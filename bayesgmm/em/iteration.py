@@ -196,23 +196,9 @@ class Stepper:
         return float(ll) + ll_m, nk + nk_m, s1 + s1_m, s2 + s2_m
 
     def _mstep_1d(self, mu, var, nk, s1, s2):
-        """The M-step for one feature, on (K,) arrays (no matrix algebra)."""
-        live = nk > 1e-10 * self.W
-        nks = np.where(live, nk, 1.0)
-        delta = s1 / nks
-        raw = s2 / nks - delta * delta
-        new_mu = np.where(live, mu + delta, mu)
-        if self.cov_type == "tied":  # one variance: the components' scatter pooled
-            raw = np.full_like(raw, np.sum(np.where(live, nk * raw, 0.0)) / np.sum(nk[live]))
-            var = np.where(live, var, raw + self.reg)
-        new_var = np.where(live, raw + self.reg, var)
-        raw_min = np.where(live, raw, np.inf)
-        bad = new_var <= 0
-        if bad.any():
-            new_var = np.where(bad, var, new_var)
-            raw_min = np.where(bad, -np.inf, raw_min)
-        weights = np.maximum(nk, _EPS * self.W) / self.W
-        weights /= weights.sum()
+        """The M-step for one feature, on (K,) arrays (``kernels.mstep_1d``)."""
+        weights, new_mu, new_var, raw_min = kern.mstep_1d(
+            mu, var, nk, s1, s2, self.W, self.reg, self.cov_type == "tied", _EPS)
         return Params(weights, new_mu[:, None], new_var[:, None, None]), raw_min
 
     def _mstep(self, p, nk, s1, s2, K):

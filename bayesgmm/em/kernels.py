@@ -233,6 +233,125 @@ def logprob_1d(x, e2, logpi, mu, var):
     return out
 
 
+@njit(**_OPTS)
+def mstep_1d(mu, var, nk, s1, s2, W, reg, tied, eps):
+    """The M-step for one feature from a pass's sums, on (K,) arrays.
+
+    ``s1``, ``s2``: sum r w (x - mu_k) and sum r w (x - mu_k)^2 (plus, with errors, the
+    sum of r w B). ``tied`` pools the components' variances. Returns the new weights,
+    means and variances (``reg`` added) and ``raw_min``, the variance before ``reg``,
+    with :meth:`bayesgmm.em.iteration.Stepper.step`'s sentinels: +inf for a component
+    with almost no weight (it keeps its mean and variance), -inf for one whose new
+    variance is not positive (it keeps its variance).
+    """
+    K = mu.shape[0]
+    live = np.empty(K, dtype=np.bool_)
+    raw = np.empty(K)
+    new_mu = np.empty(K)
+    new_var = np.empty(K)
+    raw_min = np.empty(K)
+    kept = var.copy()  # what a component keeps when its new variance is not positive
+    for k in range(K):
+        live[k] = nk[k] > 1e-10 * W
+        nks = nk[k] if live[k] else 1.0
+        delta = s1[k] / nks
+        raw[k] = s2[k] / nks - delta * delta
+        new_mu[k] = mu[k] + delta if live[k] else mu[k]
+    if tied:  # one variance: the components' scatter pooled
+        num = 0.0
+        den = 0.0
+        for k in range(K):
+            if live[k]:
+                num += nk[k] * raw[k]
+                den += nk[k]
+        for k in range(K):
+            raw[k] = num / den
+            if not live[k]:
+                kept[k] = raw[k] + reg
+    for k in range(K):
+        new_var[k] = raw[k] + reg if live[k] else kept[k]
+        raw_min[k] = raw[k] if live[k] else np.inf
+        if new_var[k] <= 0.0:
+            new_var[k] = kept[k]
+            raw_min[k] = -np.inf
+    weights = np.empty(K)
+    total = 0.0
+    for k in range(K):
+        weights[k] = max(nk[k], eps * W) / W
+        total += weights[k]
+    for k in range(K):
+        weights[k] /= total
+    return weights, new_mu, new_var, raw_min
+
+
+@njit(**_OPTS)
+def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse,
+                   can_collapse):
+    """:func:`~bayesgmm.em.kernels_md.screen_runs` for one feature.
+
+    The short EM runs from many starts (means ``means0`` (R, K), variances ``var0``
+    (K,), equal weights) serially over all points, each iteration :func:`em_1d`'s pass
+    (or :func:`xd_1d`'s with per-point variances ``e2``; None without errors, decided
+    when numba types the call) and :func:`mstep_1d`: the kernels a 1-D fit compiles
+    anyway, so its cold first call compiles no multi-D code.
+
+    Returns
+    -------
+    loglik, weights, means, variances : (R,), (R, K), (R, K), (R, K)
+        As :func:`~bayesgmm.em.kernels_md.screen_runs` returns them.
+    """
+    R, K = means0.shape
+    n = x.shape[0]
+    W = 0.0
+    for i in range(n):
+        W += w[i]
+    lls = np.full(R, -np.inf)
+    out_w = np.empty((R, K))
+    out_m = np.empty((R, K))
+    out_v = np.empty((R, K))
+    logpi = np.empty(K)
+    const = np.empty(K)
+    inv = np.empty(K)
+    for r in range(R):
+        weights = np.full(K, 1.0 / K)
+        means = means0[r].copy()
+        var = var0.copy()
+        prev = -np.inf
+        ll = -np.inf
+        for it in range(n_iter):
+            for k in range(K):
+                logpi[k] = math.log(weights[k])
+            if e2 is None:
+                st = np.empty((3, K))
+                for k in range(K):  # as em_1d
+                    const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
+                    inv[k] = 1.0 / var[k]
+                ll = _em_1d_chunk(x, w, means, const, inv, 0, n, st)
+                s2 = st[2].copy()
+            else:
+                st = np.empty((4, K))
+                ll = _xd_1d_chunk(x, e2, w, logpi, means, var, 0, n, st)
+                s2 = np.empty(K)
+                for k in range(K):
+                    s2[k] = st[2, k] + st[3, k]
+            if not np.isfinite(ll):
+                break
+            if it > 0 and abs(ll - prev) < tol * W:
+                break  # converged: the parameters scored by ll are kept
+            nw, nm, nv, raw_min = mstep_1d(means, var, st[0], st[1], s2, W, reg, tied, eps)
+            if can_collapse and raw_min.min() < collapse:
+                ll = -np.inf
+                break
+            weights, means, var = nw, nm, nv
+            prev = ll
+        lls[r] = ll
+        for k in range(K):
+            out_w[r, k] = weights[k]
+            out_m[r, k] = means[k]
+            out_v[r, k] = var[k]
+    return lls, out_w, out_m, out_v
+
+
 # a serial one (``prange`` runs as ``range``) for small n, where starting threads costs
 # more than the loop and a busy machine makes a parallel region wait for a free core.
 # Numba's on-disk cache keys a function by its qualified name and bytecode, not by the

@@ -331,10 +331,19 @@ def _screen_compiled(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int
     means0, covs0 = random_starts(Z, w, Sz, K, n_screen, rng, reg)
     collapse = reg or COLLAPSE_FLOOR
     can_collapse = _stepper(Z, w, Sz, covariance_type, reg).can_collapse(collapse)
-    Xt, Sp = kern.pack(Z, Sz)
-    lls, weights, means, covs = screen_runs(
-        Xt, Sp, np.ascontiguousarray(w, dtype=float), means0, covs0, SCREEN_ITER, float(tol),
-        float(reg), _CTYPE[covariance_type], _EPS, float(collapse), bool(can_collapse))
+    w = np.ascontiguousarray(w, dtype=float)
+    if Z.shape[1] == 1:  # the 1-D kernels, which a 1-D fit compiles anyway
+        lls, weights, mu, var = kern.screen_runs_1d(
+            np.ascontiguousarray(Z[:, 0]), None if Sz is None else
+            np.ascontiguousarray(Sz[:, 0, 0]), w, np.ascontiguousarray(means0[:, :, 0]),
+            np.ascontiguousarray(covs0[:, 0, 0]), SCREEN_ITER, float(tol), float(reg),
+            covariance_type == "tied", _EPS, float(collapse), bool(can_collapse))
+        means, covs = mu[:, :, None], var[:, :, None, None]
+    else:
+        Xt, Sp = kern.pack(Z, Sz)
+        lls, weights, means, covs = screen_runs(
+            Xt, Sp, w, means0, covs0, SCREEN_ITER, float(tol), float(reg),
+            _CTYPE[covariance_type], _EPS, float(collapse), bool(can_collapse))
     return [(float(lls[r]), Params(weights[r], means[r], covs[r]))
             for r in range(n_screen) if np.isfinite(lls[r])]
 

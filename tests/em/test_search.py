@@ -156,19 +156,21 @@ def test_polish_continues_the_loose_run_as_one_run_would(errors):
     assert it._stepper(Z, w, Sz, "full", 1e-6) is not it._stepper(Z, w, Sz, "full", 1e-6)
 
 
+@pytest.mark.parametrize("d", [1, 3])
 @pytest.mark.parametrize("cov_type", ["full", "diag", "spherical", "tied"])
 @pytest.mark.parametrize("errors", [False, True])
-def test_compiled_screening_runs_as_run_does(cov_type, errors):
-    # The screening's compiled loop (kernels_md.screen_runs) against the reference it
-    # replaces: iteration.run from the same random starts (the same rng draws), 20
-    # iterations. Same log-likelihood and parameters to 1e-9 relative: the two differ
-    # only in how the Cholesky factors are computed (LAPACK vs the compiled loop).
+def test_compiled_screening_runs_as_run_does(cov_type, errors, d):
+    # The screening's compiled loop (kernels_md.screen_runs; one feature:
+    # kernels.screen_runs_1d) against the reference it replaces: iteration.run from the
+    # same random starts (the same rng draws), 20 iterations. Same log-likelihood and
+    # parameters to 1e-9 relative: the two differ only in how the Cholesky factors are
+    # computed (LAPACK vs the compiled loop) and, in 1-D, in how the pass is chunked.
     from bayesgmm.em.init import initialize
     from bayesgmm.em.iteration import run
     from bayesgmm.em.search import SCREEN_ITER, _screen_compiled
 
     rng = np.random.default_rng(3)
-    n, d, K = 300, 3, 4
+    n, K = 300, 4
     Z = np.concatenate([rng.normal(0, 1, (150, d)), rng.normal(2.5, 0.6, (150, d))])
     Z = (Z - Z.mean(0)) / Z.std(0)
     w = rng.uniform(0.5, 2.0, n)
