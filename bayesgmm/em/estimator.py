@@ -47,6 +47,7 @@ from .iteration import (
     weighted_log_prob,
 )
 from .missing import Missing, nan_standardizer, observed_log_scale
+from .out_of_core import is_dask
 from .search import search
 
 __all__ = ["GaussianMixtureEM", "NotFittedError"]
@@ -386,6 +387,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self : GaussianMixtureEM
         """
         self._check_params()
+        if is_dask(X) or is_dask(X_err) or is_dask(sample_weight):
+            return self._fit_dask(X, X_err, sample_weight)
         X = self._validate_X(X, reset=True)
         check_fit_scale(X)
         n, d = X.shape
@@ -467,26 +470,47 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.n_features_in_ = d
         self.n_samples_fit_ = float(w.sum())
         self.has_errors_ = S is not None
+        self._warn_if_failed(good=bool(good), converged=best.converged, n_runs=len(runs))
+        return self
+
+    def _fit_dask(self, X: Any, X_err: Any, sample_weight: Any) -> GaussianMixtureEM:
+        """:meth:`fit` on Dask arrays, out of core (:mod:`bayesgmm.em.out_of_core`)."""
+        from .out_of_core import fit as fit_dask
+
+        out = fit_dask(self, X, X_err, sample_weight)
+        names = out.pop("feature_names_in_")
+        run_ = out.pop("run")
+        self.n_passes_ = out.pop("n_passes")
+        for name, value in out.items():
+            setattr(self, name, value)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._warn_if_failed(good=not run_.degenerate, converged=run_.converged, n_runs=1)
+        return self
+
+    def _warn_if_failed(self, *, good: bool, converged: bool, n_runs: int) -> None:
+        """The fit's ConvergenceWarning: every run collapsed, or the best did not converge."""
         if not good:
             warnings.warn(
-                f"every one of {len(runs)} start(s) ended with a component collapsed onto "
+                f"every one of {n_runs} start(s) ended with a component collapsed onto "
                 "a few (repeated) points, where the likelihood is unbounded; the estimate is "
                 "degenerate. Use fewer components, more starts (n_init), or a larger "
                 f"reg_covar; if a component is really that narrow (width below "
                 f"{np.sqrt(self.reg_covar or COLLAPSE_FLOOR):.1g} of the data's "
                 "spread), a smaller reg_covar.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        elif not best.converged:
+        elif not converged:
             warnings.warn(
                 f"EM did not converge in {self.max_iter} iterations (change in mean "
                 f"log-likelihood still above tol={self.tol:g}). Increase max_iter, loosen "
                 "tol, or try other starts.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
     def fit_predict(
         self, X: Any, y: Any = None, *, X_err: Any = None, sample_weight: Any = None
@@ -592,6 +616,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
+        if is_dask(X) or is_dask(X_err):
+            return self._map_dask("score_samples", X, X_err)
         Xc, Z, Sz = self._prep(X, X_err)
         return logsumexp(self._weighted_log_prob(Z, Sz), axis=1) - self._log_scale(Xc)
 
@@ -631,6 +657,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_components)
         """
+        if is_dask(X) or is_dask(X_err):
+            return self._map_dask("predict_proba", X, X_err)
         Xc, Z, Sz = self._prep(X, X_err)
         lp = self._weighted_log_prob(Z, Sz)
         far = ~np.isfinite(lp.max(axis=1))
@@ -654,6 +682,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Parameters are as in :meth:`predict_proba`.
         """
+        if is_dask(X) or is_dask(X_err):
+            return self._map_dask("predict", X, X_err)
         return np.argmax(self.predict_proba(X, X_err=X_err), axis=1)
 
     def deconvolve(self, X: Any, *, X_err: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -683,6 +713,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         if X_err is None and not _has_nan(X):
             raise DataError("deconvolve needs X_err, the measurement errors of X.")
+        if is_dask(X) or is_dask(X_err):
+            return (self._map_dask("deconvolve_means", X, X_err),
+                    self._map_dask("deconvolve_covariances", X, X_err))
         Xc, Z, Sz = self._prep(X, X_err)
         has_nan = Z.shape[1] > 1 and bool(np.isnan(Z).any())
         if Sz is None:  # missing values, exact observed features
@@ -710,6 +743,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 np.ascontiguousarray(resp[keep]), means, covs)
         mz[miss.rows], cz[miss.rows] = miss.deconvolve(resp[miss.rows], means, covs)
         return mz, cz
+
+    def _map_dask(self, method: str, X: Any, X_err: Any) -> Any:
+        """A prediction on Dask input: the in-memory method on each block, lazily."""
+        from .out_of_core import map_predict
+
+        self._check_fitted()
+        return map_predict(self, method, X, X_err)
 
     def _n_parameters(self) -> int:
         K, d = self.n_components, self.n_features_in_

@@ -61,7 +61,10 @@ class Stepper:
     """
 
     def __init__(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None,
-                 covariance_type: str, reg: float) -> None:
+                 covariance_type: str, reg: float, *, serial: bool = False) -> None:
+        # serial: the kernels' serial twins, one chunk (a Dask task's block, whose
+        # scheduler already runs blocks side by side)
+        self.serial = serial
         self.n, self.d = Z.shape
         self.w, self.cov_type, self.reg = w, covariance_type, reg
         self.W = w.sum()
@@ -75,7 +78,7 @@ class Stepper:
             Z, w = np.ascontiguousarray(Z[keep]), np.ascontiguousarray(w[keep])
             Sz = None if Sz is None else np.ascontiguousarray(Sz[keep])
             self.n, self.w = Z.shape[0], w
-        self.chunks = kern.n_chunks_for(self.n)
+        self.chunks = 1 if serial else kern.n_chunks_for(self.n)
         self._n_chunks: dict[float, int] = {}
         self.one_d = self.d == 1
         if self.one_d:
@@ -116,31 +119,44 @@ class Stepper:
             flags the collapse whenever one is possible, i.e. unless every error
             variance is above the threshold).
         """
-        K = p.weights.shape[0]
+        return self.mstep(p, *self.sums(p))
+
+    def sums(self, p: Params) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """The E-step's pass at ``p``: (log-likelihood, N_k, s1, s2).
+
+        They add up over disjoint sets of points (a Dask array's blocks): s1 and s2 are
+        the weighted first and second moments about the current means, of the data or,
+        with errors, of the latent true values; shapes (K,) each in 1-D, (K,), (K, D),
+        (K, D, D) otherwise. The log-likelihood is -inf when some V_k + S_i is not
+        positive definite.
+        """
         if p.weights.min() > 0.0:  # always after an M-step; errstate costs a few us
             logpi = np.log(p.weights)
         else:
             with np.errstate(divide="ignore"):
                 logpi = np.log(p.weights)
-        n, chunks = self.n, self.chunks
+        n, chunks = (0 if self.serial else self.n), self.chunks
         if self.one_d:
             mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
             if self.e2 is None:
                 ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
                 st = st.sum(axis=0)
-                s2 = st[2]
-            else:
-                ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
-                st = st.sum(axis=0)
-                s2 = st[2] + st[3]
-            return float(ll), *self._mstep_1d(mu, var, st[0], st[1], s2)
+                return float(ll), st[0], st[1], st[2]
+            ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
+            st = st.sum(axis=0)
+            return float(ll), st[0], st[1], st[2] + st[3]
         if self.missing is None:
             ll, nk, s1, s2, ok = self._kernel_pass(p, logpi)
-            if not ok:
-                ll = -np.inf
-        else:
-            ll, nk, s1, s2 = self._step_missing(p, logpi)
-        return float(ll), *self._mstep(p, nk, s1, s2, K)
+            return (float(ll) if ok else -np.inf), nk, s1, s2
+        return self._step_missing(p, logpi)
+
+    def mstep(self, p: Params, ll: float, nk: np.ndarray, s1: np.ndarray,
+              s2: np.ndarray) -> tuple[float, Params, np.ndarray]:
+        """:meth:`step`'s result from :meth:`sums`' (summed over all the points)."""
+        if self.one_d:
+            mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
+            return float(ll), *self._mstep_1d(mu, var, nk, s1, s2)
+        return float(ll), *self._mstep(p, nk, s1, s2, p.weights.shape[0])
 
     def can_collapse(self, threshold: float) -> bool:
         """Whether a covariance can collapse below ``threshold``.
@@ -162,13 +178,15 @@ class Stepper:
 
     def _chunks(self, work: float) -> int:
         """kern.n_chunks_for, asked once per cost (numba's thread count is not free)."""
+        if self.serial:
+            return 1
         if work not in self._n_chunks:
             self._n_chunks[work] = kern.n_chunks_for(self.n, work)
         return self._n_chunks[work]
 
     def _kernel_pass(self, p: Params, logpi: np.ndarray):
         """The fused multi-D kernel pass over the (complete) rows: (ll, nk, s1, s2, ok)."""
-        n, ok = self.n, True
+        n, ok = (0 if self.serial else self.n), True
         K = p.means.shape[0]
         work = self._work(K)
         if self.Sp is None:
@@ -291,7 +309,7 @@ def _collapsed(stepper: Stepper, raw_min: np.ndarray, collapse: float) -> bool:
 
 def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
         covariance_type: str, reg: float, tol: float, max_iter: int,
-        fixed: Any = None, first: tuple | None = None) -> Run:
+        fixed: Any = None, first: tuple | None = None, stepper: Any = None) -> Run:
     """Iterate EM from ``p`` until convergence, collapse or ``max_iter``.
 
     Parameters
@@ -317,6 +335,10 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
     first : tuple or None
         ``stepper.step(p)`` already computed (a converged run's :attr:`Run.last`): the
         first iteration uses it instead of a kernel pass.
+    stepper : object or None
+        What iterates, in place of a :class:`Stepper` on ``Z``, ``w``, ``Sz`` (which
+        are then unused): anything with :class:`Stepper`'s ``step``, ``can_collapse``
+        and ``W`` (the total weight), such as :class:`bayesgmm.em.out_of_core.DaskStepper`.
 
     Returns
     -------
@@ -326,11 +348,12 @@ def run(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, p: Params, *,
         (``reg`` or :data:`COLLAPSE_FLOOR`) while the errors allowed a collapse; the
         last parameters whose likelihood can be evaluated are kept.
     """
-    W = w.sum()
     # a covariance below this (relative to the data's variance) has collapsed onto
     # <= D points; with reg_covar = 0 a floor still catches the numerically singular
     collapse = reg or COLLAPSE_FLOOR
-    stepper = _stepper(Z, w, Sz, covariance_type, reg)
+    if stepper is None:
+        stepper = _stepper(Z, w, Sz, covariance_type, reg)
+    W = stepper.W
     trace: list[float] = []
     converged = False
     degenerate = False

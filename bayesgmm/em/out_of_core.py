@@ -1,0 +1,345 @@
+"""EM on Dask arrays: data larger than memory, or spread over a cluster.
+
+EM's E-step statistics add up over points, so a pass over a Dask array is a map-reduce:
+each block (a range of rows, all features) goes through the same compiled kernels as in
+memory (:meth:`bayesgmm.em.iteration.Stepper.sums`, their serial twins, since the
+scheduler already runs blocks side by side), and the per-block sums are added in block
+order before the one M-step. The whole array is never loaded: a pass holds a few blocks
+at a time, wherever the scheduler runs them (threads by default, or the workers of a
+``dask.distributed`` client when one is active).
+
+What a fit on a Dask array does, in passes over the data:
+
+1. one pass for the standardization: per-feature weighted mean and sd, from per-block
+   (weight, mean, sum of squared deviations) merged by Chan, Golub & LeVeque's rule, which
+   loses no precision to a large offset; the same pass counts non-finite values.
+2. a bounded random sample of the rows (``sample_size``, drawn once, chunk by chunk
+   through Dask's indexing) is fitted in memory with every start, the screening and the
+   split-and-merge search of an in-memory fit; its estimate is the start. A start given
+   as ``init`` (a dict) is used as it is, as in memory.
+3. EM on all the data from that start, to ``tol``: one pass per iteration, with the
+   in-memory loop (:func:`bayesgmm.em.iteration.run`: the same convergence rule,
+   collapse check and last M-step), so from the same start the iterates are those of an
+   in-memory fit up to the order of the sums.
+
+Dask is imported only here, and only when a Dask array arrives (``bayesgmm[dask]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..validation import check_errors
+from .iteration import Params, Stepper
+
+__all__ = ["DaskStepper", "fit", "is_dask", "map_predict", "map_rows", "moments",
+           "sample_rows"]
+
+#: rows of the random sample the starts and the search are run on (in memory)
+SAMPLE_SIZE = 100_000
+
+
+def is_dask(obj: Any) -> bool:
+    """Whether ``obj`` is a Dask collection (checked without importing Dask)."""
+    return type(obj).__module__.split(".")[0] == "dask" and hasattr(obj, "__dask_graph__")
+
+
+def _require_dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - only without the extra
+        raise DataError("a Dask array needs Dask: pip install 'bayesgmm[dask]'") from exc
+    return dask, da
+
+
+def as_rows(X: Any, name: str, n: int | None = None, chunks: tuple | None = None):
+    """``X`` as a float64 Dask array chunked by rows only (all columns in each block).
+
+    A NumPy array (weights or errors beside a Dask ``X``) is wrapped with ``X``'s row
+    chunks. ``n``: the number of rows it must have.
+    """
+    _, da = _require_dask()
+    arr = X if is_dask(X) else da.from_array(np.asarray(X, dtype=float),
+                                             chunks=(chunks,) + (-1,) * (np.ndim(X) - 1)
+                                             if chunks else "auto")
+    if not hasattr(arr, "ndim") or arr.ndim not in (1, 2, 3):
+        raise DataError(f"{name} must be a Dask array of 1 or 2 dimensions"
+                        f"{' (3 for error covariances)' if name == 'X_err' else ''}.")
+    if any(np.isnan(c) for c in arr.shape):
+        raise DataError(f"{name} has rows of unknown count (NaN chunk sizes); call "
+                        f"{name}.compute_chunk_sizes() first.")
+    if n is not None and arr.shape[0] != n:
+        raise DataError(f"{name} has {arr.shape[0]} rows but X has {n}; give one row "
+                        "per point.")
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    arr = arr.rechunk({i: -1 for i in range(1, arr.ndim)})
+    if chunks is not None and arr.chunks[0] != chunks:
+        arr = arr.rechunk({0: chunks})
+    return arr
+
+
+def _block_moments(x: np.ndarray, w: np.ndarray, _e: Any = None) -> np.ndarray:
+    """(W, mean (D), M2 (D), non-finite count) of one block, as one flat row."""
+    x = x.reshape(x.shape[0], -1)
+    bad = float(np.count_nonzero(~np.isfinite(x)))
+    W = float(w.sum())
+    if W > 0 and not bad:
+        mean = (w @ x) / W
+        m2 = w @ (x - mean) ** 2
+    else:
+        mean = np.zeros(x.shape[1])
+        m2 = np.zeros(x.shape[1])
+    return np.concatenate([[W], mean, m2, [bad]])
+
+
+def map_rows(func, X, w, X_err, *args) -> list[Any]:
+    """``func(x, w, err or None, *args)`` on every block of rows, in block order.
+
+    One Dask computation on the active scheduler (a ``dask.distributed`` client's when
+    one is active); the results are small and come back in block order, so sums over
+    them are added in a fixed order whatever the scheduler.
+    """
+    dask, _ = _require_dask()
+    xs = X.to_delayed().ravel()
+    ws = w.to_delayed().ravel()
+    es = [None] * len(xs) if X_err is None else X_err.to_delayed().ravel()
+    call = dask.delayed(func, pure=True)
+    return list(dask.compute(*[call(x, wb, e, *args)
+                               for x, wb, e in zip(xs, ws, es, strict=True)]))
+
+
+def moments(X, w) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Weighted per-feature mean and sd of a row-chunked Dask ``X``, in one pass.
+
+    Per block (weight, mean, squared deviations about it), merged in block order by Chan,
+    Golub & LeVeque's pairwise rule (exact in exact arithmetic; no cancellation against a
+    large offset). Returns (loc, scale, total weight, number of non-finite values).
+    """
+    d = 1 if X.ndim == 1 else X.shape[1]
+    W, mean, m2, bad = 0.0, np.zeros(d), np.zeros(d), 0
+    for row in map_rows(_block_moments, X, w, None):
+        wb, mb, m2b = row[0], row[1:1 + d], row[1 + d:1 + 2 * d]
+        bad += int(row[-1])
+        if wb <= 0:
+            continue
+        delta = mb - mean
+        tot = W + wb
+        mean = mean + delta * (wb / tot)
+        m2 = m2 + m2b + delta**2 * (W * wb / tot)
+        W = tot
+    scale = np.sqrt(m2 / W) if W > 0 else np.full(d, np.nan)
+    return mean, scale, W, bad
+
+
+def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``min(n, size)`` distinct rows drawn at random."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _standardized(xb, eb, loc, scale):
+    """One block in the fit's units: Z (m, D) and Sz (m, D, D) or None."""
+    x = xb.reshape(xb.shape[0], -1)
+    Z = (x - loc) / scale
+    if eb is None:
+        return Z, None
+    S = check_errors(eb, x.shape[0], x.shape[1])
+    return Z, S / np.outer(scale, scale)
+
+
+def _block_sums(xb, wb, eb, loc, scale, covariance_type, reg, params):
+    """One block's E-step sums (:meth:`Stepper.sums`), packed into one flat row."""
+    Z, Sz = _standardized(xb, eb, loc, scale)
+    ll, nk, s1, s2 = Stepper(Z, wb, Sz, covariance_type, reg, serial=True).sums(params)
+    return np.concatenate([[ll], nk, np.ravel(s1), np.ravel(s2)])
+
+
+def _block_eigen_below(xb, wb, eb, loc, scale, threshold) -> bool:
+    """Whether some error covariance of the block has an eigenvalue <= ``threshold``."""
+    from .kernels import eigen_below
+
+    _, Sz = _standardized(xb, eb, loc, scale)
+    return bool(eigen_below(Sz, threshold))
+
+
+class DaskStepper:
+    """:class:`~bayesgmm.em.iteration.Stepper` over a Dask array's blocks.
+
+    ``step(p)`` is one pass: every block's :meth:`Stepper.sums` at ``p`` (one Dask
+    computation), added in block order, then the M-step. ``X`` (n,) or (n, D), ``w``
+    (n,) and ``X_err`` (as ``fit`` takes it, or None) are Dask arrays with the same row
+    chunks; ``loc`` and ``scale`` the standardization.
+    """
+
+    def __init__(self, X, w, X_err, loc: np.ndarray, scale: np.ndarray,
+                 covariance_type: str, reg: float, W: float) -> None:
+        self.X, self.w, self.X_err = X, w, X_err
+        self.loc, self.scale = loc, scale
+        self.d = loc.shape[0]
+        self.cov_type, self.reg, self.W = covariance_type, reg, W
+        self.one_d = self.d == 1
+        self._collapse: dict[float, bool] = {}
+        self.n_passes = 0
+
+    def sums(self, p: Params) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`Stepper.sums` over all the blocks, added in block order."""
+        K, d = p.means.shape
+        rows = map_rows(_block_sums, self.X, self.w, self.X_err, self.loc, self.scale,
+                        self.cov_type, self.reg, p)
+        self.n_passes += 1
+        tot = rows[0].copy()
+        for r in rows[1:]:
+            tot += r
+        ll = tot[0]
+        if self.one_d:
+            return float(ll), tot[1:1 + K], tot[1 + K:1 + 2 * K], tot[1 + 2 * K:]
+        nk = tot[1:1 + K]
+        s1 = tot[1 + K:1 + K + K * d].reshape(K, d)
+        s2 = tot[1 + K + K * d:].reshape(K, d, d)
+        return float(ll), nk, s1, s2
+
+    def step(self, p: Params) -> tuple[float, Params, np.ndarray]:
+        """One EM iteration over all the blocks: (log-likelihood at p, M-step, raw_min)."""
+        return Stepper.mstep(self, p, *self.sums(p))
+
+    # the in-memory M-step, on this object's W, reg, cov_type and one_d
+    _mstep_1d = Stepper._mstep_1d
+    _mstep = Stepper._mstep
+
+    def can_collapse(self, threshold: float) -> bool:
+        """As :meth:`Stepper.can_collapse`: without errors always; with, a pass."""
+        if threshold not in self._collapse:
+            if self.X_err is None:
+                self._collapse[threshold] = True
+            else:
+                rows = map_rows(_block_eigen_below, self.X, self.w, self.X_err, self.loc,
+                                self.scale, threshold)
+                self._collapse[threshold] = any(rows)
+        return self._collapse[threshold]
+
+
+def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
+    """Fit ``est`` (a ``GaussianMixtureEM``) on a Dask ``X``; its fitted attributes.
+
+    Returns the attributes ``GaussianMixtureEM.fit`` sets (data units), plus ``run``
+    (the :class:`~bayesgmm.em.iteration.Run` on all the data) and ``n_passes``.
+    """
+    import warnings
+
+    from sklearn.base import clone
+
+    from .._numerics.standardize import _is_constant
+    from .init import given_start
+    from .iteration import run
+
+    if est.fixed is not None:
+        raise DataError("fixed parameters are not supported on a Dask array yet; fit a "
+                        "NumPy array (or a sample of the rows) instead.")
+    names = None
+    if hasattr(X, "columns"):  # a Dask DataFrame: its columns are the features
+        names = np.asarray([str(c) for c in X.columns], dtype=object)
+        X = X.to_dask_array(lengths=True)
+    X = as_rows(X, "X")
+    if X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    n = X.shape[0]
+    d = 1 if X.ndim == 1 else X.shape[1]
+    K = int(est.n_components)
+    if K > n:
+        raise DataError(f"n_components={K} exceeds the number of samples ({n}); use at "
+                        f"most {n} components, or more data.")
+    rows = X.chunks[0]
+    _, da = _require_dask()
+    w = (da.ones(n, chunks=(rows,)) if sample_weight is None
+         else as_rows(sample_weight, "sample_weight", n, rows))
+    if w.ndim != 1:
+        raise DataError("sample_weight must have one value per row (shape (n_samples,)).")
+    err = None if X_err is None else as_rows(X_err, "X_err", n, rows)
+
+    loc, scale, W, bad = moments(X, w)
+    if bad:
+        raise DataError(
+            f"X holds {bad} NaN or infinite values; on a Dask array every value must be "
+            "finite (missing values are marginalised in memory only): drop those rows, "
+            "e.g. X[da.isfinite(X).all(axis=1)], or fit them in memory.")
+    if not W > 0:
+        raise DataError("the sample weights sum to zero; give some point a positive weight.")
+    constant = _is_constant(loc, scale)
+    if np.any(constant):
+        raise DataError(f"feature {int(np.flatnonzero(constant)[0])} of X is constant; a "
+                        "mixture needs spread in every feature: drop that column.")
+    if est.covariance_type == "spherical":
+        scale = np.full_like(scale, np.sqrt(np.mean(scale**2)))
+    rng = np.random.default_rng(est.random_seed)
+
+    moved = 0
+    if isinstance(est.init, dict):
+        start = given_start(est.init, K, d, loc, scale)
+    else:
+        # the starts and the search, in memory on a random sample of the rows
+        idx = sample_rows(n, SAMPLE_SIZE, rng)
+        xs, ws = X[idx].compute(), w[idx].compute()
+        es = None if err is None else err[idx].compute()
+        sub = clone(est).set_params(random_seed=int(rng.integers(2**31)))
+        with warnings.catch_warnings():  # the fit on all the data is judged below
+            warnings.simplefilter("ignore")
+            sub.fit(xs, X_err=es, sample_weight=ws)
+        start = Params(sub.weights_.copy(), (sub.means_ - loc) / scale,
+                       sub.covariances_ / np.outer(scale, scale))
+        moved = sub.n_search_kept_
+    stepper = DaskStepper(X, w, err, loc, scale, est.covariance_type,
+                          float(est.reg_covar), W)
+    r = run(None, None, None, start, covariance_type=est.covariance_type,
+            reg=float(est.reg_covar), tol=est.tol, max_iter=est.max_iter, stepper=stepper)
+    shift = W * np.log(scale).sum()  # Jacobian of the standardization
+    p = r.params
+    return {
+        "weights_": p.weights.copy(), "means_": loc + p.means * scale,
+        "covariances_": p.covs * np.outer(scale, scale),
+        "loglik_": float(r.loglik - shift),
+        "loglik_trace_": np.asarray(r.trace) - shift, "n_iter_": r.n_iter,
+        "converged_": r.converged, "degenerate_": r.degenerate, "n_search_kept_": moved,
+        "n_features_in_": d, "n_samples_fit_": float(W), "has_errors_": err is not None,
+        "feature_names_in_": names, "_loc": loc, "_scale": scale, "_fixed": None,
+        "run": r, "n_passes": stepper.n_passes,
+    }
+
+
+def _predict_block(xb, eb, est, method):
+    """One block's prediction by the in-memory method (``eb``: its errors, or None)."""
+    if method.startswith("deconvolve_"):
+        means, covs = est.deconvolve(xb, X_err=eb)
+        return means if method == "deconvolve_means" else covs
+    return getattr(est, method)(xb, X_err=eb)
+
+
+def map_predict(est: Any, method: str, X: Any, X_err: Any) -> Any:
+    """``est.<method>(X, X_err=X_err)`` on a Dask ``X``, block by block, as a Dask array.
+
+    ``method``: ``score_samples``, ``predict``, ``predict_proba``, ``deconvolve_means``
+    or ``deconvolve_covariances``. Nothing is computed until the result is; the shape
+    and type of a block's result are read from the method on one row in memory.
+    """
+    dask, da = _require_dask()
+    if hasattr(X, "columns"):
+        X = X.to_dask_array(lengths=True)
+    X = as_rows(X, "X")
+    rows = X.chunks[0]
+    err = None if X_err is None else as_rows(X_err, "X_err", X.shape[0], rows)
+    # one row of the right layout (the first mean; zero errors) gives shape and type
+    probe_x = est.means_[:1].reshape((1,) + X.shape[1:])
+    probe_e = None if err is None else np.zeros((1,) + err.shape[1:])
+    probe = np.asarray(_predict_block(probe_x, probe_e, est, method))
+    xs = X.to_delayed().ravel()
+    es = [None] * len(xs) if err is None else err.to_delayed().ravel()
+    call = dask.delayed(_predict_block, pure=True)
+    parts = [da.from_delayed(call(x, e, est, method), shape=(m,) + probe.shape[1:],
+                             dtype=probe.dtype)
+             for x, e, m in zip(xs, es, rows, strict=True)]
+    return da.concatenate(parts, axis=0)
