@@ -321,7 +321,7 @@ def check_sampling(draws: Any, tune: Any, chains: Any, sampler: Any,
         At least 1.
     tune : int
         At least 0.
-    sampler : {"nutpie", "pymc", "smc"}
+    sampler : {"nutpie", "pymc", "numpyro", "smc"}
     target_accept : float or None
         In (0, 1), or None.
 
@@ -333,8 +333,17 @@ def check_sampling(draws: Any, tune: Any, chains: Any, sampler: Any,
     for name, v in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(v, int | np.integer) or v < (0 if name == "tune" else 1):
             raise DataError(f"{name} must be a positive integer; got {v!r}.")
-    if sampler not in ("nutpie", "pymc", "smc"):
-        raise DataError(f"sampler must be 'nutpie', 'pymc' or 'smc'; got {sampler!r}.")
+    if sampler not in ("nutpie", "pymc", "numpyro", "smc"):
+        raise DataError("sampler must be 'nutpie', 'pymc', 'numpyro' or 'smc'; got "
+                        f"{sampler!r}.")
+    if sampler == "numpyro":
+        import importlib.util
+
+        missing = [m for m in ("jax", "numpyro") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise DataError(f"sampler='numpyro' needs {' and '.join(missing)}: pip install "
+                            "'bayesgmm[jax]' (or jax[cuda12] for a GPU), or use another "
+                            "sampler.")
     if target_accept is not None and not 0 < target_accept < 1:
         raise DataError(f"target_accept must be in (0, 1) or None; got {target_accept!r}.")
 

@@ -172,7 +172,7 @@ API_ERRORS = [
                  r"points", id="fit-md-D-gt-n"),
     pytest.param(bfit(draws=0), X1, r"draws must be a positive integer; got 0", id="fit-draws0"),
     pytest.param(bfit(chains=1.5), X1, r"chains must be a positive integer", id="fit-chains"),
-    pytest.param(bfit(sampler="gibbs"), X1, r"sampler must be 'nutpie', 'pymc' or 'smc'",
+    pytest.param(bfit(sampler="gibbs"), X1, r"sampler must be 'nutpie', 'pymc', 'numpyro' or 'smc'",
                  id="fit-sampler"),
     pytest.param(bfit(target_accept=float("nan")), X1, r"target_accept must be in \(0, 1\)",
                  id="fit-target-accept"),

@@ -48,7 +48,7 @@ def _fit(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: Literal["nutpie", "pymc", "smc"] = "nutpie",
+    sampler: Literal["nutpie", "pymc", "numpyro", "smc"] = "nutpie",
     random_seed: int | np.random.Generator | None = None,
     progressbar: bool = True,
     target_accept: float | None = None,
@@ -408,11 +408,13 @@ def _sample(sampler: str, problem: _Problem, tune: int, target_accept: float):
                 SamplingWarning, stacklevel=5,
             )
     p = problem
+    nuts = "numpyro" if sampler == "numpyro" else "pymc"
     if isinstance(p, ProblemMD):
-        return (*_sample_pymc_md_or_fail(p, tune, target_accept), "pymc")
+        return (*_sample_pymc_md_or_fail(p, tune, target_accept, nuts), nuts)
     post, stats = _sample_pymc_or_fail(p.x, p.e, p.K, p.priors, p.theta0, p.draws, tune,
-                                       p.chains, p.seed, p.progressbar, target_accept, p.em)
-    return post, stats, "pymc"
+                                       p.chains, p.seed, p.progressbar, target_accept, p.em,
+                                       nuts)
+    return post, stats, nuts
 
 
 def _sample_nutpie(problem: _Problem | ProblemMD, tune: int, target_accept: float):
@@ -461,7 +463,7 @@ def fit(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    sampler: Literal["nutpie", "pymc", "smc"] = "nutpie",
+    sampler: Literal["nutpie", "pymc", "numpyro", "smc"] = "nutpie",
     random_seed: int | np.random.Generator | None = None,
     progressbar: bool = True,
     target_accept: float | None = None,
@@ -496,7 +498,7 @@ def fit(
         included (:meth:`bayesgmm.Priors.richardson_green`).
     draws, tune, chains : int
         Kept draws per chain, tuning steps per chain, number of chains.
-    sampler : {"nutpie", "pymc", "smc"}, default="nutpie"
+    sampler : {"nutpie", "pymc", "numpyro", "smc"}, default="nutpie"
         ``"nutpie"`` samples a fused, compiled log-density (identical to the
         :func:`build_model` model's, checked by the tests) with nutpie: nothing is
         compiled per fit, so repeated fits (several K, new data) cost only sampling.
@@ -510,6 +512,11 @@ def fit(
         (``bayes.target_md``) and ``"pymc"`` the ``build_model_md`` model (its
         PyTensor graph compiled per fit: slower), every chain started at the EM
         estimate (plus a small jitter) in either.
+        ``"numpyro"`` (extra ``bayesgmm[jax]``): the same ``build_model`` model,
+        its PyTensor graph turned into JAX and sampled by NumPyro's NUTS with all
+        chains in one vectorized program, on a GPU when JAX sees one (big data:
+        every leapfrog step is a pass over all points, which a GPU does in
+        parallel); on a CPU the default is faster.
         ``"smc"`` (priors the same for every component): for posteriors with several
         modes or regions NUTS moves between too slowly, which chains started at the
         EM estimate may never reach or never weigh right. Tempered SMC from the prior

@@ -260,10 +260,13 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
                    help="tuning steps per chain")
     p.add_argument("--chains", type=_positive_int, default=4, metavar="C",
                    help="number of chains")
-    p.add_argument("--sampler", choices=("nutpie", "pymc", "smc"), default="nutpie",
-                   help="nutpie or PyMC's NUTS from the EM estimate; smc: tempered "
-                        "SMC from the prior, importance-weighted, for posteriors with "
-                        "several modes (needs measurement errors on rounded data)")
+    p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro", "smc"),
+                   default="nutpie",
+                   help="nutpie or PyMC's NUTS from the EM estimate; numpyro: NumPyro's "
+                        "NUTS in JAX, on a GPU when JAX sees one (bayesgmm[jax]); smc: "
+                        "tempered SMC from the prior, importance-weighted, for posteriors "
+                        "with several modes (needs measurement errors on rounded data) "
+                        "(default: nutpie)")
     p.add_argument("--target-accept", type=_probability, default=None, metavar="A",
                    help="NUTS target acceptance (default: 0.8, and a second run with "
                         "twice the tuning if that one fails a check: at 0.99 after "

@@ -1,6 +1,7 @@
-"""PyMC's own NUTS on :func:`bayesgmm.build_model`'s model.
+"""PyMC's own NUTS, or NumPyro's through PyMC, on :func:`bayesgmm.build_model`'s model.
 
-Used for ``sampler="pymc"`` and when nutpie fails; in D dims on
+Used for ``sampler="pymc"`` and when nutpie fails, and for ``sampler="numpyro"`` (JAX:
+a GPU when JAX sees one); in D dims on
 :func:`~bayesgmm.bayes.model_md.build_model_md`'s model, started at the EM estimate
 put into the model's unconstrained coordinates (:func:`md_start`).
 """
@@ -23,20 +24,20 @@ def _chain_starts(theta0: np.ndarray, chains: int, seed: int) -> np.ndarray:
 
 
 def _sample_pymc_or_fail(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                         target_accept, em):
+                         target_accept, em, nuts_sampler="pymc"):
     try:
         return _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                            target_accept)
+                            target_accept, nuts_sampler)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
         raise _failed(exc, em) from exc
 
 
-def _sample_pymc_md_or_fail(problem, tune, target_accept):
+def _sample_pymc_md_or_fail(problem, tune, target_accept, nuts_sampler="pymc"):
     """PyMC's NUTS on ``build_model_md`` for a D-dim fit (``inference_md.ProblemMD``)."""
     try:
-        return _sample_pymc_md(problem, tune, target_accept)
+        return _sample_pymc_md(problem, tune, target_accept, nuts_sampler)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
@@ -53,13 +54,27 @@ def _failed(exc: BaseException, em: dict) -> SamplingError:
     )
 
 
+def _sampler_options(nuts_sampler: str, chains: int) -> dict:
+    """``pm.sample``'s options for PyMC's NUTS or NumPyro's.
+
+    NumPyro's chains run vectorized as one program (what a GPU runs well); the chains'
+    starts are jittered here already.
+    """
+    if nuts_sampler == "numpyro":
+        return {"nuts_sampler": "numpyro",
+                "nuts": {"chain_method": "vectorized", "jitter": False}}
+    return {"nuts_sampler": "pymc", "cores": min(chains, os.cpu_count() or 1)}
+
+
 def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar,
-                 target_accept):
+                 target_accept, nuts_sampler="pymc"):
     import pymc as pm
 
     from ..reparam.pymc_space import unpack
 
-    model = build_model(x, K, X_err=e, priors=priors, fused=True)
+    # PyMC's NUTS: the fused (numba) likelihood; NumPyro: the readable graph, which
+    # PyTensor turns into JAX (on a GPU, XLA fuses its (n, K) arrays itself)
+    model = build_model(x, K, X_err=e, priors=priors, fused=nuts_sampler == "pymc")
     starts = _chain_starts(theta0, chains, seed)
     initvals = []
     for th in starts:
@@ -68,9 +83,8 @@ def _sample_pymc(x, e, K, priors, theta0, draws, tune, chains, seed, progressbar
     with model:
         dt = pm.sample(
             draws=draws, tune=tune, chains=chains, initvals=initvals, random_seed=seed,
-            progressbar=progressbar, nuts_sampler="pymc",
-            cores=min(chains, os.cpu_count() or 1), target_accept=target_accept,
-            compute_convergence_checks=False,
+            progressbar=progressbar, target_accept=target_accept,
+            compute_convergence_checks=False, **_sampler_options(nuts_sampler, chains),
         )
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
@@ -123,7 +137,7 @@ def _md_initvals(model, start: dict, chains: int, seed: int) -> list[dict[str, n
     return out
 
 
-def _sample_pymc_md(problem, tune, target_accept):
+def _sample_pymc_md(problem, tune, target_accept, nuts_sampler="pymc"):
     import pymc as pm
 
     p = problem
@@ -132,9 +146,8 @@ def _sample_pymc_md(problem, tune, target_accept):
     with model:
         dt = pm.sample(
             draws=p.draws, tune=tune, chains=p.chains, initvals=initvals, random_seed=p.seed,
-            progressbar=p.progressbar, nuts_sampler="pymc",
-            cores=min(p.chains, os.cpu_count() or 1), target_accept=target_accept,
-            compute_convergence_checks=False,
+            progressbar=p.progressbar, target_accept=target_accept,
+            compute_convergence_checks=False, **_sampler_options(nuts_sampler, p.chains),
         )
     post = dt["posterior"].to_dataset()
     stats = dt["sample_stats"].to_dataset()
