@@ -139,6 +139,106 @@ def load_table(path: str | Path, *, sep: str | None = None) -> Any:
     return df
 
 
+def _read_row_group(file: str, group: int, columns: list[str]) -> np.ndarray:
+    """One row group's columns as float64 (n, len(columns)); nulls become NaN."""
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(file).read_row_group(group, columns=columns)
+    return table.to_pandas().to_numpy(dtype=float, na_value=np.nan)
+
+
+def is_dataset(path: str | Path) -> bool:
+    """Whether ``path`` names a dataset read out of core: a directory or a glob."""
+    text = str(path)
+    return Path(text).is_dir() or (any(c in text for c in "*?[") and not Path(text).exists())
+
+
+def load_dataset(path: str | Path, columns: Sequence[str] | None,
+                 errors: Sequence[str] | None, *,
+                 chunk_size: int | None = None) -> tuple[Any, Any, list[str]]:
+    """Parquet files (a directory, or a glob) as Dask arrays, read lazily.
+
+    Nothing is read but the files' metadata (and, for the row count, each file's
+    footer); EM then reads the blocks pass by pass (:mod:`bayesgmm.em.out_of_core`).
+    The columns are chosen as :func:`table_columns` chooses them.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A directory of ``.parquet`` files, or a glob such as ``"data/part-*.parquet"``.
+    columns, errors : sequence of str or None
+        As :func:`table_columns`'s.
+    chunk_size : int, optional
+        Rows per block (default: the files' own partitions).
+
+    Returns
+    -------
+    X : dask.array.Array of shape (n_samples, n_features)
+    X_err : dask.array.Array of shape (n_samples, n_features) or (n_samples, 1), or None
+    names : list of str
+    """
+    import glob
+
+    try:
+        import dask
+        import dask.array as da
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise DataError(f"{str(path)!r} is a dataset read out of core, which needs Dask and "
+                        "pyarrow: pip install 'bayesgmm[dask]'.") from exc
+    text = str(path)
+    if Path(text).is_dir():
+        files = sorted(str(f) for f in Path(text).iterdir()
+                       if f.suffix.lower() in (".parquet", ".pq"))
+        if not files:
+            raise DataError(f"{text!r} holds no .parquet files; pass a directory of Parquet "
+                            "files, a glob, or a single CSV or Parquet file.")
+    else:
+        files = sorted(glob.glob(text))
+        if not files:
+            raise DataError(f"no files match {text!r}; check the pattern.")
+    try:
+        schema = pq.read_schema(files[0])
+        # one block per row group, sized from the files' metadata (nothing read yet)
+        groups = [(f, g, pq.ParquetFile(f).metadata.row_group(g).num_rows)
+                  for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read {text!r} as Parquet: {exc}") from None
+    errors = list(errors or [])
+    available = list(schema.names)
+    for col in list(columns or []) + errors:
+        if col not in available:
+            raise DataError(f"column {col!r} not found in {text!r}; available columns: "
+                            f"{', '.join(available) or '(none)'}.")
+    numeric = {f.name for f in schema
+               if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
+    names = list(columns) if columns else [c for c in available
+                                           if c not in errors and c in numeric]
+    if not names:
+        raise DataError(f"{text!r} has no numeric columns; name them with --columns.")
+    for col in names + errors:
+        if col not in numeric:
+            raise DataError(f"column {col!r} of {text!r} is not numeric "
+                            f"({schema.field(col).type}); name numeric columns.")
+    if errors and len(errors) not in (1, len(names)):
+        raise DataError(f"got {len(errors)} error column(s) for {len(names)} data column(s); "
+                        "give one error column per data column, or a single one for all.")
+
+    def lazy(cols: list[str]) -> Any:
+        read = dask.delayed(_read_row_group, pure=True)
+        parts = [da.from_delayed(read(f, g, cols), shape=(m, len(cols)), dtype=float)
+                 for f, g, m in groups if m]
+        return da.concatenate(parts, axis=0)
+
+    X = lazy(names)
+    X_err = lazy(errors) if errors else None
+    if chunk_size:
+        X = X.rechunk({0: int(chunk_size), 1: -1})
+        X_err = None if X_err is None else X_err.rechunk({0: int(chunk_size), 1: -1})
+    return X, X_err, names
+
+
 def table_columns(
     df: Any,
     columns: Sequence[str] | None,

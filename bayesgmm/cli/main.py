@@ -108,6 +108,13 @@ def _table_options(p: argparse.ArgumentParser) -> None:
                         "commas is read as such)")
 
 
+def _chunk_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="ROWS",
+                   help="FILE a directory of Parquet files or a glob (quoted): rows per "
+                        "block read at a time, out of core (default: the files' own "
+                        "partitions)")
+
+
 def _data_options(p: argparse.ArgumentParser, seed_help: str) -> None:
     _table_options(p)
     p.add_argument("--columns", nargs="+", metavar="C",
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "run; with n_init starts the maximum found is usually the same)")
     em.add_argument("--k", type=_positive_int, required=True, metavar="K",
                     help="number of components")
+    _chunk_option(em)
 
     sel = sub.add_parser("select", help="choose the number of components by BIC, AIC or "
                          "the posterior p(K | data)",
@@ -163,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "same data give the same answer)")
     sel.add_argument("--k-max", type=_positive_int, required=True, metavar="KMAX",
                      help="try K = 1..KMAX")
+    _chunk_option(sel)
     sel.add_argument("--criterion", choices=("bic", "aic", "posterior"), default="bic",
                      help="information criterion, or posterior: p(K | data) (default: bic)")
     sel.add_argument("--priors", choices=("fit", "richardson_green"), default="fit",
@@ -370,8 +379,11 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list
 
     EM marginalises them; a row needs one observed data column.
     """
-    from ..io import load_table, table_columns
+    from ..io import is_dataset, load_dataset, load_table, table_columns
 
+    if is_dataset(args.file):  # Parquet files read out of core, as Dask arrays
+        return load_dataset(args.file, args.columns, args.errors,
+                            chunk_size=getattr(args, "chunk_size", None))
     df = load_table(args.file, sep=args.sep)
     return table_columns(df, args.columns, args.errors, source=repr(args.file),
                          allow_missing=True)
@@ -385,9 +397,15 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         raise DataError(
             f"--k {args.k} exceeds the number of rows ({X.shape[0]}); use a smaller K."
         )
-    gm = GaussianMixtureEM(
-        args.k, covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed
-    ).fit(X, X_err=X_err)
+    from ..em.out_of_core import is_dask
+
+    lazy = is_dask(X)
+    with _passes_shown(lazy):
+        gm = GaussianMixtureEM(
+            args.k, covariance_type=args.covariance, n_init=args.n_init,
+            random_seed=args.seed).fit(X, X_err=X_err)
+    bic, aic = gm._fit_criteria() if lazy else (gm.bic(X, X_err=X_err),
+                                                gm.aic(X, X_err=X_err))
     order = np.argsort(gm.means_[:, 0], kind="stable")
     weights = gm.weights_[order]
     means = gm.means_[order]
@@ -398,13 +416,13 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         "means": means.tolist(),
         "covariances": covs.tolist(),
         "loglik": gm.loglik_,
-        "bic": gm.bic(X, X_err=X_err),
-        "aic": gm.aic(X, X_err=X_err),
+        "bic": bic,
+        "aic": aic,
         "n_iter": int(gm.n_iter_),
         "converged": bool(gm.converged_),
         "degenerate": bool(gm.degenerate_),
         "n_samples": int(X.shape[0]),
-        "n_missing": int(np.isnan(X).sum()),
+        "n_missing": 0 if lazy else int(np.isnan(X).sum()),
         "columns": names,
         "error_columns": list(args.errors or []),
         "covariance_type": args.covariance,
@@ -442,10 +460,29 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _passes_shown(lazy: bool) -> Any:
+    """Out of core, one line on stderr per pass over the data (a progress report)."""
+    import contextlib
+
+    if not lazy:
+        return contextlib.nullcontext()
+    from ..em.out_of_core import progress
+
+    def show(i: int, loglik: float, seconds: float) -> None:
+        print(f"pass {i}: log-likelihood {loglik:.10g} (standardized units), "
+              f"{seconds:.1f} s", file=sys.stderr, flush=True)
+
+    return progress(show)
+
+
 def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
+    from ..em.out_of_core import is_dask
     from ..selection import select_n_components
 
     X, X_err, names = _load(args)
+    if is_dask(X) and args.criterion == "posterior":
+        raise DataError("--criterion posterior needs the data in memory; a dataset read "
+                        "out of core takes --criterion bic or aic.")
     k_max = min(args.k_max, X.shape[0])
     posterior = args.criterion == "posterior"
     if args.priors != "fit" and not posterior:
@@ -454,10 +491,12 @@ def _cmd_select(args: argparse.Namespace) -> dict[str, Any]:
     if args.priors == "richardson_green" and X.shape[1] != 1:
         raise DataError("--priors richardson_green is Richardson & Green's 1-D prior; "
                         f"the data have {X.shape[1]} columns: pass one --column.")
-    res = select_n_components(
-        X, range(1, k_max + 1), X_err=X_err, criterion="bic" if posterior else args.criterion,
-        covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
-    )
+    with _passes_shown(is_dask(X)):
+        res = select_n_components(
+            X, range(1, k_max + 1), X_err=X_err,
+            criterion="bic" if posterior else args.criterion,
+            covariance_type=args.covariance, n_init=args.n_init, random_seed=args.seed,
+        )
     table = [
         {"k": int(r.k), "loglik": float(r.loglik), "bic": float(r.bic), "aic": float(r.aic),
          "converged": bool(r.converged), "degenerate": bool(r.degenerate)}

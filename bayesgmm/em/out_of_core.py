@@ -27,6 +27,10 @@ Dask is imported only here, and only when a Dask array arrives (``bayesgmm[dask]
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -36,10 +40,28 @@ from ..validation import check_errors
 from .iteration import Params, Stepper
 
 __all__ = ["DaskStepper", "fit", "is_dask", "map_predict", "map_rows", "moments",
-           "sample_rows"]
+           "progress", "sample_rows"]
 
 #: rows of the random sample the starts and the search are run on (in memory)
 SAMPLE_SIZE = 100_000
+
+
+_PROGRESS: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "out_of_core_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress(callback: Callable[[int, float, float], None]) -> Iterator[None]:
+    """Within it, every pass over a Dask array calls ``callback(pass, loglik, seconds)``.
+
+    ``loglik`` is in the fit's standardized units (its changes are the data's); the
+    command line prints one line per pass with it.
+    """
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def is_dask(obj: Any) -> bool:
@@ -190,13 +212,17 @@ class DaskStepper:
     def sums(self, p: Params) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`Stepper.sums` over all the blocks, added in block order."""
         K, d = p.means.shape
+        t0 = time.perf_counter()
         rows = map_rows(_block_sums, self.X, self.w, self.X_err, self.loc, self.scale,
                         self.cov_type, self.reg, p)
         self.n_passes += 1
+        callback = _PROGRESS.get()
         tot = rows[0].copy()
         for r in rows[1:]:
             tot += r
         ll = tot[0]
+        if callback is not None:
+            callback(self.n_passes, float(ll), time.perf_counter() - t0)
         if self.one_d:
             return float(ll), tot[1:1 + K], tot[1 + K:1 + 2 * K], tot[1 + 2 * K:]
         nk = tot[1:1 + K]

@@ -132,7 +132,11 @@ def select_n_components(
     import pandas as pd
 
     check_criterion(criterion)
-    X = check_X(X, allow_nan=True)  # NaN: missing features, which EM marginalises
+    from ..em.out_of_core import is_dask
+
+    # NaN: missing features, which EM marginalises; a Dask array is fitted out of core
+    # (em.out_of_core), checked block by block there
+    X = X if is_dask(X) else check_X(X, allow_nan=True)
     ks, usable = check_ks(ks, X.shape[0])
     seed = DEFAULT_SEED if random_seed is None else random_seed
     rows, models = [], {}

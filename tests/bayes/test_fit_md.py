@@ -268,7 +268,7 @@ def test_nutpie_failure_falls_back_to_pymc(monkeypatch):
     def fails(problem, tune, target_accept):
         raise RuntimeError("no")
 
-    def pymc(problem, tune, target_accept):
+    def pymc(problem, tune, target_accept, nuts_sampler="pymc"):
         return _fake_draws_md(problem.em, problem.chains, problem.draws, problem.seed)
 
     monkeypatch.setattr(inference, "_sample_nutpie", fails)
