@@ -50,15 +50,16 @@ def test_jax_log_density_matches_pymc_in_2d_with_errors_and_a_missing_value():
 
 @pytest.mark.slow
 def test_numpyro_gives_the_default_posterior():
-    # 300 points with errors, K = 2, 4 chains x 1,000 draws each way (seed 1). Means
+    # 300 points with errors, K = 2, 4 chains x 500 draws each way (seed 1). Means
     # and 5%/95% quantiles must agree within 4 Monte Carlo standard errors of the
     # difference: se of a mean sd / sqrt(ESS), of a q-quantile (normal approximation)
     # sd sqrt(q (1 - q) / ESS) / phi(z_q), with each run's smallest bulk ESS
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.normal(0, 1, 200), rng.normal(5, 1.5, 100)])
     e = rng.uniform(0.2, 0.5, x.size)
-    ref = bayesgmm.fit(x, 2, X_err=e, random_seed=1, progressbar=False)
-    jx = bayesgmm.fit(x, 2, X_err=e, random_seed=1, sampler="numpyro", progressbar=False)
+    kw = {"draws": 500, "tune": 500, "random_seed": 1, "progressbar": False}
+    ref = bayesgmm.fit(x, 2, X_err=e, **kw)
+    jx = bayesgmm.fit(x, 2, X_err=e, sampler="numpyro", **kw)
     run = json.loads(jx.attrs["sampling_runs"])[-1]
     assert run["sampler"] == "numpyro" and not run["failed"]
     ess = min(run["min_ess_bulk"], json.loads(ref.attrs["sampling_runs"])[-1]["min_ess_bulk"])
