@@ -444,7 +444,7 @@ CLI_ERRORS = [
     pytest.param("em bad.parquet --k 1", r"cannot read 'bad.parquet' as \.parquet",
                  id="em-bad-parquet"),
     pytest.param("em missing.csv --k 1", r"file not found: 'missing.csv'", id="em-no-file"),
-    pytest.param("em adir --k 1", r"'adir' is a directory", id="em-directory"),
+    pytest.param("em adir --k 1", r"'adir' holds no .parquet files", id="em-directory"),
     pytest.param("em ok.csv --k 2 --covariance EEE", r"invalid choice: 'EEE'",
                  id="em-covariance"),
     pytest.param("em ok.csv", r"the following arguments are required: --k", id="em-no-k"),
