@@ -105,9 +105,29 @@ def as_rows(X: Any, name: str, n: int | None = None, chunks: tuple | None = None
     return arr
 
 
-def _block_moments(x: np.ndarray, w: np.ndarray, _e: Any = None) -> np.ndarray:
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _weights(wb: np.ndarray | None, m: int) -> np.ndarray:
+    """A block's weights: ``wb``, or without sample weights ones of length ``m``.
+
+    The ones are made once per block length and shared by the passes (made afresh
+    they cost a third of the kernel's time); nothing writes to them.
+    """
+    if wb is not None:
+        return wb
+    ones = _ONES.get(m)
+    if ones is None:
+        ones = np.ones(m)
+        _ONES.clear()  # a fit has one block length and the shorter last one
+        _ONES[m] = ones
+    return ones
+
+
+def _block_moments(x: np.ndarray, w: np.ndarray | None, _e: Any = None) -> np.ndarray:
     """(W, mean (D), M2 (D), non-finite count) of one block, as one flat row."""
     x = x.reshape(x.shape[0], -1)
+    w = _weights(w, x.shape[0])
     bad = float(np.count_nonzero(~np.isfinite(x)))
     W = float(w.sum())
     if W > 0 and not bad:
@@ -128,7 +148,7 @@ def map_rows(func, X, w, X_err, *args) -> list[Any]:
     """
     dask, _ = _require_dask()
     xs = X.to_delayed().ravel()
-    ws = w.to_delayed().ravel()
+    ws = [None] * len(xs) if w is None else w.to_delayed().ravel()
     es = [None] * len(xs) if X_err is None else X_err.to_delayed().ravel()
     call = dask.delayed(func, pure=True)
     return list(dask.compute(*[call(x, wb, e, *args)
@@ -140,7 +160,8 @@ def moments(X, w) -> tuple[np.ndarray, np.ndarray, float, int]:
 
     Per block (weight, mean, squared deviations about it), merged in block order by Chan,
     Golub & LeVeque's pairwise rule (exact in exact arithmetic; no cancellation against a
-    large offset). Returns (loc, scale, total weight, number of non-finite values).
+    large offset); ``w`` None is unweighted. Returns (loc, scale, total weight, number of
+    non-finite values).
     """
     d = 1 if X.ndim == 1 else X.shape[1]
     W, mean, m2, bad = 0.0, np.zeros(d), np.zeros(d), 0
@@ -168,7 +189,8 @@ def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
 def _standardized(xb, eb, loc, scale):
     """One block in the fit's units: Z (m, D) and Sz (m, D, D) or None."""
     x = xb.reshape(xb.shape[0], -1)
-    Z = (x - loc) / scale
+    Z = x - loc  # (x - loc) / scale, one temporary fewer
+    Z /= scale
     if eb is None:
         return Z, None
     S = check_errors(eb, x.shape[0], x.shape[1])
@@ -178,7 +200,8 @@ def _standardized(xb, eb, loc, scale):
 def _block_sums(xb, wb, eb, loc, scale, covariance_type, reg, params):
     """One block's E-step sums (:meth:`Stepper.sums`), packed into one flat row."""
     Z, Sz = _standardized(xb, eb, loc, scale)
-    ll, nk, s1, s2 = Stepper(Z, wb, Sz, covariance_type, reg, serial=True).sums(params)
+    ll, nk, s1, s2 = Stepper(Z, _weights(wb, Z.shape[0]), Sz, covariance_type, reg,
+                             serial=True).sums(params)
     return np.concatenate([[ll], nk, np.ravel(s1), np.ravel(s2)])
 
 
@@ -282,9 +305,9 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
                         f"most {n} components, or more data.")
     rows = X.chunks[0]
     _, da = _require_dask()
-    w = (da.ones(n, chunks=(rows,)) if sample_weight is None
-         else as_rows(sample_weight, "sample_weight", n, rows))
-    if w.ndim != 1:
+    # None: unweighted (ones made per block, once: _weights)
+    w = None if sample_weight is None else as_rows(sample_weight, "sample_weight", n, rows)
+    if w is not None and w.ndim != 1:
         raise DataError("sample_weight must have one value per row (shape (n_samples,)).")
     err = None if X_err is None else as_rows(X_err, "X_err", n, rows)
 
@@ -310,7 +333,7 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
     else:
         # the starts and the search, in memory on a random sample of the rows
         idx = sample_rows(n, SAMPLE_SIZE, rng)
-        xs, ws = X[idx].compute(), w[idx].compute()
+        xs, ws = X[idx].compute(), None if w is None else w[idx].compute()
         es = None if err is None else err[idx].compute()
         sub = clone(est).set_params(random_seed=int(rng.integers(2**31)))
         with warnings.catch_warnings():  # the fit on all the data is judged below
