@@ -218,6 +218,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         How many times the search after the starts (``n_screen``, ``split_merge``)
         found a higher maximum that replaced the best start's (0: the best start's
         stands).
+    n_passes_ : int
+        Only after a fit on a Dask array: the passes over the data that EM's
+        iterations made (:mod:`bayesgmm.em.out_of_core`; the standardization and the
+        sample take one more each).
 
     Examples
     --------
@@ -371,7 +375,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             likelihood of its observed features only, and its missing ones are
             filled in by the E-step from the components (EM for incomplete data).
             A row with every feature missing, and any infinite value, is a
-            ``DataError``.
+            ``DataError``. A Dask array (rows in blocks) is fitted out of core, one
+            pass over its blocks per iteration, starting from a fit to a random
+            sample of its rows (:mod:`bayesgmm.em.out_of_core`; complete rows only).
         y : None
             Ignored; there for scikit-learn's API (pipelines pass labels here).
         X_err : array-like, optional
@@ -470,6 +476,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.n_features_in_ = d
         self.n_samples_fit_ = float(w.sum())
         self.has_errors_ = S is not None
+        if hasattr(self, "n_passes_"):  # left by an earlier fit on a Dask array
+            del self.n_passes_
         self._warn_if_failed(good=bool(good), converged=best.converged, n_runs=len(runs))
         return self
 

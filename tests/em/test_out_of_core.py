@@ -57,6 +57,9 @@ def test_tied_and_spherical_covariances_too():
         mem = GaussianMixtureEM(3, **kw).fit(X)
         out = GaussianMixtureEM(3, **kw).fit(_dask(X))
         assert out.loglik_ == pytest.approx(mem.loglik_, rel=1e-10), cov
+    assert out.n_passes_ == out.n_iter_
+    out.fit(X)  # refitted in memory: no pass count of the Dask fit left behind
+    assert not hasattr(out, "n_passes_")
 
 
 def test_starts_from_a_sample_and_reaches_the_in_memory_maximum(monkeypatch):
