@@ -293,7 +293,9 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
     (K,), equal weights) serially over all points, each iteration :func:`em_1d`'s pass
     (or :func:`xd_1d`'s with per-point variances ``e2``; None without errors, decided
     when numba types the call) and :func:`mstep_1d`: the kernels a 1-D fit compiles
-    anyway, so its cold first call compiles no multi-D code.
+    anyway, so its cold first call compiles no multi-D code. The loop is written out
+    again rather than shared with ``screen_runs``: a compiled function that takes the
+    step as an argument is not cached by numba (its type includes the step's identity).
 
     Returns
     -------
