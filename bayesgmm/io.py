@@ -201,8 +201,10 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None,
     try:
         schema = pq.read_schema(files[0])
         # one block per row group, sized from the files' metadata (nothing read yet)
-        groups = [(f, g, pq.ParquetFile(f).metadata.row_group(g).num_rows)
-                  for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+        groups = []
+        for f in files:  # each file's footer read once
+            meta = pq.ParquetFile(f).metadata
+            groups += [(f, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {text!r} as Parquet: {exc}") from None
     errors = list(errors or [])
