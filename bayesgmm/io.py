@@ -8,6 +8,7 @@ and the sentences that quote them (``--k auto``'s reason), so the two always agr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ def sniff_separator(path: str | Path) -> tuple[str, str]:
 
     The separator is the one of :data:`CSV_SEPARATORS` that occurs most often in the
     first non-empty line (the header), ties going to the earlier one; a file whose first
-    line holds none of them is one column (``","``). A ``";"`` file whose next line has
-    numbers written with a decimal comma (``1,5``) and no decimal point is read with
-    ``decimal=","``, the usual European spreadsheet export.
+    line holds none of them is one column. A ``";"`` file (or a one-column file) whose
+    body has numbers written with a decimal comma (``1,5``) and no decimal point is read
+    with ``decimal=","``, the usual European spreadsheet export.
 
     Parameters
     ----------
@@ -44,7 +45,12 @@ def sniff_separator(path: str | Path) -> tuple[str, str]:
     if not lines:
         return ",", "."
     counts = [lines[0].count(c) for c in CSV_SEPARATORS]
-    sep = CSV_SEPARATORS[counts.index(max(counts))] if max(counts) > 0 else ","
+    if max(counts) == 0:
+        # one column: its values may still be written with decimal commas (6,47), which
+        # read with "," as the separator would become two fields per row; ";" (absent
+        # from the file) keeps them one field, and decimal_mark recognises the commas
+        return (";", ",") if decimal_mark(path, ";") == "," else (",", ".")
+    sep = CSV_SEPARATORS[counts.index(max(counts))]
     return sep, decimal_mark(path, sep)
 
 
@@ -120,8 +126,18 @@ def load_table(path: str | Path, *, sep: str | None = None) -> Any:
                 sep, decimal = ("\t", ".") if suffix == ".tsv" else sniff_separator(p)
             else:  # a given ";" may still come with decimal commas (European exports)
                 decimal = decimal_mark(p, sep)
-            # blank lines are kept: in a one-column file an empty line is a missing value
-            df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False)
+            # blank lines are kept: in a one-column file an empty line is a missing value;
+            # index_col=False: a row with more fields than the header is an error below,
+            # never a silent index made of its first field
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                df = pd.read_csv(p, sep=sep, decimal=decimal, skip_blank_lines=False,
+                                 index_col=False)
+            if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                raise DataError(
+                    f"{str(p)!r}: some rows have more fields than the header line, "
+                    f"separated by {sep!r}; give the separator (sep=..., or --sep "
+                    "comma/semicolon/tab on the command line) or fix the header.")
             last = df.notna().any(axis=1).to_numpy().nonzero()[0]
             df = df.iloc[: (last[-1] + 1 if last.size else 0)]  # trailing blank lines
         else:

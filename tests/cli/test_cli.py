@@ -283,6 +283,25 @@ def test_separator_detection(capsys, tmp_path, name, text, extra):
         assert obj["means"][0][0] == pytest.approx(2.5)
 
 
+def test_one_column_with_decimal_commas_is_read_as_numbers(capsys, tmp_path):
+    # one column: the header has no separator to guess from, and "6,47" split at the comma
+    # became an index (6) and a value (47) before; now it is 6.47
+    p = tmp_path / "one.csv"
+    p.write_text("v\n1,5\n2,5\n3,5\n")
+    code, out, err = run(capsys, "em", str(p), "--k", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["means"][0][0] == pytest.approx(2.5)
+
+
+def test_rows_longer_than_the_header_are_refused(capsys, tmp_path):
+    # a row with more fields than the header used to lend its first field as an index
+    p = tmp_path / "long.csv"
+    p.write_text("a,b\n1,2,3\n4,5,6\n7,8,9\n")
+    code, out, err = run(capsys, "em", str(p), "--k", "1")
+    assert code == 2 and "more fields than the header" in err and "--sep" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_no_numeric_column_says_what_was_read_as_text(capsys, tmp_path):
     # no --errors given: the message must not speak of error columns, and it names what
     # was read as text (here: a ':' file read with the wrong separator)
