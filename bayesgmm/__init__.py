@@ -33,6 +33,7 @@ __all__ = [
     "posterior_k",
     "select_n_components",
     "true_values",
+    "write_explorer",
 ]
 
 __version__ = "0.1.0"
@@ -55,12 +56,13 @@ _LAZY = {
     "true_values": "posterior",
     "diagnose": "diagnostics",
     "Diagnosis": "diagnostics",
+    "write_explorer": "explorer",
 }
 
 
 #: subpackages reachable as attributes, imported on first use
-_SUBPACKAGES = ("plots", "datasets", "io", "report", "posterior", "diagnostics", "selection",
-                "em", "bayes")
+_SUBPACKAGES = ("plots", "datasets", "io", "report", "explorer", "posterior", "diagnostics",
+                "selection", "em", "bayes")
 
 
 def __getattr__(name: str):

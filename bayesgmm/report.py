@@ -1,8 +1,9 @@
 """The self-contained HTML report of a :func:`bayesgmm.fit` result.
 
 One file, readable offline: inline CSS, figures embedded as base64 PNG data URIs, no
-scripts and no external resources. It opens with the verdict in words, then the numbers,
-then the figures.
+external resources; its one script is the 1-D report's likelihood explorer
+(:mod:`bayesgmm.explorer`), inline and folded away. It opens with the verdict in words,
+then the numbers, then the figures.
 """
 
 from __future__ import annotations
@@ -224,7 +225,9 @@ def write_report(
     summary in data units beside the EM estimate), the checks, the fitted density, the
     class probabilities, BIC/AIC against K (with ``selection``), the LOO comparison (with
     ``loo_table``), the rank plots and traces, and the posterior predictive check.
-    Figures are PNGs embedded as data URIs; there are no external resources or scripts.
+    Figures are PNGs embedded as data URIs; there are no external resources. A 1-D
+    report ends with the likelihood explorer (:func:`bayesgmm.write_explorer`'s page,
+    folded; its only script), built from the result's data, EM estimate and draws.
 
     For a result of D >= 2 features (posterior means with a ``feature`` dim) the middle
     differs: what was deconvolved (the measurement errors) and what was missing, in
@@ -342,7 +345,28 @@ def _body_1d(dt: Any, diag: Any, plots: Any, has_errors: bool) -> list[str]:
         "as measured without error: with a measurement error e, every component is "
         "widened to sqrt(sigma^2 + e^2) and the boundaries soften "
         "(bayesgmm.membership(dt, X, X_err=e)).")]
+    body += _explorer(dt)
     return body
+
+
+def _explorer(dt: Any) -> list[str]:
+    """The likelihood explorer, folded: the one part of the report that runs a script."""
+    from .explorer import MAX_POINTS, section_from_tree
+
+    try:
+        section = section_from_tree(dt)
+    except Exception as exc:  # a report is still written without it
+        warnings.warn(f"the report's likelihood explorer was left out: {exc}", stacklevel=3)
+        return []
+    if section is None:
+        return ["<h2>Likelihood explorer</h2>",
+                f'<p class="meta">Left out: it redraws every point as a slider moves, and '
+                f"takes at most {MAX_POINTS:,} points (bayesgmm.write_explorer on a "
+                "subsample).</p>"]
+    return ["<h2>Likelihood explorer</h2>",
+            '<details class="explorer"><summary>Open it: move the parameters and watch '
+            "the log-likelihood; EM and gradient steps, the EM maximum, posterior draws"
+            f"</summary>{section}</details>"]
 
 
 def _body_posterior_k(dt: Any, selection: Any, loo_table: Any, plots: Any) -> list[str]:

@@ -14,9 +14,14 @@ What this script reproduces
       written out below) in an unconstrained parametrization (logit t, log sigma), from
       several starts. The two must agree: log-likelihood to 1e-6 relative, parameters to
       1e-4 after sorting the components by mean.
-    * The interactive page, as a static log-likelihood surface (over (mu_a, mu_b) and over
-      (sigma_a, sigma_b) with the other parameters at the MLE) and a printed table of a few
-      settings a reader might try, with the log-likelihood and the best value seen.
+    * The interactive page itself: ``bayesgmm.write_explorer`` writes
+      ``seed000_explorer.html``, one offline file with a slider per parameter, the
+      density over the histogram, the log-likelihood and the best value seen, and buttons
+      for one EM step, one gradient-ascent step with the seed's gradient (the one below),
+      the EM maximum and a draw from the Bayesian posterior. Also, for print, a static
+      log-likelihood surface (over (mu_a, mu_b) and over (sigma_a, sigma_b) with the
+      other parameters at the MLE) and a table of a few settings a reader might try,
+      with the log-likelihood and the best value seen.
 
 Going beyond the seed
     * The analytic gradient is checked against finite differences.
@@ -32,7 +37,7 @@ Notes on the seed
     (t = 0.18, mu_a = 3.56, mu_b = 6.79).
 
 Run ``python examples/seed000_two_gaussians.py`` to print the tables and write the figures
-to ``examples/output/``.
+and the explorer page to ``examples/output/``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, logit
 
-from bayesgmm import GaussianMixtureEM, select_n_components
+from bayesgmm import GaussianMixtureEM, select_n_components, write_explorer
 from bayesgmm.datasets import seed000_data
 
 NAMES = ("t", "mu_a", "sigma_a", "mu_b", "sigma_b")
@@ -353,6 +358,15 @@ def main(outdir: Path | None = None) -> dict:
     assert not [w for w in caught if "divergent" in str(w.message)]
 
     figures = draw(outdir, x, em_theta, surf) if outdir is not None else []
+    explorer = None
+    if outdir is not None:
+        # the seed's page, live: starts at the seed's story (0.2 N(3.5, 0.7) + 0.8 N(6.8,
+        # 0.7)), jumps to the EM maximum, and draws from the posterior just computed
+        explorer = write_explorer(x, outdir / "seed000_explorer.html", gm, posterior=dt,
+                                  start={"weights": [0.2, 0.8], "means": [3.5, 6.8],
+                                         "sigmas": [0.7, 0.7]},
+                                  title="Seed 000: the likelihood of a two-Gaussian mixture")
+        print(f"\nthe interactive page: {explorer}")
     return {
         "n": int(x.size),
         "repeated_values": repeated,
@@ -368,6 +382,7 @@ def main(outdir: Path | None = None) -> dict:
         "best_k_bic": int(sel.best_k),
         "posterior": posterior,
         "figures": [str(p) for p in figures],
+        "explorer": None if explorer is None else str(explorer),
     }
 
 

@@ -51,6 +51,9 @@ def check_seed000(out: dict) -> None:
     assert out["gradient_check_rel_error"] < 1e-5
     assert out["n_starts_at_mle"] == out["n_starts"]
     assert out["best_k_bic"] == 2
+    if out["explorer"]:  # the live page: the 50 points and the posterior's draws in it
+        text = Path(out["explorer"]).read_text(encoding="utf-8")
+        assert '"k": 2' in text and '"draws": {' in text and "3.38" in text
     table = out["bic_table"]
     assert list(table.k) == [1, 2, 3, 4, 5, 6]
     assert not table.loc[table.k == 2, "degenerate"].item()

@@ -70,7 +70,7 @@ def test_the_walker_sees_imports():
 def test_every_module_is_in_a_layer():
     # a new module must be placed: in a subpackage, or listed here with its rule
     top = {"__init__", "__main__", "errors", "validation", "io", "_renamed", "_stored",
-           "datasets", "report"}
+           "datasets", "report", "explorer"}
     homes = ("_numerics", "em", "bayes", "selection", "posterior", "diagnostics", "plots",
              "cli")
     assert all(m in top or _in(m, *homes) for m in MODULES), sorted(MODULES)
@@ -95,7 +95,7 @@ def test_em_does_not_import_selection(module):
     assert not {m for m in package_imports(module) if _in(m, "selection")}
 
 
-READERS = ("posterior", "diagnostics", "plots", "report", "_stored")
+READERS = ("posterior", "diagnostics", "plots", "report", "explorer", "_stored")
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, *READERS)))

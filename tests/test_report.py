@@ -82,7 +82,14 @@ def test_report_is_self_contained(report):
             value = (attrs.get(key) or "").strip().lower()
             assert not value.startswith(("http:", "https:", "//", "file:")), (tag, key)
     assert not re.search(r"url\(\s*['\"]?(https?:|//)", text)
-    assert not [t for t, _ in tags if t in ("script", "link", "iframe")]
+    assert not [t for t, _ in tags if t in ("link", "iframe")]
+    # the one script is the likelihood explorer's, inline (its data and its code), folded
+    # away in a closed <details>
+    scripts = [a for t, a in tags if t == "script"]
+    assert len(scripts) == 2 and not [a for a in scripts if "src" in a]
+    assert [a.get("type") for a in scripts] == ["application/json", None]
+    folds = [a for t, a in tags if t == "details" and a.get("class") == "explorer"]
+    assert len(folds) == 1 and "open" not in folds[0]
     imgs = [a["src"] for t, a in tags if t == "img"]
     assert len(imgs) == 6  # density, membership, selection, rank, trace, ppc
     for src in imgs:
@@ -295,3 +302,35 @@ def test_report_renders_in_chromium(report, tmp_path):
     keep = os.environ.get("BAYESGMM_REPORT_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                    reason=f"headless browser test needs {CHROMIUM} (apt-get install chromium)")
+def test_report_explorer_opens_and_scores_the_fit(report, dt, sim, tmp_path):
+    # the folded explorer opens by a click on its summary, and scores the report's data
+    # with its errors: the EM maximum's log-likelihood is the fit's EM estimate's
+    from cdp import Browser
+
+    b = Browser(tmp_path / "profile")
+    try:
+        b.open(report.as_uri())
+        assert not b.js("document.querySelector('details.explorer').open")
+        b.click("details.explorer > summary")
+        assert b.js("document.querySelector('details.explorer').open")
+        b.click("button[data-action=max]")
+        s = b.js("bayesgmmExplorer.state()")
+        em = dt["em_estimate"]
+        np.testing.assert_allclose(s["means"], np.sort(em["means"].values), rtol=1e-14)
+        gm = bayesgmm.GaussianMixtureEM.from_params(s["weights"], s["means"],
+                                                    np.square(s["sigmas"]))
+        assert abs(s["loglik"] - gm.score_samples(sim.x, X_err=sim.x_err).sum()) < 1e-9
+        # the fit's draws are there to show
+        assert not b.js("document.querySelector('button[data-action=draw]').disabled")
+        b.click("button[data-action=draw]")
+        s = b.js("bayesgmmExplorer.state()")
+        post = dt["posterior"]
+        i = np.argmin(np.abs(post["means"].values.reshape(-1, 2) - s["means"]).sum(1))
+        np.testing.assert_array_equal(post["means"].values.reshape(-1, 2)[i], s["means"])
+        assert not [e for e in b.events if e.get("method") == "Runtime.exceptionThrown"]
+    finally:
+        b.close()

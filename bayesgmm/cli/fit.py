@@ -440,9 +440,25 @@ def _print_json(out: Path, dt: Any, diagnosis: Any, choice: dict[str, Any], note
 
 
 def _report(args: argparse.Namespace) -> int:
+    src = Path(args.posterior)
+    dt = load_posterior(src)
+    from .._stored import stored_tables
+    from ..report import write_report
+
+    target = Path(args.out) if args.out else src.with_name("report.html")
+    if not target.parent.is_dir():
+        raise DataError(f"--out {str(target)!r}: the directory {str(target.parent)!r} does "
+                        "not exist; create it first.")
+    selection, loo_table = stored_tables(dt)  # what bayesgmm fit stored: same sections
+    write_report(dt, target, selection=selection, loo_table=loo_table)
+    _say(f"report: {target.resolve()}")
+    return 0
+
+
+def load_posterior(src: Path) -> Any:
+    """A ``posterior.nc`` written by ``bayesgmm fit``, read whole; DataError otherwise."""
     import xarray as xr
 
-    src = Path(args.posterior)
     if not src.exists():
         raise DataError(f"file not found: {str(src)!r}; pass a posterior.nc written by "
                         "'bayesgmm fit'.")
@@ -461,14 +477,4 @@ def _report(args: argparse.Namespace) -> int:
             from None
     if "posterior" not in dt.children or "weights" not in dt["posterior"]:
         raise DataError(f"{str(src)!r} is not a bayesgmm posterior (no posterior/weights).")
-    from .._stored import stored_tables
-    from ..report import write_report
-
-    target = Path(args.out) if args.out else src.with_name("report.html")
-    if not target.parent.is_dir():
-        raise DataError(f"--out {str(target)!r}: the directory {str(target.parent)!r} does "
-                        "not exist; create it first.")
-    selection, loo_table = stored_tables(dt)  # what bayesgmm fit stored: same sections
-    write_report(dt, target, selection=selection, loo_table=loo_table)
-    _say(f"report: {target.resolve()}")
-    return 0
+    return dt

@@ -32,7 +32,8 @@ exit status:
   2  bad input or usage: one line on stderr says what was wrong and what to do
   3  fit, demo: the result was written but failed a check (the verdict says which
      and what to try); do not use its numbers yet. select --criterion posterior: some
-     K's evidence could not be checked by importance sampling (the warning says which)
+     K's evidence could not be checked by importance sampling (the warning says which).
+     explore: the page was written, but EM did not converge or a component collapsed
   130 interrupted (Ctrl-C); nothing half-written is left
 """
 
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        With the sub-commands ``em``, ``select``, ``fit``, ``report`` and ``demo``.
+        With the sub-commands ``em``, ``select``, ``fit``, ``report``, ``explore`` and
+        ``demo``.
     """
     from .. import __version__
 
@@ -252,6 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="FILE",
                      help="output file (default: report.html beside the input)")
 
+    exp = sub.add_parser(
+        "explore", help="the likelihood explorer: one column's mixture, live in a browser",
+        description=_paragraphs(
+            "Writes one offline HTML page (inline script, no network) for one column: a "
+            "slider per parameter of K components (weights, means, widths), the density "
+            "over the data's histogram, the log-likelihood (measurement errors included "
+            "with --errors) and the best value seen, and buttons for one EM step, one "
+            "gradient-ascent step, the EM maximum, a posterior draw (with --posterior) "
+            "and reset. Exit status 3 when EM did not converge or collapsed."),
+        epilog=_EXIT_STATUS_EPILOG)
+    _table_options(exp)
+    exp.add_argument("--column", metavar="C", help="data column (default: the only numeric "
+                     "column besides --errors)")
+    exp.add_argument("--errors", metavar="E", help="measurement-error column, standard "
+                     "deviations (default: none, exact values)")
+    exp.add_argument("--k", default="auto", metavar="K|auto",
+                     help="number of components, or auto: BIC over EM fits for K = 1..8")
+    exp.add_argument("--posterior", metavar="POSTERIOR.nc",
+                     help="a posterior.nc written by 'bayesgmm fit' on the same column: "
+                          "its draws for the posterior-draw button, its K (default: none)")
+    exp.add_argument("--seed", type=int, default=None, metavar="S",
+                     help="random seed of EM's starts (default: none)")
+    exp.add_argument("--out", required=True, metavar="FILE", help="the page to write")
+    exp.add_argument("--json", action="store_true", help="print one JSON object")
+
     demo = sub.add_parser("demo", help="the whole job on bundled data with measurement errors",
                           epilog=_EXIT_STATUS_EPILOG)
     _fit_options(demo)
@@ -337,7 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from . import fit as cli_fit
 
                 return cli_fit.run(args)
-            if args.command == "em":
+            if args.command == "explore":
+                from . import explore
+
+                out = explore.run(args)
+            elif args.command == "em":
                 out = _cmd_em(args)
             else:
                 out = _cmd_select(args)
