@@ -53,7 +53,7 @@ h1 { font-size: 1.4em; }
 def write_explorer(
     X: Any,
     path: str | os.PathLike,
-    estimator: Any,
+    estimator: Any = None,
     *,
     X_err: Any = None,
     posterior: Any = None,
@@ -65,14 +65,17 @@ def write_explorer(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples,) or (n_samples, 1)
-        The data the page scores.
+    X : array-like of shape (n_samples,) or (n_samples, 1), or xarray.DataTree
+        The data the page scores; or a 1-D :func:`bayesgmm.fit` result, which brings its
+        data, errors, EM estimate (the maximum; the EM step then has
+        ``GaussianMixtureEM``'s default ridge) and draws, as the report's explorer does
+        (``estimator``, ``X_err`` and ``posterior`` are then not given).
     path : str or path-like
         Where to write the page (atomically: an interrupted call leaves no partial file).
     estimator : GaussianMixtureEM
         Fitted to ``X`` (and ``X_err``), full covariances, without sample weights or
         fixed parameters: its maximum is where "jump to the EM maximum" goes, and its
-        ``reg_covar`` is the ridge of the page's EM step.
+        ``reg_covar`` is the ridge of the page's EM step. Required with data ``X``.
     X_err : array-like of shape (n_samples,), optional
         Measurement-error standard deviations; the log-likelihood then uses
         sigma_k^2 + e_i^2 and the EM step is extreme deconvolution's.
@@ -101,10 +104,20 @@ def write_explorer(
         shape, an estimator that is not fitted to these data in 1-D, a posterior with
         another number of components or points.
     """
-    x, err = _check_data(X, X_err)
-    K, em, reg = _from_estimator(estimator, x, err)
-    draws = None if posterior is None else _draws(posterior, K, x.size)
-    em_loglik = float(np.sum(estimator.score_samples(x, X_err=err)))
+    if _is_tree(X):
+        if estimator is not None or X_err is not None or posterior is not None:
+            raise DataError("X is a fit result: it brings its own data, errors, EM "
+                            "estimate and draws; pass estimator, X_err and posterior only "
+                            "with data.")
+        x, err, K, em, em_loglik, reg, draws = _tree_inputs(X)
+    else:
+        if estimator is None:
+            raise DataError("pass a fitted GaussianMixtureEM as estimator (its maximum is "
+                            "the page's 'EM maximum'), or a bayesgmm.fit result as X.")
+        x, err = _check_data(X, X_err)
+        K, em, reg = _from_estimator(estimator, x, err)
+        draws = None if posterior is None else _draws(posterior, K, x.size)
+        em_loglik = float(np.sum(estimator.score_samples(x, X_err=err)))
     start = _check_start(start, K) if start is not None else _default_start(x, K)
     name = f"{K}-component Gaussian mixture of {x.size} points"
     title = title or f"bayesgmm likelihood explorer: {name}"
@@ -140,21 +153,33 @@ def section_from_tree(dt: Any) -> str | None:
     when the result is not 1-D or has more than :data:`MAX_POINTS` points.
     """
     obs = dt["observed_data"]
-    name = next(iter(obs.data_vars))
-    x = np.asarray(obs[name].values, dtype=float)
+    x = np.asarray(obs[next(iter(obs.data_vars))].values, dtype=float)
     if x.ndim != 1 or x.size > MAX_POINTS or not np.all(np.isfinite(x)):
         return None
-    err = None
+    x, err, K, em, em_loglik, reg, draws = _tree_inputs(dt)
+    return _section(x, err, K, em, em_loglik, reg, _default_start(x, K), draws, 1)
+
+
+def _is_tree(obj: Any) -> bool:
+    return hasattr(obj, "children") and "posterior" in getattr(obj, "children", {})
+
+
+def _tree_inputs(dt: Any) -> tuple:
+    """A 1-D fit result's data, errors, K, EM estimate, its log-likelihood, ridge, draws."""
+    if "em_estimate" not in dt.children or "observed_data" not in dt.children:
+        raise DataError("X is not a bayesgmm.fit result (no observed_data or em_estimate).")
+    if dt["posterior"]["means"].ndim != 3:
+        raise DataError("X is a fit of several columns; the explorer shows one.")
+    obs = dt["observed_data"]
+    x, err = _check_data(obs[next(iter(obs.data_vars))].values, None)
     if int(dt.attrs.get("has_errors", 0)) and "x_err" in dt["constant_data"]:
-        err = np.asarray(dt["constant_data"]["x_err"].values, dtype=float)
+        x, err = _check_data(x, dt["constant_data"]["x_err"].values)
     em_ds = dt["em_estimate"]
-    em = {key: np.asarray(em_ds[key].values, dtype=float).ravel()
-          for key in ("weights", "means", "sigmas")}
+    em = _ordered({key: np.asarray(em_ds[key].values, dtype=float).ravel()
+                   for key in ("weights", "means", "sigmas")})
     K = em["weights"].size
-    em = _ordered(em)
     reg = DEFAULT_REG_COVAR * float(_standardizer(x[:, None], np.ones(x.size))[1][0] ** 2)
-    draws = _draws(dt, K, x.size)
-    return _section(x, err, K, em, _loglik(x, err, em), reg, _default_start(x, K), draws, 1)
+    return x, err, K, em, _loglik(x, err, em), reg, _draws(dt, K, x.size)
 
 
 # ---------------------------------------------------------------------- checks and inputs

@@ -334,3 +334,19 @@ def test_report_explorer_opens_and_scores_the_fit(report, dt, sim, tmp_path):
         assert not [e for e in b.events if e.get("method") == "Runtime.exceptionThrown"]
     finally:
         b.close()
+
+
+def test_write_explorer_takes_the_fit_result(dt, sim, tmp_path):
+    # write_explorer(dt, path): the fit's data and errors, its EM estimate, its draws
+    import json
+
+    from bayesgmm import DataError, write_explorer
+
+    page = write_explorer(dt, tmp_path / "page.html")
+    text = page.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="bgmm-explorer-data">(.*?)</script>', text, re.S).group(1))
+    assert data["x"] == sim.x.tolist() and data["err"] == sim.x_err.tolist()
+    np.testing.assert_array_equal(data["em"]["means"], np.sort(dt["em_estimate"]["means"]))
+    assert len(data["draws"]["means"]) == 400  # 2 chains x 200 draws, all kept
+    with pytest.raises(DataError, match="brings its own data"):
+        write_explorer(dt, tmp_path / "p.html", X_err=sim.x_err)

@@ -3,6 +3,7 @@
 Reads the column (and its errors), fits EM for the page's "EM maximum" (K given, or
 chosen by BIC over 1..8 with ``--k auto``), takes posterior draws from a ``posterior.nc``
 when one is given, and writes the page with :func:`bayesgmm.explorer.write_explorer`.
+FILE may also be a ``posterior.nc`` itself: its data, errors, EM estimate and draws.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "exist; create it first.")
     if out.is_dir():
         raise DataError(f"--out {str(out)!r} is a directory; give the page's file name.")
+    if Path(args.file).suffix.lower() == ".nc":  # a fit's posterior.nc brings everything
+        return _from_posterior(args, out)
     df = load_table(args.file, sep=args.sep)
     x, e, column = _pick_column(df, args.column, args.errors, repr(args.file))
     dt = None
@@ -58,6 +61,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"_text": "\n".join(lines), "_status": 0 if ok else 3, "page": str(path),
             "n_components": k, "k_reason": how, "loglik": float(gm.loglik_),
             "converged": bool(gm.converged_), "degenerate": bool(gm.degenerate_)}
+
+
+def _from_posterior(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from ..explorer import write_explorer
+    from .fit import load_posterior
+
+    given = [o for o, v in (("--column", args.column), ("--errors", args.errors),
+                            ("--posterior", args.posterior), ("--sep", args.sep))
+             if v is not None] + (["--k"] if args.k != "auto" else [])
+    if given:
+        raise DataError(f"{args.file} is a posterior.nc: it brings its data, errors, K and "
+                        f"EM estimate; drop {', '.join(given)}.")
+    dt = load_posterior(Path(args.file))
+    path = write_explorer(dt, out)
+    em = dt["em_estimate"]
+    ok = bool(em.attrs.get("converged", 1)) and not bool(em.attrs.get("degenerate", 0))
+    k = int(dt["posterior"].sizes["component"])
+    text = (f"explorer of {args.file} (K = {k}, its EM estimate and posterior draws)\n"
+            f"page: {path}")
+    return {"_text": text, "_status": 0 if ok else 3, "page": str(path), "n_components": k,
+            "k_reason": "the posterior's", "converged": bool(em.attrs.get("converged", 1)),
+            "degenerate": bool(em.attrs.get("degenerate", 0))}
 
 
 def _choose_k(args: argparse.Namespace, x: np.ndarray, e: np.ndarray | None,

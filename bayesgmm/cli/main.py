@@ -262,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
             "over the data's histogram, the log-likelihood (measurement errors included "
             "with --errors) and the best value seen, and buttons for one EM step, one "
             "gradient-ascent step, the EM maximum, a posterior draw (with --posterior) "
-            "and reset. Exit status 3 when EM did not converge or collapsed."),
+            "and reset. FILE may be a posterior.nc written by 'bayesgmm fit' (1-D): its "
+            "data, errors, EM estimate and draws, no other option. Exit status 3 when EM "
+            "did not converge or collapsed."),
         epilog=_EXIT_STATUS_EPILOG)
     _table_options(exp)
     exp.add_argument("--column", metavar="C", help="data column (default: the only numeric "

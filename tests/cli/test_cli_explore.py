@@ -86,3 +86,19 @@ def test_explore_bad_input_is_one_line(capsys, seed_csv, tmp_path, argv, message
     assert code == 2, (out, err)
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "page.html").exists()
+
+
+def test_explore_a_posterior_nc_alone(capsys, tmp_path):
+    # a fit's posterior.nc brings its data, EM estimate and draws: no table needed
+    dt = _tree(C=2, S=50, n=120)
+    nc = tmp_path / "posterior.nc"
+    dt.to_netcdf(nc, engine="h5netcdf")
+    page = tmp_path / "page.html"
+    code, out, err = run(capsys, "explore", nc, "--out", page)
+    assert code == 0, err
+    data = _page_data(page)
+    assert data["x"] == dt["observed_data"]["x"].values.tolist() and data["err"] is None
+    np.testing.assert_array_equal(data["em"]["means"], np.sort(dt["em_estimate"]["means"]))
+    assert len(data["draws"]["weights"]) == 100
+    code, _, err = run(capsys, "explore", nc, "--column", "x", "--out", page)
+    assert code == 2 and "drop --column" in err
