@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	fi; \
 	$(PY) -m pip install --quiet --upgrade pip; \
 	$(PY) -m pip install --quiet -e ".[test,bench]"; \
+	echo "compiling the numba kernels once (bayesgmm precompile), so no first fit waits"; \
+	$(VENV)/bin/bayesgmm precompile; \
 	touch $(STAMP)
 
 demo: $(STAMP)

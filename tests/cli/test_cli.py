@@ -390,3 +390,18 @@ def test_fit_still_refuses_empty_cells(capsys, tmp_path):
     p.write_text("x\n1\n\n3\n4\n5\n")
     code, _, err = run(capsys, "fit", str(p), "--k", "1", "--out", str(tmp_path / "o"))
     assert code == 2 and "missing" in err
+
+
+def test_precompile_runs_every_group_and_reports(capsys, monkeypatch):
+    # plumbing only (the real groups compile for minutes; the Makefile's install runs
+    # them): each group is run once, on one worker, and its time reported
+    from bayesgmm.cli import precompile
+
+    ran = []
+    monkeypatch.setattr(precompile, "GROUPS", {"a": lambda: ran.append("a"),
+                                               "b": lambda: ran.append("b")})
+    code, out, err = run(capsys, "precompile", "--workers", "1", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert ran == ["a", "b"] and set(obj["group_seconds"]) == {"a", "b"}
+    assert obj["wall_seconds"] >= 0
