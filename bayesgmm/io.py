@@ -164,28 +164,41 @@ def _read_row_group(file: str, group: int, columns: list[str]) -> np.ndarray:
 
 
 def is_dataset(path: str | Path) -> bool:
-    """Whether ``path`` names a dataset read out of core: a directory or a glob."""
+    """Whether ``path`` names a dataset read out of core: a directory or a glob.
+
+    (One CSV file is read out of core too when the command line is given a chunk size.)
+    """
     text = str(path)
     return Path(text).is_dir() or (any(c in text for c in "*?[") and not Path(text).exists())
+
+
+#: rows per block of a CSV dataset read out of core, unless ``chunk_size`` says otherwise
+CSV_BLOCK_ROWS = 1_000_000
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def load_dataset(path: str | Path, columns: Sequence[str] | None,
                  errors: Sequence[str] | None, *,
                  chunk_size: int | None = None) -> tuple[Any, Any, list[str]]:
-    """Parquet files (a directory, or a glob) as Dask arrays, read lazily.
+    """Parquet or CSV files (a directory, a glob, or one CSV file) as Dask arrays, lazily.
 
-    Nothing is read but the files' metadata (and, for the row count, each file's
-    footer); EM then reads the blocks pass by pass (:mod:`bayesgmm.em.out_of_core`).
-    The columns are chosen as :func:`table_columns` chooses them.
+    Parquet: nothing is read but the files' metadata (and, for the row count, each
+    file's footer). CSV: one pass counts each file's rows and notes where every block of
+    rows starts, without keeping any (the separator and decimal mark are guessed from
+    the first file, as :func:`load_table` guesses them; blank lines are skipped). EM then
+    reads the blocks pass by pass (:mod:`bayesgmm.em.out_of_core`). The columns are
+    chosen as :func:`table_columns` chooses them.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        A directory of ``.parquet`` files, or a glob such as ``"data/part-*.parquet"``.
+        A directory of ``.parquet`` files (or, without any, of ``.csv`` files), a glob
+        such as ``"data/part-*.parquet"`` (all Parquet or all CSV), or one CSV file.
     columns, errors : sequence of str or None
         As :func:`table_columns`'s.
     chunk_size : int, optional
-        Rows per block (default: the files' own partitions).
+        Rows per block (default: the Parquet files' own row groups; CSV
+        :data:`CSV_BLOCK_ROWS`).
 
     Returns
     -------
@@ -196,24 +209,63 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None,
     import glob
 
     try:
-        import dask
-        import dask.array as da
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import dask  # noqa: F401
+        import dask.array  # noqa: F401
+        import pyarrow  # noqa: F401
     except ImportError as exc:
         raise DataError(f"{str(path)!r} is a dataset read out of core, which needs Dask and "
                         "pyarrow: pip install 'bayesgmm[dask]'.") from exc
     text = str(path)
     if Path(text).is_dir():
-        files = sorted(str(f) for f in Path(text).iterdir()
-                       if f.suffix.lower() in (".parquet", ".pq"))
+        entries = sorted(Path(text).iterdir())
+        files = [str(f) for f in entries if f.suffix.lower() in (".parquet", ".pq")]
         if not files:
-            raise DataError(f"{text!r} holds no .parquet files; pass a directory of Parquet "
-                            "files, a glob, or a single CSV or Parquet file.")
+            files = [str(f) for f in entries if f.suffix.lower() in _CSV_SUFFIXES]
+        if not files:
+            raise DataError(f"{text!r} holds no .parquet or .csv files; pass a directory of "
+                            "them, a glob, or a single CSV or Parquet file.")
+    elif Path(text).is_file():
+        files = [text]
     else:
         files = sorted(glob.glob(text))
         if not files:
             raise DataError(f"no files match {text!r}; check the pattern.")
+    kinds = {"csv" if Path(f).suffix.lower() in _CSV_SUFFIXES else "parquet" for f in files}
+    if len(kinds) > 1:
+        raise DataError(f"{text!r} matches both CSV and Parquet files; name one kind.")
+    read = _csv_blocks if kinds == {"csv"} else _parquet_blocks
+    available, numeric, kind_of, lazy = read(files, text, chunk_size)
+    errors = list(errors or [])
+    for col in list(columns or []) + errors:
+        if col not in available:
+            raise DataError(f"column {col!r} not found in {text!r}; available columns: "
+                            f"{', '.join(available) or '(none)'}.")
+    names = list(columns) if columns else [c for c in available
+                                           if c not in errors and c in numeric]
+    if not names:
+        raise DataError(f"{text!r} has no numeric columns; name them with --columns.")
+    for col in names + errors:
+        if col not in numeric:
+            raise DataError(f"column {col!r} of {text!r} is not numeric "
+                            f"({kind_of(col)}); name numeric columns.")
+    if errors and len(errors) not in (1, len(names)):
+        raise DataError(f"got {len(errors)} error column(s) for {len(names)} data column(s); "
+                        "give one error column per data column, or a single one for all.")
+    X = lazy(names)
+    X_err = lazy(errors) if errors else None
+    if chunk_size:
+        X = X.rechunk({0: int(chunk_size), 1: -1})
+        X_err = None if X_err is None else X_err.rechunk({0: int(chunk_size), 1: -1})
+    return X, X_err, names
+
+
+def _parquet_blocks(files: list[str], text: str, chunk_size: int | None) -> tuple:
+    """Columns, numeric columns, a column's type and the lazy reader of Parquet files."""
+    import dask
+    import dask.array as da
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         schema = pq.read_schema(files[0])
         # one block per row group, sized from the files' metadata (nothing read yet)
@@ -223,25 +275,8 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None,
             groups += [(f, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {text!r} as Parquet: {exc}") from None
-    errors = list(errors or [])
-    available = list(schema.names)
-    for col in list(columns or []) + errors:
-        if col not in available:
-            raise DataError(f"column {col!r} not found in {text!r}; available columns: "
-                            f"{', '.join(available) or '(none)'}.")
     numeric = {f.name for f in schema
                if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
-    names = list(columns) if columns else [c for c in available
-                                           if c not in errors and c in numeric]
-    if not names:
-        raise DataError(f"{text!r} has no numeric columns; name them with --columns.")
-    for col in names + errors:
-        if col not in numeric:
-            raise DataError(f"column {col!r} of {text!r} is not numeric "
-                            f"({schema.field(col).type}); name numeric columns.")
-    if errors and len(errors) not in (1, len(names)):
-        raise DataError(f"got {len(errors)} error column(s) for {len(names)} data column(s); "
-                        "give one error column per data column, or a single one for all.")
 
     def lazy(cols: list[str]) -> Any:
         read = dask.delayed(_read_row_group, pure=True)
@@ -249,12 +284,66 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None,
                  for f, g, m in groups if m]
         return da.concatenate(parts, axis=0)
 
-    X = lazy(names)
-    X_err = lazy(errors) if errors else None
-    if chunk_size:
-        X = X.rechunk({0: int(chunk_size), 1: -1})
-        X_err = None if X_err is None else X_err.rechunk({0: int(chunk_size), 1: -1})
-    return X, X_err, names
+    return list(schema.names), numeric, lambda c: str(schema.field(c).type), lazy
+
+
+def _csv_blocks(files: list[str], text: str, chunk_size: int | None) -> tuple:
+    """As :func:`_parquet_blocks`, for CSV files: one pass notes where each block starts."""
+    import dask
+    import dask.array as da
+    import pandas as pd
+
+    sep, decimal = sniff_separator(files[0])
+    try:
+        head = pd.read_csv(files[0], sep=sep, decimal=decimal, nrows=1000, index_col=False)
+    except Exception as exc:  # pandas raises many kinds
+        raise DataError(f"cannot read {files[0]!r} as CSV: {exc}") from None
+    names = [str(c) for c in head.columns]
+    numeric = {str(c) for c in head.columns if pd.api.types.is_numeric_dtype(head[c])
+               and not pd.api.types.is_bool_dtype(head[c])}
+    rows = int(chunk_size or CSV_BLOCK_ROWS)
+    blocks = []  # (file, byte offset of the block's first row, rows in it)
+    for f in files:
+        cols = [str(c) for c in pd.read_csv(f, sep=sep, nrows=0, index_col=False).columns]
+        if cols != names:
+            raise DataError(f"{f!r}'s header differs from {files[0]!r}'s; a dataset's "
+                            "files must have the same columns.")
+        with open(f, "rb") as fh:
+            fh.readline()  # the header
+            start, count, pos = fh.tell(), 0, fh.tell()
+            for line in fh:
+                if line.strip():
+                    if count == rows:
+                        blocks.append((f, start, count))
+                        start, count = pos, 0
+                    count += 1
+                pos += len(line)
+            if count:
+                blocks.append((f, start, count))
+
+    def lazy(cols: list[str]) -> Any:
+        read = dask.delayed(_read_csv_block, pure=True)
+        parts = [da.from_delayed(read(f, off, m, names, cols, sep, decimal),
+                                 shape=(m, len(cols)), dtype=float) for f, off, m in blocks]
+        return da.concatenate(parts, axis=0)
+
+    return names, numeric, lambda c: str(head[c].dtype), lazy
+
+
+def _read_csv_block(file: str, offset: int, nrows: int, names: list[str], cols: list[str],
+                    sep: str, decimal: str) -> np.ndarray:
+    """``nrows`` rows of ``cols`` from byte ``offset`` of a CSV file, float64 (n, len(cols))."""
+    import pandas as pd
+
+    with open(file, "rb") as fh:
+        fh.seek(offset)
+        df = pd.read_csv(fh, sep=sep, decimal=decimal, header=None, names=names,
+                         usecols=cols, nrows=nrows, index_col=False)
+    out = df[cols].to_numpy(dtype=float, na_value=np.nan)
+    if out.shape[0] != nrows:
+        raise DataError(f"{file!r}: expected {nrows} rows from byte {offset}, read "
+                        f"{out.shape[0]}; was the file changed during the fit?")
+    return out
 
 
 def table_columns(

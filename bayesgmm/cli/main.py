@@ -15,6 +15,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -111,9 +112,10 @@ def _table_options(p: argparse.ArgumentParser) -> None:
 
 def _chunk_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="ROWS",
-                   help="FILE a directory of Parquet files or a glob (quoted): rows per "
-                        "block read at a time, out of core (default: the files' own "
-                        "partitions)")
+                   help="rows per block read at a time, out of core, when FILE is a "
+                        "directory of Parquet (or CSV) files, a glob (quoted), or one CSV "
+                        "file, which is then read out of core too (default: the Parquet "
+                        "files' row groups, or 1,000,000 CSV rows)")
 
 
 def _data_options(p: argparse.ArgumentParser, seed_help: str) -> None:
@@ -432,7 +434,9 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, list
     """
     from ..io import is_dataset, load_dataset, load_table, table_columns
 
-    if is_dataset(args.file):  # Parquet files read out of core, as Dask arrays
+    chunked = getattr(args, "chunk_size", None) and Path(args.file).suffix.lower() in (
+        ".csv", ".tsv", ".txt")
+    if is_dataset(args.file) or chunked:  # read out of core, as Dask arrays
         return load_dataset(args.file, args.columns, args.errors,
                             chunk_size=getattr(args, "chunk_size", None))
     df = load_table(args.file, sep=args.sep)
