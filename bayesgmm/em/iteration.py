@@ -61,13 +61,20 @@ class Stepper:
     """
 
     def __init__(self, Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None,
-                 covariance_type: str, reg: float, *, serial: bool = False) -> None:
+                 covariance_type: str, reg: float, *, serial: bool = False,
+                 standardize: tuple[float, float] | None = None,
+                 error_sd: np.ndarray | None = None) -> None:
         # serial: the kernels' serial twins, one chunk (a Dask task's block, whose
-        # scheduler already runs blocks side by side)
+        # scheduler already runs blocks side by side). standardize (1-D only): Z (and
+        # error_sd, the errors' standard deviations, given instead of Sz) are in data
+        # units, and the kernels standardize (and square) them as they read them, by
+        # (loc, scale), so a Dask block is never copied
         self.serial = serial
+        loc, scale = standardize if standardize is not None else (0.0, 1.0)
+        self.zloc, self.zisc = float(loc), 1.0 / float(scale)
         self.n, self.d = Z.shape
         self.w, self.cov_type, self.reg = w, covariance_type, reg
-        self.W = w.sum()
+        self._W = None  # the total weight, summed when the M-step first needs it
         self._Sz = Sz  # every row's, for the collapse check (can_collapse)
         self._collapse: dict[float, bool] = {}
         self.missing = None
@@ -84,9 +91,19 @@ class Stepper:
         if self.one_d:
             self.x = np.ascontiguousarray(Z[:, 0])
             self.e2 = None if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
+            self.e_is_sd = error_sd is not None
+            if self.e_is_sd:
+                self.e2 = np.ascontiguousarray(error_sd)
         else:
             # the fitting kernels read features and error entries feature-major
             self.Zt, self.Sp = kern.pack(Z, Sz)
+
+    @property
+    def W(self) -> float:
+        """The total weight of the points (a Dask block's ``sums`` never needs it)."""
+        if self._W is None:
+            self._W = self.w_all.sum() if self.missing is not None else self.w.sum()
+        return self._W
 
     def step(self, p: Params) -> tuple[float, Params, np.ndarray]:
         """The log-likelihood at ``p`` and the M-step from it (one EM iteration).
@@ -139,10 +156,12 @@ class Stepper:
         if self.one_d:
             mu, var = p.means[:, 0].copy(), p.covs[:, 0, 0].copy()
             if self.e2 is None:
-                ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks)
+                ll, st = kern.kernel("em_1d", n)(self.x, self.w, logpi, mu, var, chunks,
+                                                 self.zloc, self.zisc)
                 st = st.sum(axis=0)
                 return float(ll), st[0], st[1], st[2]
-            ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks)
+            ll, st = kern.kernel("xd_1d", n)(self.x, self.e2, self.w, logpi, mu, var, chunks,
+                                             self.zloc, self.zisc, self.e_is_sd)
             st = st.sum(axis=0)
             return float(ll), st[0], st[1], st[2] + st[3]
         if self.missing is None:

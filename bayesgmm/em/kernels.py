@@ -75,16 +75,20 @@ _B = 256
 
 
 @njit(**_FAST)
-def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out):
+def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out, loc, isc):
+    # the points are standardized as they are read, z = (x - loc) * isc: a Dask block
+    # arrives in data units and is never copied; in memory loc = 0, isc = 1, exactly x
     K = mu.shape[0]
     lp = np.empty((K, _B))
     mx = np.empty(_B)
     f = np.empty(_B)
+    xb = np.empty(_B)
     acc = np.zeros((3, K))  # chunk-local sums, copied to ``out`` at the end
     ll = 0.0
     for b0 in range(lo, hi, _B):
         nb = min(_B, hi - b0)
-        xb = x[b0:b0 + nb]
+        for j in range(nb):
+            xb[j] = (x[b0 + j] - loc) * isc
         wb = w[b0:b0 + nb]
         for j in range(nb):
             mx[j] = -np.inf
@@ -117,8 +121,10 @@ def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out):
     return ll
 
 
-def em_1d(x, w, logpi, mu, var, n_chunks):
+def em_1d(x, w, logpi, mu, var, n_chunks, loc, isc):
     """One fused E-step + M-step statistics pass for 1-D data without errors.
+
+    The pass sees the points as (x - loc) * isc (0 and 1: as they are).
 
     Returns
     -------
@@ -138,24 +144,37 @@ def em_1d(x, w, logpi, mu, var, n_chunks):
         inv[k] = 1.0 / var[k]
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        lls[c] = _em_1d_chunk(x, w, mu, const, inv, c * step, min(n, (c + 1) * step), stats[c])
+        lls[c] = _em_1d_chunk(x, w, mu, const, inv, c * step, min(n, (c + 1) * step),
+                              stats[c], loc, isc)
     return lls.sum(), stats
 
 
 @njit(**_FAST)
-def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
+def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out, loc, isc, sd):
+    # as _em_1d_chunk: z = (x - loc) * isc and e2 * isc^2 as they are read; sd: e2 holds
+    # standard deviations, squared as read (a Dask block's, not copied)
     K = mu.shape[0]
     lp = np.empty((K, _B))
     it = np.empty((K, _B))
     mx = np.empty(_B)
     f = np.empty(_B)
+    xb = np.empty(_B)
+    eb = np.empty(_B)
     acc = np.zeros((4, K))  # chunk-local sums, copied to ``out`` at the end
     c0 = -0.5 * _LOG2PI
+    isc2 = isc * isc
     ll = 0.0
     for b0 in range(lo, hi, _B):
         nb = min(_B, hi - b0)
-        xb = x[b0:b0 + nb]
-        eb = e2[b0:b0 + nb]
+        for j in range(nb):
+            xb[j] = (x[b0 + j] - loc) * isc
+        if sd:
+            for j in range(nb):
+                e = e2[b0 + j] * isc
+                eb[j] = e * e
+        else:
+            for j in range(nb):
+                eb[j] = e2[b0 + j] * isc2
         wb = w[b0:b0 + nb]
         for j in range(nb):
             mx[j] = -np.inf
@@ -195,8 +214,11 @@ def _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, out):
     return ll
 
 
-def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
+def xd_1d(x, e2, w, logpi, mu, var, n_chunks, loc, isc, sd):
     """Fused extreme-deconvolution pass for 1-D data with per-point variances ``e2``.
+
+    The pass sees the points as (x - loc) * isc and their variances as e2 * isc^2 (with
+    ``sd``, ``e2`` holds standard deviations: (e2 * isc)^2).
 
     Component density of point i: N(x_i | mu_k, var_k + e2_i). The latent true
     value has posterior mean b_ik = mu_k + var_k / T_ik (x_i - mu_k) and variance
@@ -215,7 +237,7 @@ def xd_1d(x, e2, w, logpi, mu, var, n_chunks):
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         lo, hi = c * step, min(n, (c + 1) * step)
-        lls[c] = _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, stats[c])
+        lls[c] = _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, stats[c], loc, isc, sd)
     return lls.sum(), stats
 
 
@@ -328,11 +350,11 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
                 for k in range(K):  # as em_1d
                     const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
                     inv[k] = 1.0 / var[k]
-                ll = _em_1d_chunk(x, w, means, const, inv, 0, n, st)
+                ll = _em_1d_chunk(x, w, means, const, inv, 0, n, st, 0.0, 1.0)
                 s2 = st[2].copy()
             else:
                 st = np.empty((4, K))
-                ll = _xd_1d_chunk(x, e2, w, logpi, means, var, 0, n, st)
+                ll = _xd_1d_chunk(x, e2, w, logpi, means, var, 0, n, st, 0.0, 1.0, False)
                 s2 = np.empty(K)
                 for k in range(K):
                     s2[k] = st[2, k] + st[3, k]

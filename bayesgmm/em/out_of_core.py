@@ -197,11 +197,27 @@ def _standardized(xb, eb, loc, scale):
     return Z, S / np.outer(scale, scale)
 
 
-def _block_sums(xb, wb, eb, loc, scale, covariance_type, reg, params):
-    """One block's E-step sums (:meth:`Stepper.sums`), packed into one flat row."""
-    Z, Sz = _standardized(xb, eb, loc, scale)
-    ll, nk, s1, s2 = Stepper(Z, _weights(wb, Z.shape[0]), Sz, covariance_type, reg,
-                             serial=True).sums(params)
+def _block_sums(xb, wb, eb, loc, scale, covariance_type, reg, params, check=True):
+    """One block's E-step sums (:meth:`Stepper.sums`), packed into one flat row.
+
+    In 1-D the block goes to the kernels in data units, which standardize each value as
+    they read it: no copy of the block (the pass is bound by reading and computing, and
+    a copy was a seventh of it). ``check``: validate the errors (the first pass does).
+    """
+    m = xb.shape[0]
+    if loc.shape[0] == 1 and (eb is None or np.ndim(eb) < 3):
+        x = np.ascontiguousarray(xb.reshape(m, -1)[:, 0], dtype=float)
+        e = None
+        if eb is not None:
+            e = np.ascontiguousarray(np.asarray(eb, dtype=float).reshape(m, -1)[:, 0])
+            if check:
+                check_errors(e, m, 1)
+        stepper = Stepper(x.reshape(m, 1), _weights(wb, m), None, covariance_type, reg,
+                          serial=True, standardize=(loc[0], scale[0]), error_sd=e)
+    else:
+        Z, Sz = _standardized(xb, eb, loc, scale)
+        stepper = Stepper(Z, _weights(wb, m), Sz, covariance_type, reg, serial=True)
+    ll, nk, s1, s2 = stepper.sums(params)
     return np.concatenate([[ll], nk, np.ravel(s1), np.ravel(s2)])
 
 
@@ -237,7 +253,7 @@ class DaskStepper:
         K, d = p.means.shape
         t0 = time.perf_counter()
         rows = map_rows(_block_sums, self.X, self.w, self.X_err, self.loc, self.scale,
-                        self.cov_type, self.reg, p)
+                        self.cov_type, self.reg, p, self.n_passes == 0)
         self.n_passes += 1
         callback = _PROGRESS.get()
         tot = rows[0].copy()
