@@ -415,9 +415,9 @@
     em: function () {
       var before = ll;
       steps += 1;
-      var q = emStep(state);
-      show(q, "EM step " + steps + ": log-likelihood " + (logLik(q) >= before ? "up" : "down")
-           + " by " + fmt(Math.abs(logLik(q) - before), 3) + ".");
+      show(emStep(state), "");  // show() scores the new state once
+      message("EM step " + steps + ": log-likelihood " + (ll >= before ? "up" : "down")
+              + " by " + fmt(Math.abs(ll - before), 3) + ".");
     },
     gradient: function () {
       var r = gradientStep(state, eta > 0 ? 2 * eta : 0);
