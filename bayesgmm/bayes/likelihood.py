@@ -99,6 +99,7 @@ def _setup(x, e2, w, mu, sigma):
     if e2.shape[0] != x.shape[0] and e2.shape[0] != 1:
         raise ValueError("e2 must have length 1 or the length of x")
     B = 256 if K <= 3 else (128 if K <= 6 else 64)  # keeps the (K, B) scratch in L1/L2
+    B = min(B, max(8, (x.shape[0] + 7) // 8 * 8))  # few points: no larger than needed
     KB = (np.empty((K, B)), np.empty((K, B)), np.empty((K, B)), np.empty((K, B)))
     return B, np.log(w), sigma * sigma, KB, np.empty(B), np.empty(B)
 

@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from .density import add_log_prior
+from .likelihood import _fused
 from .priors import PER_COMPONENT
 
 __all__ = ["SMCRun", "Tempered1D", "TemperedRG", "check_exchangeable", "importance",
@@ -64,10 +65,9 @@ def _particle(th, K, z, e2, alpha, m0, s0, ss, beta, grad):
     ``grad`` gets the gradient of prior + Jacobian + beta * likelihood in the particle's
     coordinates.
 
-    Coordinates: y_j = log(w_j / w_K) (j < K), the means, log sigma_k. Per point, the
-    log-sum-exp over components is taken once and its responsibilities give the
-    likelihood's gradient (d/dw_k = sum_i r_ik / w_k, d/dmu_k = sum_i r_ik d / v,
-    d/dsigma_k = sum_i r_ik sigma_k (d^2 / v - 1) / v, v = sigma_k^2 + e_i^2).
+    Coordinates: y_j = log(w_j / w_K) (j < K), the means, log sigma_k. The likelihood
+    and its gradient in (w, mu, sigma) come from the NUTS path's fused kernel
+    (:func:`bayesgmm.bayes.likelihood._fused`), then the chain rule to the coordinates.
     """
     w, mu, sg = np.empty(K), np.empty(K), np.empty(K)
     m = 0.0
@@ -87,43 +87,13 @@ def _particle(th, K, z, e2, alpha, m0, s0, ss, beta, grad):
         grad[j] = 0.0
     if not ok:
         return -np.inf, -np.inf
-    gw, gm, gs = np.zeros(K), np.zeros(K), np.zeros(K)
-    a, c, t, iv = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
-    hom = e2.shape[0] == 1
-    for k in range(K):
-        c[k] = sg[k] * sg[k]
-        a[k] = math.log(w[k])
-        if hom:  # one variance per component: its log and inverse once
-            iv[k] = 1.0 / (c[k] + e2[0])
-            a[k] += 0.5 * math.log(iv[k])
-    ll = 0.0
-    for i in range(z.shape[0]):
-        mx = -np.inf
-        for k in range(K):
-            if not hom:
-                iv[k] = 1.0 / (c[k] + e2[i])
-            d = z[i] - mu[k]
-            t[k] = a[k] - 0.5 * d * d * iv[k]
-            if not hom:
-                t[k] += 0.5 * math.log(iv[k])
-            mx = max(mx, t[k])
-        sm = 0.0
-        for k in range(K):
-            t[k] = math.exp(t[k] - mx)
-            sm += t[k]
-        ll += mx + math.log(sm)
-        for k in range(K):
-            r = t[k] / sm
-            d = z[i] - mu[k]
-            q = d * iv[k]
-            gw[k] += r
-            gm[k] += r * q
-            gs[k] += r * sg[k] * (d * q - 1.0) * iv[k]
-    ll -= 0.5 * math.log(2.0 * math.pi) * z.shape[0]
+    # the likelihood and its gradient in (w, mu, sigma): the NUTS path's blocked kernel,
+    # whose loops vectorize (2-3.5x faster than a loop over points from n ~ 100 on)
+    ll, gw, gm, gs = _fused(z, e2, w, mu, sg, np.empty(0))  # empty: every point weighs 1
     if not np.isfinite(ll):
         return -np.inf, -np.inf
     for k in range(K):
-        gw[k] = beta * gw[k] / w[k]
+        gw[k] *= beta
         gm[k] *= beta
         gs[k] *= beta
     lp = add_log_prior(0.0, w, mu, sg, alpha, m0, s0, ss, gw, gm, gs)
