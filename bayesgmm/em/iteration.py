@@ -267,9 +267,9 @@ def weighted_log_prob(Z: np.ndarray, Sz: np.ndarray | None, p: Params) -> np.nda
         return out
     if d == 1:
         e2 = np.zeros(n) if Sz is None else np.ascontiguousarray(Sz[:, 0, 0])
-        return kern.kernel("logprob_1d", n)(
-            np.ascontiguousarray(Z[:, 0]), e2, logpi, p.means[:, 0].copy(),
-            p.covs[:, 0, 0].copy())
+        return kern.logprob_1d(np.ascontiguousarray(Z[:, 0]), e2, logpi,
+                               p.means[:, 0].copy(), p.covs[:, 0, 0].copy(),
+                               kern.n_chunks_for(n))
     S = np.zeros((0, d, d)) if Sz is None else Sz
     return kern.kernel("logprob_full", n)(np.ascontiguousarray(Z), S, logpi, p.means,
                                           p.covs)

@@ -4,9 +4,11 @@ Every fitting kernel makes one pass over the points, fusing the E-step (log
 densities, log-sum-exp, responsibilities) with the accumulation of the M-step's
 sufficient statistics, so no (n_samples, n_components) array is ever materialised.
 The 1-D loops are here; the multi-D ones in :mod:`bayesgmm.em.kernels_md`; ``kernel``
-hands out either, compiled serial or parallel.
-Points are split into chunks processed in parallel (``prange``); each chunk writes its
-own partial sums, which the caller adds up. Statistics are accumulated about the
+hands out either. Points are split into chunks processed in parallel, each writing its
+own partial sums, which the caller adds up: the multi-D passes by numba's ``prange``
+(compiled serial or parallel), the 1-D ones by :func:`run_chunks`' threads over one
+``nogil`` chunk kernel (a parallel twin would cost a cold first fit seconds of
+compilation). Statistics are accumulated about the
 current means (``x - mu_old``), which keeps the one-pass variance free of cancellation.
 
 Conventions (inputs are clean, C-contiguous float64, already standardized):
@@ -21,11 +23,13 @@ Conventions (inputs are clean, C-contiguous float64, already standardized):
 from __future__ import annotations
 
 import math
+import os
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._numerics.fastmath import _log
 from .kernels_md import (  # noqa: F401  (used through this module)
@@ -59,6 +63,30 @@ def n_chunks_for(n: int, work: float = 1.0) -> int:
     # and up to four (so that a thread slowed by other jobs can be made up for)
     threads = max(1, numba.get_num_threads())
     return int(min(4 * threads, max(threads, n * work // (_SERIAL_BELOW // 2))))
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, pool)
+
+
+def run_chunks(f, n: int, n_chunks: int, args) -> list[float]:
+    """``f(*args(lo, hi, c))`` over ``n_chunks`` equal ranges of ``n`` points, in threads.
+
+    ``f`` is a compiled ``nogil`` kernel, so the threads run at once. The 1-D passes are
+    parallel this way rather than by numba's ``prange``: a parallel function costs
+    seconds more to compile on a cold cache (issue 16's first call), and the chunk
+    kernel it would wrap is compiled anyway (the screening runs call it serially).
+    Returns each chunk's return value.
+    """
+    step = (n + n_chunks - 1) // n_chunks
+    if n_chunks == 1:
+        return [f(*args(0, n, 0))]
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has none of its threads
+        _POOL = (os.getpid(), ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS),
+                                                 thread_name_prefix="bayesgmm-em"))
+    futs = [_POOL[1].submit(f, *args(c * step, min(n, (c + 1) * step), c))
+            for c in range(n_chunks)]
+    return [fu.result() for fu in futs]
 
 
 # --------------------------------------------------------------------------- 1-D
@@ -129,7 +157,8 @@ def _em_1d_chunk(x, w, mu, const, inv, lo, hi, out, loc, isc):
 def em_1d(x, w, logpi, mu, var, n_chunks, loc, isc):
     """One fused E-step + M-step statistics pass for 1-D data without errors.
 
-    The pass sees the points as (x - loc) * isc (0 and 1: as they are).
+    The pass sees the points as (x - loc) * isc (0 and 1: as they are). Its ``n_chunks``
+    chunks run on :func:`run_chunks`' threads.
 
     Returns
     -------
@@ -138,20 +167,13 @@ def em_1d(x, w, logpi, mu, var, n_chunks, loc, isc):
     stats : (n_chunks, 3, K)
         Per chunk: N_k, sum r w (x - mu_k), sum r w (x - mu_k)^2.
     """
-    n = x.shape[0]
     K = mu.shape[0]
     stats = np.zeros((n_chunks, 3, K))
-    lls = np.zeros(n_chunks)
-    const = np.empty(K)
-    inv = np.empty(K)
-    for k in range(K):
-        const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
-        inv[k] = 1.0 / var[k]
-    step = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        lls[c] = _em_1d_chunk(x, w, mu, const, inv, c * step, min(n, (c + 1) * step),
-                              stats[c], loc, isc)
-    return lls.sum(), stats
+    const = logpi - 0.5 * (_LOG2PI + np.log(var))
+    inv = 1.0 / var
+    lls = run_chunks(_em_1d_chunk, x.shape[0], n_chunks,
+                     lambda lo, hi, c: (x, w, mu, const, inv, lo, hi, stats[c], loc, isc))
+    return sum(lls), stats
 
 
 @njit(**_FAST)
@@ -230,7 +252,8 @@ def xd_1d(x, e2, w, logpi, mu, var, n_chunks, loc, isc, sd):
     """Fused extreme-deconvolution pass for 1-D data with per-point variances ``e2``.
 
     The pass sees the points as (x - loc) * isc and their variances as e2 * isc^2 (with
-    ``sd``, ``e2`` holds standard deviations: (e2 * isc)^2).
+    ``sd``, ``e2`` holds standard deviations: (e2 * isc)^2). Its ``n_chunks`` chunks run
+    on :func:`run_chunks`' threads.
 
     Component density of point i: N(x_i | mu_k, var_k + e2_i). The latent true
     value has posterior mean b_ik = mu_k + var_k / T_ik (x_i - mu_k) and variance
@@ -242,28 +265,31 @@ def xd_1d(x, e2, w, logpi, mu, var, n_chunks, loc, isc, sd):
     stats : (n_chunks, 4, K)
         Per chunk: N_k, sum r w (b - mu_k), sum r w (b - mu_k)^2, sum r w B.
     """
-    n = x.shape[0]
     K = mu.shape[0]
     stats = np.zeros((n_chunks, 4, K))
-    lls = np.zeros(n_chunks)
-    step = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        lo, hi = c * step, min(n, (c + 1) * step)
-        lls[c] = _xd_1d_chunk(x, e2, w, logpi, mu, var, lo, hi, stats[c], loc, isc, sd)
-    return lls.sum(), stats
+    lls = run_chunks(_xd_1d_chunk, x.shape[0], n_chunks,
+                     lambda lo, hi, c: (x, e2, w, logpi, mu, var, lo, hi, stats[c], loc, isc,
+                                        sd))
+    return sum(lls), stats
 
 
-def logprob_1d(x, e2, logpi, mu, var):
-    """Weighted component log densities log(pi_k N(x_i | mu_k, var_k + e2_i)), (n, K)."""
-    n = x.shape[0]
+@njit(**_OPTS)
+def _logprob_1d_range(x, e2, logpi, mu, var, lo, hi, out):
     K = mu.shape[0]
-    out = np.empty((n, K))
     c0 = -0.5 * _LOG2PI
-    for i in prange(n):
+    for i in range(lo, hi):
         for k in range(K):
             t = var[k] + e2[i]
             d = x[i] - mu[k]
             out[i, k] = logpi[k] + c0 - 0.5 * (math.log(t) + d * d / t)
+    return 0.0
+
+
+def logprob_1d(x, e2, logpi, mu, var, n_chunks=1):
+    """Weighted component log densities log(pi_k N(x_i | mu_k, var_k + e2_i)), (n, K)."""
+    out = np.empty((x.shape[0], mu.shape[0]))
+    run_chunks(_logprob_1d_range, x.shape[0], n_chunks,
+               lambda lo, hi, c: (x, e2, logpi, mu, var, lo, hi, out))
     return out
 
 
@@ -405,7 +431,7 @@ def _renamed(f, suffix):
 
 _PAR = {}
 _SER = {}
-for _f in (em_1d, xd_1d, logprob_1d, em_full, xd_full, logprob_full, deconvolve_full):
+for _f in (em_full, xd_full, logprob_full, deconvolve_full):
     _name = _f.__name__
     _PAR[_name] = njit(parallel=True, **_OPTS)(_f)
     _SER[_name] = njit(**_OPTS)(_renamed(_f, "_serial"))
@@ -416,4 +442,10 @@ def kernel(name: str, n: int, work: float = 1.0):
 
     ``work`` as in :func:`n_chunks_for`, which gives the number of chunks to pass.
     """
+    if name in _THREADED:
+        return _THREADED[name]
     return (_SER if n * work < _SERIAL_BELOW else _PAR)[name]
+
+
+# the 1-D passes take their chunks to threads themselves (see run_chunks)
+_THREADED = {"em_1d": em_1d, "xd_1d": xd_1d, "logprob_1d": logprob_1d}
