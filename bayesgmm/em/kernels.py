@@ -364,6 +364,9 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
     """
     R, K = means0.shape
     n = x.shape[0]
+    # the chunk kernels' arguments typed as the passes' calls from Python type them (a
+    # constant 0 or False would be typed as a literal: a second compilation of each)
+    lo, no = n - n, n < 0
     W = 0.0
     for i in range(n):
         W += w[i]
@@ -388,11 +391,11 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
                 for k in range(K):  # as em_1d
                     const[k] = logpi[k] - 0.5 * (_LOG2PI + math.log(var[k]))
                     inv[k] = 1.0 / var[k]
-                ll = _em_1d_chunk(x, w, means, const, inv, 0, n, st, 0.0, 1.0)
+                ll = _em_1d_chunk(x, w, means, const, inv, lo, n, st, 0.0, 1.0)
                 s2 = st[2].copy()
             else:
                 st = np.empty((4, K))
-                ll = _xd_1d_chunk(x, e2, w, logpi, means, var, 0, n, st, 0.0, 1.0, False)
+                ll = _xd_1d_chunk(x, e2, w, logpi, means, var, lo, n, st, 0.0, 1.0, no)
                 s2 = np.empty(K)
                 for k in range(K):
                     s2[k] = st[2, k] + st[3, k]
@@ -401,7 +404,10 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
             if it > 0 and abs(ll - prev) < tol * W:
                 break  # converged: the parameters scored by ll are kept
             nw, nm, nv, raw_min = mstep_1d(means, var, st[0], st[1], s2, W, reg, tied, eps)
-            if can_collapse and raw_min.min() < collapse:
+            low = np.inf  # raw_min.min(), written out (one numpy overload less to compile)
+            for k in range(K):
+                low = min(low, raw_min[k])
+            if can_collapse and low < collapse:
                 ll = -np.inf
                 break
             weights, means, var = nw, nm, nv

@@ -1,0 +1,68 @@
+"""The 1-D passes' chunks in threads (kernels.run_chunks): same sums, and safe after fork."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from bayesgmm.em import kernels as kern
+
+
+def _args(n=50_001, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    e2 = rng.uniform(0.01, 0.2, n)
+    w = rng.uniform(0.5, 2.0, n)
+    logpi = np.log([0.2, 0.5, 0.3])
+    return x, e2, w, logpi, np.array([-1.0, 0.0, 1.5]), np.array([0.5, 1.0, 0.3])
+
+
+@pytest.mark.parametrize("chunks", [2, 7, 16])
+def test_threaded_chunks_add_up_to_the_one_chunk_pass(chunks):
+    # the same points split into chunks run on several threads at once: the log-likelihood
+    # and the sums are the one-chunk pass's up to summation order (1e-12 relative: 50,001
+    # terms of order 1 summed in a different order)
+    x, e2, w, logpi, mu, var = _args()
+    ll1, st1 = kern.em_1d(x, w, logpi, mu, var, 1, 0.0, 1.0)
+    ll, st = kern.em_1d(x, w, logpi, mu, var, chunks, 0.0, 1.0)
+    assert st.shape == (chunks, 3, 3)
+    assert ll == pytest.approx(ll1, rel=1e-12)
+    np.testing.assert_allclose(st.sum(axis=0), st1[0], rtol=1e-12)
+    ll1, st1 = kern.xd_1d(x, e2, w, logpi, mu, var, 1, 0.0, 1.0, False)
+    ll, st = kern.xd_1d(x, e2, w, logpi, mu, var, chunks, 0.0, 1.0, False)
+    assert ll == pytest.approx(ll1, rel=1e-12)
+    np.testing.assert_allclose(st.sum(axis=0), st1[0], rtol=1e-12)
+    lp1 = kern.logprob_1d(x, e2, logpi, mu, var, 1)
+    np.testing.assert_array_equal(kern.logprob_1d(x, e2, logpi, mu, var, chunks), lp1)
+    # against NumPy: log(pi_k N(x | mu_k, var_k + e2))
+    t = var + e2[:, None]
+    ref = logpi - 0.5 * (np.log(2 * np.pi * t) + (x[:, None] - mu) ** 2 / t)
+    np.testing.assert_allclose(lp1, ref, rtol=1e-13, atol=1e-13)
+
+
+def _child_pass(queue):
+    x, _, w, logpi, mu, var = _args(n=20_000)
+    queue.put(kern.em_1d(x, w, logpi, mu, var, 4, 0.0, 1.0)[0])
+
+
+# Python 3.12 warns on any fork of a process with threads: that is the case tested
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_gets_its_own_threads():
+    # a process forked after the pool's threads started has none of them: a pool kept
+    # from the parent would never run the child's chunks (a hang); run_chunks makes a new
+    # one in the child. 120 s: far beyond the child's pass, short of CI's limit.
+    x, _, w, logpi, mu, var = _args(n=20_000)
+    ll = kern.em_1d(x, w, logpi, mu, var, 4, 0.0, 1.0)[0]  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_pass, args=(queue,))
+    proc.start()
+    try:
+        got = queue.get(timeout=120)
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+    assert got == pytest.approx(ll, rel=1e-12)
