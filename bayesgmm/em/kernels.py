@@ -420,6 +420,48 @@ def screen_runs_1d(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse
     return lls, out_w, out_m, out_v
 
 
+def screen_runs_1d_py(x, e2, w, means0, var0, n_iter, tol, reg, tied, eps, collapse,
+                      can_collapse):
+    """:func:`screen_runs_1d`'s runs driven from Python: the same passes and M-step.
+
+    For the screen's full subsample (:data:`bayesgmm.em.search.SCREEN_N` points): there a
+    Python round trip per iteration (tens of microseconds) is small beside the pass, and a
+    cold first fit of large data then compiles no screening loop (issue 16's first call).
+    On fewer points, with more starts, :func:`screen_runs_1d` runs them in one call.
+    Same arguments and returns.
+    """
+    R, K = means0.shape
+    W = float(w.sum())
+    lls = np.full(R, -np.inf)
+    out_w, out_m, out_v = np.empty((R, K)), np.empty((R, K)), np.empty((R, K))
+    for r in range(R):
+        weights, means, var = np.full(K, 1.0 / K), means0[r].copy(), var0.copy()
+        prev = ll = -np.inf
+        for it in range(n_iter):
+            logpi = np.log(weights)
+            if e2 is None:
+                ll, st = em_1d(x, w, logpi, means, var, 1, 0.0, 1.0)
+                st = st[0]
+                s2 = st[2]
+            else:
+                ll, st = xd_1d(x, e2, w, logpi, means, var, 1, 0.0, 1.0, False)
+                st = st[0]
+                s2 = st[2] + st[3]
+            if not np.isfinite(ll):
+                break
+            if it > 0 and abs(ll - prev) < tol * W:
+                break  # converged: the parameters scored by ll are kept
+            nw, nm, nv, raw_min = mstep_1d(means, var, st[0], st[1], s2, W, reg, tied, eps)
+            if can_collapse and raw_min.min() < collapse:
+                ll = -np.inf
+                break
+            weights, means, var = nw, nm, nv
+            prev = ll
+        lls[r] = ll
+        out_w[r], out_m[r], out_v[r] = weights, means, var
+    return lls, out_w, out_m, out_v
+
+
 # a serial one (``prange`` runs as ``range``) for small n, where starting threads costs
 # more than the loop and a busy machine makes a parallel region wait for a free core.
 # Numba's on-disk cache keys a function by its qualified name and bytecode, not by the

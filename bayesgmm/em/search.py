@@ -333,7 +333,9 @@ def _screen_compiled(Z: np.ndarray, w: np.ndarray, Sz: np.ndarray | None, K: int
     can_collapse = _stepper(Z, w, Sz, covariance_type, reg).can_collapse(collapse)
     w = np.ascontiguousarray(w, dtype=float)
     if Z.shape[1] == 1:  # the 1-D kernels, which a 1-D fit compiles anyway
-        lls, weights, mu, var = kern.screen_runs_1d(
+        # the screen's full subsample: driven from Python (no screening loop to compile)
+        runs = kern.screen_runs_1d_py if Z.shape[0] >= SCREEN_N else kern.screen_runs_1d
+        lls, weights, mu, var = runs(
             np.ascontiguousarray(Z[:, 0]), None if Sz is None else
             np.ascontiguousarray(Sz[:, 0, 0]), w, np.ascontiguousarray(means0[:, :, 0]),
             np.ascontiguousarray(covs0[:, 0, 0]), SCREEN_ITER, float(tol), float(reg),

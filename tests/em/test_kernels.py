@@ -66,3 +66,46 @@ def test_a_forked_child_gets_its_own_threads():
         if proc.is_alive():
             proc.kill()
     assert got == pytest.approx(ll, rel=1e-12)
+
+
+@pytest.mark.parametrize("errors", [False, True])
+def test_screening_driven_from_python_runs_the_compiled_runs(errors):
+    # screen_runs_1d_py calls the same chunk kernel and M-step once per iteration from
+    # Python: the same runs as screen_runs_1d's one compiled call (equal to the last bits
+    # but for the total weight's summation order: 1e-12 relative), collapses included
+    # (a collapse threshold of 0.15, in variance units, between the two components'
+    # variances 0.25 and 0.49 and what three components make of them: some runs end
+    # collapsed, 1-9 of 30 on this seed)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-1, 0.5, 1000), rng.normal(1, 0.7, 1000)])
+    e2 = rng.uniform(0.01, 0.1, x.size) if errors else None
+    w = rng.uniform(0.5, 1.5, x.size)
+    means0 = rng.choice(x, (30, 3))
+    args = (x, e2, w, means0, np.full(3, x.var()), 20, 1e-4, 1e-6, False, 1e-10, 0.15,
+            True)
+    a, b = kern.screen_runs_1d(*args), kern.screen_runs_1d_py(*args)
+    np.testing.assert_array_equal(np.isfinite(a[0]), np.isfinite(b[0]))
+    ok = np.isfinite(a[0])
+    assert 20 <= ok.sum() < 30, ok.sum()
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_allclose(u[ok], v[ok], rtol=1e-12, atol=1e-12)
+
+
+def test_the_screen_takes_the_python_driven_runs_on_its_full_subsample(monkeypatch):
+    # n >= SCREEN_N: the screen runs on SCREEN_N points, driven from Python (a cold first
+    # fit compiles no screening loop); on fewer points, with more starts, in one compiled
+    # call. Which one ran is recorded; the fit's result is the same kind either way.
+    from bayesgmm import GaussianMixtureEM
+    from bayesgmm.em import search
+
+    called = []
+    for name in ("screen_runs_1d", "screen_runs_1d_py"):
+        real = getattr(kern, name)
+        monkeypatch.setattr(kern, name, lambda *a, _r=real, _n=name: called.append(_n) or _r(*a))
+    rng = np.random.default_rng(0)
+    for n, want in ((search.SCREEN_N + 500, "screen_runs_1d_py"), (300, "screen_runs_1d")):
+        called.clear()
+        x = np.concatenate([rng.normal(0, 1, n // 2), rng.normal(5, 1, n - n // 2)])
+        gm = GaussianMixtureEM(2, random_seed=0).fit(x)
+        assert called == [want], (n, called)
+        np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0, 5], atol=0.3)
