@@ -496,4 +496,4 @@ def kernel(name: str, n: int, work: float = 1.0):
 
 
 # the 1-D passes take their chunks to threads themselves (see run_chunks)
-_THREADED = {"em_1d": em_1d, "xd_1d": xd_1d, "logprob_1d": logprob_1d}
+_THREADED = {"em_1d": em_1d, "xd_1d": xd_1d}
