@@ -22,9 +22,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayesgmm demo --out $(DEMO_OUT) --seed 1 --force
 
+# One numba thread per test worker: the workers already fill the cores, and numba's
+# OpenMP threads wait for each other at the end of every parallel loop, so with two
+# workers of two threads on two cores a loop waits for a thread the other worker has
+# descheduled (the heaviest files took 8:14 instead of 2:06). The threaded paths still
+# run, one thread at a time; tests/em/test_kernels.py runs its chunks on a pool of four.
 test: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks
-	$(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile
+	NUMBA_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from bayesgmm.em import kernels as kern
+
+
+@pytest.fixture(autouse=True)
+def _four_threads(monkeypatch):
+    # the chunks on four threads at once, whatever NUMBA_NUM_THREADS says (the suite's
+    # workers run with one: tests/conftest.py)
+    with ThreadPoolExecutor(4, thread_name_prefix="test-kernels") as pool:
+        monkeypatch.setattr(kern, "_POOL", (os.getpid(), pool))
+        yield
 
 
 def _args(n=50_001, seed=0):
