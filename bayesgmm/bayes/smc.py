@@ -324,8 +324,11 @@ class TemperedRG(Tempered1D):
             half_normal = (0.5 * math.log(2.0 / math.pi) - np.log(ss) - 0.5 * q2).sum(axis=1)
         rg, rg_grad = self.widths_log_prior(s)
         ok = np.isfinite(lp)
-        lp = np.where(ok, lp - half_normal + rg, -np.inf)
-        grad[:, 2 * K - 1 :] += np.where(ok[:, None], rg_grad + q2, 0.0)
+        # a width overflowing (a climb's line search far out) makes inf - inf here: such
+        # rows get -inf just below
+        with np.errstate(invalid="ignore"):
+            lp = np.where(ok, lp - half_normal + rg, -np.inf)
+            grad[:, 2 * K - 1 :] += np.where(ok[:, None], rg_grad + q2, 0.0)
         bad = ok & ~np.isfinite(lp)
         if bad.any():
             lp[bad], ll[bad] = -np.inf, -np.inf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
@@ -191,7 +192,8 @@ def test_falls_back_to_smc_with_a_warning_when_importance_fails_its_check():
     # particles, one chain per run; the estimate stays near the brute force (0.15, SMC's
     # bias at K = 2 on these points was under 0.1)
     x = _TWELVE
-    with pytest.warns(bayesgmm.SamplingWarning, match=r"rests on SMC alone .* ESS"):
+    with pytest.warns(bayesgmm.SamplingWarning,
+                      match=r"rests on SMC alone .* ESS .* the second with 4 rounds"):
         pk = bayesgmm.posterior_k(x, ks=[2], random_seed=1, n_particles=500, n_runs=3,
                                   n_importance=100, draws=200)
     assert pk.method == ["smc"]
@@ -199,6 +201,30 @@ def test_falls_back_to_smc_with_a_warning_when_importance_fails_its_check():
     assert pk.fits[2]["posterior"].sizes["chain"] == 3
     reference, _ = _prior_monte_carlo(2, 1_000_000, 5)
     assert abs(pk.log_evidence[0] - reference) < 0.15
+
+
+def test_a_failed_importance_check_is_retried_with_more_rounds(monkeypatch):
+    # the first importance run (two rounds from SMC's particles) is made to fail its
+    # check; the second, with SMC_RETRY_ROUNDS rounds, passes on its own figures and is
+    # the one used: not SMC's estimate, and within 4 combined se of the brute force
+    # (1e6 prior draws, seed 5; the twelve points at K = 2)
+    real, calls = smc.importance, []
+
+    def first_fails(*args, **kwargs):
+        imp = real(*args, **kwargs)
+        calls.append(kwargs.get("rounds", 2))
+        return dataclasses.replace(imp, pareto_k=0.95) if len(calls) == 1 else imp
+
+    monkeypatch.setattr(smc, "importance", first_fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the retry passed: nothing to warn about
+        pk = bayesgmm.posterior_k(_TWELVE, ks=[2], random_seed=1, **FAST)
+    assert calls == [2, posterior_k_module.SMC_RETRY_ROUNDS]
+    assert pk.method == ["importance"] and pk.pareto_k[0] < posterior_k_module.PARETO_K_MAX
+    assert pk.fits[2].attrs["importance_retried"]
+    assert pk.log_evidence[0] != pk.log_evidence_smc[0]
+    reference, ref_se = _prior_monte_carlo(2, 1_000_000, 5)
+    assert abs(pk.log_evidence[0] - reference) < 4 * math.hypot(ref_se, pk.log_evidence_se[0])
 
 
 def test_auto_takes_smc_on_small_data_and_nuts_beyond(monkeypatch):

@@ -94,6 +94,20 @@ def test_tempered_gradient_matches_finite_differences():
     np.testing.assert_allclose(g70[-1], grad[0], rtol=1e-12, atol=1e-12)
 
 
+def test_an_overflowing_width_gives_minus_inf_without_a_warning():
+    # a mode climb's line search can step a log width far out (exp(2 s) = inf): the
+    # row's density is -inf, and NumPy's inf - inf on the way stays inside
+    K = 3
+    target = smc.TemperedRG(np.linspace(-1, 1, 10), np.zeros(1), K, _hyper(K))
+    theta = np.zeros((2, 3 * K - 1))
+    theta[1, -1] = 400.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ll, lp, grad = target.evaluate(theta, 1.0)
+    assert np.isfinite(lp[0]) and np.isfinite(ll[0])
+    assert lp[1] == -np.inf
+
+
 def test_prior_draws_follow_the_marginal_of_one_width():
     # one precision tau = sigma^-2 given beta is Gamma(a, beta), beta ~ Gamma(g, h): its
     # marginal is tau / h ~ BetaPrime(a, g). 20,000 draws, seed 2: a KS test at 1% would
