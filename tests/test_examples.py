@@ -86,11 +86,12 @@ def check_seed001(out: dict) -> None:
         assert sk["class_prob_max_diff"] < 0.02
     else:
         assert out["sklearn"] is None
-    # p(K | data) over K = 2..3 (posterior_k, random_seed=1): K = 3 leads, its log
-    # evidence 2.46 above K = 2 (Monte Carlo se 0.002-0.02; seeds 0-2 agree within 0.03;
-    # the script itself goes on to K = 5, where K = 4 comes 0.83 below K = 3)
+    # p(K | data) over K = 2..4 (posterior_k, random_seed=1): K = 3 leads, its log
+    # evidence 2.46 above K = 2 and 0.83 above K = 4 (Monte Carlo se 0.002-0.02; seeds
+    # 0-2 agree within 0.03; the script itself goes on to K = 5)
     pk = out["posterior_k"]["log evidence"]
     assert pk[3] - pk[2] == pytest.approx(2.46, abs=0.2)
+    assert pk[3] - pk[4] == pytest.approx(0.83, abs=0.2)
     assert out["posterior_k"]["p(K | data)"].idxmax() == 3
 
     # measurement errors (n = 5000, simulate(random_seed=11), e ~ U(0.3, 1.0)); the
@@ -169,9 +170,9 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example(name: str, tmp_path: Path) -> None:
     check, n_figures = CASES[name]
-    # seed 001's p(K | data) over K = 2..3 only (K = 4 and 5 add over a minute: the
-    # suite's time budget)
-    kwargs = {"posterior_ks": range(2, 4)} if name == "seed001_model_selection" else {}
+    # seed 001's p(K | data) over K = 2..4 only (K = 5 adds most of a minute, and its
+    # importance check fails, as the script says: the suite's time budget)
+    kwargs = {"posterior_ks": range(2, 5)} if name == "seed001_model_selection" else {}
     out = load(name).main(outdir=tmp_path, **kwargs)
     check(out)
     figures = [Path(p) for p in out["figures"]]
