@@ -26,7 +26,8 @@ demo: $(STAMP)
 # OpenMP threads wait for each other at the end of every parallel loop, so with two
 # workers of two threads on two cores a loop waits for a thread the other worker has
 # descheduled (the heaviest files took 8:14 instead of 2:06). The threaded paths still
-# run, one thread at a time; tests/em/test_kernels.py runs its chunks on a pool of four.
+# run, one thread at a time; tests/em/test_kernels.py runs its chunks on a pool of four,
+# and tests/_numerics/test_threads.py the prange loops on two threads in a subprocess.
 test: $(STAMP)
 	$(PY) -m ruff check bayesgmm tests examples benchmarks
 	NUMBA_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile
