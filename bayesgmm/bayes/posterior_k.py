@@ -272,7 +272,7 @@ def _smc_only(one: dict[str, Any], n_runs: int) -> str:
     """Why an evidence rests on SMC alone, in words (the end of a warning's sentence)."""
     imp = one["importance"]
     again = (f" in the better of two runs, the second with {SMC_RETRY_ROUNDS} rounds"
-             if one.get("importance_retried") else "")
+             if one["importance_retried"] else "")
     return (f"rests on SMC alone (importance weights' Pareto k-hat {imp.pareto_k:.2f}, "
             f"limit {PARETO_K_MAX}; their ESS {imp.ess:.0f}, minimum {IMPORTANCE_ESS_MIN}"
             f"{again}); "
@@ -698,7 +698,7 @@ def posterior_k(
         attrs = {"log_evidence_smc": smc_est - log_jac,
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
                  "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
-                 "importance_retried": one.get("importance_retried", False),
+                 "importance_retried": one["importance_retried"],
                  "smc_stages": one["smc_stages"]}
         log_z.append(one["log_evidence"] - log_jac)
         log_z_se.append(one["log_evidence_se"])
@@ -800,7 +800,7 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
                  "evidence_method": method[-1], "log_evidence_smc": log_z_smc[-1],
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
                  "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
-                 "importance_retried": one.get("importance_retried", False),
+                 "importance_retried": one["importance_retried"],
                  "smc_stages": one["smc_stages"]}
         post, stats = smc_draws_md(problem, one, attrs)
         dt = _assemble_md(problem, post, stats, "smc", None, name, units)
