@@ -384,9 +384,11 @@ def _body_posterior_k(dt: Any, selection: Any, loo_table: Any, plots: Any) -> li
     return ["<h2>Number of components: p(K | data)</h2>", f"<p>{_esc(sentence)}</p>",
             _figure(lambda: plots.plot_posterior_k(pk, chosen=K),
                     "posterior probability of each number of components",
-                    "p(K | data) from each K's marginal likelihood (tempered SMC, "
-                    "corrected by importance sampling; hatched: SMC alone), with 2 Monte "
-                    "Carlo sds; the dashes are the prior p(K)."),
+                    "p(K | data) from each K's marginal likelihood (importance sampling "
+                    "from tempered SMC's or NUTS's draws; where that fails, K - 1's times "
+                    "the ratio from the probability of an empty component; hatched: an "
+                    "unchecked evidence), with 2 Monte Carlo sds; the dashes are the "
+                    "prior p(K)."),
             _table(table)]
 
 

@@ -6,7 +6,10 @@ first estimate; importance sampling from a Gaussian mixture fitted to SMC's part
 gives the reported one, unbiased, with its Monte Carlo error, and checked by the Pareto
 k-hat and ESS of its weights. Where that check fails (k-hat >= 0.7 or ESS < 200: in
 high dimensions the proposal may not cover the posterior's tails), the SMC estimate is
-kept and a warning says so. On larger 1-D data (n K > ``SMC_MAX_NK``), where SMC costs
+kept and a warning says so, unless (1-D) the evidence of K - 1 passed: then K's is
+that one times the ratio from the posterior probability of an empty component
+(:mod:`.empty`; Nobile 2004), which holds where importance sampling fails (K well
+above what the data support). On larger 1-D data (n K > ``SMC_MAX_NK``), where SMC costs
 tens of minutes, the proposal is fitted to one NUTS run of ``fit`` instead, with a
 component at each mode a climb reaches from its draws or from random EM maxima
 (:func:`_nuts_one_k`). ARCHITECTURE.md says why these methods and what they assume.
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..errors import DataError, SamplingWarning
 from ..validation import check_1d, check_ks
+from .empty import LOG_SE_MAX, RHAT_MAX, log_c
 from .priors import Priors, resolve
 from .smc import check_exchangeable, tempered_1d
 
@@ -81,7 +85,10 @@ class PosteriorK:
         ``"importance"`` (the same, its proposal fitted to SMC's particles) or ``"smc"``
         (importance sampling unreliable: Pareto k-hat >= ``PARETO_K_MAX`` or ESS <
         ``IMPORTANCE_ESS_MIN``), or ``"nuts+importance (check failed)"`` (the same
-        failure on the NUTS path, its estimate kept and warned).
+        failure on the NUTS path, its estimate kept and warned), or
+        ``"empty-component"`` (1-D, where importance sampling failed: K - 1's
+        evidence, which passed, times c_K-1 / P(a component is empty | x, K), the
+        probability from a Gibbs sampler with the allocations, :mod:`.empty`).
         :attr:`reliable` says which K passed.
     pareto_k : ndarray
         Per K, the importance weights' Pareto k-hat.
@@ -246,7 +253,7 @@ def evidence_checked(method: str) -> bool:
 
     ``method``: one of :attr:`PosteriorK.method`'s values.
     """
-    return method in ("importance", "nuts+importance")
+    return method in ("importance", "nuts+importance", "empty-component")
 
 
 def _prior_k(prior_k: Any, ks: list[int]) -> np.ndarray:
@@ -677,9 +684,26 @@ def posterior_k(
         hyper = Priors.from_any(priors).standardized(K, loc, scale)
         check_exchangeable(hyper)
         target = tempered_1d(z, eps2, K, hyper)
-        if method == "nuts" or (method == "auto" and not rg and n * K > SMC_MAX_NK):
+        nuts = method == "nuts" or (method == "auto" and not rg and n * K > SMC_MAX_NK)
+        if nuts:
             one = _nuts_one_k(x, e, K, priors, target, stream, n_importance=n_importance,
                               draws=draws, loc=loc, scale=scale)
+        else:
+            one = _one_k(target, stream, n_particles=n_particles, n_runs=n_runs,
+                         n_importance=n_importance, n_draws=4 * draws)
+        below = all_ks.index(K) - 1
+        empty = None
+        if (K - 1 in all_ks and evidence_checked(methods[below])
+                and not _importance_ok(one["importance"])):
+            # the ratio to K - 1's evidence, through an empty component's probability
+            empty = _empty_ratio(z, eps2, K, hyper, one["theta"], stream.spawn(1)[0])
+            if empty.ok:
+                one.update(method="empty-component",
+                           log_evidence=log_z[below] + log_jac + log_c(
+                               K - 1, n, float(hyper["weights_alpha"][0]))
+                           - math.log(empty.value),
+                           log_evidence_se=math.hypot(log_z_se[below], empty.log_se))
+        if nuts and one["method"] != "empty-component":
             if not one["ok"]:
                 imp = one["importance"]
                 warnings.warn(
@@ -687,27 +711,28 @@ def posterior_k(
                     f"importance check (Pareto k-hat {imp.pareto_k:.2f}, limit "
                     f"{PARETO_K_MAX}; ESS {imp.ess:.0f}, minimum {IMPORTANCE_ESS_MIN}): "
                     f"its log evidence, {one['log_evidence'] - log_jac:.2f} +- "
-                    f"{imp.se:.2f}, may be off by more than its error. method='smc' "
+                    f"{imp.se:.2f}, may be off by more than its error."
+                    f"{_empty_failed(empty, K)} method='smc' "
                     f"searches from the prior (slow: {n} points x K = {K}), or leave out "
                     "K values the data do not support.", SamplingWarning, stacklevel=2)
                 one["method"] = "nuts+importance (check failed)"
-        else:
-            one = _one_k(target, stream, n_particles=n_particles, n_runs=n_runs,
-                         n_importance=n_importance, n_draws=4 * draws)
         smc_est, imp = one["log_evidence_smc"], one["importance"]
         attrs = {"log_evidence_smc": smc_est - log_jac,
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
                  "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
                  "importance_retried": one["importance_retried"],
                  "smc_stages": one["smc_stages"]}
+        if empty is not None:
+            attrs.update(empty_probability=empty.value, empty_probability_se=empty.se,
+                         empty_probability_rhat=empty.rhat)
         log_z.append(one["log_evidence"] - log_jac)
         log_z_se.append(one["log_evidence_se"])
         methods.append(one["method"])
         if one["method"] == "smc":
             warnings.warn(
-                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)} Try "
-                f"n_particles={2 * n_particles}, or leave out K values the data do not "
-                "support.", SamplingWarning, stacklevel=2)
+                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)}"
+                f"{_empty_failed(empty, K)} Try n_particles={2 * n_particles}, or leave "
+                "out K values the data do not support.", SamplingWarning, stacklevel=2)
         theta, chains = one["theta"], one["chains"]
         khat.append(imp.pareto_k)
         log_z_smc.append(smc_est - log_jac)
@@ -720,6 +745,26 @@ def posterior_k(
                         else "smc", em=one.get("em"))
 
     return _result(all_ks, prior, log_z, log_z_se, methods, khat, log_z_smc, fits, rng)
+
+
+def _empty_ratio(z, eps2, K, hyper, theta, rng):
+    """P(a component is empty | x, K) by :func:`~.empty.empty_probability`.
+
+    Its four chains start at four of ``theta``'s posterior draws, spread over them.
+    """
+    from .empty import empty_probability
+
+    starts = theta[np.linspace(0, theta.shape[0] - 1, 4).astype(int)]
+    return empty_probability(z, eps2, K, hyper, starts, rng)
+
+
+def _empty_failed(empty, K) -> str:
+    """Why the empty-component ratio was not used: a sentence ("" when not tried)."""
+    if empty is None:
+        return ""
+    return (f" Nor could it come from K = {K - 1}'s through the probability of an empty "
+            f"component, {empty.value:.3g} +- {empty.se:.2g} (R-hat {empty.rhat:.3f}, "
+            f"limit {RHAT_MAX}; relative error limit {LOG_SE_MAX}).")
 
 
 def _result(ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng) -> PosteriorK:

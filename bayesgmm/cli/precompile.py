@@ -63,14 +63,23 @@ def bayes_1d() -> None:
 
 
 def bayes_md() -> None:
-    """The D-dim model's sampler path, with errors; SMC and p(K | data) in 1-D."""
+    """The D-dim model's sampler path, with errors; SMC and p(K | data) in 1-D.
+
+    Also the empty-component Gibbs sampler, which ``posterior_k`` runs only where
+    importance sampling fails its check (not on these data).
+    """
     from ..bayes import fit, posterior_k
+    from ..bayes.empty import empty_probability
+    from ..bayes.priors import Priors
 
     x, e = _data(d=2)
     fit(x, 2, X_err=e, draws=20, tune=20, chains=1, progressbar=False, random_seed=0)
     x, e = _data(n=40)
     posterior_k(x, ks=range(1, 3), X_err=e, n_particles=100, n_runs=2, n_importance=2000,
                 draws=50, random_seed=0)
+    z = (x - x.mean()) / x.std()
+    empty_probability(z, (e / x.std()) ** 2, 2, Priors().standardized(2, 0.0, 1.0),
+                      np.zeros((2, 5)), np.random.default_rng(0), sweeps=10)
 
 
 GROUPS = {"em": em, "bayes_1d": bayes_1d, "bayes_md": bayes_md}

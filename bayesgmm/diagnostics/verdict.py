@@ -314,9 +314,11 @@ def posterior_k_sentence(K: int, pk: Any, selection: Any = None, loo: Any = None
             f"probability, p(K = {top} | data) = {p[top]:.2f} +- {pk['sd'][top]:.2f}"
             + (f" (next K = {runner}: {p[runner]:.2f})" if runner is not None else "")
             + ".")
-    if "method" in pk and pk.loc[top, "method"] == "smc":
-        text += (f" K = {top}'s evidence rests on SMC alone (importance sampling failed its "
-                 "check), so this probability is rough.")
+    method = pk.loc[top, "method"] if "method" in pk else "importance"
+    if method in ("smc", "nuts+importance (check failed)"):
+        text += (f" K = {top}'s evidence " + (
+            "rests on SMC alone (importance sampling failed its check)" if method == "smc"
+            else "failed its importance check") + ", so this probability is rough.")
     bic = _best_bic(selection)
     # LOO's preference: its best candidate that --k auto did not set aside (a note says
     # why one was: not identified, unreliable LOO)

@@ -92,8 +92,8 @@ def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
     Returns
     -------
     matplotlib.figure.Figure
-        One axes. A K whose evidence failed its importance check (``method`` other
-        than ``"importance"`` or ``"nuts+importance"``) is hatched.
+        One axes. A K whose evidence failed its check (``method`` other than
+        ``"importance"``, ``"nuts+importance"`` or ``"empty-component"``) is hatched.
     """
     if hasattr(table, "to_dataframe"):
         table = table.to_dataframe()
@@ -108,8 +108,10 @@ def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
     bars = ax.bar(ks, p, yerr=2 * sd, color=colours, capsize=4, width=0.6,
                   error_kw={"elinewidth": 1.2}, label="p(K | data) +- 2 Monte Carlo sd")
     if "method" in table:
+        from ..bayes.posterior_k import evidence_checked
+
         for bar, method in zip(bars, table["method"], strict=True):
-            if method not in ("importance", "nuts+importance"):  # the check failed
+            if not evidence_checked(method):
                 bar.set_hatch("//")
     if "prior" in table:
         ax.plot(ks, table["prior"].to_numpy(dtype=float), "k_", ms=22, mew=2,
