@@ -56,6 +56,9 @@ T_DF = 5
 #: the importance proposal's mixture is fitted to at most this many points (a weighted
 #: set larger than this is resampled by its weights first)
 PROPOSAL_FIT_MAX = 8000
+#: under Richardson & Green's prior, widths beyond this many HalfNormal scales are
+#: outside the target (:meth:`TemperedRG.evaluate`)
+WIDTH_MAX_RG = 1e6
 
 
 @njit(**_OPTS)
@@ -323,13 +326,18 @@ class TemperedRG(Tempered1D):
             q2 = np.exp(2.0 * s) / ss**2
             half_normal = (0.5 * math.log(2.0 / math.pi) - np.log(ss) - 0.5 * q2).sum(axis=1)
         rg, rg_grad = self.widths_log_prior(s)
-        ok = np.isfinite(lp)
+        # beyond WIDTH_MAX_RG prior scales the HalfNormal term (about -q2 / 2) is so large
+        # that taking it out of lp loses every digit (a width of 1e42 gave lp = +1e68, one
+        # importance draw then carried all the weight and k-hat came out NaN); such rows
+        # lie outside, which drops prior mass below 1e-20 under this prior
+        far = ~np.all(q2 < WIDTH_MAX_RG**2, axis=1)
+        ok = np.isfinite(lp) & ~far
         # a width overflowing (a climb's line search far out) makes inf - inf here: such
         # rows get -inf just below
         with np.errstate(invalid="ignore"):
             lp = np.where(ok, lp - half_normal + rg, -np.inf)
             grad[:, 2 * K - 1 :] += np.where(ok[:, None], rg_grad + q2, 0.0)
-        bad = ok & ~np.isfinite(lp)
+        bad = (ok & ~np.isfinite(lp)) | far
         if bad.any():
             lp[bad], ll[bad] = -np.inf, -np.inf
             grad[bad] = 0.0

@@ -108,6 +108,27 @@ def test_an_overflowing_width_gives_minus_inf_without_a_warning():
     assert lp[1] == -np.inf
 
 
+def test_a_huge_width_is_outside_and_a_large_one_exact():
+    # the HalfNormal term taken out of the prior is about -q2 / 2: at a width of 1e42 it
+    # cancelled to lp = +1e68 (one importance draw took all the weight, k-hat NaN). Beyond
+    # WIDTH_MAX_RG prior scales a row is outside (-inf, ll too, zero gradient); at 1e3
+    # scales the prior still equals the widths term computed alone (to 1e-6: the
+    # cancellation's error there is about 1e6 x 1e-16)
+    K = 2
+    target = smc.TemperedRG(np.linspace(-1, 1, 10), np.zeros(1), K, _hyper(K))
+    theta = np.zeros((3, 3 * K - 1))
+    theta[1, -1] = math.log(1e3)
+    theta[2, -1] = math.log(1e42)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ll, lp, grad = target.evaluate(theta, 1.0)
+    assert lp[2] == -np.inf and ll[2] == -np.inf and not grad[2].any()
+    rg, _ = target.widths_log_prior(theta[:2, 2 * K - 1:])
+    # rows 0 and 1 differ in one log width only: lp's difference is the widths term's
+    # plus the coordinate's Jacobian (log sigma)
+    assert lp[1] - lp[0] == pytest.approx(rg[1] - rg[0] + math.log(1e3), abs=1e-6)
+
+
 def test_prior_draws_follow_the_marginal_of_one_width():
     # one precision tau = sigma^-2 given beta is Gamma(a, beta), beta ~ Gamma(g, h): its
     # marginal is tau / h ~ BetaPrime(a, g). 20,000 draws, seed 2: a KS test at 1% would
