@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["EmptyProbability", "empty_probability", "log_c"]
+__all__ = ["EmptyProbability", "empty_probability", "empty_probability_md", "log_c"]
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 #: Gibbs sweeps per chain after the burn-in, at most, and the burn-in
@@ -261,6 +261,345 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
         beta = g / h if rg else 0.0  # a start for beta; its full conditional sets it
         _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, np.maximum(w0[c], 1e-300),
                mu0[c].copy(), np.log(sg0[c]), beta, BURN + sweeps, rngs[c], out)
+        return out[BURN:]
+
+    with ThreadPoolExecutor(max_workers=min(len(starts), 4)) as pool:
+        values = np.array(list(pool.map(chain, range(len(starts)))))
+    value = float(values.mean())
+    if value > 0:
+        se = float(array_stats.mcse(values, method="mean", chain_axis=0, draw_axis=1))
+        rhat = float(array_stats.rhat(values, chain_axis=0, draw_axis=1))
+    else:
+        se, rhat = 0.0, math.nan
+    return EmptyProbability(value=value, se=se, rhat=rhat, sweeps=sweeps,
+                            chains=len(starts))
+
+
+# --------------------------------------------------------------------------- D dims
+#
+# The same sweep for the D-dim model (Normal means, HalfNormal sds, LKJ(eta)
+# correlations; per-point error covariances; missing values marginalised): means from
+# their Normal full conditional, each component's sds and correlations by slice sampling
+# one coordinate at a time in PyMC's unconstrained coordinates (log sd; the
+# Cholesky-correlation transform's x, :mod:`.density_md`), whose prior there is
+# HalfNormal(sd) sd per feature and (2 eta + D - 1) sum_a log L_aa for the correlations.
+
+
+@njit(**_OPTS)
+def _cov_from(rho, x, D, idx, Sig, L):
+    """Sigma = diag(sd) L L^T diag(sd) from (log sd, x); fills L; returns sum_a>0 log L_aa."""
+    out = 0.0
+    for a in range(D):
+        for b in range(D):
+            L[a, b] = 0.0
+    for a in range(D):
+        ss = 1.0
+        for b in range(a):
+            ss += x[idx[a, b]] ** 2
+        r = math.sqrt(ss)
+        for b in range(a):
+            L[a, b] = x[idx[a, b]] / r
+        L[a, a] = 1.0 / r
+        if a > 0:
+            out -= math.log(r)
+    for a in range(D):
+        for b in range(a + 1):
+            s = 0.0
+            for c in range(b + 1):
+                s += L[a, c] * L[b, c]
+            Sig[a, b] = s * math.exp(rho[a] + rho[b])
+            Sig[b, a] = Sig[a, b]
+    return out
+
+
+@njit(**_OPTS)
+def _point_cov(i, Sig, err, has_err, cols, d, C):
+    """C = (Sigma + E_i) over the point's observed features ``cols[:d]``."""
+    for a in range(d):
+        for b in range(a + 1):
+            v = Sig[cols[a], cols[b]]
+            if has_err:
+                v += err[i, cols[a], cols[b]]
+            C[a, b] = v
+            C[b, a] = v
+
+
+@njit(**_OPTS)
+def _chol(C, d, Lc):
+    """Lower Cholesky factor of C's leading d x d block into Lc; -inf log det if not PD."""
+    logdet = 0.0
+    for a in range(d):
+        for b in range(a + 1):
+            s = C[a, b]
+            for c in range(b):
+                s -= Lc[a, c] * Lc[b, c]
+            if a == b:
+                if s <= 0.0:
+                    return -np.inf
+                Lc[a, a] = math.sqrt(s)
+                logdet += 2.0 * math.log(Lc[a, a])
+            else:
+                Lc[a, b] = s / Lc[b, b]
+    return logdet
+
+
+@njit(**_OPTS)
+def _log_normal(i, z, mu, cols, d, C, Lc, r):
+    """Log N(z_i,O | mu_O, C) without the 2 pi term, C's factor in Lc (or -inf)."""
+    logdet = _chol(C, d, Lc)
+    if not np.isfinite(logdet):
+        return -np.inf
+    q = 0.0
+    for a in range(d):
+        s = z[i, cols[a]] - mu[cols[a]]
+        for b in range(a):
+            s -= Lc[a, b] * r[b]
+        r[a] = s / Lc[a, a]
+        q += r[a] * r[a]
+    return -0.5 * (logdet + q)
+
+
+@njit(**_OPTS)
+def _cov_conditional(rho, x, D, idx, members, m, z, err, has_err, ncols, colsall, mu,
+                     ss, eta, Sig, L, C, Lc, r):
+    """Log density of one component's (log sd, x) given its points and mean."""
+    lp = (2.0 * eta + D - 1.0) * _cov_from(rho, x, D, idx, Sig, L)
+    for a in range(D):
+        q = math.exp(rho[a]) / ss[a]
+        lp += rho[a] - 0.5 * q * q
+    for t in range(m):
+        i = members[t]
+        d = ncols[i]
+        cols = colsall[i]
+        _point_cov(i, Sig, err, has_err, cols, d, C)
+        v = _log_normal(i, z, mu, cols, d, C, Lc, r)
+        if not np.isfinite(v):
+            return -np.inf
+        lp += v
+    return lp
+
+
+@njit(**_OPTS)
+def _gibbs_md(z, ncols, colsall, err, has_err, alpha, m0, s0, ss, eta, w, mu, rho, x,
+              n_sweeps, rng, out):
+    """:func:`_gibbs`'s sweep in D dims, from (w, mu (K, D), rho (K, D), x (K, M)).
+
+    ``ncols[i]``, ``colsall[i, :ncols[i]]``: point i's observed features; ``err``:
+    error covariances (``has_err``). Writes sweep t's averaged P(n_j = 0 | theta, x)
+    into ``out[t]``.
+    """
+    n, D = z.shape
+    K = w.shape[0]
+    M = D * (D - 1) // 2
+    idx = np.full((D, D), -1, np.int64)
+    # TFP's spiral order, as density_md.spiral_index
+    nn = D - 1
+    xc = np.empty(max(nn * nn, 1), np.int64)
+    for t in range(M - nn):
+        xc[t] = nn + t
+    for t in range(M):
+        xc[M - nn + t] = M - 1 - t
+    for a in range(1, D):
+        for b in range(a):
+            idx[a, b] = xc[(a - 1) * nn + b]
+    Sig = np.empty((K, D, D))
+    Lk = np.empty((D, D))
+    C = np.empty((D, D))
+    Lc = np.zeros((D, D))
+    r = np.empty(D)
+    lf = np.empty(K)
+    log_empty = np.empty(K)
+    counts = np.empty(K, np.int64)
+    alloc = np.empty(n, np.int64)
+    order = np.empty(n, np.int64)
+    start = np.empty(K + 1, np.int64)
+    fill = np.empty(K, np.int64)
+    P = np.empty((D, D))
+    bvec = np.empty(D)
+    Ci = np.empty((D, D))
+    eye = np.empty(D)
+    for k in range(K):
+        _cov_from(rho[k], x[k], D, idx, Sig[k], Lk)
+    for t in range(n_sweeps):
+        for k in range(K):
+            log_empty[k] = 0.0
+            counts[k] = 0
+        for i in range(n):
+            d = ncols[i]
+            cols = colsall[i]
+            top = -np.inf
+            for k in range(K):
+                _point_cov(i, Sig[k], err, has_err, cols, d, C)
+                lf[k] = math.log(w[k]) + _log_normal(i, z, mu[k], cols, d, C, Lc, r)
+                top = max(top, lf[k])
+            tot = 0.0
+            for k in range(K):
+                lf[k] = math.exp(lf[k] - top)
+                tot += lf[k]
+            for k in range(K):
+                rest = max(tot - lf[k], 0.0)
+                log_empty[k] += math.log(rest / tot) if rest > 0.0 else -np.inf
+            u = rng.random() * tot
+            c = 0.0
+            kk = K - 1
+            for k in range(K):
+                c += lf[k]
+                if u < c:
+                    kk = k
+                    break
+            alloc[i] = kk
+            counts[kk] += 1
+        acc = 0.0
+        for k in range(K):
+            acc += math.exp(log_empty[k])
+        out[t] = acc / K
+        start[0] = 0
+        for k in range(K):
+            start[k + 1] = start[k] + counts[k]
+            fill[k] = start[k]
+        for i in range(n):
+            order[fill[alloc[i]]] = i
+            fill[alloc[i]] += 1
+        tot = 0.0
+        for k in range(K):
+            w[k] = rng.gamma(alpha + counts[k], 1.0)
+            tot += w[k]
+        for k in range(K):
+            w[k] = max(w[k] / tot, 1e-300)
+        for k in range(K):
+            members = order[start[k]:start[k + 1]]
+            m = counts[k]
+            # the mean: precision diag(1 / s0^2) + sum_i P_i^T C_i^-1 P_i
+            for a in range(D):
+                for b in range(D):
+                    P[a, b] = 0.0
+                P[a, a] = 1.0 / (s0[a] * s0[a])
+                bvec[a] = m0[a] / (s0[a] * s0[a])
+            for q in range(m):
+                i = members[q]
+                d = ncols[i]
+                cols = colsall[i]
+                _point_cov(i, Sig[k], err, has_err, cols, d, C)
+                _chol(C, d, Lc)
+                # C^-1 from its factor, column by column
+                for cc in range(d):
+                    for a in range(d):
+                        eye[a] = 1.0 if a == cc else 0.0
+                    for a in range(d):  # forward
+                        s = eye[a]
+                        for b in range(a):
+                            s -= Lc[a, b] * r[b]
+                        r[a] = s / Lc[a, a]
+                    for a in range(d - 1, -1, -1):  # backward
+                        s = r[a]
+                        for b in range(a + 1, d):
+                            s -= Lc[b, a] * Ci[b, cc]
+                        Ci[a, cc] = s / Lc[a, a]
+                for a in range(d):
+                    for b in range(d):
+                        P[cols[a], cols[b]] += Ci[a, b]
+                        bvec[cols[a]] += Ci[a, b] * z[i, cols[b]]
+            _chol(P, D, Lc)
+            for a in range(D):  # solve P mean = b: forward then backward
+                s = bvec[a]
+                for b in range(a):
+                    s -= Lc[a, b] * r[b]
+                r[a] = s / Lc[a, a]
+            for a in range(D):
+                eye[a] = rng.standard_normal()
+            for a in range(D - 1, -1, -1):  # mean + L^-T eps
+                s = r[a] + eye[a]
+                for b in range(a + 1, D):
+                    s -= Lc[b, a] * mu[k, b]
+                mu[k, a] = s / Lc[a, a]
+            # the sds and correlations, one coordinate at a time
+            for j in range(D + M):
+                f0 = _cov_conditional(rho[k], x[k], D, idx, members, m, z, err, has_err,
+                                      ncols, colsall, mu[k], ss, eta, Sig[k], Lk, C, Lc, r)
+                level = f0 + math.log(1.0 - rng.random())
+                vec = rho[k] if j < D else x[k]
+                jj = j if j < D else j - D
+                old = vec[jj]
+                lo = old - rng.random()
+                hi = lo + 1.0
+                for _ in range(50):
+                    vec[jj] = lo
+                    if _cov_conditional(rho[k], x[k], D, idx, members, m, z, err, has_err,
+                                        ncols, colsall, mu[k], ss, eta, Sig[k], Lk, C, Lc,
+                                        r) <= level:
+                        break
+                    lo -= 1.0
+                for _ in range(50):
+                    vec[jj] = hi
+                    if _cov_conditional(rho[k], x[k], D, idx, members, m, z, err, has_err,
+                                        ncols, colsall, mu[k], ss, eta, Sig[k], Lk, C, Lc,
+                                        r) <= level:
+                        break
+                    hi += 1.0
+                vec[jj] = old
+                for _ in range(200):
+                    cand = lo + rng.random() * (hi - lo)
+                    vec[jj] = cand
+                    if _cov_conditional(rho[k], x[k], D, idx, members, m, z, err, has_err,
+                                        ncols, colsall, mu[k], ss, eta, Sig[k], Lk, C, Lc,
+                                        r) > level:
+                        break
+                    if cand < old:
+                        lo = cand
+                    else:
+                        hi = cand
+                    vec[jj] = old
+            _cov_from(rho[k], x[k], D, idx, Sig[k], Lk)
+
+
+def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
+                         sweeps: int | None = None) -> EmptyProbability:
+    """:func:`empty_probability` for the D-dim model, one chain per start.
+
+    Parameters
+    ----------
+    target : TargetMD
+        The K-component problem (:class:`~.target_md.TargetMD`: standardized data,
+        missing values, error covariances, exchangeable priors).
+    starts : ndarray of shape (chains, n_dim)
+        Each chain's first state in the target's unconstrained coordinates.
+    rng : numpy.random.Generator
+        Seeds of the chains.
+    sweeps : int, optional
+        As :func:`empty_probability`'s (the budget counts n K D^3).
+    """
+    from arviz_stats.base import array_stats
+
+    from .density_md import unpack
+
+    z, observed = target.z, target.observed
+    n, D = z.shape
+    K = target.n_components
+    M = D * (D - 1) // 2
+    h = target.hyper
+    if sweeps is None:
+        sweeps = int(max(1000, min(MAX_SWEEPS, SWEEP_BUDGET / (n * K * D**3))))
+    ncols = observed.sum(axis=1).astype(np.int64)
+    colsall = np.zeros((n, D), np.int64)
+    for i in range(n):
+        c = np.flatnonzero(observed[i])
+        colsall[i, : c.size] = c
+    err = np.ascontiguousarray(target.err_cov, dtype=float)
+    alpha = float(h["weights_alpha"][0])
+    m0, s0, ss = (np.ascontiguousarray(h[f][0], dtype=float) for f in
+                  ("means_mu", "means_sigma", "sigmas_sigma"))
+    eta = float(h["corr_eta"])
+    rngs = rng.spawn(len(starts))
+
+    def chain(c: int) -> np.ndarray:
+        th = np.asarray(starts[c], dtype=float)
+        w, mu, sd, _ = unpack(th, K, D)
+        o = K - 1 + 2 * K * D
+        x = th[o:].reshape(K, M).copy() if M else np.zeros((K, 0))
+        out = np.empty(BURN + sweeps)
+        _gibbs_md(z, ncols, colsall, err, bool(target.has_err), alpha, m0, s0, ss, eta,
+                  np.maximum(w, 1e-300), mu.copy(), np.log(sd), x, BURN + sweeps, rngs[c],
+                  out)
         return out[BURN:]
 
     with ThreadPoolExecutor(max_workers=min(len(starts), 4)) as pool:

@@ -36,6 +36,11 @@ __all__ = ["IMPORTANCE_ESS_MIN", "PARETO_K_MAX", "PosteriorK", "check_no_ties",
 #: Importance sampling's estimate is used when its weights' Pareto k-hat is below this
 #: (Vehtari et al. 2024's threshold for a reliable estimate at these sample sizes).
 PARETO_K_MAX = 0.7
+#: ... but from this k-hat on the weights' variance is infinite and their standard error
+#: understates the spread (galaxy, Richardson & Green's prior, K = 5-6: runs at k-hat
+#: 0.65-0.7 differed by 0.08-0.1 against quoted se of 0.02-0.03), so the ratio to
+#: K - 1's evidence through an empty component is tried first
+PARETO_K_SURE = 0.5
 #: ... and when its weights' effective sample size reaches this: a few draws carrying
 #: the estimate can escape the k-hat (galaxy, K = 5: ESS 30 of 200,000 at k-hat 0.60)
 IMPORTANCE_ESS_MIN = 200
@@ -691,18 +696,10 @@ def posterior_k(
         else:
             one = _one_k(target, stream, n_particles=n_particles, n_runs=n_runs,
                          n_importance=n_importance, n_draws=4 * draws)
-        below = all_ks.index(K) - 1
-        empty = None
-        if (K - 1 in all_ks and evidence_checked(methods[below])
-                and not _importance_ok(one["importance"])):
-            # the ratio to K - 1's evidence, through an empty component's probability
-            empty = _empty_ratio(z, eps2, K, hyper, one["theta"], stream.spawn(1)[0])
-            if empty.ok:
-                one.update(method="empty-component",
-                           log_evidence=log_z[below] + log_jac + log_c(
-                               K - 1, n, float(hyper["weights_alpha"][0]))
-                           - math.log(empty.value),
-                           log_evidence_se=math.hypot(log_z_se[below], empty.log_se))
+        empty = _through_empty(
+            one, K, all_ks, log_z, log_z_se, methods, n, float(hyper["weights_alpha"][0]),
+            log_jac, lambda one=one, hyper=hyper, stream=stream, K=K: _empty_ratio(
+                z, eps2, K, hyper, one["theta"], stream.spawn(1)[0]))
         if nuts and one["method"] != "empty-component":
             if not one["ok"]:
                 imp = one["importance"]
@@ -745,6 +742,32 @@ def posterior_k(
                         else "smc", em=one.get("em"))
 
     return _result(all_ks, prior, log_z, log_z_se, methods, khat, log_z_smc, fits, rng)
+
+
+def _through_empty(one, K, ks, log_z, log_z_se, methods, n, alpha, log_jac, gibbs):
+    """K's evidence from K - 1's through an empty component's probability, where better.
+
+    Tried when K - 1 is a candidate whose evidence passed its check and K's importance
+    weights are not clearly reliable (k-hat >= ``PARETO_K_SURE``, or the check failed);
+    used when the Gibbs estimate passes its own check. Updates ``one`` (``method``
+    ``"empty-component"``, ``log_evidence`` with log_jac added back, ``_se``: both
+    errors combined). ``gibbs()`` runs the sampler. Returns its
+    :class:`~.empty.EmptyProbability`, or None when not tried.
+    """
+    imp = one["importance"]
+    if K - 1 not in ks:
+        return None
+    below = ks.index(K) - 1
+    if not evidence_checked(methods[below]) or (_importance_ok(imp)
+                                                and imp.pareto_k < PARETO_K_SURE):
+        return None
+    empty = gibbs()
+    if empty.ok:
+        one.update(method="empty-component",
+                   log_evidence=log_z[below] + log_jac + log_c(K - 1, n, alpha)
+                   - math.log(empty.value),
+                   log_evidence_se=math.hypot(log_z_se[below], empty.log_se))
+    return empty
 
 
 def _empty_ratio(z, eps2, K, hyper, theta, rng):
@@ -804,6 +827,7 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
     :class:`~.smc_md.TemperedMD`, and the draws assembled as ``fit``'s D-dim result.
     """
     from ..validation import check_md
+    from .empty import empty_probability_md
     from .inference import smc_draws_md
     from .inference_md import prepare_md
     from .model_md import _feature_names
@@ -830,6 +854,12 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
         log_jac = float(np.log(np.broadcast_to(problem.scale, x.shape)[observed]).sum())
         one = _one_k(TemperedMD.build(problem.target), rng_smc, n_particles=n_particles,
                      n_runs=n_runs, n_importance=n_importance, n_draws=4 * draws)
+        empty = _through_empty(
+            one, K, all_ks, log_z, log_z_se, method, n,
+            float(problem.target.hyper["weights_alpha"][0]), log_jac,
+            lambda one=one, problem=problem, stream=stream: empty_probability_md(
+                problem.target, one["theta"][np.linspace(
+                    0, one["theta"].shape[0] - 1, 4).astype(int)], stream.spawn(1)[0]))
         imp = one["importance"]
         log_z.append(one["log_evidence"] - log_jac)
         log_z_se.append(one["log_evidence_se"])
@@ -838,15 +868,18 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
         khat.append(imp.pareto_k)
         if one["method"] == "smc":
             warnings.warn(
-                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)} Try "
-                f"n_particles={2 * n_particles}, or leave out K values the data do not "
-                "support.", SamplingWarning, stacklevel=3)
+                f"posterior_k: the evidence of K = {K} {_smc_only(one, n_runs)}"
+                f"{_empty_failed(empty, K)} Try n_particles={2 * n_particles}, or leave "
+                "out K values the data do not support.", SamplingWarning, stacklevel=3)
         attrs = {"log_evidence": log_z[-1], "log_evidence_se": log_z_se[-1],
                  "evidence_method": method[-1], "log_evidence_smc": log_z_smc[-1],
                  "log_evidence_smc_se": one["log_evidence_smc_se"],
                  "pareto_k": imp.pareto_k, "importance_ess": imp.ess,
                  "importance_retried": one["importance_retried"],
                  "smc_stages": one["smc_stages"]}
+        if empty is not None:
+            attrs.update(empty_probability=empty.value, empty_probability_se=empty.se,
+                         empty_probability_rhat=empty.rhat)
         post, stats = smc_draws_md(problem, one, attrs)
         dt = _assemble_md(problem, post, stats, "smc", None, name, units)
         dt.attrs.update(attrs)

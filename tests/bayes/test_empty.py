@@ -203,3 +203,79 @@ def test_a_ratio_that_fails_its_own_check_is_not_used_and_says_why(monkeypatch):
         pk = bayesgmm.posterior_k(_ONE, ks=[1, 2], random_seed=0, **FAST)
     assert pk.method == ["importance", "smc"]
     assert pk.fits[2].attrs["empty_probability_rhat"] == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("khat, used", [(0.6, "empty-component"), (0.3, "importance")])
+def test_importance_with_an_uncertain_k_hat_gives_way_to_the_ratio(khat, used,
+                                                                   monkeypatch):
+    # importance sampling's se is trustworthy only below k-hat 0.5 (finite variance):
+    # K = 2's check passes either way, but at 0.6 the empty-component ratio (which
+    # passes its own check) is used and at 0.3 importance sampling is, without running
+    # the Gibbs sampler at all
+    real, calls = smc.importance, []
+
+    def with_khat(particles, target, *args, **kwargs):
+        imp = real(particles, target, *args, **kwargs)
+        return dataclasses.replace(imp, pareto_k=khat) if target.K == 2 else imp
+
+    monkeypatch.setattr(smc, "importance", with_khat)
+    gibbs = posterior_k_module._empty_ratio
+    monkeypatch.setattr(posterior_k_module, "_empty_ratio",
+                        lambda *a: calls.append(a[2]) or gibbs(*a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pk = bayesgmm.posterior_k(_ONE, ks=[1, 2], random_seed=0, **FAST)
+    assert pk.method == ["importance", used]
+    assert calls == ([2] if used == "empty-component" else [])
+
+
+# ---- D dims
+
+_rng = np.random.default_rng(3)
+#: eight 2-D points, one value missing, per-feature errors (errors keep the evidence
+#: clear of the near-singular covariances two points on a line allow)
+_X2 = _rng.normal(size=(8, 2)) @ np.array([[1.0, 0.5], [0.0, 0.8]])
+_X2[2, 1] = np.nan
+_E2 = np.tile([0.1, 0.2], (8, 1))
+
+
+def test_d_dim_ratio_matches_importance_sampling():
+    # K = 1 -> 2 on the 2-D points above, with errors and a missing value: the ratio
+    # log c_1 - log P(empty | x, 2) from the D-dim Gibbs sampler against the difference
+    # of the two importance-sampling evidences (both checks passed with k-hat < 0.5, so
+    # their se hold). Tolerance: 4 combined se (measured: 1.03 +- 0.04 against 1.01 +-
+    # 0.01, seed 0)
+    from bayesgmm.bayes.empty import empty_probability_md
+    from bayesgmm.bayes.inference_md import prepare_md
+    from bayesgmm.bayes.smc_md import TemperedMD
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # one K per call, so each is importance sampling's (K = 2 at the defaults)
+        one = bayesgmm.posterior_k(_X2, ks=[1], X_err=_E2, random_seed=0, **FAST)
+        two = bayesgmm.posterior_k(_X2, ks=[2], X_err=_E2, random_seed=0)
+        problem = prepare_md(_X2, _E2, 2, None, np.random.default_rng(0), draws=10,
+                             chains=1, seed_rng=np.random.default_rng(0),
+                             progressbar=False, backend="native")
+    for pk in (one, two):
+        assert pk.method == ["importance"] and pk.pareto_k[0] < 0.5, pk.to_dataframe()
+    starts = TemperedMD.build(problem.target).prior(np.random.default_rng(5), 4)
+    p = empty_probability_md(problem.target, starts, np.random.default_rng(2))
+    assert p.ok, p
+    ratio = log_c(1, 8, 1.0) - math.log(p.value)
+    diff = two.log_evidence[0] - one.log_evidence[0]
+    tol = 4 * math.sqrt(one.log_evidence_se[0] ** 2 + two.log_evidence_se[0] ** 2
+                        + p.log_se**2)
+    assert abs(ratio - diff) < tol, (ratio, diff, tol)
+
+
+def test_d_dim_failed_check_takes_the_ratio(monkeypatch):
+    # K = 2's importance check made to fail in 2-D: the evidence comes through the
+    # empty component, recorded in the tree's attrs, without a warning
+    _fail_importance_at({2}, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pk = bayesgmm.posterior_k(_X2, ks=[1, 2], X_err=_E2, random_seed=0, **FAST)
+    assert pk.method == ["importance", "empty-component"]
+    assert pk.fits[2].attrs["evidence_method"] == "empty-component"
+    assert pk.fits[2].attrs["empty_probability"] > 0.01
