@@ -42,8 +42,12 @@ from numba import njit
 __all__ = ["EmptyProbability", "empty_probability", "empty_probability_md", "log_c"]
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
-#: Gibbs sweeps per chain after the burn-in, at most, and the burn-in
+#: Gibbs sweeps per chain in a round (after a burn-in of BURN), at most
 MAX_SWEEPS, BURN = 20_000, 1_000
+#: rounds are added until the log's standard error is at most this, ...
+LOG_SE_TARGET = 0.03
+#: ... or this many rounds have run
+MAX_ROUNDS = 8
 #: fewer sweeps on large data: about this many point-component evaluations per chain
 SWEEP_BUDGET = 4e8
 #: the estimate is used when the chains' R-hat is below this ...
@@ -195,7 +199,7 @@ class EmptyProbability:
 
     ``value`` and ``se`` (Monte Carlo, from the chains' autocorrelation: ArviZ's MCSE
     of the mean), ``rhat`` (ArviZ's, over the chains), ``sweeps`` per chain after the
-    burn-in, ``chains``. ``ok``: R-hat below ``RHAT_MAX`` and ``se / value`` below
+    burn-in (all rounds), ``chains``. ``ok``: R-hat below ``RHAT_MAX`` and ``se / value`` below
     ``LOG_SE_MAX`` (the log's standard error).
     """
 
@@ -235,11 +239,10 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
     rng : numpy.random.Generator
         Seeds of the chains.
     sweeps : int, optional
-        Sweeps per chain after the burn-in; default ``MAX_SWEEPS``, fewer where n K
-        is large (``SWEEP_BUDGET`` evaluations per chain, at least 2,000).
+        Sweeps per chain in a round; default ``MAX_SWEEPS``, fewer where n K is large
+        (``SWEEP_BUDGET`` evaluations per chain, at least 2,000). Rounds are added
+        until the log's standard error is ``LOG_SE_TARGET`` (at most ``MAX_ROUNDS``).
     """
-    from arviz_stats.base import array_stats
-
     from .smc import _params
 
     z = np.ascontiguousarray(z, dtype=float)
@@ -255,24 +258,48 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
                                               "precision_h")) if rg else (0.0, 0.0, 0.0))
     w0, mu0, sg0 = _params(np.asarray(starts, dtype=float), K)
     rngs = rng.spawn(len(starts))
+    # each chain's state, carried from round to round (beta: a start; its full
+    # conditional sets it at the first sweep)
+    states = [[np.maximum(w0[c], 1e-300), mu0[c].copy(), np.log(sg0[c]),
+               g / h if rg else 0.0] for c in range(len(starts))]
 
-    def chain(c: int) -> np.ndarray:
-        out = np.empty(BURN + sweeps)
-        beta = g / h if rg else 0.0  # a start for beta; its full conditional sets it
-        _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, np.maximum(w0[c], 1e-300),
-               mu0[c].copy(), np.log(sg0[c]), beta, BURN + sweeps, rngs[c], out)
-        return out[BURN:]
+    def step(c: int, m: int) -> np.ndarray:
+        w, mu, s, beta = states[c]
+        out = np.empty(m)
+        states[c][3] = _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, m,
+                              rngs[c], out)
+        return out
 
-    with ThreadPoolExecutor(max_workers=min(len(starts), 4)) as pool:
-        values = np.array(list(pool.map(chain, range(len(starts)))))
-    value = float(values.mean())
-    if value > 0:
-        se = float(array_stats.mcse(values, method="mean", chain_axis=0, draw_axis=1))
-        rhat = float(array_stats.rhat(values, chain_axis=0, draw_axis=1))
-    else:
-        se, rhat = 0.0, math.nan
-    return EmptyProbability(value=value, se=se, rhat=rhat, sweeps=sweeps,
-                            chains=len(starts))
+    return _rounds(step, len(starts), sweeps)
+
+
+def _rounds(step, chains: int, sweeps: int) -> EmptyProbability:
+    """Burn-in, then rounds of ``sweeps`` per chain until the error is small enough.
+
+    ``step(c, m)`` runs m sweeps of chain c from where it stopped and returns their
+    values. Rounds stop when the log's standard error reaches ``LOG_SE_TARGET`` or after
+    ``MAX_ROUNDS``.
+    """
+    from arviz_stats.base import array_stats
+
+    with ThreadPoolExecutor(max_workers=min(chains, 4)) as pool:
+        list(pool.map(lambda c: step(c, BURN), range(chains)))
+        parts: list[np.ndarray] = []
+        while True:
+            parts.append(np.array(list(pool.map(lambda c: step(c, sweeps),
+                                                range(chains)))))
+            values = np.concatenate(parts, axis=1)
+            value = float(values.mean())
+            if value > 0:
+                se = float(array_stats.mcse(values, method="mean", chain_axis=0,
+                                            draw_axis=1))
+                rhat = float(array_stats.rhat(values, chain_axis=0, draw_axis=1))
+            else:
+                se, rhat = 0.0, math.nan
+            est = EmptyProbability(value=value, se=se, rhat=rhat,
+                                   sweeps=values.shape[1], chains=chains)
+            if value == 0 or est.log_se <= LOG_SE_TARGET or len(parts) >= MAX_ROUNDS:
+                return est
 
 
 # --------------------------------------------------------------------------- D dims
@@ -568,8 +595,6 @@ def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
     sweeps : int, optional
         As :func:`empty_probability`'s (the budget counts n K D^3).
     """
-    from arviz_stats.base import array_stats
-
     from .density_md import unpack
 
     z, observed = target.z, target.observed
@@ -590,25 +615,18 @@ def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
                   ("means_mu", "means_sigma", "sigmas_sigma"))
     eta = float(h["corr_eta"])
     rngs = rng.spawn(len(starts))
-
-    def chain(c: int) -> np.ndarray:
+    states = []
+    for c in range(len(starts)):
         th = np.asarray(starts[c], dtype=float)
         w, mu, sd, _ = unpack(th, K, D)
         o = K - 1 + 2 * K * D
-        x = th[o:].reshape(K, M).copy() if M else np.zeros((K, 0))
-        out = np.empty(BURN + sweeps)
-        _gibbs_md(z, ncols, colsall, err, bool(target.has_err), alpha, m0, s0, ss, eta,
-                  np.maximum(w, 1e-300), mu.copy(), np.log(sd), x, BURN + sweeps, rngs[c],
-                  out)
-        return out[BURN:]
+        states.append((np.maximum(w, 1e-300), mu.copy(), np.log(sd),
+                       th[o:].reshape(K, M).copy()))
 
-    with ThreadPoolExecutor(max_workers=min(len(starts), 4)) as pool:
-        values = np.array(list(pool.map(chain, range(len(starts)))))
-    value = float(values.mean())
-    if value > 0:
-        se = float(array_stats.mcse(values, method="mean", chain_axis=0, draw_axis=1))
-        rhat = float(array_stats.rhat(values, chain_axis=0, draw_axis=1))
-    else:
-        se, rhat = 0.0, math.nan
-    return EmptyProbability(value=value, se=se, rhat=rhat, sweeps=sweeps,
-                            chains=len(starts))
+    def step(c: int, m: int) -> np.ndarray:
+        out = np.empty(m)
+        _gibbs_md(z, ncols, colsall, err, bool(target.has_err), alpha, m0, s0, ss, eta,
+                  *states[c], m, rngs[c], out)
+        return out
+
+    return _rounds(step, len(starts), sweeps)

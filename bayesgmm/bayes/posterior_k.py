@@ -6,13 +6,15 @@ first estimate; importance sampling from a Gaussian mixture fitted to SMC's part
 gives the reported one, unbiased, with its Monte Carlo error, and checked by the Pareto
 k-hat and ESS of its weights. Where that check fails (k-hat >= 0.7 or ESS < 200: in
 high dimensions the proposal may not cover the posterior's tails), the SMC estimate is
-kept and a warning says so, unless (1-D) the evidence of K - 1 passed: then K's is
-that one times the ratio from the posterior probability of an empty component
-(:mod:`.empty`; Nobile 2004), which holds where importance sampling fails (K well
-above what the data support). On larger 1-D data (n K > ``SMC_MAX_NK``), where SMC costs
-tens of minutes, the proposal is fitted to one NUTS run of ``fit`` instead, with a
-component at each mode a climb reaches from its draws or from random EM maxima
-(:func:`_nuts_one_k`). ARCHITECTURE.md says why these methods and what they assume.
+kept and a warning says so, unless the evidence of K - 1 passed: then K's is that one
+times the ratio from the posterior probability of an empty component (:mod:`.empty`;
+Nobile 2004), which holds where importance sampling fails (K well above what the data
+support); it is also preferred where the importance weights' k-hat is 0.5 or more
+(``PARETO_K_SURE``), where their standard error is unreliable. On larger 1-D data
+(n K > ``SMC_MAX_NK``), where SMC costs tens of minutes, the proposal is fitted to
+one NUTS run of ``fit`` instead, with a component at each mode a climb reaches from
+its draws or from random EM maxima (:func:`_nuts_one_k`). ARCHITECTURE.md says why
+these methods and what they assume.
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ class PosteriorK:
         (importance sampling unreliable: Pareto k-hat >= ``PARETO_K_MAX`` or ESS <
         ``IMPORTANCE_ESS_MIN``), or ``"nuts+importance (check failed)"`` (the same
         failure on the NUTS path, its estimate kept and warned), or
-        ``"empty-component"`` (1-D, where importance sampling failed: K - 1's
-        evidence, which passed, times c_K-1 / P(a component is empty | x, K), the
-        probability from a Gibbs sampler with the allocations, :mod:`.empty`).
+        ``"empty-component"`` (where importance sampling failed or its k-hat was
+        0.5 or more: K - 1's evidence, which passed, times c_K-1 / P(a component is
+        empty | x, K), the probability from a Gibbs sampler with the allocations,
+        :mod:`.empty`).
         :attr:`reliable` says which K passed.
     pareto_k : ndarray
         Per K, the importance weights' Pareto k-hat.
