@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -84,13 +84,15 @@ def _log_sigma_conditional(s, z, e2, idx, m, mu, ss, a, b):
 
 
 @njit(**_OPTS)
-def _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, n_sweeps, rng, out):
+def _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, n_sweeps, rng, out, trace,
+           thin):
     """``n_sweeps`` Gibbs sweeps from (w, mu, s = log sigma, beta), updated in place.
 
     ``out[t]``: sweep t's P(n_j = 0 | theta, x), averaged over the components. ``a > 0``
     selects Richardson & Green's widths prior (``g``, ``h``: beta's shape and rate),
     else HalfNormal(``ss``). ``rng``: a numpy Generator (numba draws from it as numpy
-    does). Returns the final beta.
+    does). Every ``thin``-th state (w, mu, log sigma) goes into the rows of ``trace``
+    (K * 3 columns) while there are rows. Returns the final beta.
     """
     n, K = z.shape[0], w.shape[0]
     one = e2.shape[0] == 1
@@ -190,6 +192,12 @@ def _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, n_sweeps, rng, out
             for j in range(K):
                 tau_sum += math.exp(-2.0 * s[j])
             beta = rng.gamma(g + K * a, 1.0 / (h + tau_sum))
+        row = (t + 1) // thin - 1
+        if (t + 1) % thin == 0 and row < trace.shape[0]:
+            for j in range(K):
+                trace[row, j] = w[j]
+                trace[row, K + j] = mu[j]
+                trace[row, 2 * K + j] = s[j]
     return beta
 
 
@@ -199,8 +207,10 @@ class EmptyProbability:
 
     ``value`` and ``se`` (Monte Carlo, from the chains' autocorrelation: ArviZ's MCSE
     of the mean), ``rhat`` (ArviZ's, over the chains), ``sweeps`` per chain after the
-    burn-in (all rounds), ``chains``. ``ok``: R-hat below ``RHAT_MAX`` and ``se / value`` below
-    ``LOG_SE_MAX`` (the log's standard error).
+    burn-in (all rounds), ``chains``. ``draws``: the chains' states, (chains, draws, d),
+    in :mod:`.smc`'s coordinates (1-D; means in increasing order) or
+    :mod:`.density_md`'s (D dims), when asked for. ``ok``: R-hat below ``RHAT_MAX``
+    and ``se / value`` below ``LOG_SE_MAX`` (the log's standard error).
     """
 
     value: float
@@ -208,6 +218,7 @@ class EmptyProbability:
     rhat: float
     sweeps: int
     chains: int
+    draws: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def log_se(self) -> float:
@@ -222,7 +233,7 @@ class EmptyProbability:
 
 def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, np.ndarray],
                       starts: np.ndarray, rng: np.random.Generator,
-                      sweeps: int | None = None) -> EmptyProbability:
+                      sweeps: int | None = None, draws: int = 0) -> EmptyProbability:
     """P(n_j = 0 | x, K) by the allocations' Gibbs sampler, one chain per start.
 
     Parameters
@@ -242,8 +253,11 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
         Sweeps per chain in a round; default ``MAX_SWEEPS``, fewer where n K is large
         (``SWEEP_BUDGET`` evaluations per chain, at least 2,000). Rounds are added
         until the log's standard error is ``LOG_SE_TARGET`` (at most ``MAX_ROUNDS``).
+    draws : int, default=0
+        Posterior draws per chain to keep (:attr:`EmptyProbability.draws`), evenly
+        spaced over the sweeps.
     """
-    from .smc import _params
+    from .smc import _coords, _params, _sort
 
     z = np.ascontiguousarray(z, dtype=float)
     e2 = np.ascontiguousarray(eps2, dtype=float)
@@ -263,31 +277,41 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
     states = [[np.maximum(w0[c], 1e-300), mu0[c].copy(), np.log(sg0[c]),
                g / h if rg else 0.0] for c in range(len(starts))]
 
-    def step(c: int, m: int) -> np.ndarray:
+    def step(c: int, m: int, thin: int) -> tuple[np.ndarray, np.ndarray]:
         w, mu, s, beta = states[c]
         out = np.empty(m)
+        trace = np.empty((m // thin, 3 * K))
         states[c][3] = _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, m,
-                              rngs[c], out)
-        return out
+                              rngs[c], out, trace, thin)
+        return out, trace
 
-    return _rounds(step, len(starts), sweeps)
+    est = _rounds(step, len(starts), sweeps, draws)
+    if est.draws is not None:  # to smc's coordinates, components in order of their means
+        t = est.draws.reshape(-1, 3 * K)
+        th = _sort(_coords(t[:, :K], t[:, K:2 * K], np.exp(t[:, 2 * K:])), K)
+        est.draws = th.reshape(len(starts), -1, 3 * K - 1)
+    return est
 
 
-def _rounds(step, chains: int, sweeps: int) -> EmptyProbability:
+def _rounds(step, chains: int, sweeps: int, draws: int) -> EmptyProbability:
     """Burn-in, then rounds of ``sweeps`` per chain until the error is small enough.
 
-    ``step(c, m)`` runs m sweeps of chain c from where it stopped and returns their
-    values. Rounds stop when the log's standard error reaches ``LOG_SE_TARGET`` or after
-    ``MAX_ROUNDS``.
+    ``step(c, m, thin)`` runs m sweeps of chain c from where it stopped and returns
+    their values and every ``thin``-th state. Rounds stop when the log's standard error
+    reaches ``LOG_SE_TARGET`` or after ``MAX_ROUNDS``; ``draws`` states per chain,
+    evenly spaced over all rounds, are kept (none when 0).
     """
     from arviz_stats.base import array_stats
 
+    thin = max(1, sweeps // max(draws, 1))
     with ThreadPoolExecutor(max_workers=min(chains, 4)) as pool:
-        list(pool.map(lambda c: step(c, BURN), range(chains)))
+        list(pool.map(lambda c: step(c, BURN, BURN + 1), range(chains)))
         parts: list[np.ndarray] = []
+        traces: list[np.ndarray] = []
         while True:
-            parts.append(np.array(list(pool.map(lambda c: step(c, sweeps),
-                                                range(chains)))))
+            got = list(pool.map(lambda c: step(c, sweeps, thin), range(chains)))
+            parts.append(np.array([v for v, _ in got]))
+            traces.append(np.array([t for _, t in got]))
             values = np.concatenate(parts, axis=1)
             value = float(values.mean())
             if value > 0:
@@ -299,6 +323,10 @@ def _rounds(step, chains: int, sweeps: int) -> EmptyProbability:
             est = EmptyProbability(value=value, se=se, rhat=rhat,
                                    sweeps=values.shape[1], chains=chains)
             if value == 0 or est.log_se <= LOG_SE_TARGET or len(parts) >= MAX_ROUNDS:
+                if draws:
+                    kept = np.concatenate(traces, axis=1)
+                    pick = np.linspace(0, kept.shape[1] - 1, min(draws, kept.shape[1]))
+                    est.draws = kept[:, pick.astype(int)]
                 return est
 
 
@@ -408,12 +436,13 @@ def _cov_conditional(rho, x, D, idx, members, m, z, err, has_err, ncols, colsall
 
 @njit(**_OPTS)
 def _gibbs_md(z, ncols, colsall, err, has_err, alpha, m0, s0, ss, eta, w, mu, rho, x,
-              n_sweeps, rng, out):
+              n_sweeps, rng, out, trace, thin):
     """:func:`_gibbs`'s sweep in D dims, from (w, mu (K, D), rho (K, D), x (K, M)).
 
     ``ncols[i]``, ``colsall[i, :ncols[i]]``: point i's observed features; ``err``:
     error covariances (``has_err``). Writes sweep t's averaged P(n_j = 0 | theta, x)
-    into ``out[t]``.
+    into ``out[t]``, and every ``thin``-th state into the rows of ``trace`` in
+    :mod:`.density_md`'s unconstrained coordinates while there are rows.
     """
     n, D = z.shape
     K = w.shape[0]
@@ -577,10 +606,31 @@ def _gibbs_md(z, ncols, colsall, err, has_err, alpha, m0, s0, ss, eta, w, mu, rh
                         hi = cand
                     vec[jj] = old
             _cov_from(rho[k], x[k], D, idx, Sig[k], Lk)
+        row = (t + 1) // thin - 1
+        if (t + 1) % thin == 0 and row < trace.shape[0]:
+            mlw = 0.0
+            for k in range(K):
+                mlw += math.log(w[k]) / K
+            o = 0
+            for k in range(K - 1):
+                trace[row, o] = math.log(w[k]) - mlw
+                o += 1
+            for k in range(K):
+                for a in range(D):
+                    trace[row, o] = mu[k, a]
+                    o += 1
+            for k in range(K):
+                for a in range(D):
+                    trace[row, o] = rho[k, a]
+                    o += 1
+            for k in range(K):
+                for q in range(M):
+                    trace[row, o] = x[k, q]
+                    o += 1
 
 
 def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
-                         sweeps: int | None = None) -> EmptyProbability:
+                         sweeps: int | None = None, draws: int = 0) -> EmptyProbability:
     """:func:`empty_probability` for the D-dim model, one chain per start.
 
     Parameters
@@ -623,10 +673,11 @@ def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
         states.append((np.maximum(w, 1e-300), mu.copy(), np.log(sd),
                        th[o:].reshape(K, M).copy()))
 
-    def step(c: int, m: int) -> np.ndarray:
+    def step(c: int, m: int, thin: int) -> tuple[np.ndarray, np.ndarray]:
         out = np.empty(m)
+        trace = np.empty((m // thin, target.n_dim))
         _gibbs_md(z, ncols, colsall, err, bool(target.has_err), alpha, m0, s0, ss, eta,
-                  *states[c], m, rngs[c], out)
-        return out
+                  *states[c], m, rngs[c], out, trace, thin)
+        return out, trace
 
-    return _rounds(step, len(starts), sweeps)
+    return _rounds(step, len(starts), sweeps, draws)

@@ -106,7 +106,10 @@ class PosteriorK:
         Per K, posterior draws in ``bayesgmm.fit``'s layout (1-D: weights, means,
         sigmas, the means in increasing order; D dims: ``fit``'s D-dim groups, the
         draws relabelled to that K's EM estimate), so ``bayesgmm.density`` and
-        ``bayesgmm.membership`` take them.
+        ``bayesgmm.membership`` take them. The draws are importance sampling's,
+        resampled; where its check failed, the Gibbs sampler's when the evidence came
+        through an empty component (``posterior.attrs["sampler"] == "gibbs"``), else
+        SMC's particles.
     """
 
     ks: np.ndarray
@@ -702,7 +705,7 @@ def posterior_k(
         empty = _through_empty(
             one, K, all_ks, log_z, log_z_se, methods, n, float(hyper["weights_alpha"][0]),
             log_jac, lambda one=one, hyper=hyper, stream=stream, K=K: _empty_ratio(
-                z, eps2, K, hyper, one["theta"], stream.spawn(1)[0]))
+                z, eps2, K, hyper, one["theta"], stream.spawn(1)[0], draws))
         if nuts and one["method"] != "empty-component":
             if not one["ok"]:
                 imp = one["importance"]
@@ -741,8 +744,9 @@ def posterior_k(
                         np.random.default_rng(seed), name, units,
                         {**attrs, "log_evidence": log_z[-1],
                          "log_evidence_se": log_z_se[-1], "evidence_method": methods[-1]},
-                        sampler="nuts+importance" if methods[-1].startswith("nuts")
-                        else "smc", em=one.get("em"))
+                        sampler=one.get("sampler") or (
+                            "nuts+importance" if methods[-1].startswith("nuts") else "smc"),
+                        em=one.get("em"))
 
     return _result(all_ks, prior, log_z, log_z_se, methods, khat, log_z_smc, fits, rng)
 
@@ -754,7 +758,11 @@ def _through_empty(one, K, ks, log_z, log_z_se, methods, n, alpha, log_jac, gibb
     weights are not clearly reliable (k-hat >= ``PARETO_K_SURE``, or the check failed);
     used when the Gibbs estimate passes its own check. Updates ``one`` (``method``
     ``"empty-component"``, ``log_evidence`` with log_jac added back, ``_se``: both
-    errors combined). ``gibbs()`` runs the sampler. Returns its
+    errors combined). ``gibbs()`` runs the sampler. Where importance sampling failed
+    its check (so ``one``'s draws are SMC's particles, or NUTS's resampled by failed
+    weights), the Gibbs sampler's draws replace them (``chains`` 4, ``sampler``
+    ``"gibbs"``): its chains visit the states with an empty component as often as the
+    posterior does, which SMC's particles do not. Returns its
     :class:`~.empty.EmptyProbability`, or None when not tried.
     """
     imp = one["importance"]
@@ -770,18 +778,22 @@ def _through_empty(one, K, ks, log_z, log_z_se, methods, n, alpha, log_jac, gibb
                    log_evidence=log_z[below] + log_jac + log_c(K - 1, n, alpha)
                    - math.log(empty.value),
                    log_evidence_se=math.hypot(log_z_se[below], empty.log_se))
+        if not _importance_ok(imp) and empty.draws is not None:
+            one.update(theta=empty.draws.reshape(-1, empty.draws.shape[-1]), chains=4,
+                       sampler="gibbs")
     return empty
 
 
-def _empty_ratio(z, eps2, K, hyper, theta, rng):
+def _empty_ratio(z, eps2, K, hyper, theta, rng, draws):
     """P(a component is empty | x, K) by :func:`~.empty.empty_probability`.
 
-    Its four chains start at four of ``theta``'s posterior draws, spread over them.
+    Its four chains start at four of ``theta``'s posterior draws, spread over them;
+    ``draws`` states per chain are kept.
     """
     from .empty import empty_probability
 
     starts = theta[np.linspace(0, theta.shape[0] - 1, 4).astype(int)]
-    return empty_probability(z, eps2, K, hyper, starts, rng)
+    return empty_probability(z, eps2, K, hyper, starts, rng, draws=draws)
 
 
 def _empty_failed(empty, K) -> str:
@@ -862,7 +874,8 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
             float(problem.target.hyper["weights_alpha"][0]), log_jac,
             lambda one=one, problem=problem, stream=stream: empty_probability_md(
                 problem.target, one["theta"][np.linspace(
-                    0, one["theta"].shape[0] - 1, 4).astype(int)], stream.spawn(1)[0]))
+                    0, one["theta"].shape[0] - 1, 4).astype(int)], stream.spawn(1)[0],
+                draws=draws))
         imp = one["importance"]
         log_z.append(one["log_evidence"] - log_jac)
         log_z_se.append(one["log_evidence_se"])
@@ -884,7 +897,8 @@ def _posterior_k_md(X, ks, X_err, prior_k, priors, n_particles, n_runs, n_import
             attrs.update(empty_probability=empty.value, empty_probability_se=empty.se,
                          empty_probability_rhat=empty.rhat)
         post, stats = smc_draws_md(problem, one, attrs)
-        dt = _assemble_md(problem, post, stats, "smc", None, name, units)
+        dt = _assemble_md(problem, post, stats, one.get("sampler", "smc"), None, name,
+                          units)
         dt.attrs.update(attrs)
         fits[K] = dt
     return _result(all_ks, prior, log_z, log_z_se, method, khat, log_z_smc, fits, rng)

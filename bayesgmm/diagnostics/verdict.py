@@ -177,9 +177,11 @@ def modes_sentence(dt: Any) -> str:
     if int(modes["n_modes"]) < 2:
         return ""
     weights = ", ".join(f"{w:.3g}" for w in modes["weights"])
+    sampler = dt["posterior"].attrs.get("sampler")
     how = ("its draws are weighted by importance sampling, so these are the modes' "
-           "posterior masses" if dt["posterior"].attrs.get("sampler") in
-           ("smc", "nuts+importance") else
+           "posterior masses" if sampler in ("smc", "nuts+importance") else
+           "its draws come from four Gibbs chains started at SMC's particles, so these "
+           "are the shares of their draws" if sampler == "gibbs" else
            "the chains started at the EM estimate, so a mode none of them reached is "
            "missing; sampler='smc' searches from the prior")
     return (f"The draws are in {modes['n_modes']} modes of the posterior (weights "

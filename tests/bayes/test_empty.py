@@ -176,6 +176,45 @@ def test_a_failed_check_takes_the_ratio_from_k_minus_1(monkeypatch):
     assert pk.log_evidence_se[1] >= pk.log_evidence_se[0]  # K = 1's error carried on
 
 
+def test_the_gibbs_draws_replace_smc_particles_where_importance_failed(monkeypatch):
+    # K = 2's importance check made to fail: its tree holds the Gibbs sampler's draws (4
+    # chains of `draws`, means in increasing order), and their predictive density (a
+    # label-free summary) matches that of importance sampling's draws from a run where
+    # the check passed (one K per call, so no ratio), at five points: within 4 combined
+    # Monte Carlo se (4 x 200 draws each, taken as independent: the Gibbs draws are
+    # 100 sweeps apart; the densities' se is 1-3% here)
+    from scipy import stats
+
+    reference = _quiet_pk(_ONE, ks=[2])
+    assert reference.method == ["importance"]
+    _fail_importance_at({2}, monkeypatch)
+    pk = _quiet_pk(_ONE, ks=[1, 2])
+    assert pk.method[1] == "empty-component"
+    post = pk.fits[2]["posterior"]
+    assert post.attrs["sampler"] == "gibbs"
+    assert post.sizes["chain"] == 4 and post.sizes["draw"] == FAST["draws"]
+    assert (post["means"].diff("component") > 0).all()
+    grid = np.quantile(_ONE, [0.05, 0.25, 0.5, 0.75, 0.95])
+
+    def predictive(fit):
+        p = fit["posterior"]
+        w, m, sd = (p[v].values.reshape(-1, 2) for v in ("weights", "means", "sigmas"))
+        dens = (w[:, None, :] * stats.norm.pdf(grid[None, :, None], m[:, None, :],
+                                               sd[:, None, :])).sum(axis=2)
+        return dens.mean(axis=0), dens.std(axis=0) / math.sqrt(dens.shape[0])
+
+    (ours, ours_se), (theirs, theirs_se) = predictive(pk.fits[2]), predictive(
+        reference.fits[2])
+    assert np.all(np.abs(ours - theirs) < 4 * np.hypot(ours_se, theirs_se)), (
+        ours, theirs, ours_se, theirs_se)
+
+
+def _quiet_pk(x, ks):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bayesgmm.posterior_k(x, ks=ks, random_seed=0, **FAST)
+
+
 def test_no_ratio_without_a_checked_evidence_below(monkeypatch):
     # K = 1 fails too: nothing checked to start from, so both rest on SMC, warned; and
     # K = 3 without K = 2 among the candidates has nothing to start from either
@@ -279,3 +318,5 @@ def test_d_dim_failed_check_takes_the_ratio(monkeypatch):
     assert pk.method == ["importance", "empty-component"]
     assert pk.fits[2].attrs["evidence_method"] == "empty-component"
     assert pk.fits[2].attrs["empty_probability"] > 0.01
+    post = pk.fits[2]["posterior"]
+    assert post.attrs["sampler"] == "gibbs" and post.sizes["chain"] == 4
