@@ -65,8 +65,8 @@ def bayes_1d() -> None:
 def bayes_md() -> None:
     """The D-dim model's sampler path, with errors; SMC and p(K | data) in 1-D.
 
-    Also the empty-component Gibbs sampler, which ``posterior_k`` runs only where
-    importance sampling fails its check (not on these data).
+    Also the empty-component Gibbs samplers (1-D and D dims), which ``posterior_k``
+    runs only where importance sampling is unsure (not on these data).
     """
     from ..bayes import fit, posterior_k
     from ..bayes.empty import empty_probability
@@ -79,7 +79,17 @@ def bayes_md() -> None:
                 draws=50, random_seed=0)
     z = (x - x.mean()) / x.std()
     empty_probability(z, (e / x.std()) ** 2, 2, Priors().standardized(2, 0.0, 1.0),
-                      np.zeros((2, 5)), np.random.default_rng(0), sweeps=10)
+                      np.zeros((2, 5)), np.random.default_rng(0), sweeps=10, draws=5)
+    from ..bayes.empty import empty_probability_md
+    from ..bayes.inference_md import prepare_md
+
+    x, e = _data(n=20, d=2)
+    for err in (e, None):
+        problem = prepare_md(x, err, 2, None, np.random.default_rng(0), draws=10, chains=1,
+                             seed_rng=np.random.default_rng(0), progressbar=False,
+                             backend="native")
+        empty_probability_md(problem.target, problem.target.start[None, :],
+                             np.random.default_rng(0), sweeps=10, draws=5)
 
 
 GROUPS = {"em": em, "bayes_1d": bayes_1d, "bayes_md": bayes_md}
