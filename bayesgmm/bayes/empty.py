@@ -48,8 +48,11 @@ MAX_SWEEPS, BURN = 20_000, 1_000
 LOG_SE_TARGET = 0.03
 #: ... or this many rounds have run
 MAX_ROUNDS = 8
-#: fewer sweeps on large data: about this many point-component evaluations per chain
-SWEEP_BUDGET = 4e8
+#: fewer sweeps per round on large data: about this many point evaluations per chain
+#: and round, a sweep costing n (K + 8) in 1-D (the allocations, then about 8 density
+#: evaluations per slice step) and n (K + 8 (D + M)) D in D dims (M correlations);
+#: about 3 s per chain and round here
+SWEEP_BUDGET = 1e8
 #: the estimate is used when the chains' R-hat is below this ...
 RHAT_MAX = 1.01
 #: ... and its relative Monte Carlo error (the log's se) below this
@@ -263,7 +266,7 @@ def empty_probability(z: np.ndarray, eps2: np.ndarray, K: int, hyper: dict[str, 
     e2 = np.ascontiguousarray(eps2, dtype=float)
     n = z.shape[0]
     if sweeps is None:
-        sweeps = int(max(2000, min(MAX_SWEEPS, SWEEP_BUDGET / (n * K))))
+        sweeps = int(max(2000, min(MAX_SWEEPS, SWEEP_BUDGET / (n * (K + 8)))))
     alpha, m0, s0 = (float(hyper[f][0]) for f in ("weights_alpha", "means_mu",
                                                   "means_sigma"))
     rg = "precision_alpha" in hyper
@@ -643,7 +646,8 @@ def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
     rng : numpy.random.Generator
         Seeds of the chains.
     sweeps : int, optional
-        As :func:`empty_probability`'s (the budget counts n K D^3).
+        As :func:`empty_probability`'s (the budget counts n (K + 8 (D + M)) D per
+        sweep; at least 500).
     """
     from .density_md import unpack
 
@@ -653,7 +657,7 @@ def empty_probability_md(target, starts: np.ndarray, rng: np.random.Generator,
     M = D * (D - 1) // 2
     h = target.hyper
     if sweeps is None:
-        sweeps = int(max(1000, min(MAX_SWEEPS, SWEEP_BUDGET / (n * K * D**3))))
+        sweeps = int(max(500, min(MAX_SWEEPS, SWEEP_BUDGET / (n * (K + 8 * (D + M)) * D))))
     ncols = observed.sum(axis=1).astype(np.int64)
     colsall = np.zeros((n, D), np.int64)
     for i in range(n):
