@@ -43,7 +43,8 @@ POSTERIOR_K_BEYOND = 2
 #: points by NUTS's; it grows with n K)
 POSTERIOR_K_MAX_N = 1000
 #: ... and in D dims (SMC's proposal: 5.5 minutes for K = 1..5 at D = 2 and 500 points,
-#: 9 at D = 3; benchmarks/README.md, "p(K | data) in D dims at --k auto's limit")
+#: 8 with the empty-component ratios at K = 4 and 5; 9 at D = 3; benchmarks/README.md,
+#: "p(K | data) in D dims at --k auto's limit")
 POSTERIOR_K_MAX_N_MD = 500
 #: ``--k auto``: a candidate whose first run averages more gradient evaluations (leapfrog
 #: steps) per draw than this is stopped there (a well-posed mixture takes far fewer:
