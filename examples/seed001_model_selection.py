@@ -40,7 +40,7 @@ Going beyond the seed
 
 The Bayesian answer: p(K | data)
     ``bayesgmm.posterior_k`` over K = 1..5 (uniform prior on K; ``fit``'s priors) puts
-    about 0.61 on K = 3, 0.26 on K = 4, 0.08 on K = 5 and 0.05 on K = 2. BIC's -(3K - 1)
+    about 0.6 on K = 3, 0.25-0.3 on K = 4, 0.08-0.1 on K = 5 and 0.05 on K = 2. BIC's -(3K - 1)
     ln(n) / 2 stands in for the evidence's Occam factor (log evidence minus the maximum
     log-likelihood); the real factor here is -19.1 at K = 2 and grows by only 3.4 and 0.9
     to K = 3 and 4, where BIC charges 10.4 per component: the data pin each extra
@@ -48,9 +48,9 @@ The Bayesian answer: p(K | data)
     and K! labellings add log K!. So BIC's 2 is a large-n approximation failing at
     n = 1,000, AIC's 3 is the posterior's mode, and the posterior says what neither
     says: K = 4 keeps a quarter of the probability (its extra component splits the
-    broad pair), so "three populations" is likely, not certain. K = 5's evidence fails
-    its importance check (flagged in the table, a warning says so); at 1,000 points
-    ``posterior_k`` keeps it rather than run SMC, which would take tens of minutes.
+    broad pair), so "three populations" is likely, not certain. K = 5's importance
+    weights fail their check (k-hat 0.9); its evidence comes from K = 4's through the
+    posterior probability of an empty component (method "empty-component").
 
 Run ``python examples/seed001_model_selection.py`` to print the tables and write the
 figures to ``examples/output/``.

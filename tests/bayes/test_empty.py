@@ -244,13 +244,17 @@ def test_a_ratio_that_fails_its_own_check_is_not_used_and_says_why(monkeypatch):
     assert pk.fits[2].attrs["empty_probability_rhat"] == pytest.approx(1.2)
 
 
-@pytest.mark.parametrize("khat, used", [(0.6, "empty-component"), (0.3, "importance")])
-def test_importance_with_an_uncertain_k_hat_gives_way_to_the_ratio(khat, used,
+@pytest.mark.parametrize("khat, empty_min, used", [(0.6, 0.01, "empty-component"),
+                                                    (0.3, 0.01, "importance"),
+                                                    (0.6, 0.5, "importance")])
+def test_importance_with_an_uncertain_k_hat_gives_way_to_the_ratio(khat, empty_min, used,
                                                                    monkeypatch):
     # importance sampling's se is trustworthy only below k-hat 0.5 (finite variance):
     # K = 2's check passes either way, but at 0.6 the empty-component ratio (which
-    # passes its own check) is used and at 0.3 importance sampling is, without running
-    # the Gibbs sampler at all
+    # passes its own check; P(empty) about 0.13) is used and at 0.3 importance sampling
+    # is, without running the Gibbs sampler at all; with EMPTY_MIN raised above that
+    # probability the Gibbs sampler runs but a passing importance estimate is kept
+    monkeypatch.setattr(posterior_k_module, "EMPTY_MIN", empty_min)
     real, calls = smc.importance, []
 
     def with_khat(particles, target, *args, **kwargs):
@@ -265,7 +269,7 @@ def test_importance_with_an_uncertain_k_hat_gives_way_to_the_ratio(khat, used,
         warnings.simplefilter("error")
         pk = bayesgmm.posterior_k(_ONE, ks=[1, 2], random_seed=0, **FAST)
     assert pk.method == ["importance", used]
-    assert calls == ([2] if used == "empty-component" else [])
+    assert calls == ([] if khat < 0.5 else [2])
 
 
 # ---- D dims
