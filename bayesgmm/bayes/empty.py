@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from .density_md import spiral_index
+
 __all__ = ["EmptyProbability", "empty_probability", "empty_probability_md", "log_c"]
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -87,6 +89,30 @@ def _log_sigma_conditional(s, z, e2, idx, m, mu, ss, a, b):
 
 
 @njit(**_OPTS)
+def _allocate(lf, top, log_empty, rng):
+    """One point's allocation drawn from its log terms; the component's index.
+
+    ``lf``: log w_k + log density (overwritten), ``top`` their maximum; log(1 - r_ik)
+    is added to ``log_empty[k]``.
+    """
+    K = lf.shape[0]
+    tot = 0.0
+    for k in range(K):
+        lf[k] = math.exp(lf[k] - top)
+        tot += lf[k]
+    for k in range(K):
+        rest = max(tot - lf[k], 0.0)
+        log_empty[k] += math.log(rest / tot) if rest > 0.0 else -np.inf
+    u = rng.random() * tot
+    c = 0.0
+    for k in range(K):
+        c += lf[k]
+        if u < c:
+            return k
+    return K - 1
+
+
+@njit(**_OPTS)
 def _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, n_sweeps, rng, out, trace,
            thin):
     """``n_sweeps`` Gibbs sweeps from (w, mu, s = log sigma, beta), updated in place.
@@ -118,21 +144,7 @@ def _gibbs(z, e2, alpha, m0, s0, ss, a, g, h, w, mu, s, beta, n_sweeps, rng, out
                 d = z[i] - mu[j]
                 lf[j] = math.log(w[j]) - 0.5 * (math.log(v) + d * d / v)
                 top = max(top, lf[j])
-            tot = 0.0
-            for j in range(K):
-                lf[j] = math.exp(lf[j] - top)
-                tot += lf[j]
-            for j in range(K):
-                rest = max(tot - lf[j], 0.0)
-                log_empty[j] += math.log(rest / tot) if rest > 0.0 else -np.inf
-            u = rng.random() * tot
-            c = 0.0
-            k = K - 1
-            for j in range(K):
-                c += lf[j]
-                if u < c:
-                    k = j
-                    break
+            k = _allocate(lf, top, log_empty, rng)
             alloc[i] = k
             counts[k] += 1
         acc = 0.0
@@ -450,17 +462,7 @@ def _gibbs_md(z, ncols, colsall, err, has_err, alpha, m0, s0, ss, eta, w, mu, rh
     n, D = z.shape
     K = w.shape[0]
     M = D * (D - 1) // 2
-    idx = np.full((D, D), -1, np.int64)
-    # TFP's spiral order, as density_md.spiral_index
-    nn = D - 1
-    xc = np.empty(max(nn * nn, 1), np.int64)
-    for t in range(M - nn):
-        xc[t] = nn + t
-    for t in range(M):
-        xc[M - nn + t] = M - 1 - t
-    for a in range(1, D):
-        for b in range(a):
-            idx[a, b] = xc[(a - 1) * nn + b]
+    idx = spiral_index(D)
     Sig = np.empty((K, D, D))
     Lk = np.empty((D, D))
     C = np.empty((D, D))
@@ -491,21 +493,7 @@ def _gibbs_md(z, ncols, colsall, err, has_err, alpha, m0, s0, ss, eta, w, mu, rh
                 _point_cov(i, Sig[k], err, has_err, cols, d, C)
                 lf[k] = math.log(w[k]) + _log_normal(i, z, mu[k], cols, d, C, Lc, r)
                 top = max(top, lf[k])
-            tot = 0.0
-            for k in range(K):
-                lf[k] = math.exp(lf[k] - top)
-                tot += lf[k]
-            for k in range(K):
-                rest = max(tot - lf[k], 0.0)
-                log_empty[k] += math.log(rest / tot) if rest > 0.0 else -np.inf
-            u = rng.random() * tot
-            c = 0.0
-            kk = K - 1
-            for k in range(K):
-                c += lf[k]
-                if u < c:
-                    kk = k
-                    break
+            kk = _allocate(lf, top, log_empty, rng)
             alloc[i] = kk
             counts[kk] += 1
         acc = 0.0
