@@ -377,7 +377,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             A row with every feature missing, and any infinite value, is a
             ``DataError``. A Dask array (rows in blocks) is fitted out of core, one
             pass over its blocks per iteration, starting from a fit to a random
-            sample of its rows (:mod:`bayesgmm.em.out_of_core`; complete rows only).
+            sample of its rows (:mod:`bayesgmm.em.out_of_core`), missing values and
+            ``fixed`` parameters included.
         y : None
             Ignored; there for scikit-learn's API (pipelines pass labels here).
         X_err : array-like, optional
@@ -460,13 +461,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.weights_ = p.weights.copy()
         self.means_ = loc + p.means * scale
         self.covariances_ = p.covs * np.outer(scale, scale)
-        if parsed is not None:  # exactly the values given, not their standardized round trip
-            for k, v in parsed["weights"].items():
-                self.weights_[k] = v
-            for k, v in parsed["means"].items():
-                self.means_[k] = v
-            for k, v in parsed["covariances"].items():
-                self.covariances_[k] = v
+        self._set_fixed_exactly(parsed)
         self.loglik_ = float(best.loglik - shift)
         self.loglik_trace_ = np.asarray(best.trace) - shift
         self.n_iter_ = best.n_iter
@@ -481,6 +476,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._warn_if_failed(good=bool(good), converged=best.converged, n_runs=len(runs))
         return self
 
+    def _set_fixed_exactly(self, parsed: dict | None) -> None:
+        """Set the fixed parameters to exactly the values given.
+
+        Not their round trip through the standardized units.
+        """
+        if parsed is None:
+            return
+        for k, v in parsed["weights"].items():
+            self.weights_[k] = v
+        for k, v in parsed["means"].items():
+            self.means_[k] = v
+        for k, v in parsed["covariances"].items():
+            self.covariances_[k] = v
+
     def _fit_dask(self, X: Any, X_err: Any, sample_weight: Any) -> GaussianMixtureEM:
         """:meth:`fit` on Dask arrays, out of core (:mod:`bayesgmm.em.out_of_core`)."""
         from .out_of_core import fit as fit_dask
@@ -489,8 +498,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         names = out.pop("feature_names_in_")
         run_ = out.pop("run")
         self.n_passes_ = out.pop("n_passes")
+        parsed = out.pop("parsed_fixed")
         for name, value in out.items():
             setattr(self, name, value)
+        self._set_fixed_exactly(parsed)
         if names is not None:
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):

@@ -12,11 +12,15 @@ What a fit on a Dask array does, in passes over the data:
 
 1. one pass for the standardization: per-feature weighted mean and sd, from per-block
    (weight, mean, sum of squared deviations) merged by Chan, Golub & LeVeque's rule, which
-   loses no precision to a large offset; the same pass counts non-finite values.
+   loses no precision to a large offset; the same pass counts infinite values and NaN.
+   With two or more features a NaN is a missing value, marginalised as in memory: each
+   feature's moments are over the rows that observe it, and every block's incomplete
+   rows go through :class:`bayesgmm.em.missing.Missing` within its pass.
 2. a bounded random sample of the rows (``sample_size``, drawn once, chunk by chunk
    through Dask's indexing) is fitted in memory with every start, the screening and the
    split-and-merge search of an in-memory fit; its estimate is the start. A start given
-   as ``init`` (a dict) is used as it is, as in memory.
+   as ``init`` (a dict) is used as it is, as in memory; ``fixed`` parameters hold in
+   the sample's fit and in every M-step on all the data.
 3. EM on all the data from that start, to ``tol``: one pass per iteration, with the
    in-memory loop (:func:`bayesgmm.em.iteration.run`: the same convergence rule,
    collapse check and last M-step), so from the same start the iterates are those of an
@@ -31,7 +35,7 @@ import contextlib
 import contextvars
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,8 +43,8 @@ from ..errors import DataError
 from ..validation import check_errors
 from .iteration import Params, Stepper
 
-__all__ = ["DaskStepper", "fit", "is_dask", "map_predict", "map_rows", "moments",
-           "progress", "sample_rows"]
+__all__ = ["DaskStepper", "Moments", "fit", "is_dask", "map_predict", "map_rows",
+           "moments", "progress", "sample_rows"]
 
 #: rows of the random sample the starts and the search are run on (in memory)
 SAMPLE_SIZE = 100_000
@@ -125,18 +129,35 @@ def _weights(wb: np.ndarray | None, m: int) -> np.ndarray:
 
 
 def _block_moments(x: np.ndarray, w: np.ndarray | None, _e: Any = None) -> np.ndarray:
-    """(W, mean (D), M2 (D), non-finite count) of one block, as one flat row."""
+    """One block's moments, as one flat row.
+
+    (W, per feature: observed weight, mean, M2; then the counts of infinite values, of
+    NaN and of rows with no value). A missing value (NaN) leaves its feature's moments
+    to the rows that observe it, as :func:`bayesgmm.em.missing.nan_standardizer` does.
+    """
     x = x.reshape(x.shape[0], -1)
+    d = x.shape[1]
     w = _weights(w, x.shape[0])
-    bad = float(np.count_nonzero(~np.isfinite(x)))
+    nan = np.isnan(x)
+    n_nan = int(np.count_nonzero(nan))
+    n_inf = int(np.count_nonzero(np.isinf(x)))
     W = float(w.sum())
-    if W > 0 and not bad:
+    empty = int(np.count_nonzero(nan.all(axis=1))) if n_nan else 0
+    if n_inf:
+        Wa, mean, m2 = np.zeros(d), np.zeros(d), np.zeros(d)
+    elif n_nan:
+        ww = np.where(nan, 0.0, w[:, None])
+        Wa = ww.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(Wa > 0, (ww * np.where(nan, 0.0, x)).sum(axis=0) / Wa, 0.0)
+        m2 = (ww * np.where(nan, 0.0, x - mean) ** 2).sum(axis=0)
+    elif W > 0:
+        Wa = np.full(d, W)
         mean = (w @ x) / W
         m2 = w @ (x - mean) ** 2
     else:
-        mean = np.zeros(x.shape[1])
-        m2 = np.zeros(x.shape[1])
-    return np.concatenate([[W], mean, m2, [bad]])
+        Wa, mean, m2 = np.zeros(d), np.zeros(d), np.zeros(d)
+    return np.concatenate([[W], Wa, mean, m2, [n_inf, n_nan, empty]])
 
 
 def map_rows(func, X, w, X_err, *args) -> list[Any]:
@@ -155,28 +176,47 @@ def map_rows(func, X, w, X_err, *args) -> list[Any]:
                                for x, wb, e in zip(xs, ws, es, strict=True)]))
 
 
-def moments(X, w) -> tuple[np.ndarray, np.ndarray, float, int]:
+class Moments(NamedTuple):
+    """:func:`moments`' result: the standardization and what the pass counted."""
+
+    loc: np.ndarray  #: per-feature weighted mean over the observed values
+    scale: np.ndarray  #: per-feature weighted sd over the observed values
+    W: float  #: the total weight of the rows
+    observed: np.ndarray  #: per feature, the weight of the rows that observe it
+    n_inf: int  #: infinite values
+    n_nan: int  #: missing values (NaN)
+    n_empty: int  #: rows with every feature missing
+
+
+def moments(X, w) -> Moments:
     """Weighted per-feature mean and sd of a row-chunked Dask ``X``, in one pass.
 
     Per block (weight, mean, squared deviations about it), merged in block order by Chan,
     Golub & LeVeque's pairwise rule (exact in exact arithmetic; no cancellation against a
-    large offset); ``w`` None is unweighted. Returns (loc, scale, total weight, number of
-    non-finite values).
+    large offset); ``w`` None is unweighted. With missing values (NaN) each feature's
+    moments are over the rows that observe it. The same pass counts infinite values,
+    NaN and rows with no value, which :func:`fit` refuses or marginalises.
     """
     d = 1 if X.ndim == 1 else X.shape[1]
-    W, mean, m2, bad = 0.0, np.zeros(d), np.zeros(d), 0
+    W, Wa, mean, m2 = 0.0, np.zeros(d), np.zeros(d), np.zeros(d)
+    n_inf = n_nan = n_empty = 0
     for row in map_rows(_block_moments, X, w, None):
-        wb, mb, m2b = row[0], row[1:1 + d], row[1 + d:1 + 2 * d]
-        bad += int(row[-1])
-        if wb <= 0:
+        wb, wab = row[0], row[1:1 + d]
+        mb, m2b = row[1 + d:1 + 2 * d], row[1 + 2 * d:1 + 3 * d]
+        n_inf, n_nan, n_empty = (n_inf + int(row[-3]), n_nan + int(row[-2]),
+                                 n_empty + int(row[-1]))
+        W += wb
+        if not np.any(wab > 0):
             continue
+        take = wab > 0  # a feature this block never observes leaves its moments alone
+        tot = np.where(take, Wa + wab, 1.0)
         delta = mb - mean
-        tot = W + wb
-        mean = mean + delta * (wb / tot)
-        m2 = m2 + m2b + delta**2 * (W * wb / tot)
-        W = tot
-    scale = np.sqrt(m2 / W) if W > 0 else np.full(d, np.nan)
-    return mean, scale, W, bad
+        mean = np.where(take, mean + delta * (wab / tot), mean)
+        m2 = np.where(take, m2 + m2b + delta**2 * (Wa * wab / tot), m2)
+        Wa = np.where(take, tot, Wa)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(Wa > 0, np.sqrt(m2 / np.where(Wa > 0, Wa, 1.0)), np.nan)
+    return Moments(mean, scale, W, Wa, n_inf, n_nan, n_empty)
 
 
 def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -193,7 +233,8 @@ def _standardized(xb, eb, loc, scale):
     Z /= scale
     if eb is None:
         return Z, None
-    S = check_errors(eb, x.shape[0], x.shape[1])
+    nan = np.isnan(x)  # the error entries of a missing feature are ignored, as in memory
+    S = check_errors(eb, x.shape[0], x.shape[1], missing=nan if nan.any() else None)
     return Z, S / np.outer(scale, scale)
 
 
@@ -300,12 +341,11 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
     from sklearn.base import clone
 
     from .._numerics.standardize import _is_constant
+    from .fixed import Fixed
+    from .fixed import parse as parse_fixed
     from .init import given_start
     from .iteration import run
 
-    if est.fixed is not None:
-        raise DataError("fixed parameters are not supported on a Dask array yet; fit a "
-                        "NumPy array (or a sample of the rows) instead.")
     names = None
     if hasattr(X, "columns"):  # a Dask DataFrame: its columns are the features
         names = np.asarray([str(c) for c in X.columns], dtype=object)
@@ -327,20 +367,35 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
         raise DataError("sample_weight must have one value per row (shape (n_samples,)).")
     err = None if X_err is None else as_rows(X_err, "X_err", n, rows)
 
-    loc, scale, W, bad = moments(X, w)
-    if bad:
+    mom = moments(X, w)
+    loc, scale, W = mom.loc, mom.scale, mom.W
+    if mom.n_inf:
         raise DataError(
-            f"X holds {bad} NaN or infinite values; on a Dask array every value must be "
-            "finite (missing values are marginalised in memory only): drop those rows, "
-            "e.g. X[da.isfinite(X).all(axis=1)], or fit them in memory.")
+            f"X holds {mom.n_inf} infinite value(s); every value must be finite (a missing "
+            "one is NaN): drop those rows, e.g. X[~da.isinf(X).any(axis=1)].")
+    if mom.n_nan and d == 1:
+        raise DataError(
+            f"X holds {mom.n_nan} NaN value(s); with one feature a missing value leaves "
+            "nothing of its point to fit: drop those rows, e.g. X[~da.isnan(X)].")
+    if mom.n_empty:
+        raise DataError(
+            f"X has {mom.n_empty} row(s) with every feature missing (NaN); they carry no "
+            "information: drop them, e.g. X[~da.isnan(X).all(axis=1)].")
     if not W > 0:
         raise DataError("the sample weights sum to zero; give some point a positive weight.")
+    unseen = np.flatnonzero(~(mom.observed > 0))
+    if unseen.size:
+        raise DataError(
+            f"feature {int(unseen[0])} of X has no observed value (every entry is NaN, or "
+            "only rows of weight 0 observe it); a mixture cannot learn it: drop that column.")
     constant = _is_constant(loc, scale)
     if np.any(constant):
         raise DataError(f"feature {int(np.flatnonzero(constant)[0])} of X is constant; a "
                         "mixture needs spread in every feature: drop that column.")
     if est.covariance_type == "spherical":
         scale = np.full_like(scale, np.sqrt(np.mean(scale**2)))
+    parsed = parse_fixed(est.fixed, K, d, est.covariance_type)
+    fixed = None if parsed is None else Fixed(parsed, loc, scale, est.covariance_type)
     rng = np.random.default_rng(est.random_seed)
 
     moved = 0
@@ -361,8 +416,11 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
     stepper = DaskStepper(X, w, err, loc, scale, est.covariance_type,
                           float(est.reg_covar), W)
     r = run(None, None, None, start, covariance_type=est.covariance_type,
-            reg=float(est.reg_covar), tol=est.tol, max_iter=est.max_iter, stepper=stepper)
+            reg=float(est.reg_covar), tol=est.tol, max_iter=est.max_iter, fixed=fixed,
+            stepper=stepper)
     shift = W * np.log(scale).sum()  # Jacobian of the standardization
+    if mom.n_nan:  # a point's density is over its observed features only
+        shift = float(np.sum(mom.observed * np.log(scale)))
     p = r.params
     return {
         "weights_": p.weights.copy(), "means_": loc + p.means * scale,
@@ -371,8 +429,8 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
         "loglik_trace_": np.asarray(r.trace) - shift, "n_iter_": r.n_iter,
         "converged_": r.converged, "degenerate_": r.degenerate, "n_search_kept_": moved,
         "n_features_in_": d, "n_samples_fit_": float(W), "has_errors_": err is not None,
-        "feature_names_in_": names, "_loc": loc, "_scale": scale, "_fixed": None,
-        "run": r, "n_passes": stepper.n_passes,
+        "feature_names_in_": names, "_loc": loc, "_scale": scale, "_fixed": fixed,
+        "run": r, "n_passes": stepper.n_passes, "parsed_fixed": parsed,
     }
 
 
