@@ -529,7 +529,31 @@ def _proposal(points, rng, n_mix, inflate, defensive, weight=None, modes=(), mod
         means.append(centre)
         covs.append((cov + ridge) * inflate)
         mix = np.append(mix, share / len(modes))
-    return mix, [multivariate_t(means[c], covs[c], df=T_DF) for c in range(len(mix))]
+    return mix, [multivariate_t(means[c], _conditioned(covs[c]), df=T_DF)
+                 for c in range(len(mix))]
+
+
+#: the smallest eigenvalue a proposal component keeps, relative to its largest: SciPy
+#: refuses a shape whose ratio is below ~2e-10 as singular (its eigenvalue cutoff)
+PROPOSAL_MIN_EIG = 1e-8
+
+
+def _conditioned(cov: np.ndarray) -> np.ndarray:
+    """``cov`` with its eigenvalues raised to ``PROPOSAL_MIN_EIG`` of the largest.
+
+    A component fitted to (or a Laplace approximation at) a mode can be positive
+    definite and still too ill-conditioned for SciPy's multivariate t (eigenvalues
+    1e-9 and 26 in one calibration data set). Widening such a component along its
+    thinnest directions changes only the proposal, so importance sampling stays exact
+    (its weights and k-hat account for it); a well-conditioned ``cov`` is returned as
+    it is.
+    """
+    vals, vecs = np.linalg.eigh(cov)
+    floor = PROPOSAL_MIN_EIG * max(vals.max(), np.finfo(float).tiny)
+    if vals.min() >= floor:
+        return cov
+    fixed = (vecs * np.maximum(vals, floor)) @ vecs.T
+    return 0.5 * (fixed + fixed.T)
 
 
 def importance(

@@ -132,6 +132,26 @@ def test_importance_stops_at_its_standard_error_target_and_agrees_with_all_draws
     assert unreachable.theta.shape[0] == 20_000 and unreachable.se > 1e-9
 
 
+def test_an_ill_conditioned_mode_still_gives_a_proposal():
+    # calibration_k.py's data set 90 (n = 40, K = 3) stopped with SciPy's LinAlgError:
+    # a proposal component with eigenvalues 1.5e-9 and 26, positive definite but below
+    # SciPy's singularity cutoff. Such a component is widened along its thinnest
+    # directions (to 1e-8 of its largest eigenvalue); a well-conditioned one is kept.
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    bad = (q * np.array([1.5e-9, 7e-6, 2e-5, 2.3e-5, 26.0])) @ q.T
+    fixed = smc._conditioned(bad)
+    vals = np.linalg.eigvalsh(fixed)
+    assert vals.min() == pytest.approx(smc.PROPOSAL_MIN_EIG * 26.0, rel=1e-6)
+    np.testing.assert_allclose(sorted(vals)[1:], [7e-6, 2e-5, 2.3e-5, 26.0], rtol=1e-6)
+    good = np.diag([1.0, 0.01, 3.0, 1e-6, 2.0])
+    assert smc._conditioned(good) is good
+    points = rng.normal(size=(1000, 5)) * np.sqrt([1.4, 0.3, 0.003, 13.0, 11.0])
+    mix, dists = smc._proposal(points, rng, 4, 1.5, 0.1, modes=[(np.zeros(5), bad)],
+                               mode_share=0.05)
+    assert len(dists) == len(mix) and np.isfinite(dists[-1].logpdf(np.zeros(5)))
+
+
 def test_gradient_of_the_particles_density_matches_finite_differences():
     # central differences, step 1e-6: agreement to 1e-6 absolute (with and without errors,
     # a Dirichlet concentration != 1 so its term is exercised)
