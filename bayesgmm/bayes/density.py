@@ -25,7 +25,6 @@ from .likelihood import _fused
 # treats as a divergence), never a Python exception inside nutpie's C callback
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 _LOG2PI = math.log(2.0 * math.pi)
-_EMPTY = np.empty(0)
 
 
 @njit(**_OPTS)
@@ -69,7 +68,9 @@ def log_density(acc, w, mu, sigma, z, eps2, weights_alpha, means_mu, means_sigma
     the caller has summed so far (a log-Jacobian, or 0): the likelihood is added to it
     first, then the prior terms, in the order of :func:`add_log_prior`.
     """
-    total, dw, dmu, dsigma = _fused(z, eps2, w, mu, sigma, _EMPTY)
+    # np.empty(0), not a global array (read-only to numba): one signature of _fused
+    # for this, SMC and the Ops, so a cold first fit compiles it once
+    total, dw, dmu, dsigma = _fused(z, eps2, w, mu, sigma, np.empty(0))
     acc += total - log_scale_n
     acc = add_log_prior(acc, w, mu, sigma, weights_alpha, means_mu, means_sigma,
                         sigmas_sigma, dw, dmu, dsigma)

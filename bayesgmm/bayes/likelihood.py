@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._numerics.fastmath import (
     _LN2_HI,
@@ -24,6 +25,7 @@ from .._numerics.fastmath import (
     _log,
 )
 from .._numerics.numba_cache import package_stamp
+from .._numerics.threads import run_chunks
 
 _HALF_LOG2PI = 0.5 * math.log(2.0 * math.pi)
 # error_model="numpy": no zero-division checks, so the loops vectorise. "contract" lets
@@ -237,17 +239,26 @@ def _pointwise_impl(x, e2, w, mu, sigma):
 # --------------------------------------------------------------------------- Ops
 
 
-@njit(parallel=True, **_OPTS)
-def pointwise_loglik(z, eps2, w, mu, sigma, log_scale):
-    """Per-draw, per-point log-likelihood in data units, shape (S, n).
-
-    ``w``, ``mu``, ``sigma``: (S, K) draws in standardized units.
-    """
-    S = w.shape[0]
-    out = np.empty((S, z.shape[0]))
-    for s in prange(S):
+@njit(**_OPTS)
+def _pointwise_draws(z, eps2, w, mu, sigma, log_scale, out, lo, hi):
+    """Rows ``lo:hi`` of :func:`pointwise_loglik`'s ``out`` (draws lo..hi-1)."""
+    for s in range(lo, hi):
         row = _pointwise(z, eps2, w[s], mu[s], sigma[s])
         for i in range(row.shape[0]):  # a loop, not out[s] = ...: see _row_sums
             out[s, i] = row[i] - log_scale
-    return out
 
+
+def pointwise_loglik(z: np.ndarray, eps2: np.ndarray, w: np.ndarray, mu: np.ndarray,
+                     sigma: np.ndarray, log_scale: float) -> np.ndarray:
+    """Per-draw, per-point log-likelihood in data units, shape (S, n).
+
+    ``w``, ``mu``, ``sigma``: (S, K) C-contiguous draws in standardized units. The
+    draws are split over ``NUMBA_NUM_THREADS`` threads (:func:`run_chunks`; no parfor
+    to compile on a cold first fit).
+    """
+    S = w.shape[0]
+    out = np.empty((S, z.shape[0]))
+    n_chunks = max(1, min(S, numba.config.NUMBA_NUM_THREADS))
+    run_chunks(_pointwise_draws, S, n_chunks,
+               lambda lo, hi, _c: (z, eps2, w, mu, sigma, float(log_scale), out, lo, hi))
+    return out

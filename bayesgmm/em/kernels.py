@@ -23,15 +23,14 @@ Conventions (inputs are clean, C-contiguous float64, already standardized):
 from __future__ import annotations
 
 import math
-import os
 import types
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 from numba import njit
 
 from .._numerics.fastmath import _log
+from .._numerics.threads import run_chunks
 from .kernels_md import (  # noqa: F401  (used through this module)
     _block_lse,
     deconvolve_full,
@@ -63,30 +62,6 @@ def n_chunks_for(n: int, work: float = 1.0) -> int:
     # and up to four (so that a thread slowed by other jobs can be made up for)
     threads = max(1, numba.get_num_threads())
     return int(min(4 * threads, max(threads, n * work // (_SERIAL_BELOW // 2))))
-
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, pool)
-
-
-def run_chunks(f, n: int, n_chunks: int, args) -> list[float]:
-    """``f(*args(lo, hi, c))`` over ``n_chunks`` equal ranges of ``n`` points, in threads.
-
-    ``f`` is a compiled ``nogil`` kernel, so the threads run at once. The 1-D passes are
-    parallel this way rather than by numba's ``prange``: a parallel function costs
-    seconds more to compile on a cold cache (issue 16's first call), and the chunk
-    kernel it would wrap is compiled anyway (the screening runs call it serially).
-    Returns each chunk's return value.
-    """
-    step = (n + n_chunks - 1) // n_chunks
-    if n_chunks == 1:
-        return [f(*args(0, n, 0))]
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has none of its threads
-        _POOL = (os.getpid(), ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS),
-                                                 thread_name_prefix="bayesgmm-em"))
-    futs = [_POOL[1].submit(f, *args(c * step, min(n, (c + 1) * step), c))
-            for c in range(n_chunks)]
-    return [fu.result() for fu in futs]
 
 
 # --------------------------------------------------------------------------- 1-D

@@ -1,4 +1,4 @@
-"""The 1-D passes' chunks in threads (kernels.run_chunks): same sums, and safe after fork."""
+"""The 1-D passes' chunks in threads (_numerics.threads.run_chunks): same sums, safe after fork."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from bayesgmm._numerics import threads
 from bayesgmm.em import kernels as kern
 
 
@@ -17,7 +18,7 @@ def _four_threads(monkeypatch):
     # the chunks on four threads at once, whatever NUMBA_NUM_THREADS says (the suite's
     # workers run with one: tests/conftest.py)
     with ThreadPoolExecutor(4, thread_name_prefix="test-kernels") as pool:
-        monkeypatch.setattr(kern, "_POOL", (os.getpid(), pool))
+        monkeypatch.setattr(threads, "_POOL", (os.getpid(), pool))
         yield
 
 
@@ -120,3 +121,27 @@ def test_the_screen_takes_the_python_driven_runs_on_its_full_subsample(monkeypat
         gm = GaussianMixtureEM(2, random_seed=0).fit(x)
         assert called == [want], (n, called)
         np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0, 5], atol=0.3)
+
+
+def test_pointwise_loglik_draws_split_over_threads(monkeypatch):
+    # the result's log_likelihood: draws split into four chunks on four threads give
+    # the one-chunk rows exactly (each row is computed alone), and the rows are
+    # log(sum_k w_k N(z | mu_k, sigma_k^2 + e2)) - log_scale (NumPy, 1e-12)
+    import numba
+
+    from bayesgmm.bayes.likelihood import pointwise_loglik
+
+    rng = np.random.default_rng(3)
+    z, e2 = rng.normal(size=3_001), rng.uniform(0.01, 0.2, 3_001)
+    w = rng.dirichlet(np.ones(3), size=37)
+    mu = np.sort(rng.normal(size=(37, 3)), axis=1)
+    sg = rng.uniform(0.3, 1.5, size=(37, 3))
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    one = pointwise_loglik(z, e2, w, mu, sg, 0.7)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 4)
+    four = pointwise_loglik(z, e2, w, mu, sg, 0.7)
+    np.testing.assert_array_equal(four, one)
+    t = sg[:, None, :] ** 2 + e2[None, :, None]
+    dens = w[:, None, :] * np.exp(-0.5 * (z[None, :, None] - mu[:, None, :]) ** 2 / t) \
+        / np.sqrt(2 * np.pi * t)
+    np.testing.assert_allclose(one, np.log(dens.sum(axis=2)) - 0.7, rtol=1e-12)

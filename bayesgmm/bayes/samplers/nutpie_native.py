@@ -191,7 +191,7 @@ def check_header(header: np.ndarray, n_dim: int) -> None:
     if h.dtype != np.int64 or h.shape != (_N_HEADER,):
         raise ValueError(f"a header is {_N_HEADER} int64 words ({', '.join(HEADER)}); "
                          f"got {h.dtype} {h.shape}")
-    if not _layout_ok(h, n_dim):
+    if not _layout_ok(h, np.uint64(n_dim)):  # the C callbacks' type: one signature
         fields = dict(zip(HEADER[:5], h[:5].tolist(), strict=True))
         raise ValueError(f"header refused: {fields} (magic {_MAGIC:#x}, "
                          f"{_N_HEADER} words, K with 3K - 1 = {n_dim} expected)")

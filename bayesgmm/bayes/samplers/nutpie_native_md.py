@@ -140,7 +140,7 @@ def _header(arrays: dict[str, np.ndarray], target: TargetMD) -> np.ndarray:
                              f"of shape {shape} expected, got {a.dtype} {a.shape}")
         words[name] = a.ctypes.data
     header = np.array([words[name] for name in HEADER_MD], dtype=np.int64)
-    if not _layout_ok(header, target.n_dim):
+    if not _layout_ok(header, np.uint64(target.n_dim)):  # the callbacks' type
         sizes = dict(zip(HEADER_MD[:8], header[:8].tolist(), strict=True))
         raise ValueError(f"header refused: {sizes}")
     return header
