@@ -11,6 +11,11 @@ from ._common import _new_figure
 
 __all__ = ["plot_posterior_k", "plot_selection", "selection_data"]
 
+#: the evidence methods whose estimate passed its check, as
+#: ``bayes.posterior_k.evidence_checked`` says (plots read results and never import
+#: ``bayes``; a test keeps the two in step): the other bars are hatched
+CHECKED_METHODS = ("importance", "nuts+importance", "empty-component")
+
 
 def selection_data(table: Any) -> Any:
     """What :func:`plot_selection` draws.
@@ -108,9 +113,8 @@ def plot_posterior_k(table: Any, chosen: int | None = None) -> Any:
     bars = ax.bar(ks, p, yerr=2 * sd, color=colours, capsize=4, width=0.6,
                   error_kw={"elinewidth": 1.2}, label="p(K | data) +- 2 Monte Carlo sd")
     if "method" in table:
-        # posterior_k.evidence_checked's methods (plots read results, never import bayes)
         for bar, method in zip(bars, table["method"], strict=True):
-            if method not in ("importance", "nuts+importance", "empty-component"):
+            if method not in CHECKED_METHODS:
                 bar.set_hatch("//")
     if "prior" in table:
         ax.plot(ks, table["prior"].to_numpy(dtype=float), "k_", ms=22, mew=2,

@@ -363,3 +363,26 @@ def test_repeated_values_without_errors_are_refused(make_err):
         bayesgmm.fit(x, 2, X_err=err, sampler="smc", progressbar=False)
     pk = _quiet(x, ks=[1], X_err=np.full(x.size, 0.1 / np.sqrt(12)), random_seed=0, **FAST)
     assert np.isfinite(pk.log_evidence[0])
+
+
+def test_the_figure_hatches_exactly_the_unchecked_evidences():
+    # plots.selection keeps its own list (readers never import bayes): it must say
+    # what posterior_k.evidence_checked says for every method PosteriorK reports
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from bayesgmm.bayes.posterior_k import evidence_checked
+    from bayesgmm.plots import plot_posterior_k
+    from bayesgmm.plots.selection import CHECKED_METHODS
+
+    methods = ["importance", "smc", "nuts+importance", "nuts+importance (check failed)",
+               "empty-component"]
+    assert set(CHECKED_METHODS) == {m for m in methods if evidence_checked(m)}
+    table = pd.DataFrame({"p(K | data)": [0.1, 0.2, 0.3, 0.2, 0.2], "sd": 0.01,
+                          "method": methods}, index=pd.Index([1, 2, 3, 4, 5], name="K"))
+    fig = plot_posterior_k(table, chosen=3)
+    bars = fig.axes[0].patches
+    assert [bool(b.get_hatch()) for b in bars] == [not evidence_checked(m) for m in methods]
+
