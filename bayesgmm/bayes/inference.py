@@ -111,11 +111,9 @@ def _fit(
         from .posterior_k import check_no_ties_md
 
         check_no_ties_md(problem.x, problem.cov, "sampler='smc'", problem.features)
-        post, stats, runs = _sample_smc_md(problem)
-        active = "smc"
+        post, stats, runs, active = _sample_smc_md(problem)
     elif sampler == "smc":
-        post, stats, runs = _sample_smc(problem)
-        active = "smc"
+        post, stats, runs, active = _sample_smc(problem)
     else:
         post, stats, runs, active = _nuts_runs(problem, sampler, md, tune, target_accept,
                                                chains, draws, first_run_check)
@@ -153,12 +151,20 @@ def _fit(
     return dt
 
 
-def _smc_one(target: Any, seed: int, draws: int, log_jac: float) -> tuple[dict, dict]:
+def _smc_one(target: Any, seed: int, draws: int, chains: int, log_jac: float,
+             gibbs: Any) -> tuple[dict, dict]:
     """SMC + importance sampling on one fit's tempered target: (``_one_k``'s dict, run record).
 
-    Warns when the draws rest on SMC's particles alone (the importance check failed).
+    Where the importance check fails, the draws would be SMC's particles, whose modes'
+    weights are unreliable (:mod:`.empty`: SMC's particles visit an overfitted
+    component's empty states too rarely). Then ``gibbs(starts, rng)`` (K >= 2), the
+    allocations' Gibbs sampler with one chain per start, ``chains`` of SMC's particles,
+    runs instead: its draws replace the particles when its chains agree on how often a
+    component is empty (R-hat below ``empty.RHAT_MAX``), and ``one["sampler"]`` says
+    ``"gibbs"``. Warns in either case: the evidence in the record is SMC's.
     """
     from ..errors import SamplingWarning
+    from .empty import RHAT_MAX
     from .posterior_k import _one_k, _smc_only
 
     n_runs = SMC_RUNS
@@ -172,11 +178,35 @@ def _smc_one(target: Any, seed: int, draws: int, log_jac: float) -> tuple[dict, 
            "pareto_k": float(imp.pareto_k), "importance_ess": float(imp.ess),
            "smc_stages": one["smc_stages"], "n_particles": SMC_PARTICLES,
            "smc_runs": n_runs, "n_importance": SMC_IMPORTANCE}
-    if one["method"] == "smc":
-        warnings.warn(f"sampler='smc': the posterior {_smc_only(one, n_runs)} Its draws are "
-                      "SMC's particles, whose mode weights may be off; check the modes "
-                      "in diagnose, or fit with fewer components.", SamplingWarning,
+    one["sampler"] = "smc"
+    if one["method"] != "smc":
+        return one, run
+    theta = one["theta"]
+    gibbs_run = None
+    if target.K >= 2 and chains >= 2:
+        starts = theta[np.linspace(0, theta.shape[0] - 1, chains).astype(int)]
+        gibbs_run = gibbs(starts, np.random.default_rng([seed, 4]))
+        run.update(gibbs_empty_probability=float(gibbs_run.value),
+                   gibbs_rhat=float(gibbs_run.rhat), gibbs_sweeps=int(gibbs_run.sweeps))
+    if gibbs_run is not None and gibbs_run.rhat < RHAT_MAX:
+        d = gibbs_run.draws
+        one.update(theta=d.reshape(-1, d.shape[-1]), chains=d.shape[0], sampler="gibbs")
+        run["draws"] = "gibbs"
+        warnings.warn(f"sampler='smc': the posterior {_smc_only(one, n_runs)} Its draws "
+                      f"come from {d.shape[0]} chains of the allocations' Gibbs sampler "
+                      "started at SMC's particles instead (they visit every grouping "
+                      "of the points, empty components included, as often as the "
+                      "posterior does); diagnose checks them. The evidence in "
+                      "attrs['sampling_runs'] is SMC's, unchecked.", SamplingWarning,
                       stacklevel=5)
+        return one, run
+    why = ("" if gibbs_run is None else
+           f" The allocations' Gibbs sampler started there did not settle either (R-hat "
+           f"{gibbs_run.rhat:.3f} of an empty component's probability, limit {RHAT_MAX}).")
+    warnings.warn(f"sampler='smc': the posterior {_smc_only(one, n_runs)} Its draws are "
+                  f"SMC's particles, whose mode weights may be off.{why} Check the modes "
+                  "in diagnose, or fit with fewer components.", SamplingWarning,
+                  stacklevel=5)
     return one, run
 
 
@@ -184,11 +214,13 @@ def _sample_smc(problem: _Problem):
     """Tempered SMC + importance sampling (``sampler="smc"``): every mode, weighted.
 
     :func:`bayesgmm.bayes.posterior_k._one_k` on this K, its draws resampled by the
-    importance weights (or, when those fail their check, SMC's particles, warned).
-    Returns (posterior, sample_stats, runs) as the NUTS path does.
+    importance weights (or, when those fail their check, the Gibbs sampler's or SMC's
+    particles, warned: :func:`_smc_one`). Returns (posterior, sample_stats, runs, the
+    sampler whose draws these are) as the NUTS path does.
     """
     import math
 
+    from .empty import empty_probability
     from .posterior_k import _draws_datasets
     from .smc import check_exchangeable, tempered_1d
 
@@ -197,22 +229,27 @@ def _sample_smc(problem: _Problem):
     z = (p.x - p.loc) / p.scale
     eps2 = np.zeros(1) if p.e is None else (p.e / p.scale) ** 2
     one, run = _smc_one(tempered_1d(z, eps2, p.K, p.hyper), p.seed, p.chains * p.draws,
-                        z.shape[0] * math.log(p.scale))
+                        p.chains, z.shape[0] * math.log(p.scale),
+                        lambda starts, rng: empty_probability(z, eps2, p.K, p.hyper, starts,
+                                                              rng, draws=p.draws))
     C = p.chains if one["method"] == "importance" else one["chains"]
     post, stats = _draws_datasets(one["theta"], p.K, C, p.loc, p.scale,
                                  {k: v for k, v in run.items() if k != "sampler"})
-    return post, stats, [run]
+    return post, stats, [run], one["sampler"]
 
 
 def _sample_smc_md(problem: ProblemMD):
     """``sampler="smc"`` in D dims: :func:`_sample_smc` on :class:`~.smc_md.TemperedMD`."""
+    from .empty import empty_probability_md
     from .smc_md import TemperedMD
 
     p = problem
     log_jac = float(np.log(np.broadcast_to(p.scale, p.x.shape)[p.observed]).sum())
-    one, run = _smc_one(TemperedMD.build(p.target), p.seed, p.chains * p.draws, log_jac)
+    one, run = _smc_one(TemperedMD.build(p.target), p.seed, p.chains * p.draws, p.chains,
+                        log_jac, lambda starts, rng: empty_probability_md(
+                            p.target, starts, rng, draws=p.draws))
     post, stats = smc_draws_md(p, one, {k: v for k, v in run.items() if k != "sampler"})
-    return post, stats, [run]
+    return post, stats, [run], one["sampler"]
 
 
 def smc_draws_md(problem: ProblemMD, one: dict[str, Any], attrs: dict[str, Any]):
@@ -340,8 +377,8 @@ def _fall_back_to_smc(problem: Any, md: bool, runs: list[dict[str, Any]]):
         "moves between too slowly. Sampling it by tempered SMC + importance sampling "
         "instead (sampler='smc'); attrs['sampling_runs'] keeps all three runs. "
         "target_accept=0.8 keeps a single NUTS run.", SamplingWarning, stacklevel=4)
-    post, stats, smc_runs = (_sample_smc_md if md else _sample_smc)(problem)
-    return post, stats, runs + smc_runs, "smc"
+    post, stats, smc_runs, active = (_sample_smc_md if md else _sample_smc)(problem)
+    return post, stats, runs + smc_runs, active
 
 
 def _run_tree(post: Any, stats: Any) -> Any:
@@ -523,8 +560,12 @@ def fit(
         finds them and importance sampling weights them
         (:func:`bayesgmm.posterior_k`'s machinery for this K); the draws are
         resampled by the importance weights, so each region's share of them is its
-        posterior mass. In D dims the draws are then relabelled to the EM estimate as
-        NUTS draws are. ``tune`` and ``target_accept`` do not apply; it costs a few
+        posterior mass. Where importance sampling fails its check (typically K above
+        what the data support), the draws come instead from a Gibbs sampler over the
+        allocations started at SMC's particles (one chain per ``chains``; its chains
+        visit the groupings with an empty component as often as the posterior does),
+        warned. In D dims the draws are then relabelled to the EM estimate as NUTS
+        draws are. ``tune`` and ``target_accept`` do not apply; it costs a few
         NUTS fits on small data and grows with n (ARCHITECTURE.md, "Several modes").
         Values that repeat exactly without a measurement error (rounded data) are
         refused: the posterior has no finite normalising constant there; pass the

@@ -180,7 +180,7 @@ def modes_sentence(dt: Any) -> str:
     sampler = dt["posterior"].attrs.get("sampler")
     how = ("its draws are weighted by importance sampling, so these are the modes' "
            "posterior masses" if sampler in ("smc", "nuts+importance") else
-           "its draws come from four Gibbs chains started at SMC's particles, so these "
+           "its draws come from Gibbs chains started at SMC's particles, so these "
            "are the shares of their draws" if sampler == "gibbs" else
            "the chains started at the EM estimate, so a mode none of them reached is "
            "missing; sampler='smc' searches from the prior")
