@@ -8,7 +8,7 @@ cache is neither read nor touched), "warm" runs again on the cache the cold run 
 scikit-learn's ``GaussianMixture`` on the same points is printed for reference (it
 compiles nothing).
 
-    python benchmarks/first_call.py [--repeats 2]
+    python benchmarks/first_call.py [--repeats 2] [--skip-precompile] [--cases em,cli]
 
 Prints one line per case and the cold - warm difference against the target. A third
 column is the first call after ``bayesgmm precompile`` on an empty cache (what the
@@ -73,6 +73,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2,
                         help="cold/warm pairs per case, each on a new empty cache (default 2)")
+    parser.add_argument("--skip-precompile", action="store_true",
+                        help="leave out the column after `bayesgmm precompile` (2-3 min each)")
+    parser.add_argument("--cases", default="em,cli",
+                        help="which cases, comma-separated: em, cli (default both)")
     args = parser.parse_args()
     import numpy as np
 
@@ -81,8 +85,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "seed001.csv"
         np.savetxt(data, seed001_data(), header="x", comments="")
-        for name, code, target in (("GaussianMixtureEM.fit, 1e6 points", EM, 3.0),
-                                   ("bayesgmm fit, seed 001", CLI, 5.0)):
+        cases = (("em", "GaussianMixtureEM.fit, 1e6 points", EM, 3.0),
+                 ("cli", "bayesgmm fit, seed 001", CLI, 5.0))
+        for key, name, code, target in cases:
+            if key not in args.cases.split(","):
+                continue
             for r in range(args.repeats):
                 cache = tempfile.mkdtemp(dir=tmp)
                 extra = (str(data), str(Path(tmp) / f"out{r}")) if code is CLI else ()
@@ -92,6 +99,8 @@ def main() -> None:
                 verdict = "met" if cold - warm <= target else "not met"
                 print(f"{name}: cold {cold:.1f} s, warm {warm:.1f} s, cold - warm "
                       f"{cold - warm:.1f} s (target <= {target:.0f} s: {verdict})", flush=True)
+                if args.skip_precompile:
+                    continue
                 pre_cache = tempfile.mkdtemp(dir=tmp)
                 pre = timed(PRECOMPILE, pre_cache)
                 extra = (str(data), str(Path(tmp) / f"out{r}p")) if code is CLI else ()
