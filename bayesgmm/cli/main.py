@@ -477,7 +477,8 @@ def _cmd_em(args: argparse.Namespace) -> dict[str, Any]:
         "converged": bool(gm.converged_),
         "degenerate": bool(gm.degenerate_),
         "n_samples": int(X.shape[0]),
-        "n_missing": 0 if lazy else int(np.isnan(X).sum()),
+        # out of core, the standardization's pass counted them
+        "n_missing": int(getattr(gm, "_n_missing", 0)) if lazy else int(np.isnan(X).sum()),
         "columns": names,
         "error_columns": list(args.errors or []),
         "covariance_type": args.covariance,

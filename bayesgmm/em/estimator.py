@@ -471,8 +471,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.n_features_in_ = d
         self.n_samples_fit_ = float(w.sum())
         self.has_errors_ = S is not None
-        if hasattr(self, "n_passes_"):  # left by an earlier fit on a Dask array
-            del self.n_passes_
+        for left in ("n_passes_", "_n_missing"):  # left by an earlier fit on a Dask array
+            if hasattr(self, left):
+                delattr(self, left)
         self._warn_if_failed(good=bool(good), converged=best.converged, n_runs=len(runs))
         return self
 

@@ -431,6 +431,7 @@ def fit(est: Any, X: Any, X_err: Any, sample_weight: Any) -> dict[str, Any]:
         "n_features_in_": d, "n_samples_fit_": float(W), "has_errors_": err is not None,
         "feature_names_in_": names, "_loc": loc, "_scale": scale, "_fixed": fixed,
         "run": r, "n_passes": stepper.n_passes, "parsed_fixed": parsed,
+        "_n_missing": mom.n_nan,
     }
 
 

@@ -56,6 +56,33 @@ def test_em_on_a_directory_matches_the_in_memory_fit(capsys, parts):
     assert len(passes) >= lazy["n_iter"]
 
 
+def test_em_on_parquet_files_with_empty_cells(capsys, tmp_path):
+    # two columns with 5% of the cells empty, in three files: the missing values are
+    # marginalised out of core (the same maximum as the same rows in memory, within
+    # the default tolerance), and the output counts them
+    rng = np.random.default_rng(6)
+    X = np.concatenate([rng.normal(0, 1, (4500, 2)), rng.normal(4, 1, (4500, 2))])
+    nan = rng.random(X.shape) < 0.05
+    nan[nan.all(axis=1), 0] = False
+    X[nan] = np.nan
+    df = pd.DataFrame(X, columns=["g", "r"])
+    d = tmp_path / "bands"
+    d.mkdir()
+    for i in range(3):
+        df.iloc[i * 3000:(i + 1) * 3000].to_parquet(d / f"part-{i}.parquet")
+    csv = tmp_path / "bands.csv"
+    df.to_csv(csv, index=False)
+    code, out, err = run(capsys, "em", str(d), "--k", "2", "--seed", "0", "--json")
+    assert code == 0, err
+    lazy = json.loads(out)
+    code, out, err = run(capsys, "em", str(csv), "--k", "2", "--seed", "0", "--json")
+    assert code == 0, err
+    mem = json.loads(out)
+    assert lazy["n_missing"] == mem["n_missing"] == int(nan.sum())
+    assert lazy["loglik"] == pytest.approx(mem["loglik"], abs=5.0)
+    np.testing.assert_allclose(lazy["means"], mem["means"], atol=0.02)
+
+
 def test_select_on_a_glob(capsys, parts):
     d, _ = parts
     code, out, err = run(capsys, "select", str(d / "part-*.parquet"), "--columns", "v",
