@@ -656,10 +656,12 @@ def fit(
         :func:`bayesgmm.diagnose` fails on the result (after the rerun rule above), so
         ``fit`` warns exactly when ``diagnose(result).ok`` is False: max R-hat > 1.01,
         min bulk or tail ESS < 400, divergences, E-BFMI, tree depth, chains in different
-        modes, chains that disagree on the modes' weights (1-D: ``modes_mixed``), a
-        posterior far from the EM estimate, a near-empty component, labels
-        not identified (D dims: draws the EM estimate cannot label), a failed posterior
-        predictive check (D dims: per feature). In D dims the R-hat and ESS are over
+        modes, chains that disagree on the modes' weights (``modes_mixed``), a mode
+        no chain reached that would widen some parameter's sd by more than 10% (1-D
+        from the EM estimate: ``modes_reached``), a posterior far from the EM
+        estimate, a near-empty component, labels not identified (D dims: draws the
+        EM estimate cannot label), a failed posterior predictive check (D dims: per
+        feature). In D dims the R-hat and ESS are over
         weights, means, sds and the correlations below the diagonal. Each says the figure, the
         threshold and what to try (``draws=``, ``tune=``, ``target_accept=``,
         ``n_components=``).

@@ -51,8 +51,6 @@ EMPTY_MIN = 0.01
 #: ... and when its weights' effective sample size reaches this: a few draws carrying
 #: the estimate can escape the k-hat (galaxy, K = 5: ESS 30 of 200,000 at k-hat 0.60)
 IMPORTANCE_ESS_MIN = 200
-#: random EM starts whose local maxima are climbed for modes (``method="nuts"``)
-N_EM_STARTS = 10
 #: climbs for the proposal's modes from a NUTS run's draws and the EM maxima (the draws
 #: are in few modes: half the climbs of SMC's widely spread particles)
 N_CLIMBS_NUTS = 40
@@ -380,45 +378,17 @@ def _resample(imp, modes, rs, n_draws) -> np.ndarray:
     return imp.theta[rs.permutation(order[np.minimum(idx, p.shape[0] - 1)])]
 
 
-def _em_starts(z: np.ndarray, eps2: np.ndarray, K: int, rng: np.random.Generator,
-               n_starts: int = N_EM_STARTS) -> np.ndarray:
-    """Local maxima of the likelihood from random EM starts, in :mod:`.smc`'s coordinates.
-
-    Each start is one random partition run to its maximum (no search: the point is
-    to land in different maxima, not the best one); a posterior mode NUTS's chains
-    never reach is often near one of them, and a climb from there finds it.
-    """
-    from ..em import GaussianMixtureEM
-    from .smc import _coords, _sort
-
-    err = np.sqrt(eps2) if eps2.shape[0] == z.shape[0] else None
-    out = []
-    for seed in rng.integers(2**31 - 1, size=n_starts):
-        gm = GaussianMixtureEM(K, init="random", n_init=1, n_screen=0, split_merge=False,
-                               tol=1e-6, max_iter=300, random_seed=int(seed))
-        with warnings.catch_warnings():  # any maximum will do as a start: nothing to say
-            warnings.simplefilter("ignore")
-            try:
-                gm.fit(z, X_err=err)
-            except Exception:  # noqa: BLE001 - a start that fails is only a start fewer
-                continue
-        sd = np.sqrt(np.maximum(gm.covariances_[:, 0, 0], 1e-8))
-        out.append(_coords(np.maximum(gm.weights_, 1e-8)[None, :],
-                           gm.means_[None, :, 0], sd[None, :])[0])
-    return _sort(np.array(out), K) if out else np.empty((0, 3 * K - 1))
-
-
 def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, scale):
     """One K from ``fit``'s NUTS draws: modes, importance sampling, resampled draws.
 
     The proposal is fitted to the draws of one NUTS run of ``fit`` (4 chains from the
     EM estimate; no rerun: its checks do not matter here, the importance weights' do)
     with a component at each mode a climb reaches from the draws or from
-    :func:`_em_starts`' local maxima. Returns :func:`_one_k`'s dict, ``method``
+    :func:`~.modes.em_starts`' local maxima. Returns :func:`_one_k`'s dict, ``method``
     ``"nuts+importance"``; ``ok`` says whether the importance check passed.
     """
     from .inference import _fit
-    from .modes import laplace_components
+    from .modes import em_starts, laplace_components
     from .smc import _coords, importance
 
     rng_fit, rng_em, rng_imp, rng_draws = stream.spawn(4)
@@ -435,7 +405,7 @@ def _nuts_one_k(x, e, K, priors, target, stream, *, n_importance, draws, loc, sc
                                     np.maximum(sg / scale, 1e-300)))
     modes = []
     if K > 1:
-        starts = _em_starts(target.args[0], target.args[1], K, rng_em)
+        starts = em_starts(target.args[0], target.args[1], K, rng_em)
         modes = laplace_components(target, np.concatenate([particles, starts]),
                                    n_climbs=N_CLIMBS_NUTS)
     imp = importance(particles, target, rng_imp, n_draws=n_importance, modes=modes,
@@ -618,7 +588,7 @@ def posterior_k(
         the prior (``n_runs`` x ``n_particles``), which reaches every grouping of the
         points but costs tens of NUTS fits on a thousand points. ``"nuts"`` (1-D): one
         NUTS run of ``fit`` (4 chains from the EM estimate) plus climbs from
-        ``N_EM_STARTS`` random EM maxima, about twice a fit's cost; it assumes every
+        ``modes.N_EM_STARTS`` random EM maxima, about twice a fit's cost; it assumes every
         grouping of the points that holds real posterior mass is reached by the chains
         or by a climb, which the importance check cannot confirm. ``"auto"``: SMC where
         the points times K are at most ``SMC_MAX_NK`` (1,000), NUTS beyond, in 1-D with

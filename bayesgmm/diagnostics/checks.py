@@ -22,6 +22,7 @@ from .mixture import (
     MIN_WEIGHT,
     MODE_SPLIT_SD,
     label_row,
+    missed_row,
     mixture_checks,
     mixture_warnings,
     modes_row,
@@ -309,6 +310,11 @@ def diagnose(
     (a chain switched mode part-way, or sits in a mode the others never visit), so the
     modes' weights are not yet known. Its value is that R-hat (1 for one mode); the
     verdict gives the modes' weights.
+    ``modes_reached`` (only for a 1-D fit from the EM estimate, K >= 2, which searches
+    for them): climbs from random EM maxima to modes no chain reached, each weighed by
+    Laplace's approximation; fails when such modes, in their share of the posterior,
+    would make some parameter's sd more than ``MISSED_SD_MAX`` (10%) larger. Its value
+    is that relative increase.
     ``rank_ecdf``: on the draws thinned to about independent ones (as the rank plot
     draws them), whether some chain's fractional-rank ECDF leaves the simultaneous
     envelope widened for the number of panels (probability ``1 - rank_alpha / panels``);
@@ -348,6 +354,8 @@ def diagnose(
     rows.append(from_mixture("chains_agree", mode_split_sd, ""))
     if "modes" in dt.attrs:  # fits (bayes/modes.py); other trees keep their table
         rows.append(modes_row(dt))
+        if '"missed"' in dt.attrs["modes"]:  # 1-D fits from the EM estimate
+            rows.append(missed_row(dt))
     rows.append(from_mixture("near_em", far_from_em_sd, "no em_estimate group"))
     rows.append(from_mixture("no_empty_component", min_weight, ""))
     rows.append(label_row(dt, label_gap_sd, label_overlap_max))

@@ -27,6 +27,9 @@ MIN_WEIGHT = 0.01
 #: how much of the posterior each mode holds. R-hat's usual limit (1.01,
 #: ``sampling.RHAT_MAX``), applied to each mode's indicator as to any quantity.
 MODE_RHAT_MAX = 1.01
+#: ``modes_reached`` fails when a mode no chain reached would make some parameter's
+#: posterior sd this much larger (relative), had the draws held it in its share
+MISSED_SD_MAX = 0.1
 
 
 def _n_obs(dt: Any) -> int | None:
@@ -321,3 +324,57 @@ def modes_row(dt: Any, rhat_max: float = MODE_RHAT_MAX) -> dict[str, Any]:
                    "are unreliable; refit with sampler='smc' (tempered SMC finds the modes "
                    "and importance sampling weights them)")
     return _row("modes_mixed", ok, value, rhat_max, message)
+
+
+def missed_row(dt: Any, sd_max: float = MISSED_SD_MAX) -> dict[str, Any]:
+    """``modes_reached``: whether a mode no chain reached matters to the summaries.
+
+    Reads ``attrs["modes"]["missed"]``, which a 1-D fit from the EM estimate writes
+    (``bayes/modes.py``: climbs from random EM maxima to modes the draws are not in,
+    each one's share of the posterior by Laplace's approximation). With the missed
+    modes in their shares s_m at their parameters theta_m, a parameter's variance would
+    be (1 - S) var + sum_m s_m (1 - s_m) (theta_m - mean)^2 (S = sum s_m); the check
+    fails when that makes some parameter's sd more than ``sd_max`` larger. Its value is
+    the largest relative increase.
+    """
+    import json
+
+    raw = dt.attrs.get("modes")
+    modes = None if raw is None else json.loads(raw)
+    if modes is None or "missed" not in modes:
+        return _skip("modes_reached", sd_max, "no search for modes the chains did not reach")
+    missed = modes["missed"]
+    if not missed:
+        return _row("modes_reached", True, 0.0, sd_max,
+                    "climbs from random EM maxima found no mode the chains did not reach")
+    post = dt["posterior"]
+    S = sum(m["share"] for m in missed)
+    worst, where = 0.0, ""
+    for name in ("weights", "means", "sigmas"):
+        draws = post[name].values.reshape(-1, post[name].shape[-1])
+        mean, var = draws.mean(axis=0), draws.var(axis=0)
+        extra = sum(m["share"] * (1 - m["share"]) * (np.asarray(m[name]) - mean) ** 2
+                    for m in missed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grow = np.sqrt(((1 - S) * var + extra) / var) - 1.0
+        grow = np.where(np.isfinite(grow), grow, 0.0)
+        k = int(np.argmax(grow))
+        if grow[k] > worst:
+            worst, where = float(grow[k]), f"{name}[{k}]"
+    top = max(missed, key=lambda m: m["share"])
+    at = (f"weights {', '.join(f'{v:.3g}' for v in top['weights'])}; means "
+          f"{', '.join(f'{v:.4g}' for v in top['means'])}; sigmas "
+          f"{', '.join(f'{v:.4g}' for v in top['sigmas'])}")
+    head = (f"{len(missed)} mode(s) no chain reached hold about {S:.2g} of the posterior "
+            f"(Laplace approximation; the largest at {at})")
+    ok = worst <= sd_max
+    if ok:
+        return _row("modes_reached", True, worst, sd_max,
+                    f"{head}: in their share they would change no parameter's sd by more "
+                    f"than {worst:.0%}")
+    return _row("modes_reached", False, worst, sd_max,
+                f"{head}: in their share they would make the sd of {where} {worst:.0%} "
+                "larger, so the draws' summaries leave out part of the posterior; refit "
+                "with sampler='smc' (tempered SMC from the prior finds the modes and "
+                "importance sampling weights them)")
+

@@ -26,6 +26,7 @@ FIRST_TRY = {
     "pivot_identified": "relabel the draws to the EM estimate if they were not; if two "
                         "components are interchangeable, fit K - 1 components",
     "modes_mixed": "sample with tempered SMC, which finds the modes and weights them",
+    "modes_reached": "sample with tempered SMC, which finds the modes and weights them",
     "r_hat": "run longer (twice the tuning steps and draws) with at least 4 chains",
     "rank_ecdf": "run longer (twice the tuning steps and draws), so that every chain "
                  "covers the whole posterior",
@@ -41,8 +42,8 @@ FIRST_TRY = {
     "ppc_tails": "compare other numbers of components by LOO, and look for outliers",
 }
 #: Checks about the sampler; the others are about the model's fit to the data.
-SAMPLING = {"chains_agree", "modes_mixed", "r_hat", "rank_ecdf", "no_divergences",
-            "ess_bulk", "ess_tail", "e_bfmi", "tree_depth", "near_em"}
+SAMPLING = {"chains_agree", "modes_mixed", "modes_reached", "r_hat", "rank_ecdf",
+            "no_divergences", "ess_bulk", "ess_tail", "e_bfmi", "tree_depth", "near_em"}
 _DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4}
 
 
@@ -133,7 +134,7 @@ def _next_step(first: str, checks: Any, dt: Any, selection: Any) -> str:
     if first in ("chains_agree", "no_empty_component", "labels_identified",
                  "pivot_identified") and K > 1:
         return command(dt, k=K - 1, suffix=f"k{K - 1}")
-    if first == "modes_mixed":
+    if first in ("modes_mixed", "modes_reached"):
         return command(dt, sampler="smc", suffix="smc")
     if first in ("r_hat", "rank_ecdf") and _md_rerun_failed(dt):
         # D dims, NUTS from EM failed twice: a posterior whose regions NUTS moves between
