@@ -51,8 +51,6 @@ N_EM_STARTS_FIT = 20
 #: groupings a NUTS chain cannot leave hold a negligible mass, and 20 EM fits would cost
 #: more than the sampling
 MISSED_SEARCH_MAX_N = 20_000
-#: samplers whose draws already weight every mode they found (no search after them)
-WEIGHTED_SAMPLERS = ("smc", "nuts+importance", "gibbs")
 
 
 def _climb(theta0, target):
@@ -329,8 +327,8 @@ def missed_modes(target: Any, ends: np.ndarray, log_density: np.ndarray, z: np.n
     """Modes of a 1-D posterior that climbs from random EM maxima reach and the draws not.
 
     ``ends`` and ``log_density``: the modes the draws are in (:func:`find_modes`' end
-    points, sorted coordinates). Each of :func:`em_starts`' maxima (seeded by the data,
-    so a fit's result does not depend on its seed) is climbed; an end point farther than
+    points, sorted coordinates). Each of :func:`em_starts`' maxima (a fixed seed, so a
+    fit's result does not depend on its own) is climbed; an end point farther than
     ``same_mode`` from every mode known is a new one. Returns each new mode's end point
     and its share of the posterior among all the modes known, by Laplace's
     approximation at each (on the galaxy data at K = 3 it gives the broad mode 0.0013,
@@ -402,7 +400,7 @@ def modes_attr(found: dict[str, Any], loc: float | None = None,
         cw, cm, cs = found["at_mode"]
         at_mode = [{"weights": cw[m].tolist(), "means": (cm[m] * scale + loc).tolist(),
                     "sigmas": (cs[m] * scale).tolist()} for m in range(len(cw))]
-    return json.dumps({
+    summary = {
         "n_modes": int(len(found["weights"])),
         "weights": [float(v) for v in found["weights"]],
         "chain_fractions": found["chain_fractions"].tolist(),
@@ -410,20 +408,26 @@ def modes_attr(found: dict[str, Any], loc: float | None = None,
         "rhat": None if np.isnan(found["rhat"]) else float(found["rhat"]),
         "n_climbs": found["n_climbs"],
         "at_mode": at_mode,
-        **({} if "missed" not in found else {"missed": [
-            {"share": share, "weights": cw.tolist(), "means": (cm * scale + loc).tolist(),
-             "sigmas": (cs * scale).tolist()} for (cw, cm, cs), share in found["missed"]]}),
-    })
+    }
+    if "missed" in found:  # 1-D only: the search after a fit from the EM estimate
+        summary["missed"] = [{"share": share, "weights": cw.tolist(),
+                              "means": (cm * scale + loc).tolist(),
+                              "sigmas": (cs * scale).tolist()}
+                             for (cw, cm, cs), share in found["missed"]]
+    return json.dumps(summary)
 
 
 def attach_modes(dt: Any, z: np.ndarray, eps2: np.ndarray, K: int,
                  hyper: dict[str, np.ndarray], loc: float, scale: float) -> Any:
     """Find a 1-D fit's modes and keep them: ``attrs["modes"]``, ``sample_stats["mode"]``.
 
-    After chains started at the EM estimate (not :data:`WEIGHTED_SAMPLERS`), on at most
+    After chains started at the EM estimate (not ``diagnostics.verdict.WEIGHTED_SAMPLERS``,
+    whose draws weight every mode they found), on at most
     :data:`MISSED_SEARCH_MAX_N` points and K >= 2, modes no chain reached are looked for
     too (``attrs["modes"]["missed"]``, which ``diagnose``'s ``modes_reached`` reads).
     """
+    from ..diagnostics.verdict import WEIGHTED_SAMPLERS
+
     post = dt["posterior"]
     search = (K >= 2 and z.shape[0] <= MISSED_SEARCH_MAX_N
               and post.attrs.get("sampler") not in WEIGHTED_SAMPLERS)

@@ -178,12 +178,13 @@ def _modes_from_em(dt: Any) -> bool:
     raw = dt.attrs.get("modes")
     if raw is None or int(json.loads(raw)["n_modes"]) < 2:
         return False
-    return dt["posterior"].attrs.get("sampler") not in _WEIGHTED_SAMPLERS
+    return dt["posterior"].attrs.get("sampler") not in WEIGHTED_SAMPLERS
 
 
 #: samplers whose draws weight every mode they found (importance sampling, or Gibbs
-#: chains started at SMC's particles from the prior)
-_WEIGHTED_SAMPLERS = ("smc", "nuts+importance", "gibbs")
+#: chains started at SMC's particles from the prior); ``bayes.modes`` searches for
+#: modes no chain reached only after the others
+WEIGHTED_SAMPLERS = ("smc", "nuts+importance", "gibbs")
 
 
 def modes_sentence(dt: Any) -> str:

@@ -17,6 +17,13 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def _write_parts(df, d, rows=3000):
+    """``df`` as Parquet files of ``rows`` rows each in a new directory ``d``."""
+    d.mkdir()
+    for i in range(0, len(df), rows):
+        df.iloc[i:i + rows].to_parquet(d / f"part-{i // rows}.parquet")
+
+
 @pytest.fixture
 def parts(tmp_path):
     # 9,000 rows of (v, v_err) in three Parquet files, and the same rows as one CSV
@@ -27,9 +34,7 @@ def parts(tmp_path):
     v = np.where(lab == 0, 0.0, 4.0) + rng.normal(0, 1, n) + rng.normal(0, 1, n) * err
     df = pd.DataFrame({"v": v, "v_err": err, "note": ["x"] * n})
     d = tmp_path / "catalogue"
-    d.mkdir()
-    for i in range(3):
-        df.iloc[i * 3000:(i + 1) * 3000].to_parquet(d / f"part-{i}.parquet")
+    _write_parts(df, d)
     csv = tmp_path / "all.csv"
     df.to_csv(csv, index=False)
     return d, csv
@@ -67,9 +72,7 @@ def test_em_on_parquet_files_with_empty_cells(capsys, tmp_path):
     X[nan] = np.nan
     df = pd.DataFrame(X, columns=["g", "r"])
     d = tmp_path / "bands"
-    d.mkdir()
-    for i in range(3):
-        df.iloc[i * 3000:(i + 1) * 3000].to_parquet(d / f"part-{i}.parquet")
+    _write_parts(df, d)
     csv = tmp_path / "bands.csv"
     df.to_csv(csv, index=False)
     code, out, err = run(capsys, "em", str(d), "--k", "2", "--seed", "0", "--json")
